@@ -1,0 +1,35 @@
+# make demo: set up .venv and run the main job offline; make test: the test suite. Both set up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch; a bare `torch` requirement pulls a multi-GB CUDA build. On a GPU machine: make setup TORCH=torch
+TORCH  ?= torch==2.13.0
+DEMO   := runs/demo
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@# open3d (SDF sampling) needs libusb at import time; install it where we may
+	@$(BIN)/python -c "import open3d" >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) >/dev/null 2>&1; } || true
+	touch $@
+
+demo: setup
+	rm -rf $(DEMO)
+	$(BIN)/implicit-gon fit images --dataset digits --out $(DEMO)
+	$(BIN)/implicit-gon eval $(DEMO)
+	$(BIN)/implicit-gon render $(DEMO) --res 128 --n 16 --out $(DEMO)/digits-128px.png
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+bench: setup
+	$(BIN)/python benchmarks/step_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

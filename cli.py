@@ -1,0 +1,261 @@
+"""implicit-gon: the command line, a thin layer over the Python API (one subcommand per verb)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate.")
+fit_app = typer.Typer(no_args_is_help=True, help="Train a GON on images, audio or signed distance fields.")
+dataset_app = typer.Typer(no_args_is_help=True, help="List image datasets and inspect one on disk.")
+app.add_typer(fit_app, name="fit")
+app.add_typer(dataset_app, name="dataset")
+
+Opt = typer.Option
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fit
+def _flags(**kw) -> dict:
+    """CLI flags as dotted config keys (None: not given, so the YAML or default stands)."""
+    keys = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.lr", "points": "train.points",
+            "seed": "train.seed", "device": "train.device", "latent_dim": "model.latent_dim",
+            "hidden": "model.hidden", "layers": "model.layers", "variational": "model.variational",
+            "w0_first": "model.w0_first", "w0_hidden": "model.w0_hidden", "loss": "gon.loss",
+            "step_size": "gon.step_size", "inner_steps": "gon.inner_steps", "detach": "gon.detach",
+            "res": "data.res", "channels": "data.channels", "data_dir": "data.data_dir",
+            "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
+            "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
+            "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard"}
+    return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
+
+
+def _run_fit(signal: str, name: str, config: Optional[Path], flags: dict, out: Path, resume: bool,
+             make_signals, progress: bool = True) -> None:
+    from implicit_gon import GON
+    from implicit_gon.checkpoint import CKPT
+    from implicit_gon.config import merge, resolve
+    from implicit_gon.errors import GONError
+    from implicit_gon.train import train
+
+    if resume:
+        if not (out / CKPT).is_file():
+            raise GONError(f"{out}: nothing to resume (no {CKPT})")
+        gon, opt_state = GON.load(out, flags.get("train.device") or "auto", with_optimizer=True)
+        if flags.get("train.steps"):
+            gon.cfg = merge(gon.cfg, {"train": {"steps": flags["train.steps"]}})
+    else:
+        if (out / CKPT).is_file():
+            raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
+        cfg = resolve(signal, name, str(config) if config else None, flags)
+        if cfg.data.data_dir:
+            cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
+        gon, opt_state = None, None
+    cfg = gon.cfg if gon else cfg
+    train_sig, val_sig = make_signals(cfg)
+    if gon is None:
+        gon = GON(cfg, {**train_sig.meta(), "coord_dim": train_sig.coord_dim, "out_dim": train_sig.out_dim},
+                  cfg.train.device)
+        import torch
+        torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
+        gon.model = type(gon.model)(train_sig.coord_dim, train_sig.out_dim, cfg.model).to(gon.device)
+    print(f"fit {signal}: {len(train_sig)} training samples, {sum(p.numel() for p in gon.model.parameters()):,} "
+          f"parameters, {gon.device}, steps {gon.step}->{cfg.train.steps}, run {out}", file=sys.stderr)
+    final = train(gon, train_sig, out, val_sig, opt_state, progress)
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
+    print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
+
+
+@fit_app.command("images")
+def fit_images(
+    dataset: str = Opt("digits", help="Dataset name (`implicit-gon dataset list`)."),
+    data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
+    out: Path = Opt(..., help="Run directory (checkpoints, metrics)."),
+    config: Optional[Path] = Opt(None, help="YAML config (default: configs/images/<dataset>.yaml)."),
+    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
+    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None),
+    points: Optional[float] = Opt(None, help="Coordinates per step: fraction (<=1) or count."),
+    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
+    device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
+    res: Optional[int] = Opt(None, help="Training resolution (default: the dataset's)."),
+    channels: Optional[int] = Opt(None), camera: Optional[str] = Opt(None, help="SmallNORB: left, right, both."),
+    variational: Optional[bool] = Opt(None, "--variational/--no-variational", help="Variational GON (ELBO)."),
+    download: Optional[bool] = Opt(None, "--download", help="Fetch the dataset if it is missing."),
+    cache_dir: Optional[Path] = Opt(None), ckpt_every: Optional[int] = Opt(None),
+    val_every: Optional[int] = Opt(None), tensorboard: Optional[bool] = Opt(None, "--tensorboard"),
+    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
+    quiet: bool = Opt(False, "--quiet", help="No progress bar."),
+):
+    """Train an implicit GON on an image dataset."""
+    from signals import image_signal
+
+    flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet")})
+    flags["data.dataset"], flags["data.signal"] = dataset, "images"
+
+    def make(cfg):
+        train_sig = image_signal(cfg.data, "train")
+        val_sig = _maybe_test(cfg.data)
+        return train_sig, val_sig
+    _run_fit("images", dataset, config, flags, out, resume, make, not quiet)
+
+
+def _maybe_test(data):
+    from implicit_gon.errors import DataError
+    from signals import image_signal
+    try:
+        return image_signal(data, "test")
+    except DataError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# eval, render, encode
+def _load(run: Path, device: str):
+    from implicit_gon import GON
+    return GON.load(run, device)
+
+
+def _image_split(gon, split: str, data_dir: Optional[Path]):
+    """The run's dataset split at its training resolution (another --data-dir may be given)."""
+    import dataclasses
+    from signals import image_signal
+    data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
+    return image_signal(data, split, gon.meta["res"], gon.meta["channels"])
+
+
+@app.command("eval")
+def eval_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
+    split: str = Opt("test", help="Split to evaluate."),
+    n: Optional[int] = Opt(None, help="Evaluate the first n samples only."),
+    batch_size: int = Opt(64), device: str = Opt("auto"),
+    as_json: bool = Opt(False, "--json", help="End with one JSON line."),
+):
+    """Encode held-out samples in one step and score the reconstructions (SSE per sample, PSNR)."""
+    import torch
+    from implicit_gon.train import evaluate
+
+    gon = _load(run, device)
+    sig = _image_split(gon, split, data_dir)
+    idx = torch.arange(min(n, len(sig)) if n else len(sig))
+    res = evaluate(gon, sig, idx, batch_size)
+    res["split"] = split
+    _report(res, as_json)
+
+
+def _report(res: dict, as_json: bool) -> None:
+    for k, v in res.items():
+        print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}")
+    if as_json:
+        print(json.dumps(res))
+
+
+@app.command("render")
+def render_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    res: int = Opt(256, help="Output resolution (above the training one: super-resolution)."),
+    n: int = Opt(16, help="Number of samples; 1 writes a single image, more a grid."),
+    split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
+    out: Path = Opt(..., help="Output PNG."), device: str = Opt("auto"),
+):
+    """Encode the first n samples of a split and render them at any resolution."""
+    import torch
+    from signals import images
+
+    gon = _load(run, device)
+    sig = _image_split(gon, split, data_dir)
+    z = gon.encode_signal(sig, torch.arange(min(n, len(sig))))
+    images.save_png(images.render(gon, z, res), out)
+    print(f"wrote {out} ({min(n, len(sig))} x {res}x{res})", file=sys.stderr)
+
+
+@app.command("encode")
+def encode_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    inputs: List[Path] = typer.Argument(..., help="Image files."),
+    out: Path = Opt(..., help="Output .npy: one latent row per input, in order."),
+    batch_size: int = Opt(64), device: str = Opt("auto"),
+):
+    """Encode images in one gradient step each."""
+    import numpy as np
+    from implicit_gon.fsio import atomic_path
+    from signals import ImageSignal
+    from signals.datasets import resize_square
+    from signals.datasets.base import open_image
+
+    gon = _load(run, device)
+    mode = "L" if gon.meta["channels"] == 1 else "RGB"
+    arrs = []
+    for p in inputs:
+        if not p.is_file():
+            raise _err(f"{p}: file not found")
+        a = np.asarray(open_image(p, p).convert(mode))
+        arrs.append(resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"]))
+    z = gon.encode_signal(ImageSignal(np.stack(arrs)), batch_size=batch_size).cpu().numpy()
+    with atomic_path(out) as tmp:
+        np.save(tmp, z)
+    print(f"wrote {out} {z.shape}", file=sys.stderr)
+
+
+def _err(msg: str):
+    from implicit_gon.errors import GONError
+    return GONError(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# datasets
+@dataset_app.command("list")
+def dataset_list():
+    """The image datasets, their native resolution and whether they can be downloaded."""
+    from signals.datasets import DATASETS
+    print(f"{'name':<14}{'res':>5}{'ch':>4}  {'download':<9} formats")
+    for d in DATASETS.values():
+        print(f"{d.name:<14}{d.res:>5}{d.channels:>4}  {'yes' if d.downloads else 'no':<9} {d.formats}")
+
+
+@dataset_app.command("info")
+def dataset_info(
+    name: str = typer.Argument(...), data_dir: Optional[Path] = Opt(None),
+    res: Optional[int] = Opt(None), camera: str = Opt("left"),
+    as_json: bool = Opt(False, "--json"),
+):
+    """Per split, the number of images and their shape (C, H, W)."""
+    from signals.datasets import split_shapes
+    info = split_shapes(name, data_dir, res, None, None, camera)
+    for split, v in info.items():
+        print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}")
+    if as_json:
+        print(json.dumps(info))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def main(argv: Optional[list] = None) -> None:
+    """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    from implicit_gon.errors import GONError
+    try:
+        typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
+    except GONError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted (the last checkpoint is intact)", file=sys.stderr)
+        sys.exit(130)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

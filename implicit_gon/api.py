@@ -1,0 +1,154 @@
+"""The Python API that the CLI is a thin layer over.
+
+    from implicit_gon import GON
+    gon = GON.load("runs/mnist")              # or GON.fit(signal, cfg, "runs/mnist")
+    z = gon.encode(batch)                      # one gradient step from the origin, (B, K)
+    values = gon.decode(z, coords)             # F(c ⊕ z) on any coordinates, in chunks, (B, M, C)
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint
+from .config import Config
+from .device import resolve_device
+from .errors import GONError
+from .siren import Siren
+from .step import gon_latents
+
+# hidden activations of one decode chunk stay near this many floats (B * points * hidden)
+DECODE_BUDGET = 1 << 23
+
+
+class GON:
+    """An implicit GON: the SIREN, its resolved config, what it was trained on and where it runs."""
+
+    def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
+        self.cfg, self.meta = cfg, dict(meta)
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model).to(self.device)
+        self.step = 0
+        self.gaussian: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (K,), covariance (K, K))
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "meta": self.meta, "step": self.step}
+
+    def save(self, run: str | Path, optimizer=None) -> Path:
+        extra = {}
+        if self.gaussian is not None:
+            extra = {"gauss_mean": self.gaussian[0], "gauss_cov": self.gaussian[1]}
+        return checkpoint.save(run, self.model, self.info(), optimizer, extra)
+
+    @classmethod
+    def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False):
+        info, state, opt, extra = checkpoint.load(run)
+        gon = cls(Config.from_dict(info["config"]), info["meta"], device)
+        try:
+            gon.model.load_state_dict(state)
+        except RuntimeError as e:
+            raise GONError(f"{run}: checkpoint weights do not match its config ({str(e).splitlines()[0]})") from None
+        gon.step = int(info.get("step", 0))
+        if "gauss_mean" in extra:
+            gon.gaussian = (extra["gauss_mean"], extra["gauss_cov"])
+        return (gon, opt) if with_optimizer else gon
+
+    # -- the model as a representation --------------------------------------------------------------------------
+    def encode(self, batch) -> torch.Tensor:
+        """Latents of a Batch in one gradient step from the origin (no training graph): (B, K) on self.device."""
+        self.model.eval()
+        with torch.enable_grad():
+            z = gon_latents(self.model, batch.coords, batch.values, self.cfg.gon, batch.scale, create_graph=False)
+        return z.detach()
+
+    def encode_signal(self, signal, idx=None, batch_size: int = 64) -> torch.Tensor:
+        """Latents of samples idx (default: all) of a Signal on their full coordinate sets: (n, K)."""
+        idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
+        out = [self.encode(signal.full(idx[i:i + batch_size], self.device)) for i in range(0, len(idx), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, self.cfg.model.latent_dim, device=self.device)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, coords: torch.Tensor, out_device="cpu") -> torch.Tensor:
+        """F(c ⊕ z) with the head's mean: z (B, K), coords (M, d) -> (B, M, C), evaluated in chunks of
+        coordinates so memory stays bounded for any output resolution."""
+        self.model.eval()
+        z = z.to(self.device)
+        chunk = max(1, DECODE_BUDGET // (max(1, len(z)) * self.cfg.model.hidden))
+        out = torch.empty(len(z), len(coords), self.meta["out_dim"], device=out_device)
+        for s in range(0, len(coords), chunk):
+            c = coords[s:s + chunk].to(self.device)
+            out[:, s:s + chunk] = self.model(c, z)[0].to(out_device)
+        return out
+
+    # -- generation -------------------------------------------------------------------------------------------
+    def sample_latents(self, n: int, generator: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
+        """Latents to decode: from the prior N(0, I) through the head's mean map for a variational run, else
+        from the Gaussian fitted to the training latents (the paper's early-stop sampling). (n, K) on CPU."""
+        K = self.cfg.model.latent_dim
+        eps = torch.randn(n, K, generator=generator) * temperature
+        if self.model.head is not None:
+            return eps  # decode() feeds z through head.mu; sampling the prior means z' = eps directly
+        if self.gaussian is None:
+            raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
+        mean, cov = self.gaussian
+        L = torch.linalg.cholesky(cov + 1e-6 * torch.eye(K, dtype=cov.dtype))
+        return mean + eps @ L.T
+
+    def decode_prior(self, eps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Decode z' directly (skipping the head): samples from the prior of a variational run."""
+        self.model.eval()
+        with torch.no_grad():
+            chunk = max(1, DECODE_BUDGET // (max(1, len(eps)) * self.cfg.model.hidden))
+            eps = eps.to(self.device)
+            out = torch.empty(len(eps), len(coords), self.meta["out_dim"])
+            pre_z = self.model.input.pre_latent(eps)[:, None, :]  # (n, 1, H)
+            for s in range(0, len(coords), chunk):
+                pre = self.model.input.pre_coords(coords[s:s + chunk].to(self.device)) + pre_z
+                out[:, s:s + chunk] = self.model.trunk(pre).cpu()
+        return out
+
+    def generate(self, n: int, coords: torch.Tensor, generator: torch.Generator, temperature: float = 1.0):
+        """n samples decoded on coords: (n, M, C)."""
+        z = self.sample_latents(n, generator, temperature)
+        return self.decode_prior(z, coords) if self.model.head is not None else self.decode(z, coords)
+
+    def fit_gaussian(self, signal, max_samples: int = 10000, batch_size: int = 64) -> None:
+        """Fit mean and full covariance to the latents of (up to max_samples of) the training data."""
+        n = min(len(signal), max_samples)
+        idx = torch.linspace(0, len(signal) - 1, n).round().long() if n < len(signal) else None
+        z = self.encode_signal(signal, idx, batch_size).double().cpu()
+        self.gaussian = fit_gaussian(z)
+
+
+def fit_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (K,) and unbiased covariance (K, K) of latents (n, K), in float64."""
+    mean = z.mean(0)
+    zc = z - mean
+    cov = zc.T @ zc / max(1, len(z) - 1)
+    return mean, cov
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latents z0, z1 (K,) at times t (T,) -> (T, K). The angle is taken between
+    the directions and the norm is interpolated linearly; collinear endpoints fall back to linear interpolation."""
+    n0, n1 = z0.norm(), z1.norm()
+    u0, u1 = z0 / n0.clamp_min(1e-12), z1 / n1.clamp_min(1e-12)
+    omega = torch.arccos((u0 @ u1).clamp(-1, 1))
+    t = t[:, None].to(z0.dtype)
+    if omega.abs() < 1e-6:
+        return (1 - t) * z0 + t * z1
+    so = torch.sin(omega)
+    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / so
+    return direction * ((1 - t) * n0 + t * n1)
+
+
+def psnr_from_mse(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    return 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
+
+
+def bits_per_dim(nats: torch.Tensor, dims: int) -> torch.Tensor:
+    return nats / (dims * math.log(2))

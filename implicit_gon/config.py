@@ -1,0 +1,197 @@
+"""Typed configuration. Values flow from these dataclass defaults, to `configs/*.yaml`, to CLI flags;
+the resolved config is stored in every checkpoint so a run can be rendered or evaluated with nothing else."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GONError
+
+
+@dataclass
+class ModelConfig:
+    """The SIREN F(c ⊕ z) and its optional variational head."""
+
+    latent_dim: int = 32
+    """Size of the latent z."""
+    hidden: int = 256
+    """Width of every sine layer."""
+    layers: int = 4
+    """Number of sine layers (the first, coordinate-and-latent layer included), before the linear output."""
+    w0_first: float = 30.0
+    """omega_0 of the first sine layer (SIREN uses 30 for images, thousands for audio)."""
+    w0_hidden: float = 30.0
+    """omega_0 of the hidden sine layers."""
+    out_activation: str = "sigmoid"
+    """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
+    variational: bool = False
+    """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
+
+
+@dataclass
+class GONConfig:
+    """The gradient-origin step and the training objective."""
+
+    step_size: float = 1.0 / 64
+    """a in z = -a * grad_z0 L. The loss is summed per sample, so 1/64 is the paper's effective scale at batch 64."""
+    inner_steps: int = 1
+    """Number of gradient steps from the origin (the paper's ablation uses more than one)."""
+    detach: bool = False
+    """Detach the latent before the outer pass (first-order ablation; the paper trains through the step)."""
+    loss: str = "mse"
+    """Per-coordinate loss: `mse`, `l1`, `bce` or `clamped_l1` (DeepSDF's, for signed distances)."""
+    clamp: float = 0.1
+    """Clamp distance for `clamped_l1`."""
+    fast: bool = True
+    """Share F(c ⊕ 0) and its Jacobian over the batch (exact); False uses plain autograd double backward."""
+    likelihood: str = "bernoulli"
+    """Variational runs: `bernoulli` (binary cross-entropy) or `gaussian` (squared error with fixed sigma)."""
+    sigma: float = 0.1
+    """Standard deviation of the Gaussian likelihood."""
+    beta: float = 1.0
+    """Weight of the KL term of the ELBO."""
+    beta_warmup: int = 0
+    """Steps over which the KL weight ramps linearly from 0 to beta."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, Monte Carlo subsampling, logging and checkpoints."""
+
+    steps: int = 2000
+    """Number of optimiser steps."""
+    batch_size: int = 64
+    """Samples per step."""
+    lr: float = 1e-4
+    """Adam learning rate."""
+    points: float = 1.0
+    """Coordinates per sample per step: a fraction (<= 1) of all coordinates, or a count (> 1)."""
+    seed: int = 0
+    """Seed for initialisation, batch order and coordinate subsets; a run is reproducible from it."""
+    device: str = "auto"
+    """`auto`, `cpu` or `cuda`."""
+    log_every: int = 10
+    """Steps between rows of RUN/metrics.jsonl."""
+    ckpt_every: int = 500
+    """Steps between checkpoints (one is always written at the end)."""
+    val_every: int = 0
+    """Steps between held-out evaluations logged to metrics.jsonl (0: only at the end)."""
+    val_samples: int = 256
+    """Held-out samples used for those evaluations."""
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this value (0: off)."""
+    tensorboard: bool = False
+    """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
+
+
+@dataclass
+class DataConfig:
+    """Which signal and dataset, and how it is sampled."""
+
+    signal: str = "images"
+    """`images`, `audio` or `sdf`."""
+    dataset: str = "digits"
+    """Image dataset name (see `implicit-gon dataset list`)."""
+    data_dir: str | None = None
+    """Where the dataset's files are (or are downloaded to)."""
+    paths: list[str] = field(default_factory=list)
+    """Audio clips or meshes (files or folders, searched recursively)."""
+    res: int | None = None
+    """Image side length; None uses the dataset's native resolution."""
+    channels: int | None = None
+    """Image channels (1 or 3); None uses the dataset's own."""
+    camera: str = "left"
+    """SmallNORB camera: `left`, `right` or `both` (two channels)."""
+    download: bool = False
+    """Fetch the dataset when it is missing and a public download exists."""
+    cache_dir: str | None = None
+    """Where decoded caches and downloads go (default: beside the data, else ~/.cache/implicit-gon)."""
+    train_limit: int | None = None
+    """Use at most this many training samples."""
+    sample_rate: int = 16000
+    """Audio: rate the clips are resampled to."""
+    window: float = 0.25
+    """Audio: window length in seconds."""
+    hop: float | None = None
+    """Audio: hop between windows in seconds (None: half a window)."""
+    sdf_samples: int = 200000
+    """SDF: samples cached per mesh."""
+    sdf_near_std: list[float] = field(default_factory=lambda: [0.01, 0.05])
+    """SDF: standard deviations of the Gaussian offsets around surface samples."""
+    sdf_uniform_frac: float = 0.2
+    """SDF: fraction of samples drawn uniformly in the cube."""
+
+
+@dataclass
+class Config:
+    """Everything a run needs; stored with each checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    gon: GONConfig = field(default_factory=GONConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        return merge(cls(), d)
+
+
+def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Config:
+    """Return a copy of cfg with nested overrides applied; unknown sections or keys are errors."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        values = dataclasses.asdict(section)
+        for key, val in (overrides.get(f.name) or {}).items():
+            if key not in values:
+                raise GONError(f"{source}: unknown key {f.name}.{key}")
+            values[key] = val
+        out[f.name] = type(section)(**values)
+    unknown = set(overrides) - set(out)
+    if unknown:
+        raise GONError(f"{source}: unknown section(s) {sorted(unknown)}")
+    return Config(**out)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise GONError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise GONError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise GONError(f"{path}: expected a mapping of sections (model, gon, train, data)")
+    return data
+
+
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+
+
+def default_config_path(signal: str, name: str) -> Path | None:
+    """configs/<signal>/<name>.yaml, if the project ships one."""
+    p = CONFIG_ROOT / signal / f"{name}.yaml"
+    return p if p.is_file() else None
+
+
+def resolve(signal: str, name: str, config_file: str | None, flags: dict[str, Any]) -> Config:
+    """Defaults -> configs/<signal>/<name>.yaml (or --config FILE) -> flags (dotted keys, None means unset)."""
+    cfg = Config()
+    path = Path(config_file) if config_file else default_config_path(signal, name)
+    if path is not None:
+        cfg = merge(cfg, load_yaml(path), source=str(path))
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, val in flags.items():
+        if val is None:
+            continue
+        section, key = dotted.split(".")
+        nested.setdefault(section, {})[key] = val
+    return merge(cfg, nested, source="command line")

@@ -1,0 +1,9 @@
+"""User-facing errors: the CLI prints these as one line and exits non-zero, without a traceback."""
+
+
+class GONError(Exception):
+    """A problem with the user's input (file, value, shape) or a run that cannot go on (NaN)."""
+
+
+class DataError(GONError):
+    """A dataset file is missing, truncated, corrupt or of the wrong shape."""

@@ -1,0 +1,103 @@
+"""SIREN F(c ⊕ z). Each layer owns its initialisation (Sitzmann et al. 2020, Sec. 3.2)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def _uniform_(t: torch.Tensor, bound: float) -> None:
+    with torch.no_grad():
+        t.uniform_(-bound, bound)
+
+
+class SineLayer(nn.Module):
+    """sin(w0 (W x + b)); hidden-layer init U(±sqrt(6/fan_in)/w0) keeps activations arcsine-distributed."""
+
+    def __init__(self, d_in: int, d_out: int, w0: float):
+        super().__init__()
+        self.w0 = w0
+        self.linear = nn.Linear(d_in, d_out)
+        _uniform_(self.linear.weight, math.sqrt(6.0 / d_in) / w0)
+        _uniform_(self.linear.bias, 1.0 / math.sqrt(d_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.w0 * self.linear(x))
+
+
+class LatentInput(nn.Module):
+    """First layer on c ⊕ z, applied as W_c c + W_z z: the latent is never repeated per coordinate.
+
+    Initialised exactly like one SIREN first layer on the concatenated input: U(±1/fan_in), fan_in = d + K.
+    """
+
+    def __init__(self, coord_dim: int, latent_dim: int, hidden: int, w0: float):
+        super().__init__()
+        self.w0 = w0
+        fan_in = coord_dim + latent_dim
+        self.coord = nn.Linear(coord_dim, hidden)  # W_c and the layer's bias
+        self.latent = nn.Linear(latent_dim, hidden, bias=False)  # W_z
+        _uniform_(self.coord.weight, 1.0 / fan_in)
+        _uniform_(self.latent.weight, 1.0 / fan_in)
+        _uniform_(self.coord.bias, 1.0 / math.sqrt(fan_in))
+
+    def pre_coords(self, c: torch.Tensor) -> torch.Tensor:
+        return self.w0 * self.coord(c)  # (..., N, d) -> (..., N, H)
+
+    def pre_latent(self, z: torch.Tensor) -> torch.Tensor:
+        return self.w0 * self.latent(z)  # (B, K) -> (B, H)
+
+
+class VariationalHead(nn.Module):
+    """Linear mean and log-variance over z and the reparameterisation trick: a stochastic layer inside F."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.mu = nn.Linear(latent_dim, latent_dim)
+        self.logvar = nn.Linear(latent_dim, latent_dim)
+
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None):
+        mu, logvar = self.mu(z), self.logvar(z)  # (B, K) each
+        if not self.training:
+            return mu, mu, logvar
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar), mu, logvar
+
+
+class Siren(nn.Module):
+    """F(c ⊕ z) -> values. coords (N, d) shared by the batch or (B, N, d); z (B, K); output (B, N, C)."""
+
+    def __init__(self, coord_dim: int, out_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.coord_dim, self.out_dim, self.latent_dim = coord_dim, out_dim, cfg.latent_dim
+        self.input = LatentInput(coord_dim, cfg.latent_dim, cfg.hidden, cfg.w0_first)
+        self.body = nn.Sequential(*[SineLayer(cfg.hidden, cfg.hidden, cfg.w0_hidden) for _ in range(cfg.layers - 1)])
+        self.out = nn.Linear(cfg.hidden, out_dim)
+        _uniform_(self.out.weight, math.sqrt(6.0 / cfg.hidden) / cfg.w0_hidden)
+        self.head = VariationalHead(cfg.latent_dim) if cfg.variational else None
+        self.out_activation = cfg.out_activation
+        if cfg.out_activation not in ("sigmoid", "identity"):
+            raise ValueError(f"model.out_activation {cfg.out_activation!r}: choose sigmoid or identity")
+
+    def trunk(self, pre: torch.Tensor) -> torch.Tensor:
+        """Everything after the first pre-activation: (..., H) -> (..., C). Acts on each point on its own."""
+        y = self.out(self.body(torch.sin(pre)))
+        return torch.sigmoid(y) if self.out_activation == "sigmoid" else y
+
+    def latent_pre(self, z: torch.Tensor) -> torch.Tensor:
+        """Deterministic latent contribution to the first pre-activation (the head's mean path): (B, K) -> (B, H).
+        Affine in z, which the fast gradient-origin step relies on."""
+        if self.head is not None:
+            z = self.head.mu(z)
+        return self.input.pre_latent(z)
+
+    def forward(self, coords: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None):
+        """Returns (values (B, N, C), mu, logvar); mu and logvar are None without the variational head."""
+        mu = logvar = None
+        if self.head is not None:
+            z, mu, logvar = self.head(z, generator)
+        pre = self.input.pre_coords(coords) + self.input.pre_latent(z)[:, None, :]  # (B, N, H)
+        return self.trunk(pre), mu, logvar

@@ -1,0 +1,125 @@
+"""The gradient-origin step (Bond-Taylor & Willcocks 2021, Eq. 12) and the training objective.
+
+Shapes: B samples, N coordinates (a Monte Carlo subset or the full grid), d coordinate dims, C output channels,
+K latent dims, H hidden width. coords are (N, d) when the batch shares them (image and audio grids) or (B, N, d).
+Every integral over coordinates is a per-sample sum, times `scale` = N_total / N, an unbiased estimate of the full sum.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import autograd
+
+from .config import GONConfig
+from .siren import Siren
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) -> per-element loss
+
+
+def make_loss(name: str, clamp: float = 0.1) -> LossFn:
+    """Per-element loss(pred, target); callers sum it per sample."""
+    if name == "mse":
+        return lambda y, x: (y - x).square()
+    if name == "l1":
+        return lambda y, x: (y - x).abs()
+    if name == "bce":
+        # F's output is a probability (sigmoid head); clamp keeps log finite where it saturates
+        def bce(y, x):
+            y = y.clamp(1e-6, 1 - 1e-6)
+            return -(x * torch.log(y) + (1 - x) * torch.log1p(-y))
+        return bce
+    if name == "clamped_l1":
+        return lambda y, x: (y.clamp(-clamp, clamp) - x.clamp(-clamp, clamp)).abs()
+    raise ValueError(f"gon.loss {name!r}: choose mse, l1, bce or clamped_l1")
+
+
+def per_sample(loss: torch.Tensor) -> torch.Tensor:
+    return loss.flatten(1).sum(1)  # (B, N, C) -> (B,)
+
+
+def inner_grad(model: Siren, coords, values, z, loss_fn: LossFn, scale: float, create_graph: bool):
+    """Reference path: grad_z sum_c loss(x(c), F(c ⊕ z)) by plain autograd (double backward when training).
+    z (B, K) -> (B, K). Summed, not averaged, over the batch, so each row is that sample's own gradient."""
+    if not z.requires_grad:
+        z = z.requires_grad_()
+    pre = model.input.pre_coords(coords) + model.latent_pre(z)[:, None, :]  # (B, N, H)
+    y = model.trunk(pre)  # (B, N, C)
+    total = scale * loss_fn(y, values).sum()
+    return autograd.grad(total, z, create_graph=create_graph)[0]
+
+
+def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: float, create_graph: bool):
+    """Fast path, exact at z0 = 0: the first pre-activation there does not depend on the sample, so F(c ⊕ 0)
+    and dF/dpre are computed once for shared coords, and each sample's gradient is
+    dP/dz^T sum_{n,c} r_b(n,c) dF_c(n)/dpre(n), with r_b = dloss/dF the sample's own loss derivative."""
+    B, C = values.shape[0], values.shape[-1]
+    zero = values.new_zeros(1, model.latent_dim)
+    pre0 = model.input.pre_coords(coords) + model.latent_pre(zero)  # (N, H) or (B, N, H)
+    if not pre0.requires_grad:  # evaluation under no parameter grads: still need d/dpre
+        pre0 = pre0.detach().requires_grad_()
+    y0 = model.trunk(pre0)  # (N, C) or (B, N, C)
+    # per-point Jacobian rows: points are independent, so the grad of the sum is each point's own row
+    jac = torch.stack([autograd.grad(y0[..., c].sum(), pre0, retain_graph=True, create_graph=create_graph)[0]
+                       for c in range(C)], dim=-2)  # (..., N, C, H)
+    y0b = y0.expand(B, *y0.shape[-2:]) if y0.dim() == 2 else y0  # (B, N, C), a view: no copy
+    r = autograd.grad(scale * loss_fn(y0b, values).sum(), y0b, create_graph=create_graph)[0]  # (B, N, C)
+    eq = "bnc,nch->bh" if jac.dim() == 3 else "bnc,bnch->bh"
+    m = torch.einsum(eq, r, jac)  # (B, H): each sample's dL/dpre summed over coordinates
+    z0 = values.new_zeros(B, model.latent_dim, requires_grad=True)
+    # latent_pre is affine, so this vector-Jacobian product is exact wherever it is taken
+    return autograd.grad(model.latent_pre(z0), z0, grad_outputs=m, create_graph=create_graph)[0]  # (B, K)
+
+
+def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True):
+    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K)."""
+    loss_fn = make_loss(cfg.loss, cfg.clamp)
+    if cfg.fast:
+        g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
+    else:
+        zero = values.new_zeros(values.shape[0], model.latent_dim)
+        g = inner_grad(model, coords, values, zero, loss_fn, scale, create_graph)
+    z = -cfg.step_size * g
+    for _ in range(cfg.inner_steps - 1):
+        z = z - cfg.step_size * inner_grad(model, coords, values, z, loss_fn, scale, create_graph)
+    return z
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per sample, in nats: (B, K) -> (B,)."""
+    return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)
+
+
+def gaussian_nll_const(sigma: float) -> float:
+    """-log N(x; y, sigma^2) = (x - y)^2 / (2 sigma^2) + this constant, per element."""
+    return 0.5 * math.log(2 * math.pi * sigma**2)
+
+
+def nll_per_sample(y, values, cfg: GONConfig, scale: float = 1.0) -> torch.Tensor:
+    """Negative log-likelihood of the ELBO's reconstruction term per sample, in nats: (B,)."""
+    if cfg.likelihood == "bernoulli":
+        return scale * per_sample(make_loss("bce")(y, values))
+    if cfg.likelihood == "gaussian":
+        sq = per_sample((y - values).square()) / (2 * cfg.sigma**2)
+        return scale * (sq + values[0].numel() * gaussian_nll_const(cfg.sigma))
+    raise ValueError(f"gon.likelihood {cfg.likelihood!r}: choose bernoulli or gaussian")
+
+
+def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0,
+                  generator: torch.Generator | None = None, beta: float | None = None):
+    """The outer loss of one batch and its parts. Latents come from the gradient-origin step, and F's parameters
+    are trained through that step (second order) unless cfg.detach."""
+    z = gon_latents(model, coords, values, cfg, scale, create_graph=not cfg.detach)
+    if cfg.detach:
+        z = z.detach()
+    y, mu, logvar = model(coords, z, generator)  # (B, N, C)
+    recon = scale * per_sample(make_loss(cfg.loss, cfg.clamp)(y, values))  # (B,)
+    parts = {"recon": recon.mean()}
+    if mu is None:
+        return parts["recon"], parts
+    kl = kl_standard_normal(mu, logvar)  # (B,)
+    nll = nll_per_sample(y, values, cfg, scale)
+    parts.update(kl=kl.mean(), nll=nll.mean())
+    w = cfg.beta if beta is None else beta
+    return (nll + w * kl).mean(), parts

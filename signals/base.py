@@ -1,0 +1,55 @@
+"""The Signal protocol: all the engine knows of a modality is batches of (coords, values)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class Batch:
+    """One training or evaluation batch."""
+
+    coords: torch.Tensor
+    """(N, d) shared by the whole batch, or (B, N, d) per sample; every coordinate lies in [-1, 1]^d."""
+    values: torch.Tensor
+    """(B, N, C) target values at those coordinates."""
+    scale: float = 1.0
+    """N_total / N: a per-sample sum over these N coordinates times scale is an unbiased estimate of the full sum."""
+
+
+@runtime_checkable
+class Signal(Protocol):
+    """A dataset of signals seen as functions from coordinates to values."""
+
+    kind: str  # "images", "audio" or "sdf"
+    coord_dim: int  # d
+    out_dim: int  # C
+
+    def __len__(self) -> int: ...
+
+    def batch(self, idx: torch.Tensor, points: float, generator: torch.Generator, device) -> Batch:
+        """Samples idx on a Monte Carlo subset of coordinates: a fraction (<= 1) or a count (> 1)."""
+
+    def full(self, idx: torch.Tensor, device) -> Batch:
+        """Samples idx on all their coordinates (scale 1), for encoding and evaluation."""
+
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint must remember to rebuild coordinates and outputs later (JSON-serialisable)."""
+
+
+def subset_size(total: int, points: float) -> int:
+    """Coordinates to draw: `points` <= 1 is a fraction of total, > 1 a count; at least 1, at most total."""
+    if points <= 0:
+        raise ValueError(f"train.points must be positive, got {points}")
+    n = round(points * total) if points <= 1 else int(points)
+    return max(1, min(total, n))
+
+
+def draw_subset(total: int, points: float, generator: torch.Generator) -> tuple[torch.Tensor | None, float]:
+    """Indices of a uniform subset without replacement (None: all) and the unbiasing scale total / n."""
+    n = subset_size(total, points)
+    if n == total:
+        return None, 1.0
+    return torch.randperm(total, generator=generator)[:n], total / n

@@ -1,0 +1,184 @@
+"""Image datasets of the paper, read from the files their authors distribute, decoded once into a uint8 cache.
+
+    images = load_images("mnist", "train", data_dir="~/data")   # (n, 28, 28, 1) uint8, memory-mapped
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from implicit_gon.errors import DataError
+
+from . import celeba, cifar, coil20, digits, folder, idx, lsun, smallnorb
+from .base import Located
+from .cache import cache_key, cached_array, default_cache_dir
+from .download import download
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    res: int
+    """The paper's training resolution."""
+    channels: int
+    formats: str
+    downloads: tuple[tuple[str, str, str], ...] = ()
+    """(url, file name, checksum) of a public download; empty when none is stable or it needs a sign-in."""
+    missing: str = ""
+    """What to put where, for a dataset that cannot be downloaded."""
+
+
+MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+NORB_URL = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
+NORB = "smallnorb-5x{}x9x18x6x2x96x96-{}-dat.mat.gz"
+
+DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
+    DatasetInfo("digits", 8, 1, "bundled with scikit-learn (offline)"),
+    DatasetInfo("mnist", 28, 1, "IDX files, gzipped or not", (
+        (MNIST_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        (MNIST_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"))),
+    DatasetInfo("fashion-mnist", 28, 1, "IDX files, gzipped or not", (
+        (FASHION_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        (FASHION_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:bef4ecab320f06d8554ea6380940ec79"))),
+    DatasetInfo("smallnorb", 32, 1, "binary .mat files (-dat), gzipped or not", (
+        (NORB_URL + NORB.format("46789", "training"), NORB.format("46789", "training"), "md5:66054832f9accfe74a0f4c36a75bc0a2"),
+        (NORB_URL + NORB.format("01235", "testing"), NORB.format("01235", "testing"), "md5:e4ad715691ed5a3a5f138751a4ceb071"))),
+    DatasetInfo("coil20", 32, 1, "obj{i}__{j}.png or coil-20-proc.zip",
+                missing="put the processed COIL-20 images obj{i}__{j}.png (or coil-20-proc.zip) in DIR"),
+    DatasetInfo("cifar10", 32, 3, "python batches or cifar-10-python.tar.gz", (
+        ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
+         "md5:c58f30108f718f92721af3b95e74349a"),)),
+    DatasetInfo("celeba", 64, 3, "img_align_celeba/*.jpg + list_eval_partition.txt",
+                missing="CelebA needs a sign-in to download: put img_align_celeba/*.jpg and list_eval_partition.txt "
+                        "(from 'Align&Cropped Images' and 'Eval') in DIR"),
+    DatasetInfo("lsun-bedroom", 128, 3, "LMDB (bedroom_train_lmdb, bedroom_val_lmdb) or a folder of images",
+                missing="LSUN has no stable download: put bedroom_train_lmdb/ and bedroom_val_lmdb/ (each with data.mdb), "
+                        "or a folder bedroom/ of exported images, in DIR"),
+    DatasetInfo("folder", 64, 3, "any folder of images (PNG, JPEG, ...)"),
+]}
+
+
+def get_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r} (choose one of: {', '.join(DATASETS)})")
+    return DATASETS[name]
+
+
+def locate(name: str, data_dir: Path | None, cache: Path, camera: str = "left", channels: int = 3) -> Located:
+    """Find a dataset's files; the test-only fallback and error messages live here."""
+    if name == "digits":
+        return digits.locate()
+    if data_dir is None:
+        raise DataError(f"dataset {name!r} needs --data-dir")
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data directory not found")
+    found = {
+        "mnist": lambda: idx.locate(data_dir, "mnist"),
+        "fashion-mnist": lambda: idx.locate(data_dir, "fashion-mnist"),
+        "cifar10": lambda: cifar.locate(data_dir, cache),
+        "smallnorb": lambda: smallnorb.locate(data_dir, camera),
+        "coil20": lambda: coil20.locate(data_dir, cache),
+        "celeba": lambda: celeba.locate(data_dir),
+        "lsun-bedroom": lambda: lsun.locate(data_dir, channels),
+        "folder": lambda: folder.locate(data_dir, channels),
+    }[name]()
+    if not found.splits:
+        info = get_info(name)
+        hint = info.missing.replace("DIR", str(data_dir)) if info.missing else (
+            f"expected {info.formats}" + ("; or pass --download" if info.downloads else ""))
+        raise DataError(f"{data_dir}: no {name} files found ({hint})")
+    return _test_only_fallback(found, name)
+
+
+def _test_only_fallback(found: Located, name: str) -> Located:
+    """Only the test files are there (common for quick experiments): train on the first 90% of them and hold out
+    the last 10%, e.g. MNIST's t10k set becomes 9,000 train and 1,000 test images."""
+    if "train" in found.splits or "test" not in found.splits:
+        return found
+    test = found.splits["test"]
+    cut = test.n - max(1, test.n // 10)
+    found.splits = {"train": test.subset(0, cut), "test": test.subset(cut, test.n)}
+    found.notes.append(f"{name}: only test files found; using their first {cut} images to train, last {test.n - cut} to test")
+    return found
+
+
+def fetch(name: str, target: Path, progress: bool = True) -> None:
+    """Download a dataset's public files into target (checked against their checksums)."""
+    info = get_info(name)
+    if not info.downloads:
+        raise DataError(f"{name}: no public download; {info.missing.replace('DIR', str(target))}")
+    for url, fname, checksum in info.downloads:
+        download(url, target / fname, checksum, progress)
+
+
+def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = None) -> np.ndarray:
+    """(H, W, C) uint8 -> (res, res, channels): centre crop (to `crop`, or the largest centred square), then resize
+    (Lanczos when shrinking, bicubic when enlarging); channels converted by luminance or replication."""
+    h, w, c = img.shape
+    side = min(h, w, crop or max(h, w))
+    top, left = (h - side) // 2, (w - side) // 2
+    img = img[top:top + side, left:left + side]
+    if c != channels:
+        if channels == 1 and c == 3:
+            img = np.asarray(Image.fromarray(img).convert("L"))[..., None]
+        elif c == 1:
+            img = np.repeat(img, channels, axis=2)
+        else:
+            raise DataError(f"cannot turn {c}-channel images into {channels} channels")
+    if side == res:
+        return img
+    method = Image.Resampling.LANCZOS if side > res else Image.Resampling.BICUBIC
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k])).resize((res, res), method))
+              for k in range(img.shape[2])]
+    return np.stack(planes, -1)
+
+
+def load_images(name: str, split: str = "train", data_dir: str | Path | None = None, res: int | None = None,
+                channels: int | None = None, cache_dir: str | None = None, download: bool = False,
+                camera: str = "left", progress: bool = True) -> np.ndarray:
+    """One split as a read-only (n, res, res, C) uint8 array, memory-mapped from the decode cache."""
+    info = get_info(name)
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    cache = default_cache_dir(data_dir, cache_dir)
+    if download:
+        data_dir = data_dir or cache / "downloads" / name
+        fetch(name, data_dir, progress)
+    channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
+    res = res or info.res
+    found = locate(name, data_dir, cache, camera, channels)
+    for note in found.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if split not in found.splits:
+        raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
+    sp = found.splits[split]
+    if sp.n == 0:
+        raise DataError(f"{name}: the {split!r} split is empty")
+    settings = {"name": name, "split": split, "res": res, "channels": channels, "camera": camera,
+                "crop": found.crop, "v": 1}
+
+    def build(out: np.ndarray) -> None:
+        pos = 0
+        for chunk in sp.read():
+            for img in chunk:
+                out[pos] = resize_square(img, res, channels, found.crop)
+                pos += 1
+        if pos != sp.n:
+            raise DataError(f"{name}: expected {sp.n} {split} images, decoded {pos}")
+
+    key = cache_key(found.files, settings)
+    return cached_array(cache, f"{name}-{split}-{res}px", key, (sp.n, res, res, channels), build)
+
+
+def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=None, camera="left") -> dict:
+    """{split: {"n": count, "shape": [C, H, W]}} without decoding the images."""
+    info = get_info(name)
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
+    res = res or info.res
+    found = locate(name, data_dir, default_cache_dir(data_dir, cache_dir), camera, channels)
+    return {s: {"n": sp.n, "shape": [channels, res, res]} for s, sp in found.splits.items()}

@@ -1,0 +1,34 @@
+"""COIL-20: the processed images obj{i}__{j}.png (128x128 as distributed; any size is accepted) or the
+coil-20-proc.zip archive. Split by pose: every fifth pose (j mod 5 == 4) of every object is held out as test."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .archive import extract
+from .base import Located, Split, pil_chunks
+
+NAME = re.compile(r"obj(\d+)__(\d+)\.png$", re.IGNORECASE)
+
+
+def locate(root: Path, cache: Path) -> Located:
+    dirs = [root, root / "coil-20-proc", root / "coil-20", root / "coil20"]
+    archive = root / "coil-20-proc.zip"
+    if archive.is_file() and not any(_files(d) for d in dirs):
+        dirs.append(extract(archive, cache / "coil20"))
+        dirs.append(cache / "coil20" / "coil-20-proc")
+    for d in dirs:
+        files = _files(d)
+        if files:
+            test = [f for f in files if int(NAME.search(f.name)[2]) % 5 == 4]
+            train = [f for f in files if int(NAME.search(f.name)[2]) % 5 != 4]
+            return Located(files, {"train": Split(len(train), pil_chunks(train, "L")),
+                                   "test": Split(len(test), pil_chunks(test, "L"))})
+    return Located([], {})
+
+
+def _files(d: Path) -> list[Path]:
+    if not d.is_dir():
+        return []
+    hits = [p for p in d.iterdir() if NAME.search(p.name)]
+    return sorted(hits, key=lambda p: tuple(int(x) for x in NAME.search(p.name).groups()))

@@ -1,0 +1,58 @@
+"""SmallNORB: the binary matrix files as distributed (`*-dat.mat`, `*-cat.mat`, `*-info.mat`), gzipped or not.
+Each image is a stereo pair (2, 96, 96); the camera setting picks left, right or both as two channels."""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from implicit_gon.errors import DataError
+
+from .base import Located, Split, first_existing, read_bytes
+
+BYTE_MATRIX = 0x1E3D4C55
+STEM = "smallnorb-5x{}x9x18x6x2x96x96-{}-dat.mat"
+IDS = {"train": ("46789", "training"), "test": ("01235", "testing")}
+
+
+def parse_dat(path: Path) -> np.ndarray:
+    """(n, 2, H, W) uint8 from a SmallNORB `-dat` file."""
+    raw = read_bytes(path)
+    if len(raw) < 8:
+        raise DataError(f"{path}: truncated SmallNORB file ({len(raw)} bytes)")
+    magic, ndim = struct.unpack("<2i", raw[:8])
+    if magic & 0xFFFFFFFF != BYTE_MATRIX or not 1 <= ndim <= 8:
+        raise DataError(f"{path}: not a SmallNORB byte matrix (magic {magic & 0xFFFFFFFF:#x})")
+    head = 8 + 4 * max(3, ndim)
+    if len(raw) < head:
+        raise DataError(f"{path}: truncated SmallNORB header")
+    dims = struct.unpack(f"<{ndim}i", raw[8:8 + 4 * ndim])
+    if ndim != 4 or dims[1] != 2:
+        raise DataError(f"{path}: SmallNORB images should be (n, 2, H, W), header says {dims}")
+    need = head + int(np.prod(dims))
+    if len(raw) < need:
+        raise DataError(f"{path}: truncated SmallNORB file ({len(raw)} bytes, its header says {need})")
+    return np.frombuffer(raw, np.uint8, int(np.prod(dims)), head).reshape(dims)
+
+
+def _camera(pairs: np.ndarray, camera: str) -> np.ndarray:
+    if camera == "both":
+        return pairs.transpose(0, 2, 3, 1)  # (n, H, W, 2)
+    if camera not in ("left", "right"):
+        raise DataError(f"--camera {camera!r}: choose left, right or both")
+    return pairs[:, 0 if camera == "left" else 1, :, :, None]
+
+
+def locate(root: Path, camera: str) -> Located:
+    dirs = [root, root / "smallnorb", root / "norb-v1.0-small"]
+    files, splits = [], {}
+    for split, (ids, word) in IDS.items():
+        name = STEM.format(ids, word)
+        path = first_existing(dirs, [name, name + ".gz"])
+        if path is None:
+            continue
+        files.append(path)
+        n = len(parse_dat(path))
+        splits[split] = Split(n, lambda p=path: iter([_camera(parse_dat(p), camera)]))
+    return Located(files, splits)

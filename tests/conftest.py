@@ -1,0 +1,42 @@
+"""Shared fixtures. Real data comes from one place: $IMPLICIT_GON_DATA, else ../shared/data beside the repo.
+A missing folder is an error, never a skip: the real-data tests are part of the contract."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = Path(os.environ.get("IMPLICIT_GON_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "SOURCES.md").is_file():
+        pytest.fail(f"real test data not found at {path} (set IMPLICIT_GON_DATA)", pytrace=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Decode caches go to a per-session temp folder, never the user's ~/.cache."""
+    monkeypatch.setenv("IMPLICIT_GON_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)  # xdist runs two workers on two cores
+
+
+def run_cli(args, capsys=None) -> tuple[int, str, str]:
+    """Run the console entry point in-process; returns (exit code, stdout, stderr)."""
+    import cli
+    code = 0
+    try:
+        cli.main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr() if capsys else ("", "")
+    return code, out, err

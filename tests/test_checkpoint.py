@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from implicit_gon import GON, Config
+from implicit_gon.checkpoint import CKPT
+from implicit_gon.config import merge
+from implicit_gon.errors import GONError
+from implicit_gon.train import batch_indices, train
+from signals import ImageSignal
+
+
+def small_cfg(steps=4, **train):
+    return merge(Config(), {"model": {"latent_dim": 8, "hidden": 32, "layers": 2},
+                            "train": {"steps": steps, "batch_size": 8, "points": 0.5, "log_every": 1,
+                                      "ckpt_every": 2, "device": "cpu", **train}})
+
+
+def signal(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return ImageSignal(rng.integers(0, 256, (n, 8, 8, 1), dtype=np.uint8))
+
+
+def new_gon(cfg, sig):
+    torch.manual_seed(cfg.train.seed)
+    return GON(cfg, {**sig.meta(), "coord_dim": 2, "out_dim": 1}, "cpu")
+
+
+def test_round_trip_restores_weights_config_optimizer_and_gaussian(tmp_path):
+    cfg, sig = small_cfg(), signal()
+    gon = new_gon(cfg, sig)
+    train(gon, sig, tmp_path, progress=False)
+    back, opt = GON.load(tmp_path, "cpu", with_optimizer=True)
+    assert back.cfg == gon.cfg and back.step == 4 and back.meta == gon.meta
+    for (k, a), (_, b) in zip(gon.model.state_dict().items(), back.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert opt["state"] and all("exp_avg" in s for s in opt["state"].values())
+    torch.testing.assert_close(back.gaussian[1], gon.gaussian[1])
+    b = sig.full(torch.arange(5), "cpu")
+    torch.testing.assert_close(back.encode(b), gon.encode(b))
+    info = json.loads((tmp_path / "config.json").read_text())
+    assert info["config"]["model"]["hidden"] == 32  # the human-readable copy says the same
+
+
+def test_checkpoint_is_safetensors_not_pickle(tmp_path):
+    cfg, sig = small_cfg(steps=1), signal()
+    train(new_gon(cfg, sig), sig, tmp_path, progress=False)
+    raw = (tmp_path / CKPT).read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    assert json.loads(raw[8:8 + header_len])["__metadata__"]["format"] == "1"
+    assert not list(tmp_path.glob("*.tmp*"))  # the temporary file was renamed into place
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    sig = signal()
+    straight = new_gon(small_cfg(steps=4), sig)
+    train(straight, sig, tmp_path / "a", progress=False)
+
+    half = new_gon(small_cfg(steps=2), sig)
+    train(half, sig, tmp_path / "b", progress=False)
+    resumed, opt = GON.load(tmp_path / "b", "cpu", with_optimizer=True)
+    resumed.cfg = merge(resumed.cfg, {"train": {"steps": 4}})
+    train(resumed, sig, tmp_path / "b", optimizer_state=opt, progress=False)
+    for (k, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    rows = [json.loads(r) for r in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_batch_indices_walk_epochs_without_repeats():
+    seen = torch.cat([batch_indices(10, 5, seed=3, step=s) for s in range(2)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert torch.equal(batch_indices(10, 4, 3, 7), batch_indices(10, 4, 3, 7))
+    assert not torch.equal(batch_indices(10, 10, 3, 0), batch_indices(10, 10, 3, 1))
+
+
+def test_nan_loss_is_a_clear_error_and_keeps_last_checkpoint(tmp_path):
+    cfg, sig = small_cfg(steps=4), signal()
+    gon = new_gon(cfg, sig)
+    train(gon, sig, tmp_path, progress=False)
+    before = (tmp_path / CKPT).read_bytes()
+    gon.cfg = merge(gon.cfg, {"train": {"steps": 8}})
+    with torch.no_grad():
+        gon.model.out.bias.fill_(float("nan"))
+    with pytest.raises(GONError, match="diverged: loss is nan at step 4"):
+        train(gon, sig, tmp_path, progress=False)
+    assert (tmp_path / CKPT).read_bytes() == before
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / CKPT).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(GONError, match="not a readable implicit-gon checkpoint"):
+        GON.load(tmp_path, "cpu")

@@ -1,0 +1,143 @@
+import pytest
+import torch
+
+from implicit_gon.config import GONConfig, ModelConfig
+from implicit_gon.siren import Siren
+from implicit_gon.step import gon_latents, gon_objective, inner_grad, make_loss
+
+torch.set_default_dtype(torch.float32)
+
+
+def tiny(variational=False, out=1, seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(latent_dim=6, hidden=24, layers=3, variational=variational, **kw)
+    return Siren(2, out, cfg).double()
+
+
+def data(B=4, N=30, C=1, per_sample=False, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    shape = (B, N, 2) if per_sample else (N, 2)
+    return (torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1,
+            torch.rand(B, N, C, generator=g, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "bce"])
+def test_origin_step_matches_finite_differences(loss):
+    """z = -a * dL/dz0 at 0, with L the per-sample summed loss: compare with central differences of L."""
+    m = tiny().eval()
+    c, x = data(B=3)
+    cfg = GONConfig(step_size=0.3, loss=loss)
+    z = gon_latents(m, c, x, cfg, create_graph=False)
+    fn = make_loss(loss)
+
+    def L(zb):  # loss of sample b at latent zb
+        return fn(m(c, zb[None])[0], x[b:b + 1]).sum()
+    eps = 1e-6
+    for b in range(3):
+        for k in range(6):
+            e = torch.zeros(6, dtype=torch.float64)
+            e[k] = eps
+            fd = (L(e) - L(-e)) / (2 * eps)
+            assert torch.isclose(z[b, k], -0.3 * fd, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_fast_path_equals_reference(variational, per_sample, channels):
+    """Shared-origin Jacobian path vs plain autograd double backward: same latents and parameter gradients."""
+    m = tiny(variational, out=channels)
+    c, x = data(C=channels, per_sample=per_sample)
+    results = []
+    for fast in (True, False):
+        m.zero_grad()
+        cfg = GONConfig(fast=fast)
+        gen = torch.Generator().manual_seed(5)
+        loss, _ = gon_objective(m, c, x, cfg, scale=2.5, generator=gen)
+        loss.backward()
+        z = gon_latents(m, c, x, cfg, 2.5, create_graph=False)
+        results.append((z, [p.grad.clone() for p in m.parameters()]))
+    (z1, g1), (z2, g2) = results
+    torch.testing.assert_close(z1, z2, rtol=1e-4, atol=1e-10)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-10)
+
+
+def test_fast_path_equals_reference_in_float32_on_image_sizes():
+    torch.manual_seed(0)
+    m = Siren(2, 1, ModelConfig(latent_dim=32, hidden=64, layers=3))
+    c = torch.rand(196, 2) * 2 - 1
+    x = torch.rand(16, 196, 1)
+    z_fast = gon_latents(m, c, x, GONConfig(fast=True), create_graph=False)
+    z_ref = gon_latents(m, c, x, GONConfig(fast=False), create_graph=False)
+    torch.testing.assert_close(z_fast, z_ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_latents_do_not_depend_on_batch_size(fast):
+    m = tiny()
+    c, x = data(B=8)
+    cfg = GONConfig(fast=fast)
+    together = gon_latents(m, c, x, cfg, create_graph=False)
+    alone = torch.cat([gon_latents(m, c, x[i:i + 1], cfg, create_graph=False) for i in range(8)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-12)
+
+
+def test_monte_carlo_subset_is_unbiased():
+    """Mean over many random subsets of (scale * subset sum) equals the full sum, for the loss and the latent."""
+    from signals.base import draw_subset
+    m = tiny()
+    c, x = data(B=2, N=40)
+    fn = make_loss("mse")
+    cfg = GONConfig()
+    z0 = torch.zeros(2, 6, dtype=torch.float64)
+    full_loss = fn(m(c, z0)[0], x).sum((1, 2))
+    full_z = gon_latents(m, c, x, cfg, create_graph=False)
+    g = torch.Generator().manual_seed(0)
+    losses, zs = [], []
+    for _ in range(3000):
+        sub, scale = draw_subset(40, 0.25, g)
+        losses.append(scale * fn(m(c[sub], z0)[0], x[:, sub]).sum((1, 2)))
+        zs.append(gon_latents(m, c[sub], x[:, sub], cfg, scale, create_graph=False))
+    losses, zs = torch.stack(losses), torch.stack(zs)
+    se = losses.std(0) / len(losses) ** 0.5
+    assert ((losses.mean(0) - full_loss).abs() < 4 * se).all()
+    zse = zs.std(0) / len(zs) ** 0.5
+    assert ((zs.mean(0) - full_z).abs() < 4 * zse + 1e-9).all()
+    assert (scale * 10 == 40) and zs.std(0).max() > 0  # really subsampled: 10 of 40, estimates vary
+
+
+def test_more_inner_steps_lower_the_inner_loss():
+    m = tiny(seed=3)
+    c, x = data()
+    fn = make_loss("mse")
+    losses = []
+    for k in (1, 3):
+        z = gon_latents(m, c, x, GONConfig(inner_steps=k, step_size=0.05), create_graph=False)
+        losses.append(fn(m(c, z)[0], x).sum().item())
+    base = fn(m(c, torch.zeros(4, 6, dtype=torch.float64))[0], x).sum().item()
+    assert losses[1] < losses[0] < base
+
+
+def test_detach_stops_second_order_gradient():
+    """With detach, the latent map's weights only get gradient from the outer pass at the fixed latent."""
+    m = tiny()
+    c, x = data()
+    loss, _ = gon_objective(m, c, x, GONConfig(detach=True))
+    loss.backward()
+    g_detach = m.input.latent.weight.grad.clone()
+    m.zero_grad()
+    z = gon_latents(m, c, x, GONConfig(), create_graph=False).detach()
+    (make_loss("mse")(m(c, z)[0], x).sum((1, 2)).mean()).backward()
+    torch.testing.assert_close(g_detach, m.input.latent.weight.grad)
+    m.zero_grad()
+    gon_objective(m, c, x, GONConfig())[0].backward()
+    assert not torch.allclose(g_detach, m.input.latent.weight.grad)
+
+
+def test_reference_inner_grad_is_per_sample_sum():
+    m = tiny()
+    c, x = data(B=3)
+    g = inner_grad(m, c, x, torch.zeros(3, 6, dtype=torch.float64), make_loss("mse"), 1.0, False)
+    g1 = inner_grad(m, c, x[1:2], torch.zeros(1, 6, dtype=torch.float64), make_loss("mse"), 1.0, False)
+    torch.testing.assert_close(g[1:2], g1)
