@@ -104,6 +104,39 @@ def fit_images(
     _run_fit("images", dataset, config, flags, out, resume, make, not quiet)
 
 
+@fit_app.command("audio")
+def fit_audio(
+    paths: Optional[List[Path]] = typer.Argument(None, help="Clips or folders (searched recursively)."),
+    data: Optional[List[Path]] = Opt(None, "--data", help="Clip or folder (repeatable)."),
+    out: Path = Opt(..., help="Run directory."),
+    config: Optional[Path] = Opt(None, help="YAML config (default: configs/audio/default.yaml)."),
+    sample_rate: Optional[int] = Opt(None, help="Rate the clips are resampled to."),
+    window: Optional[float] = Opt(None, help="Window length in seconds."),
+    hop: Optional[float] = Opt(None, help="Hop between windows in seconds (default: half a window)."),
+    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
+    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
+    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None), device: Optional[str] = Opt(None),
+    w0_first: Optional[float] = Opt(None), channels: Optional[int] = Opt(None, help="1 mixes to mono."),
+    variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
+    ckpt_every: Optional[int] = Opt(None),
+    resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+):
+    """Train a GON over windows of audio clips."""
+    from signals import audio
+
+    flags = _flags(**{k: v for k, v in locals().items() if k not in ("paths", "data", "out", "config", "resume", "quiet")})
+    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
+    if not given and not resume:
+        raise _err("fit audio needs clips: --data PATH (files or folders)")
+    if given:
+        flags["data.paths"] = given
+    flags["data.signal"] = "audio"
+
+    def make(cfg):
+        return audio.load_signal(cfg.data.paths, cfg.data), None
+    _run_fit("audio", "default", config, flags, out, resume, make, not quiet)
+
+
 def _maybe_test(data):
     from implicit_gon.errors import DataError
     from signals import image_signal
@@ -131,17 +164,25 @@ def _image_split(gon, split: str, data_dir: Optional[Path]):
 @app.command("eval")
 def eval_cmd(
     run: Path = typer.Argument(..., help="Run directory."),
+    paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: training)."),
+    data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
+    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and reconstruction (PNG)."),
     data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
     split: str = Opt("test", help="Split to evaluate."),
     n: Optional[int] = Opt(None, help="Evaluate the first n samples only."),
     batch_size: int = Opt(64), device: str = Opt("auto"),
     as_json: bool = Opt(False, "--json", help="End with one JSON line."),
 ):
-    """Encode held-out samples in one step and score the reconstructions (SSE per sample, PSNR)."""
+    """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
+    audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
     import torch
     from implicit_gon.train import evaluate
 
     gon = _load(run, device)
+    given = list(data or []) + list(paths or [])
+    if gon.meta["signal"] != "images":
+        res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
+        return _report(res, as_json)
     sig = _image_split(gon, split, data_dir)
     idx = torch.arange(min(n, len(sig)) if n else len(sig))
     res = evaluate(gon, sig, idx, batch_size)
@@ -162,13 +203,21 @@ def render_cmd(
     res: int = Opt(256, help="Output resolution (above the training one: super-resolution)."),
     n: int = Opt(16, help="Number of samples; 1 writes a single image, more a grid."),
     split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
-    out: Path = Opt(..., help="Output PNG."), device: str = Opt("auto"),
+    input_: Optional[Path] = Opt(None, "--input", help="Audio clip or mesh to encode and render."),
+    index: Optional[int] = Opt(None, help="SDF: training shape to render."),
+    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: super-resolution)."),
+    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (PNG)."),
+    out: Path = Opt(..., help="Output file: PNG (images, SDF) or WAV (audio)."), device: str = Opt("auto"),
 ):
-    """Encode the first n samples of a split and render them at any resolution."""
+    """Encode samples in one step and render them at any resolution (images: the first n of a split; audio: a
+    clip at any sample rate; SDF: a shaded picture of a shape)."""
     import torch
     from signals import images
 
     gon = _load(run, device)
+    if gon.meta["signal"] != "images":
+        return _signal_module(gon).render_run(gon, input_=input_, index=index, res=res, sample_rate=sample_rate,
+                                              plot=plot, out=out)
     sig = _image_split(gon, split, data_dir)
     z = gon.encode_signal(sig, torch.arange(min(n, len(sig))))
     images.save_png(images.render(gon, z, res), out)
@@ -206,6 +255,106 @@ def encode_cmd(
 def _err(msg: str):
     from implicit_gon.errors import GONError
     return GONError(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sample, interpolate
+def _refit(gon, run: Path) -> None:
+    """Recompute the latent Gaussian from the training data and store it with the checkpoint."""
+    from implicit_gon import checkpoint
+    gon.fit_gaussian(_train_signal(gon))
+    info, _, opt, _ = checkpoint.load(run)
+    optimizer = _StateOnly(opt) if opt else None
+    gon.save(run, optimizer)
+
+
+class _StateOnly:
+    """Lets GON.save write back an optimiser state dict it only has as a dict."""
+    def __init__(self, state):
+        self._state = state
+
+    def state_dict(self):
+        return self._state
+
+
+def _train_signal(gon):
+    if gon.meta["signal"] == "images":
+        return _image_split(gon, "train", None)
+    return _signal_module(gon).signal_for_run(gon, None)
+
+
+def _signal_module(gon):
+    import importlib
+    return importlib.import_module(f"signals.{gon.meta['signal']}")
+
+
+@app.command("sample")
+def sample_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    n: int = Opt(64, help="Number of samples."),
+    res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
+    temperature: float = Opt(1.0, help="Scale of the latent noise."),
+    seed: int = Opt(0), refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian first."),
+    out: Path = Opt(..., help="Output file (PNG for images)."), device: str = Opt("auto"),
+):
+    """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
+    from implicit_gon.device import make_generator
+    from signals import images
+
+    gon = _load(run, device)
+    if refit:
+        _refit(gon, run)
+    gen = make_generator(seed)
+    if gon.meta["signal"] != "images":
+        return _signal_module(gon).sample(gon, n, gen, temperature, out)
+    res = res or gon.meta["res"]
+    values = gon.generate(n, images.grid(res), gen, temperature)
+    images.save_png(images.to_uint8(values, res), out)
+    print(f"wrote {out} ({n} samples, {res}x{res})", file=sys.stderr)
+
+
+@app.command("interpolate")
+def interpolate_cmd(
+    run: Path = typer.Argument(..., help="Run directory."),
+    pairs: int = Opt(4, help="Number of pairs of consecutive test samples (0-1, 2-3, ...)."),
+    from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images) or a file (audio, SDF)."),
+    to: Optional[str] = Opt(None, "--to", help="Second end."),
+    frames: int = Opt(8, help="Frames per pair, ends included."),
+    res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
+    split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
+    fps: int = Opt(15, help="Video frame rate."),
+    out: Path = Opt(..., help="PNG grid (a row per pair), or .mp4/.gif video (frames per pair, pairs in turn)."),
+    device: str = Opt("auto"),
+):
+    """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
+    import torch
+    from implicit_gon import slerp
+    from implicit_gon.media import VIDEO_SUFFIXES, write_video
+    from signals import images
+
+    gon = _load(run, device)
+    if frames < 2:
+        raise _err(f"--frames {frames}: need at least 2 (the two ends)")
+    if gon.meta["signal"] != "images":
+        return _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
+    sig = _image_split(gon, split, data_dir)
+    if (from_ is None) != (to is None):
+        raise _err("give both --from and --to, or neither")
+    ends = [(int(from_), int(to))] if from_ is not None else [(2 * i, 2 * i + 1) for i in range(pairs)]
+    for i, j in ends:
+        for k in (i, j):
+            if not 0 <= k < len(sig):
+                raise _err(f"index {k}: out of range for the {split} split ({len(sig)} samples)")
+    z = gon.encode_signal(sig, torch.tensor([k for e in ends for k in e])).cpu()
+    t = torch.linspace(0, 1, frames)
+    path = torch.cat([slerp(z[2 * p], z[2 * p + 1], t) for p in range(len(ends))])  # (pairs * frames, K)
+    res = res or gon.meta["res"]
+    pics = images.render(gon, path, res)
+    if out.suffix.lower() in VIDEO_SUFFIXES:
+        write_video(pics, out, fps)
+    else:
+        images.save_png(pics, out, nrow=frames)
+    print(f"wrote {out} ({len(ends)} pairs x {frames} frames, {res}x{res})", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

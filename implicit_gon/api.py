@@ -94,9 +94,9 @@ class GON:
             return eps  # decode() feeds z through head.mu; sampling the prior means z' = eps directly
         if self.gaussian is None:
             raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
-        mean, cov = self.gaussian
-        L = torch.linalg.cholesky(cov + 1e-6 * torch.eye(K, dtype=cov.dtype))
-        return mean + eps @ L.T
+        mean, cov = (t.double() for t in self.gaussian)
+        L = torch.linalg.cholesky(cov + 1e-8 * torch.eye(K, dtype=cov.dtype))  # jitter: a rank-deficient fit
+        return (mean + eps.double() @ L.T).float()
 
     def decode_prior(self, eps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Decode z' directly (skipping the head): samples from the prior of a variational run."""

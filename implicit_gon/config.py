@@ -26,6 +26,11 @@ class ModelConfig:
     """omega_0 of the first sine layer (SIREN uses 30 for images, thousands for audio)."""
     w0_hidden: float = 30.0
     """omega_0 of the hidden sine layers."""
+    w0_latent: float | None = None
+    """omega_0 applied to the latent term W_z z of the first layer (None: w0_first, as one layer on c ⊕ z)."""
+    first_init: str = "concat"
+    """First-layer init: `concat` U(±1/(d+K)) as one layer on c ⊕ z (the paper); `siren` U(±1/d) for W_c, as
+    SIREN's first layer on coordinates alone (needed for audio's high frequencies), and U(±1/K) for W_z."""
     out_activation: str = "sigmoid"
     """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
     variational: bool = False

@@ -29,26 +29,34 @@ class SineLayer(nn.Module):
 
 
 class LatentInput(nn.Module):
-    """First layer on c ⊕ z, applied as W_c c + W_z z: the latent is never repeated per coordinate.
+    """First layer on c ⊕ z, applied as w0 (W_c c + b) + w0_z W_z z: the latent is never repeated per coordinate.
 
-    Initialised exactly like one SIREN first layer on the concatenated input: U(±1/fan_in), fan_in = d + K.
+    init `concat` is one SIREN first layer on the concatenated input, U(±1/fan_in) with fan_in = d + K (the paper);
+    `siren` gives W_c SIREN's first-layer init on coordinates alone, U(±1/d), and W_z U(±1/K).
     """
 
-    def __init__(self, coord_dim: int, latent_dim: int, hidden: int, w0: float):
+    def __init__(self, coord_dim: int, latent_dim: int, hidden: int, w0: float, w0_latent: float | None = None,
+                 init: str = "concat"):
         super().__init__()
-        self.w0 = w0
-        fan_in = coord_dim + latent_dim
+        self.w0, self.w0_latent = w0, w0 if w0_latent is None else w0_latent
         self.coord = nn.Linear(coord_dim, hidden)  # W_c and the layer's bias
         self.latent = nn.Linear(latent_dim, hidden, bias=False)  # W_z
-        _uniform_(self.coord.weight, 1.0 / fan_in)
-        _uniform_(self.latent.weight, 1.0 / fan_in)
+        fan_in = coord_dim + latent_dim
+        if init == "concat":
+            bounds = (1.0 / fan_in, 1.0 / fan_in)
+        elif init == "siren":
+            bounds = (1.0 / coord_dim, 1.0 / latent_dim)
+        else:
+            raise ValueError(f"model.first_init {init!r}: choose concat or siren")
+        _uniform_(self.coord.weight, bounds[0])
+        _uniform_(self.latent.weight, bounds[1])
         _uniform_(self.coord.bias, 1.0 / math.sqrt(fan_in))
 
     def pre_coords(self, c: torch.Tensor) -> torch.Tensor:
         return self.w0 * self.coord(c)  # (..., N, d) -> (..., N, H)
 
     def pre_latent(self, z: torch.Tensor) -> torch.Tensor:
-        return self.w0 * self.latent(z)  # (B, K) -> (B, H)
+        return self.w0_latent * self.latent(z)  # (B, K) -> (B, H)
 
 
 class VariationalHead(nn.Module):
@@ -73,7 +81,8 @@ class Siren(nn.Module):
     def __init__(self, coord_dim: int, out_dim: int, cfg: ModelConfig):
         super().__init__()
         self.coord_dim, self.out_dim, self.latent_dim = coord_dim, out_dim, cfg.latent_dim
-        self.input = LatentInput(coord_dim, cfg.latent_dim, cfg.hidden, cfg.w0_first)
+        self.input = LatentInput(coord_dim, cfg.latent_dim, cfg.hidden, cfg.w0_first, cfg.w0_latent,
+                                 cfg.first_init)
         self.body = nn.Sequential(*[SineLayer(cfg.hidden, cfg.hidden, cfg.w0_hidden) for _ in range(cfg.layers - 1)])
         self.out = nn.Linear(cfg.hidden, out_dim)
         _uniform_(self.out.weight, math.sqrt(6.0 / cfg.hidden) / cfg.w0_hidden)

@@ -72,9 +72,23 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
     return autograd.grad(model.latent_pre(z0), z0, grad_outputs=m, create_graph=create_graph)[0]  # (B, K)
 
 
+def likelihood_loss(cfg: GONConfig) -> LossFn:
+    """Per-element negative log-likelihood of a variational run, less its constant."""
+    if cfg.likelihood == "bernoulli":
+        return make_loss("bce")
+    if cfg.likelihood == "gaussian":
+        return lambda y, x: (y - x).square() / (2 * cfg.sigma**2)
+    raise ValueError(f"gon.likelihood {cfg.likelihood!r}: choose bernoulli or gaussian")
+
+
+def step_loss(model: Siren, cfg: GONConfig) -> LossFn:
+    """The loss inside the gradient step: the configured one, or a variational run's likelihood."""
+    return likelihood_loss(cfg) if model.head is not None else make_loss(cfg.loss, cfg.clamp)
+
+
 def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True):
     """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K)."""
-    loss_fn = make_loss(cfg.loss, cfg.clamp)
+    loss_fn = step_loss(model, cfg)
     if cfg.fast:
         g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
     else:
@@ -98,12 +112,10 @@ def gaussian_nll_const(sigma: float) -> float:
 
 def nll_per_sample(y, values, cfg: GONConfig, scale: float = 1.0) -> torch.Tensor:
     """Negative log-likelihood of the ELBO's reconstruction term per sample, in nats: (B,)."""
-    if cfg.likelihood == "bernoulli":
-        return scale * per_sample(make_loss("bce")(y, values))
+    nll = per_sample(likelihood_loss(cfg)(y, values))
     if cfg.likelihood == "gaussian":
-        sq = per_sample((y - values).square()) / (2 * cfg.sigma**2)
-        return scale * (sq + values[0].numel() * gaussian_nll_const(cfg.sigma))
-    raise ValueError(f"gon.likelihood {cfg.likelihood!r}: choose bernoulli or gaussian")
+        nll = nll + values[0].numel() * gaussian_nll_const(cfg.sigma)
+    return scale * nll
 
 
 def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0,
@@ -114,7 +126,7 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
     if cfg.detach:
         z = z.detach()
     y, mu, logvar = model(coords, z, generator)  # (B, N, C)
-    recon = scale * per_sample(make_loss(cfg.loss, cfg.clamp)(y, values))  # (B,)
+    recon = scale * per_sample(step_loss(model, cfg)(y, values))  # (B,)
     parts = {"recon": recon.mean()}
     if mu is None:
         return parts["recon"], parts
@@ -122,4 +134,4 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
     nll = nll_per_sample(y, values, cfg, scale)
     parts.update(kl=kl.mean(), nll=nll.mean())
     w = cfg.beta if beta is None else beta
-    return (nll + w * kl).mean(), parts
+    return (nll + w * kl).mean(), parts  # the negative ELBO (Eq. 10), KL weighted

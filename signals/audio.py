@@ -1,0 +1,278 @@
+"""Audio adapter: clips cut into fixed-length windows; the coordinate is time in [-1, 1] over the window (sample
+centres, as pixel centres for images), the value the amplitude of each channel.
+
+Clips are read with soundfile (WAV, FLAC, OGG), mixed to mono unless more channels are asked for, and resampled
+with soxr's band-limited resampler. Rendering evaluates F at any sample rate and joins overlapping windows with a
+raised-cosine cross-fade, so the joins have no seams.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from implicit_gon.errors import DataError
+from implicit_gon.fsio import atomic_path
+
+from .base import Batch, draw_subset
+
+EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
+
+
+def find_clips(paths: list[str | Path]) -> list[Path]:
+    """Files as given, and audio files found recursively in folders, in sorted order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+            if not found:
+                raise DataError(f"{p}: no audio files (.wav, .flac, .ogg) in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: file not found")
+    if not out:
+        raise DataError("no audio clips given")
+    return out
+
+
+def read_clip(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
+    """(T, channels) float32 at sample_rate."""
+    import soundfile as sf
+    import soxr
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
+    if x.size == 0:
+        raise DataError(f"{path}: the clip is empty")
+    if channels == 1:
+        x = x.mean(1, keepdims=True)
+    elif x.shape[1] == 1:
+        x = np.repeat(x, channels, 1)
+    elif x.shape[1] != channels:
+        raise DataError(f"{path}: has {x.shape[1]} channels, the run uses {channels}")
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
+    return x
+
+
+def window_starts(n_samples: int, length: int, hop: int) -> list[int]:
+    """Starts of windows that cover every sample: every hop, plus one flush with the end."""
+    if n_samples < length:
+        return []
+    starts = list(range(0, n_samples - length + 1, hop))
+    if starts[-1] + length < n_samples:
+        starts.append(n_samples - length)
+    return starts
+
+
+def time_grid(n: int) -> torch.Tensor:
+    """Sample centres of an n-sample window in [-1, 1]: (n, 1)."""
+    return ((torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1)[:, None]
+
+
+def crossfade_weight(u: torch.Tensor) -> torch.Tensor:
+    """Raised-cosine weight over a window's position u in (0, 1), never 0 so a lone window keeps its values."""
+    return torch.sin(math.pi * u).square().clamp_min(1e-4)
+
+
+def join_windows(render: Callable[[int, torch.Tensor], torch.Tensor], starts: list[int], length: int,
+                 n_samples: int, sr_in: int, sr_out: int) -> torch.Tensor:
+    """Overlap-add windows rendered at sr_out into one (T_out, C) signal of the clip's duration.
+
+    render(w, t) gives window w's values at window coordinates t (M, 1). Output sample m is at time m / sr_out;
+    within the window starting at sample s (at sr_in) it has coordinate ((m/sr_out - s/sr_in) sr_in + 0.5)/L*2-1,
+    which reproduces the training coordinates exactly when sr_out == sr_in."""
+    n_out = round(n_samples * sr_out / sr_in)
+    acc, wsum = None, torch.zeros(n_out, 1)
+    for w, s in enumerate(starts):
+        lo = math.ceil(s * sr_out / sr_in - 1e-9)
+        hi = min(n_out, math.ceil((s + length) * sr_out / sr_in - 1e-9))
+        m = torch.arange(lo, hi, dtype=torch.float64)
+        pos = (m / sr_out - s / sr_in) * sr_in  # position in input samples, in [0, L)
+        t = ((pos + 0.5) / length * 2 - 1).float()[:, None]
+        vals = render(w, t)  # (M, C)
+        if acc is None:
+            acc = torch.zeros(n_out, vals.shape[-1])
+        wt = crossfade_weight(((pos + 0.5) / length).float())[:, None]
+        acc[lo:hi] += wt * vals
+        wsum[lo:hi] += wt
+    return acc / wsum.clamp_min(1e-12)
+
+
+class AudioSignal:
+    """Windows of audio clips as a Signal."""
+
+    kind = "audio"
+    coord_dim = 1
+
+    def __init__(self, clips: list[np.ndarray], sample_rate: int, window: float, hop: float | None,
+                 names: list[str] | None = None):
+        self.sample_rate = sample_rate
+        self.length = max(2, round(window * sample_rate))
+        self.hop = max(1, round((hop if hop else window / 2) * sample_rate))
+        self.names = names or [f"clip{i}" for i in range(len(clips))]
+        wins, self.index = [], []  # index: (clip, start) per window
+        for c, x in enumerate(clips):
+            starts = window_starts(len(x), self.length, self.hop)
+            if not starts:
+                raise DataError(f"{self.names[c]}: {len(x) / sample_rate:.3f} s is shorter than one window "
+                                f"({window} s); use a shorter --window")
+            wins += [x[s:s + self.length] for s in starts]
+            self.index += [(c, s) for s in starts]
+        self.windows = torch.from_numpy(np.stack(wins))  # (n, L, C)
+        self.out_dim = self.windows.shape[-1]
+        self.clip_lengths = [len(x) for x in clips]
+        self._grid = time_grid(self.length)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def batch(self, idx, points, generator, device) -> Batch:
+        sub, scale = draw_subset(self.length, points, generator)
+        values, coords = self.windows[idx], self._grid
+        if sub is not None:
+            values, coords = values[:, sub], coords[sub]
+        return Batch(coords.to(device), values.to(device), scale)
+
+    def full(self, idx, device) -> Batch:
+        return Batch(self._grid.to(device), self.windows[idx].to(device), 1.0)
+
+    def meta(self) -> dict[str, Any]:
+        return {"signal": "audio", "sample_rate": self.sample_rate, "length": self.length, "hop": self.hop,
+                "channels": self.out_dim}
+
+    def clip_windows(self, clip: int) -> tuple[torch.Tensor, list[int]]:
+        """Indices and starts of one clip's windows."""
+        idx = [i for i, (c, _) in enumerate(self.index) if c == clip]
+        return torch.tensor(idx), [self.index[i][1] for i in idx]
+
+
+def load_signal(paths, data) -> AudioSignal:
+    """An AudioSignal of every clip under paths, with the DataConfig's rate, window and hop."""
+    files = find_clips(paths)
+    channels = data.channels or 1
+    clips = [read_clip(f, data.sample_rate, channels) for f in files]
+    return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files])
+
+
+def signal_for_run(gon, paths) -> AudioSignal:
+    """The clips given (default: the run's training clips) windowed as in training."""
+    import dataclasses
+    m = gon.meta
+    data = dataclasses.replace(gon.cfg.data, sample_rate=m["sample_rate"], channels=m["channels"])
+    data.window, data.hop = m["length"] / m["sample_rate"], m["hop"] / m["sample_rate"]
+    return load_signal(paths or gon.cfg.data.paths, data)
+
+
+# -- metrics, rendering, output ---------------------------------------------------------------------------------
+def snr_psnr(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """SNR (dB): signal energy over error energy, pooled over all samples; PSNR (dB) with peak 1 (full scale)."""
+    err = (pred - target).square().sum().item()
+    sig = target.square().sum().item()
+    mse = err / target.numel()
+    return {"snr_db": 10 * math.log10(max(sig, 1e-20) / max(err, 1e-20)),
+            "psnr": 10 * math.log10(1 / max(mse, 1e-20))}
+
+
+def evaluate(gon, sig: AudioSignal, batch_size: int = 64) -> dict[str, Any]:
+    """Encode every window in one step; score the reconstructed windows against the originals."""
+    preds = []
+    for s in range(0, len(sig), batch_size):
+        b = sig.full(torch.arange(s, min(s + batch_size, len(sig))), gon.device)
+        preds.append(gon.decode(gon.encode(b), b.coords))
+    out = snr_psnr(torch.cat(preds), sig.windows)
+    return {"n": len(sig), "clips": len(sig.clip_lengths), **out}
+
+
+def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
+    """Encode every window of one clip and render the clip at sr_out: (T_out, C)."""
+    idx, starts = sig.clip_windows(clip)
+    z = gon.encode_signal(sig, idx)
+    return join_windows(lambda w, t: gon.decode(z[w:w + 1], t)[0], starts, sig.length, sig.clip_lengths[clip],
+                        sig.sample_rate, sr_out)
+
+
+def write_wav(x: torch.Tensor | np.ndarray, sample_rate: int, path) -> None:
+    import soundfile as sf
+    x = np.asarray(x, dtype=np.float32).clip(-1, 1)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), x, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
+    """Stacked log-magnitude spectrograms (title, mono signal, rate), written atomically as PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 2.6 * len(pairs)), squeeze=False)
+    for ax, (title, x, sr) in zip(axes[:, 0], pairs):
+        ax.specgram(x, NFFT=512, Fs=sr, noverlap=384, cmap="magma", scale="dB", vmin=-120)
+        ax.set_title(title)
+        ax.set_ylabel("Hz")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def sample(gon, n: int, generator, temperature: float, out) -> None:
+    """n windows from the latent prior or fitted Gaussian, played one after another."""
+    t = time_grid(gon.meta["length"])
+    x = gon.generate(n, t, generator, temperature).reshape(-1, gon.meta["channels"])
+    write_wav(x, gon.meta["sample_rate"], out)
+
+
+def interpolate(gon, a, b, frames: int, out, **_) -> None:
+    """slerp between the latents of the first windows of clips a and b, the windows played one after another."""
+    from implicit_gon import slerp
+    if a is None or b is None:
+        raise DataError("audio interpolation needs --from CLIP_A --to CLIP_B")
+    sig = signal_for_run(gon, [a, b])
+    ia, _ = sig.clip_windows(0)
+    ib, _ = sig.clip_windows(1)
+    z = gon.encode_signal(sig, torch.tensor([ia[0].item(), ib[0].item()])).cpu()
+    path = slerp(z[0], z[1], torch.linspace(0, 1, frames))
+    x = gon.decode(path, time_grid(sig.length)).reshape(-1, sig.out_dim)
+    write_wav(x, sig.sample_rate, out)
+
+
+# -- what the CLI's verbs do for audio ---------------------------------------------------------------------------
+def evaluate_run(gon, paths, plot=None, batch_size: int = 64) -> dict[str, Any]:
+    sig = signal_for_run(gon, paths)
+    res = evaluate(gon, sig, batch_size)
+    if plot:
+        x = render_clip(gon, sig, 0, sig.sample_rate)
+        orig = _clip_samples(sig, 0)
+        plot_spectrograms([(f"original: {Path(sig.names[0]).name}", orig[:, 0].numpy(), sig.sample_rate),
+                           ("reconstruction (one gradient step per window)", x[:, 0].numpy(), sig.sample_rate)], plot)
+    return res
+
+
+def _clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
+    """The clip as the signal holds it (resampled, windowed), re-joined from its windows."""
+    idx, starts = sig.clip_windows(clip)
+    n = sig.clip_lengths[clip]
+    out = torch.zeros(n, sig.out_dim)
+    for i, s in zip(idx.tolist(), starts):
+        out[s:s + sig.length] = sig.windows[i]
+    return out
+
+
+def render_run(gon, input_=None, sample_rate=None, plot=None, out=None, **_) -> None:
+    """Encode every window of a clip and write it at any sample rate, of the clip's duration."""
+    if input_ is None:
+        raise DataError("audio render needs --input CLIP")
+    sig = signal_for_run(gon, [input_])
+    sr = sample_rate or sig.sample_rate
+    x = render_clip(gon, sig, 0, sr)
+    write_wav(x, sr, out)
+    if plot:
+        plot_spectrograms([(f"original: {Path(input_).name}", _clip_samples(sig, 0)[:, 0].numpy(), sig.sample_rate),
+                           (f"rendered at {sr} Hz", x[:, 0].numpy(), sr)], plot)
