@@ -1,0 +1,120 @@
+"""Audio: windowing and re-joining, resampling, a short fit on a tone, the real clips, the CLI and its errors."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import run_cli
+from implicit_gon.errors import DataError
+from signals.audio import AudioSignal, join_windows, read_clip, time_grid, window_starts
+
+
+def tone(freq, sr, seconds, amp=0.5):
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t))[:, None].astype(np.float32)
+
+
+def peak_freq(x, sr):
+    spec = np.abs(np.fft.rfft(x[:, 0] * np.hanning(len(x))))
+    return np.fft.rfftfreq(len(x), 1 / sr)[spec.argmax()]
+
+
+def test_window_starts_cover_every_sample():
+    starts = window_starts(1000, 300, 150)
+    assert starts[0] == 0 and starts[-1] + 300 == 1000
+    covered = np.zeros(1000, bool)
+    for s in starts:
+        covered[s:s + 300] = True
+    assert covered.all() and window_starts(299, 300, 150) == []
+
+
+@pytest.mark.parametrize("n", [16000, 16123])
+def test_split_and_join_round_trip_is_exact_with_identity_network(n):
+    """Replace the network by the identity on samples: re-joined windows reproduce the clip exactly."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    sig = AudioSignal([x], 16000, window=0.1, hop=0.03)
+    idx, starts = sig.clip_windows(0)
+    L = sig.length
+    grid = time_grid(L)[:, 0]
+
+    def identity(w, t):  # look the sample up at its coordinate
+        pos = torch.round((t[:, 0] + 1) / 2 * L - 0.5).long()
+        assert torch.allclose(grid[pos], t[:, 0], atol=1e-6)
+        return sig.windows[idx[w]][pos]
+    out = join_windows(identity, starts, L, n, 16000, 16000)
+    assert out.shape == (n, 1)
+    torch.testing.assert_close(out, torch.from_numpy(x), rtol=0, atol=1e-6)
+
+
+def test_join_at_a_higher_rate_keeps_duration_and_tone():
+    x = tone(440, 8000, 1.0)
+    sig = AudioSignal([x], 8000, window=0.1, hop=None)
+    idx, starts = sig.clip_windows(0)
+    # a 'network' that knows the tone: value at window coordinate t of window w
+    def render(w, t):
+        sec = starts[w] / 8000 + ((t[:, 0] + 1) / 2 * sig.length - 0.5) / 8000
+        return (0.5 * torch.sin(2 * np.pi * 440 * sec.double())).float()[:, None]
+    out = join_windows(render, starts, sig.length, len(x), 8000, 24000)
+    assert out.shape[0] == 24000 and abs(peak_freq(out.numpy(), 24000) - 440) < 2
+
+
+def test_resampling_keeps_a_tones_frequency(tmp_path):
+    sf.write(tmp_path / "t.wav", tone(1000, 44100, 0.5), 44100)
+    y = read_clip(tmp_path / "t.wav", 16000)
+    assert y.shape == (8000, 1) and abs(peak_freq(y, 16000) - 1000) < 3
+    assert abs(np.abs(y).max() - 0.5) < 0.02  # band-limited, not decimated: amplitude kept
+
+
+def test_short_fit_on_a_pure_tone_reaches_high_snr(tmp_path):
+    from implicit_gon import GON
+    from implicit_gon.config import resolve
+    from implicit_gon.train import train
+    from signals.audio import evaluate
+    cfg = resolve("audio", "default", None, {"train.steps": 150, "train.device": "cpu", "model.hidden": 128})
+    sig = AudioSignal([tone(440, 16000, 1.0)], 16000, cfg.data.window, None)
+    torch.manual_seed(0)
+    gon = GON(cfg, {**sig.meta(), "coord_dim": 1, "out_dim": 1}, "cpu")
+    train(gon, sig, tmp_path, progress=False)
+    assert evaluate(gon, sig)["snr_db"] > 25  # 31 dB measured; silence would be 0 dB
+
+
+def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys):
+    clips = sorted((shared_data / "audio").iterdir())
+    assert {p.suffix for p in clips} >= {".wav", ".ogg"}
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "audio", "--data", shared_data / "audio", "--out", run, "--steps", "2",
+                            "--batch-size", "4", "--hidden", "32", "--layers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    meta = json.loads((run / "config.json").read_text())["meta"]
+    assert meta["sample_rate"] == 16000 and meta["length"] == 1600
+    wav = shared_data / "audio" / "cmu_arctic_us_axb_a0005.wav"
+    code, out, err = run_cli(["eval", run, "--data", wav, "--json", "--plot", tmp_path / "spec.png"], capsys)
+    res = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and res["clips"] == 1 and "snr_db" in res and (tmp_path / "spec.png").stat().st_size > 0
+    code, _, err = run_cli(["render", run, "--input", wav, "--sample-rate", "48000", "--out", tmp_path / "r.wav"],
+                           capsys)
+    assert code == 0, err
+    info = sf.info(tmp_path / "r.wav")
+    assert info.samplerate == 48000 and abs(info.duration - sf.info(wav).duration) < 1e-3
+    ogg = shared_data / "audio" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
+    code, _, err = run_cli(["interpolate", run, "--from", wav, "--to", ogg, "--frames", "4",
+                            "--out", tmp_path / "m.wav"], capsys)
+    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 1600
+    code, _, err = run_cli(["sample", run, "--n", "3", "--out", tmp_path / "s.wav"], capsys)
+    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 1600
+
+
+@pytest.mark.parametrize("case", ["missing", "unreadable", "short"])
+def test_bad_clips_give_one_line_errors(case, tmp_path, capsys):
+    p = tmp_path / "clip.wav"
+    if case == "unreadable":
+        p.write_bytes(b"RIFF....WAVEfmt garbage")
+    elif case == "short":
+        sf.write(p, tone(440, 16000, 0.05), 16000)
+    code, _, err = run_cli(["fit", "audio", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
+    expected = {"missing": "file not found", "unreadable": "not a readable audio file",
+                "short": "shorter than one window"}[case]
+    assert code == 1 and "Traceback" not in err and str(p) in err and expected in err
