@@ -6,18 +6,23 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO   := runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup system-deps demo test bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed system-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]"
-	@# open3d (SDF sampling) needs libusb at import time; install it where we may
-	@$(BIN)/python -c "import open3d" >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && apt-get install -y -qq libusb-1.0-0) >/dev/null 2>&1; } || true
 	touch $@
+
+# open3d (SDF sampling) needs the system's libusb-1.0 at import time: install it where we may, say so where not
+system-deps: $(VENV)/.installed
+	@$(BIN)/python -c "import open3d" >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq libusb-1.0-0; } ; \
+	  else echo "note: SDF sampling needs libusb-1.0 (Debian/Ubuntu: sudo apt-get install libusb-1.0-0)"; fi; }
 
 demo: setup
 	rm -rf $(DEMO)

@@ -137,6 +137,40 @@ def fit_audio(
     _run_fit("audio", "default", config, flags, out, resume, make, not quiet)
 
 
+@fit_app.command("sdf")
+def fit_sdf(
+    paths: Optional[List[Path]] = typer.Argument(None, help="Meshes or folders (searched recursively)."),
+    data: Optional[List[Path]] = Opt(None, "--data", help="Mesh or folder (repeatable)."),
+    out: Path = Opt(..., help="Run directory."),
+    config: Optional[Path] = Opt(None, help="YAML config (default: configs/sdf/default.yaml)."),
+    samples: Optional[int] = Opt(None, help="SDF samples cached per mesh."),
+    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
+    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
+    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None), device: Optional[str] = Opt(None),
+    loss: Optional[str] = Opt(None, help="clamped_l1 (DeepSDF's) or mse."),
+    variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
+    ckpt_every: Optional[int] = Opt(None),
+    resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+):
+    """Train a GON over the signed distance functions of meshes."""
+    from signals import sdf
+
+    flags = _flags(**{k: v for k, v in locals().items()
+                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples")})
+    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
+    if not given and not resume:
+        raise _err("fit sdf needs meshes: --data PATH (files or folders)")
+    if given:
+        flags["data.paths"] = given
+    if samples:
+        flags["data.sdf_samples"] = samples
+    flags["data.signal"] = "sdf"
+
+    def make(cfg):
+        return sdf.load_signal(cfg.data.paths, cfg.data), None
+    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet)
+
+
 def _maybe_test(data):
     from implicit_gon.errors import DataError
     from signals import image_signal
@@ -192,6 +226,10 @@ def eval_cmd(
 
 def _report(res: dict, as_json: bool) -> None:
     for k, v in res.items():
+        if k == "shapes":
+            for s in v:
+                print("  " + "  ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in s.items()))
+            continue
         print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}")
     if as_json:
         print(json.dumps(res))
@@ -355,6 +393,25 @@ def interpolate_cmd(
     else:
         images.save_png(pics, out, nrow=frames)
     print(f"wrote {out} ({len(ends)} pairs x {frames} frames, {res}x{res})", file=sys.stderr)
+
+
+@app.command("export-mesh")
+def export_mesh_cmd(
+    run: Path = typer.Argument(..., help="Run directory of an SDF run."),
+    index: Optional[int] = Opt(None, help="Training shape to export."),
+    input_: Optional[Path] = Opt(None, "--input", help="A mesh the network never saw, encoded in one step."),
+    res: int = Opt(256, help="Marching-cubes grid resolution (res^3, evaluated in slabs)."),
+    fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
+    original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the unit sphere."),
+    out: Path = Opt(..., help="Output mesh file."), device: str = Opt("auto"),
+):
+    """Marching cubes over the network's signed distance field."""
+    from signals import sdf
+    gon = _load(run, device)
+    if gon.meta["signal"] != "sdf":
+        raise _err(f"{run}: export-mesh needs an SDF run (this one is {gon.meta['signal']})")
+    mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
+    print(f"wrote {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

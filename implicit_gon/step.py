@@ -31,8 +31,16 @@ def make_loss(name: str, clamp: float = 0.1) -> LossFn:
             return -(x * torch.log(y) + (1 - x) * torch.log1p(-y))
         return bce
     if name == "clamped_l1":
-        return lambda y, x: (y.clamp(-clamp, clamp) - x.clamp(-clamp, clamp)).abs()
+        return lambda y, x: clamped_l1(y, x, clamp)
     raise ValueError(f"gon.loss {name!r}: choose mse, l1, bce or clamped_l1")
+
+
+def clamped_l1(y: torch.Tensor, x: torch.Tensor, delta: float) -> torch.Tensor:
+    """DeepSDF's |clamp(y) - clamp(x)| where it matters. The prediction is clamped only on the side where the
+    target is beyond the band (there, further out is as good), never where the target is inside the band: DeepSDF's
+    form has zero gradient for a prediction outside the band, which stalls a network that starts outside it."""
+    y = torch.where(x >= delta, y.clamp(max=delta), torch.where(x <= -delta, y.clamp(min=-delta), y))
+    return (y - x.clamp(-delta, delta)).abs()
 
 
 def per_sample(loss: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,428 @@
+"""SDF adapter: meshes as signed distance functions. The coordinate is a point in [-1, 1]^3, the value its signed
+distance (negative inside), in the units of the normalised shape.
+
+Meshes (OBJ, PLY, STL, OFF, GLB) are read with trimesh, duplicate vertices merged, and each shape is centred and
+scaled into the sphere of radius 0.9 (inside the unit sphere with a margin, so marching cubes never clips it); the
+transform is kept so that exports can go back to the original units. Distances come from open3d's
+RaycastingScene. The sign is the majority vote of several rays cast from each point (open3d's occupancy with
+nsamples > 1), which tolerates small holes: meshes that are not watertight are common, so they are accepted with a
+warning. Samples are cached per mesh, keyed by the file's content and the sampling settings.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from implicit_gon.errors import DataError
+from implicit_gon.fsio import atomic_path
+
+from .base import Batch
+
+EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+RADIUS = 0.9
+SIGN_RAYS = 11  # rays per point for the occupancy vote
+ENCODE_POINTS = 16384  # fixed subset of the cached samples used to encode a shape (its "full" integral)
+
+
+# -- meshes ---------------------------------------------------------------------------------------------------------
+def find_meshes(paths) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
+            if not found:
+                raise DataError(f"{p}: no meshes ({', '.join(EXTENSIONS)}) in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: file not found")
+    if not out:
+        raise DataError("no meshes given")
+    return out
+
+
+def load_mesh(path: Path):
+    """A trimesh.Trimesh with duplicate vertices merged; one-line errors for non-meshes and empty meshes."""
+    import trimesh
+    try:
+        mesh = trimesh.load(str(path), force="mesh", process=True)
+    except Exception as e:  # trimesh raises many types for unparsable input
+        raise DataError(f"{path}: not a readable mesh ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not isinstance(mesh, trimesh.Trimesh):
+        raise DataError(f"{path}: not a triangle mesh")
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise DataError(f"{path}: the mesh is empty (no triangles)")
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)  # UV seams split vertices that are one point
+    if not np.isfinite(mesh.vertices).all() or mesh.extents.max() <= 0:
+        raise DataError(f"{path}: the mesh has no extent (degenerate or non-finite vertices)")
+    return mesh
+
+
+def normalise(mesh) -> tuple[Any, np.ndarray, float]:
+    """Centre (bounding-box centre) and scale into the sphere of radius RADIUS: (mesh, centre, scale), with
+    original = normalised * scale + centre."""
+    centre = mesh.bounds.mean(0)
+    scale = float(np.linalg.norm(mesh.vertices - centre, axis=1).max()) / RADIUS
+    out = mesh.copy()
+    out.vertices = (mesh.vertices - centre) / scale
+    return out, centre, scale
+
+
+# -- signed distances --------------------------------------------------------------------------------------------------
+def _o3d():
+    try:
+        import open3d as o3d
+    except ImportError as e:
+        raise DataError(f"open3d could not be imported ({e}); on Debian/Ubuntu: apt-get install libusb-1.0-0") from None
+    return o3d
+
+
+class Distance:
+    """Signed distance to a mesh: open3d's exact unsigned distance with a multi-ray occupancy vote for the sign."""
+
+    def __init__(self, mesh):
+        o3d = _o3d()
+        self.scene = o3d.t.geometry.RaycastingScene()
+        self.scene.add_triangles(o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)),
+                                 o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)))
+        self.o3d = o3d
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        q = self.o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
+        dist = self.scene.compute_distance(q).numpy()
+        inside = self.scene.compute_occupancy(q, nsamples=SIGN_RAYS).numpy() > 0.5
+        return np.where(inside, -dist, dist).astype(np.float32)
+
+    def occupancy(self, points: np.ndarray) -> np.ndarray:
+        q = self.o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
+        return self.scene.compute_occupancy(q, nsamples=SIGN_RAYS).numpy() > 0.5
+
+
+def sample_sdf(mesh, n: int, near_std: list[float], uniform_frac: float, seed: int = 0) -> np.ndarray:
+    """(n, 4) float32 rows (x, y, z, sdf), shuffled: surface samples plus Gaussian offsets at each scale in
+    near_std, and uniform points in the cube; the shape is already normalised."""
+    import trimesh
+    rng = np.random.default_rng(seed)
+    n_uniform = int(round(n * uniform_frac))
+    per = (n - n_uniform) // len(near_std)
+    surface, _ = trimesh.sample.sample_surface(mesh, per * len(near_std), seed=seed)
+    near = [surface[k * per:(k + 1) * per] + rng.normal(0, s, (per, 3)) for k, s in enumerate(near_std)]
+    pts = np.concatenate(near + [rng.uniform(-1, 1, (n - per * len(near_std), 3))]).clip(-1, 1)
+    rows = np.concatenate([pts, Distance(mesh)(pts)[:, None]], 1).astype(np.float32)
+    return rows[rng.permutation(len(rows))]
+
+
+def _cache_dir(data) -> Path:
+    import os
+    if data.cache_dir:
+        return Path(data.cache_dir) / "sdf"
+    if os.environ.get("IMPLICIT_GON_CACHE"):
+        return Path(os.environ["IMPLICIT_GON_CACHE"]) / "sdf"
+    return Path.home() / ".cache" / "implicit-gon" / "sdf"
+
+
+def cached_samples(path: Path, mesh, data) -> np.ndarray:
+    """Samples of one normalised mesh, cached by file content and sampling settings."""
+    settings = {"n": data.sdf_samples, "near": list(data.sdf_near_std), "uniform": data.sdf_uniform_frac,
+                "radius": RADIUS, "rays": SIGN_RAYS, "v": 2}
+    h = hashlib.sha256(path.read_bytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    cache = _cache_dir(data) / f"{path.stem}-{h.hexdigest()[:16]}.npy"
+    if cache.is_file():
+        try:
+            arr = np.load(cache)
+            if arr.shape == (data.sdf_samples, 4):
+                return arr
+        except (ValueError, OSError):
+            pass
+    arr = sample_sdf(mesh, data.sdf_samples, data.sdf_near_std, data.sdf_uniform_frac)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cache) as tmp:
+        np.save(tmp, arr)
+    return arr
+
+
+# -- the Signal ----------------------------------------------------------------------------------------------------------
+class SDFSignal:
+    """Shapes as Signals: each sample's coordinates are its own cached SDF sample points."""
+
+    kind = "sdf"
+    coord_dim = 3
+    out_dim = 1
+
+    def __init__(self, samples: np.ndarray, names: list[str], transforms: list[tuple[list[float], float]],
+                 encode_points: int = ENCODE_POINTS):
+        self.samples = torch.from_numpy(np.ascontiguousarray(samples))  # (n, S, 4)
+        self.names, self.transforms = names, transforms
+        self.encode_points = min(encode_points, self.samples.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _split(self, rows: torch.Tensor, scale: float, device) -> Batch:
+        return Batch(rows[..., :3].to(device), rows[..., 3:].to(device), scale)
+
+    def batch(self, idx, points, generator, device) -> Batch:
+        """A fresh random subset of each shape's cached samples. The integral is the mean over the sampling
+        distribution, so scale = 1 / N for every N (the step size is set for that)."""
+        S = self.samples.shape[1]
+        n = max(1, min(S, round(points * S) if points <= 1 else int(points)))
+        pick = torch.randint(0, S, (len(idx), n), generator=generator)
+        rows = torch.gather(self.samples[idx], 1, pick[..., None].expand(-1, -1, 4))
+        return self._split(rows, 1.0 / n, device)
+
+    def full(self, idx, device) -> Batch:
+        """The first encode_points cached samples (a uniform subset: the cache is shuffled), scale 1 / N."""
+        return self._split(self.samples[idx, :self.encode_points], 1.0 / self.encode_points, device)
+
+    def meta(self) -> dict[str, Any]:
+        return {"signal": "sdf", "names": self.names, "transforms": self.transforms}
+
+
+def load_signal(paths, data, quiet: bool = False) -> SDFSignal:
+    """An SDFSignal of every mesh under paths."""
+    files = find_meshes(paths)
+    samples, transforms = [], []
+    for f in files:
+        mesh = load_mesh(f)
+        if not mesh.is_watertight and not quiet:
+            print(f"warning: {f}: not watertight; signs come from a {SIGN_RAYS}-ray vote, which tolerates small "
+                  f"holes", file=sys.stderr)
+        norm, centre, scale = normalise(mesh)
+        samples.append(cached_samples(f, norm, data))
+        transforms.append((centre.tolist(), scale))
+    return SDFSignal(np.stack(samples), [str(f) for f in files], transforms)
+
+
+def signal_for_run(gon, paths) -> SDFSignal:
+    return load_signal(paths or gon.cfg.data.paths, gon.cfg.data, quiet=True)
+
+
+# -- the network as a field: volumes, meshes, pictures ------------------------------------------------------------------
+def _field(gon, z: torch.Tensor):
+    """points (M, 3) -> SDF (M,) of the shape with latent z (1, K), on CPU."""
+    return lambda p: gon.decode(z, p)[0, :, 0]
+
+
+@torch.no_grad()
+def volume(field, res: int) -> np.ndarray:
+    """The field on a res^3 grid over [-1, 1]^3, one z-slab at a time so memory stays at the volume itself."""
+    ax = torch.linspace(-1, 1, res)
+    out = np.empty((res, res, res), np.float32)
+    yy, zz = torch.meshgrid(ax, ax, indexing="ij")
+    plane = torch.stack([yy.reshape(-1), zz.reshape(-1)], 1)  # (res^2, 2)
+    for i, x in enumerate(ax):
+        pts = torch.cat([x.expand(len(plane), 1), plane], 1)
+        out[i] = field(pts).reshape(res, res).numpy()
+    return out
+
+
+def marching_cubes(vol: np.ndarray):
+    """Zero level set of a volume over [-1, 1]^3 as a trimesh.Trimesh."""
+    import trimesh
+    from skimage import measure
+    if not (vol.min() < 0 < vol.max()):
+        raise DataError("the field has no zero crossing on the grid: no surface to extract")
+    res = vol.shape[0]
+    verts, faces, normals, _ = measure.marching_cubes(vol, level=0.0, spacing=(2 / (res - 1),) * 3)
+    # skimage orients faces for increasing values outward; our field is negative inside, as it expects
+    return trimesh.Trimesh(verts - 1, faces, vertex_normals=normals, process=False)
+
+
+def export(mesh, path: Path, fmt: str | None = None) -> None:
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in ("ply", "obj", "glb", "stl"):
+        raise DataError(f"{path}: unsupported mesh format {fmt!r} (ply, obj, glb or stl)")
+    with atomic_path(path) as tmp:
+        mesh.export(str(tmp), file_type=fmt)
+
+
+def look_at_rays(res: int, azimuth: float = 35.0, elevation: float = 25.0, distance: float = 2.6, fov: float = 45.0):
+    """Pinhole camera rays looking at the origin: origins (res^2, 3) and unit directions (res^2, 3)."""
+    a, e = math.radians(azimuth), math.radians(elevation)
+    eye = torch.tensor([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)]) * distance
+    fwd = -eye / eye.norm()
+    right = torch.linalg.cross(fwd, torch.tensor([0.0, 1.0, 0.0]))
+    right = right / right.norm()
+    up = torch.linalg.cross(right, fwd)
+    s = math.tan(math.radians(fov) / 2)
+    t = (torch.arange(res) + 0.5) / res * 2 - 1
+    v, u = torch.meshgrid(-t, t, indexing="ij")
+    d = fwd + s * (u.reshape(-1, 1) * right + v.reshape(-1, 1) * up)
+    return eye.expand(len(d), 3), d / d.norm(dim=1, keepdim=True)
+
+
+@torch.no_grad()
+def sphere_trace(field, res: int, steps: int = 64, **camera) -> np.ndarray:
+    """A shaded (res, res, 3) uint8 picture of the field's zero level set by sphere tracing F itself: no display
+    or OpenGL needed. Steps are 0.9 F (F is a clamped, learned distance), inside the bounding sphere."""
+    o, d = look_at_rays(res, **camera)
+    b = (o * d).sum(1)  # ray-sphere(radius 1) entry and exit
+    disc = b**2 - (o * o).sum(1) + 1
+    t, t_far = (-b - disc.clamp_min(0).sqrt()).clamp_min(0), -b + disc.clamp_min(0).sqrt()
+    active, hit = disc > 0, torch.zeros(len(o), dtype=torch.bool)
+    for _ in range(steps):
+        idx = torch.nonzero(active).squeeze(1)
+        if len(idx) == 0:
+            break
+        f = field(o[idx] + t[idx, None] * d[idx])
+        done = f.abs() < 2e-3
+        hit[idx[done]] = True
+        t[idx] += 0.9 * f.clamp_min(-0.05) * (~done)
+        active[idx] = ~done & (t[idx] < t_far[idx])
+    img = torch.full((len(o), 3), 0.93)
+    idx = torch.nonzero(hit).squeeze(1)
+    if len(idx):
+        p = o[idx] + t[idx, None] * d[idx]
+        n = _normals(field, p)
+        light = torch.tensor([0.4, 0.8, 0.45])
+        light = light / light.norm()
+        diffuse = (n @ light).clamp_min(0)
+        shade = 0.2 + 0.7 * diffuse + 0.2 * (n * -d[idx]).sum(1).clamp_min(0) ** 8
+        img[idx] = shade[:, None] * torch.tensor([0.55, 0.68, 0.85])
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8).reshape(res, res, 3).numpy()
+
+
+def _normals(field, p: torch.Tensor, eps: float = 2e-3) -> torch.Tensor:
+    """Unit normals from central differences of the field."""
+    offs = torch.eye(3) * eps
+    g = torch.stack([field(p + offs[k]) - field(p - offs[k]) for k in range(3)], 1)
+    return g / g.norm(dim=1, keepdim=True).clamp_min(1e-9)
+
+
+# -- metrics --------------------------------------------------------------------------------------------------------------
+def chamfer_x1e3(a: np.ndarray, b: np.ndarray) -> float:
+    """DeepSDF's Chamfer distance: mean squared nearest-neighbour distance a->b plus b->a, times 1e3."""
+    from scipy.spatial import cKDTree
+    da, _ = cKDTree(b).query(a)
+    db, _ = cKDTree(a).query(b)
+    return float((np.mean(da**2) + np.mean(db**2)) * 1e3)
+
+
+def iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:
+    """Volumetric IoU of two occupancy masks over the same points."""
+    union = np.logical_or(inside_a, inside_b).sum()
+    return float(np.logical_and(inside_a, inside_b).sum() / union) if union else 1.0
+
+
+def surface_points(mesh, n: int = 30000, seed: int = 0) -> np.ndarray:
+    import trimesh
+    return trimesh.sample.sample_surface(mesh, n, seed=seed)[0]
+
+
+# -- what the CLI's verbs do for SDF ------------------------------------------------------------------------------------
+EVAL_RES = 128
+IOU_POINTS = 100_000
+
+
+def latent_for(gon, index: int | None = None, input_=None) -> tuple[torch.Tensor, Any, tuple]:
+    """(latent (1, K), the normalised ground-truth mesh or None, (centre, scale)) of a training shape or a new mesh,
+    the latter encoded in one gradient step."""
+    if (index is None) == (input_ is None):
+        raise DataError("give exactly one of --index (a training shape) or --input (a mesh)")
+    if input_ is not None:
+        sig = load_signal([input_], gon.cfg.data, quiet=True)
+        i = 0
+    else:
+        sig = signal_for_run(gon, None)
+        if not 0 <= index < len(sig):
+            raise DataError(f"--index {index}: the run has {len(sig)} training shapes (0..{len(sig) - 1})")
+        i = index
+    z = gon.encode_signal(sig, [i]).cpu()
+    return z, Path(sig.names[i]), tuple(sig.transforms[i])
+
+
+def mesh_of(gon, z: torch.Tensor, res: int):
+    return marching_cubes(volume(_field(gon, z), res))
+
+
+def evaluate_run(gon, paths, batch_size: int = 8, **_) -> dict[str, Any]:
+    """Per shape and averaged: Chamfer x1e3 (30,000 surface samples each way) and volumetric IoU (100,000 uniform
+    points in the cube) of the one-step reconstruction against the normalised ground truth."""
+    sig = signal_for_run(gon, paths)
+    z = gon.encode_signal(sig, batch_size=batch_size).cpu()
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-1, 1, (IOU_POINTS, 3)).astype(np.float32)
+    shapes = []
+    for i, name in enumerate(sig.names):
+        gt, _, _ = normalise(load_mesh(Path(name)))
+        field = _field(gon, z[i:i + 1])
+        pred_in = np.concatenate([(field(torch.from_numpy(c)) < 0).numpy() for c in np.array_split(pts, 10)])
+        row = {"shape": Path(name).name, "iou": iou(Distance(gt).occupancy(pts), pred_in)}
+        try:
+            row["chamfer_x1e3"] = chamfer_x1e3(surface_points(gt), surface_points(mesh_of(gon, z[i:i + 1], EVAL_RES)))
+        except DataError:
+            row["chamfer_x1e3"] = None  # the reconstruction has no surface
+        shapes.append(row)
+    ok = [s["chamfer_x1e3"] for s in shapes if s["chamfer_x1e3"] is not None]
+    return {"n": len(shapes), "chamfer_x1e3": float(np.mean(ok)) if ok else None,
+            "iou": float(np.mean([s["iou"] for s in shapes])), "no_surface": len(shapes) - len(ok), "shapes": shapes}
+
+
+def render_run(gon, input_=None, index=None, res=None, out=None, **_) -> None:
+    z, _, _ = latent_for(gon, index, input_)
+    from .images import save_png
+    save_png(sphere_trace(_field(gon, z), res or 512)[None], out)
+
+
+def export_mesh(gon, index, input_, res: int, fmt: str | None, original_units: bool, out: Path) -> Any:
+    z, _, (centre, scale) = latent_for(gon, index, input_)
+    mesh = mesh_of(gon, z, res)
+    if original_units:
+        mesh.vertices = mesh.vertices * scale + np.asarray(centre)
+    export(mesh, out, fmt)
+    return mesh
+
+
+def _ends(gon, a, b) -> torch.Tensor:
+    """Latents of two shapes given as training indices or mesh files: (2, K)."""
+    out = []
+    for e in (a, b):
+        if e is None:
+            raise DataError("SDF interpolation needs --from and --to (training indices or mesh files)")
+        out.append(latent_for(gon, int(e), None)[0] if str(e).isdigit() else latent_for(gon, None, e)[0])
+    return torch.cat(out)
+
+
+def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
+    """slerp between two shapes: one mesh per frame into a folder, or a video of shaded renders (.mp4/.gif)."""
+    from implicit_gon import slerp
+    from implicit_gon.media import VIDEO_SUFFIXES, write_video
+    z = _ends(gon, a, b)
+    path = slerp(z[0], z[1], torch.linspace(0, 1, frames))
+    out = Path(out)
+    if out.suffix.lower() in VIDEO_SUFFIXES:
+        write_video(np.stack([sphere_trace(_field(gon, p[None]), res or 256) for p in path]), out, fps)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for k, p in enumerate(path):
+        export(mesh_of(gon, p[None], res or 128), out / f"frame_{k:03d}.ply")
+
+
+def sample(gon, n: int, generator, temperature: float, out) -> None:
+    """n shapes from the prior or fitted Gaussian: a PNG grid of renders, or one mesh each into a folder."""
+    from .images import save_png
+    z = gon.sample_latents(n, generator, temperature)
+    fields = [_prior_field(gon, z[i:i + 1]) for i in range(n)]
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        save_png(np.stack([sphere_trace(f, 160) for f in fields]), out)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(fields):
+        export(marching_cubes(volume(f, 128)), out / f"sample_{i:03d}.ply")
+
+
+def _prior_field(gon, z):
+    if gon.model.head is None:
+        return _field(gon, z)
+    return lambda p: gon.decode_prior(z, p)[0, :, 0]
