@@ -33,7 +33,9 @@ class Signal(Protocol):
         """Samples idx on a Monte Carlo subset of coordinates: a fraction (<= 1) or a count (> 1)."""
 
     def full(self, idx: torch.Tensor, device) -> Batch:
-        """Samples idx on all their coordinates (scale 1), for encoding and evaluation."""
+        """Samples idx on all their coordinates, for encoding and evaluation. Its scale defines the signal's
+        integral (1 for grids, where it is the sum; 1 / N for SDF samples, where it is the mean), and every
+        subsampled batch has scale * N equal to it, so both estimate the same integral."""
 
     def meta(self) -> dict[str, Any]:
         """What a checkpoint must remember to rebuild coordinates and outputs later (JSON-serialisable)."""

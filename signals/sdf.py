@@ -185,7 +185,8 @@ class SDFSignal:
         return self._split(self.samples[idx, :self.encode_points], 1.0 / self.encode_points, device)
 
     def meta(self) -> dict[str, Any]:
-        return {"signal": "sdf", "names": self.names, "transforms": self.transforms}
+        return {"signal": "sdf", "names": self.names,
+                "transforms": [[list(map(float, c)), float(s)] for c, s in self.transforms]}
 
 
 def load_signal(paths, data, quiet: bool = False) -> SDFSignal:

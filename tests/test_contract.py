@@ -21,7 +21,16 @@ def audio_signal():
     return AudioSignal(clips, 8000, window=0.05, hop=None)
 
 
-ADAPTERS = {"images": image_signal, "audio": audio_signal}
+def sdf_signal():
+    import trimesh
+    from implicit_gon.config import DataConfig
+    from signals import sdf
+    rows = [sdf.sample_sdf(trimesh.creation.icosphere(subdivisions=2, radius=r), 800, [0.01, 0.05], 0.2)
+            for r in (0.3, 0.45, 0.6)]
+    return sdf.SDFSignal(np.stack(rows), ["a", "b", "c"], [([0.0, 0.0, 0.0], 1.0)] * 3)
+
+
+ADAPTERS = {"images": image_signal, "audio": audio_signal, "sdf": sdf_signal}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
@@ -37,7 +46,8 @@ def test_is_a_signal(sig):
 def test_full_batch_shapes_and_ranges(sig):
     b = sig.full(torch.arange(2), "cpu")
     B, N, C = b.values.shape
-    assert (B, C) == (2, sig.out_dim) and b.scale == 1.0
+    assert b.coords.dim() == 2 or b.coords.shape[0] == B  # shared by the batch, or one set per sample
+    assert (B, C) == (2, sig.out_dim) and b.scale > 0
     assert b.coords.shape[-2:] == (N, sig.coord_dim) and b.coords.dtype == torch.float32
     assert b.coords.abs().max() <= 1 and torch.isfinite(b.values).all()
 
@@ -47,19 +57,21 @@ def test_subsampled_batch_is_unbiased_and_seeded(sig):
     N = full.values.shape[1]
     g = torch.Generator().manual_seed(0)
     b = sig.batch(torch.arange(3), 0.25, g, "cpu")
-    assert b.values.shape[1] == round(0.25 * N) and math.isclose(b.scale, N / b.values.shape[1])
+    n = b.values.shape[1]
+    assert n == round(0.25 * N) and math.isclose(b.scale * n, full.scale * N)  # sums estimate the same integral
     b2 = sig.batch(torch.arange(3), 0.25, torch.Generator().manual_seed(0), "cpu")
     assert torch.equal(b.coords, b2.coords) and torch.equal(b.values, b2.values)
-    # the subset's values are the full batch's values at the same coordinates
-    coords = full.coords if full.coords.dim() == 2 else full.coords[0]
-    sub = b.coords if b.coords.dim() == 2 else b.coords[0]
-    pos = [int(torch.nonzero((coords == c).all(-1))[0]) for c in sub]
-    assert torch.equal(b.values, full.values[:, pos])
+    # the subset's values are the full batch's values at the same coordinates, sample by sample
+    for i in range(3):
+        coords = full.coords if full.coords.dim() == 2 else full.coords[i]
+        sub = b.coords if b.coords.dim() == 2 else b.coords[i]
+        pos = [int(torch.nonzero((coords == c).all(-1))[0]) for c in sub]
+        assert torch.equal(b.values[i], full.values[i, pos])
     # mean of scale * subset sums over draws approaches the full sum
     sums = torch.stack([(lambda bb: bb.scale * bb.values.sum((1, 2)))(sig.batch(torch.arange(3), 0.25, g, "cpu"))
                         for _ in range(400)])
     se = sums.std(0) / 20
-    assert ((sums.mean(0) - full.values.sum((1, 2))).abs() < 4 * se + 1e-6).all()
+    assert ((sums.mean(0) - full.scale * full.values.sum((1, 2))).abs() < 4 * se + 1e-6).all()
 
 
 def test_count_of_points(sig):

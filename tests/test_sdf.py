@@ -1,0 +1,187 @@
+"""SDF: analytic shapes against closed forms, marching cubes, metrics, holes, the real meshes, CLI and errors."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from conftest import run_cli
+from implicit_gon.config import DataConfig
+from implicit_gon.errors import DataError
+from signals import sdf
+
+pytestmark = pytest.mark.xdist_group("sdf")
+
+
+def sphere_sdf(p, r=0.5):
+    return np.linalg.norm(p, axis=1) - r
+
+
+def box_sdf(p, h=np.array([0.4, 0.3, 0.2])):
+    q = np.abs(p) - h
+    return np.linalg.norm(np.maximum(q, 0), axis=1) + np.minimum(q.max(1), 0)
+
+
+def torus_sdf(p, R=0.5, r=0.15):  # trimesh's torus lies around the z axis
+    return np.hypot(np.hypot(p[:, 0], p[:, 1]) - R, p[:, 2]) - r
+
+
+SHAPES = {
+    "sphere": (lambda: trimesh.creation.icosphere(subdivisions=5, radius=0.5), sphere_sdf, 2e-3),
+    "box": (lambda: trimesh.creation.box(extents=[0.8, 0.6, 0.4]), box_sdf, 1e-5),
+    "torus": (lambda: trimesh.creation.torus(major_radius=0.5, minor_radius=0.15, major_sections=128,
+                                             minor_sections=64), torus_sdf, 2e-3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_samples_match_closed_form_distance(name):
+    make, closed, tol = SHAPES[name]
+    rows = sdf.sample_sdf(make(), 4000, [0.01, 0.05], 0.3, seed=1)
+    assert rows.shape == (4000, 4) and np.abs(rows[:, :3]).max() <= 1
+    err = np.abs(rows[:, 3] - closed(rows[:, :3].astype(np.float64)))
+    assert err.max() < tol + 1e-4, err.max()
+    near = np.abs(rows[:, 3]) < 0.02
+    assert near.mean() > 0.3  # most samples hug the surface
+
+
+def test_marching_cubes_of_closed_form_sphere():
+    ax = np.linspace(-1, 1, 64)
+    X, Y, Z = np.meshgrid(ax, ax, ax, indexing="ij")
+    vol = sphere_sdf(np.stack([X, Y, Z], -1).reshape(-1, 3)).reshape(64, 64, 64).astype(np.float32)
+    mesh = sdf.marching_cubes(vol)
+    r = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.abs(r - 0.5).max() < 0.01
+    assert abs(mesh.area - 4 * math.pi * 0.25) / (4 * math.pi * 0.25) < 0.02
+    assert mesh.is_watertight and mesh.volume > 0  # outward-facing
+    with pytest.raises(DataError, match="no zero crossing"):
+        sdf.marching_cubes(np.ones((8, 8, 8), np.float32))
+
+
+def test_volume_slabs_equal_direct_evaluation():
+    field = lambda p: torch.from_numpy(box_sdf(p.double().numpy())).float()
+    vol = sdf.volume(field, 9)
+    ax = np.linspace(-1, 1, 9)
+    assert np.isclose(vol[2, 5, 7], box_sdf(np.array([[ax[2], ax[5], ax[7]]]))[0], atol=1e-6)
+
+
+def test_chamfer_and_iou_against_self_and_scaled_copy():
+    s = trimesh.creation.icosphere(subdivisions=5, radius=0.5)
+    pts = sdf.surface_points(s)
+    assert sdf.chamfer_x1e3(pts, pts) == 0
+    big = sdf.surface_points(trimesh.creation.icosphere(subdivisions=5, radius=0.6), seed=1)
+    hand = 2 * 0.1**2 * 1e3  # every nearest neighbour is ~0.1 away, both ways
+    assert abs(sdf.chamfer_x1e3(pts, big) - hand) / hand < 0.03
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-1, 1, (200000, 3))
+    inside_a, inside_b = sphere_sdf(p, 0.5) < 0, sphere_sdf(p, 0.6) < 0
+    assert sdf.iou(inside_a, inside_a) == 1
+    assert abs(sdf.iou(inside_a, inside_b) - (0.5 / 0.6) ** 3) < 0.02
+
+
+def test_mesh_with_a_hole_keeps_sensible_signs_and_warns(tmp_path, capsys):
+    s = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    holed = trimesh.Trimesh(s.vertices, s.faces[6:], process=False)  # six triangles cut out
+    assert not holed.is_watertight
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-1, 1, (3000, 3))
+    far = np.abs(sphere_sdf(p)) > 0.05
+    d = sdf.Distance(holed)(p)
+    assert (np.sign(d[far]) == np.sign(sphere_sdf(p[far]))).mean() > 0.99
+    holed.export(tmp_path / "holed.ply")
+    sdf.load_signal([tmp_path / "holed.ply"], DataConfig(sdf_samples=500, cache_dir=str(tmp_path)))
+    assert "not watertight" in capsys.readouterr().err
+
+
+def test_normalisation_round_trip():
+    m = trimesh.creation.box(extents=[4, 2, 2])
+    m.apply_translation([10, -3, 5])
+    norm, centre, scale = sdf.normalise(m)
+    assert abs(np.linalg.norm(norm.vertices, axis=1).max() - sdf.RADIUS) < 1e-9
+    np.testing.assert_allclose(norm.vertices * scale + centre, m.vertices)
+
+
+def test_samples_are_cached_by_content_and_settings(tmp_path, monkeypatch):
+    p = tmp_path / "s.ply"
+    trimesh.creation.icosphere(subdivisions=2, radius=0.5).export(p)
+    data = DataConfig(sdf_samples=300, cache_dir=str(tmp_path / "c"))
+    a = sdf.load_signal([p], data).samples
+    monkeypatch.setattr(sdf, "sample_sdf", lambda *a, **k: pytest.fail("sampled again"))
+    assert torch.equal(sdf.load_signal([p], data).samples, a)
+    monkeypatch.undo()
+    data.sdf_samples = 200
+    assert sdf.load_signal([p], data).samples.shape == (1, 200, 4)
+
+
+def test_real_meshes_load_normalise_and_sample(shared_data, tmp_path):
+    files = sorted((shared_data / "meshes").glob("*.obj"))
+    assert len(files) == 5
+    for f in files:
+        m = sdf.load_mesh(f)
+        norm, _, _ = sdf.normalise(m)
+        assert abs(np.linalg.norm(norm.vertices, axis=1).max() - sdf.RADIUS) < 1e-6
+    watertight = {f.name: sdf.load_mesh(f).is_watertight for f in files}
+    assert watertight["spot.obj"] and watertight["cow.obj"] and not watertight["teapot.obj"]
+    sig = sdf.load_signal([shared_data / "meshes" / "spot.obj"], DataConfig(sdf_samples=2000, cache_dir=str(tmp_path)))
+    inside = (sig.samples[0, :, 3] < 0).float().mean()
+    assert 0.1 < inside < 0.7  # near-surface samples fall on both sides
+
+
+@pytest.fixture(scope="module")
+def sphere_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sdf")
+    trimesh.creation.icosphere(subdivisions=3, radius=0.5).export(d / "sphere.ply")
+    trimesh.creation.box(extents=[1.0, 0.6, 0.6]).export(d / "box.stl")
+    run = d / "run"
+    code, _, err = run_cli(["fit", "sdf", "--data", d / "sphere.ply", "--data", d / "box.stl", "--out", run,
+                            "--steps", "80", "--samples", "3000", "--points", "1024", "--hidden", "48",
+                            "--layers", "3", "--latent-dim", "8", "--quiet"])
+    return run, d
+
+
+def test_fit_sdf_and_every_command(sphere_run, tmp_path, capsys):
+    run, d = sphere_run
+    assert (run / "checkpoint.safetensors").is_file()
+    code, out, err = run_cli(["eval", run, "--json"], capsys)
+    res = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, err
+    assert res["n"] == 2 and "chamfer_x1e3" in res and 0 <= res["iou"] <= 1 and len(res["shapes"]) == 2
+    assert res["iou"] > 0.5  # a sphere and a box are easy
+    for fmt in ("ply", "obj", "stl", "glb"):
+        code, _, err = run_cli(["export-mesh", run, "--index", "0", "--res", "48", "--out", tmp_path / f"m.{fmt}"],
+                               capsys)
+        assert code == 0, err
+        m = trimesh.load(tmp_path / f"m.{fmt}", force="mesh")
+        assert len(m.faces) > 100 and np.abs(m.vertices).max() <= 1
+    code, _, err = run_cli(["export-mesh", run, "--input", d / "sphere.ply", "--res", "48", "--original-units",
+                            "--out", tmp_path / "u.ply"], capsys)
+    assert code == 0, err
+    r = np.linalg.norm(trimesh.load(tmp_path / "u.ply").vertices, axis=1)
+    assert 0.35 < np.median(r) < 0.65  # back in the sphere's own units (radius 0.5)
+    code, _, err = run_cli(["render", run, "--index", "1", "--res", "64", "--out", tmp_path / "r.png"], capsys)
+    from PIL import Image
+    img = np.asarray(Image.open(tmp_path / "r.png"))
+    assert code == 0 and img.shape == (64, 64, 3) and img.std() > 5  # a shaded shape, not a blank
+    code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", "1", "--frames", "3", "--res", "32",
+                            "--out", tmp_path / "frames"], capsys)
+    assert code == 0 and len(list((tmp_path / "frames").glob("frame_*.ply"))) == 3, err
+    code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", d / "box.stl", "--frames", "3", "--res", "32",
+                            "--out", tmp_path / "v.gif"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["sample", run, "--n", "2", "--out", tmp_path / "s.png"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("case", ["missing", "not_a_mesh", "empty"])
+def test_bad_meshes_give_one_line_errors(case, tmp_path, capsys):
+    p = tmp_path / "shape.obj"
+    if case == "not_a_mesh":
+        p = tmp_path / "shape.ply"
+        p.write_bytes(b"\x89PNG\r\n\x1a\n not a mesh at all")
+    elif case == "empty":
+        p.write_text("# an OBJ with no faces\nv 0 0 0\n")
+    code, _, err = run_cli(["fit", "sdf", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
+    expected = {"missing": "file not found", "not_a_mesh": "not a", "empty": "empty"}[case]
+    assert code == 1 and "Traceback" not in err and str(p) in err and expected in err, err
