@@ -41,7 +41,7 @@ def _run_fit(signal: str, name: str, config: Optional[Path], flags: dict, out: P
     from implicit_gon.checkpoint import CKPT
     from implicit_gon.config import merge, resolve
     from implicit_gon.errors import GONError
-    from implicit_gon.train import train
+    from implicit_gon.train import fit, train
 
     if resume:
         if not (out / CKPT).is_file():
@@ -58,15 +58,13 @@ def _run_fit(signal: str, name: str, config: Optional[Path], flags: dict, out: P
         gon, opt_state = None, None
     cfg = gon.cfg if gon else cfg
     train_sig, val_sig = make_signals(cfg)
+    print(f"fit {signal}: {len(train_sig)} training samples, {cfg.train.device} device, "
+          f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
     if gon is None:
-        gon = GON(cfg, {**train_sig.meta(), "coord_dim": train_sig.coord_dim, "out_dim": train_sig.out_dim},
-                  cfg.train.device)
-        import torch
-        torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
-        gon.model = type(gon.model)(train_sig.coord_dim, train_sig.out_dim, cfg.model).to(gon.device)
-    print(f"fit {signal}: {len(train_sig)} training samples, {sum(p.numel() for p in gon.model.parameters()):,} "
-          f"parameters, {gon.device}, steps {gon.step}->{cfg.train.steps}, run {out}", file=sys.stderr)
-    final = train(gon, train_sig, out, val_sig, opt_state, progress)
+        gon = fit(train_sig, cfg, out, val_sig, progress)
+        final = gon.last_validation
+    else:
+        final = train(gon, train_sig, out, val_sig, opt_state, progress)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
     print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
 
@@ -277,6 +275,8 @@ def encode_cmd(
     from signals.datasets.base import open_image
 
     gon = _load(run, device)
+    if gon.meta["signal"] != "images":
+        raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use eval, render or export-mesh --input")
     mode = "L" if gon.meta["channels"] == 1 else "RGB"
     arrs = []
     for p in inputs:
@@ -378,6 +378,8 @@ def interpolate_cmd(
     sig = _image_split(gon, split, data_dir)
     if (from_ is None) != (to is None):
         raise _err("give both --from and --to, or neither")
+    if from_ is not None and not (from_.isdigit() and to.isdigit()):
+        raise _err(f"--from {from_} --to {to}: for an image run these are indices into the {split} split")
     ends = [(int(from_), int(to))] if from_ is not None else [(2 * i, 2 * i + 1) for i in range(pairs)]
     for i, j in ends:
         for k in (i, j):

@@ -4,7 +4,8 @@ from .config import Config, DataConfig, GONConfig, ModelConfig, TrainConfig
 from .errors import DataError, GONError
 from .siren import Siren
 from .step import gon_latents, gon_objective
+from .train import evaluate, fit, train
 
 __all__ = ["GON", "Config", "DataConfig", "GONConfig", "ModelConfig", "TrainConfig", "DataError", "GONError",
-           "Siren", "gon_latents", "gon_objective", "fit_gaussian", "slerp"]
+           "Siren", "gon_latents", "gon_objective", "fit_gaussian", "slerp", "fit", "train", "evaluate"]
 __version__ = "0.1.0"

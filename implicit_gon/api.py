@@ -33,6 +33,7 @@ class GON:
         self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model).to(self.device)
         self.step = 0
         self.gaussian: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (K,), covariance (K, K))
+        self.last_validation: dict[str, Any] = {}  # held-out scores at the end of the last training
 
     # -- persistence -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -128,6 +128,7 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
             gon.save(run, opt)
     bar.close()
     final = _validate(gon, val_signal) if val_signal is not None and len(val_signal) else {}
+    gon.last_validation = final
     gon.fit_gaussian(signal)
     gon.save(run, opt)
     if final:
@@ -146,3 +147,15 @@ def _tensorboard(run: Path):
     except ImportError:
         raise GONError("train.tensorboard needs the tensorboard package: pip install 'implicit-gon[tensorboard]'") from None
     return SummaryWriter(str(run / "tb"))
+
+
+def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True) -> GON:
+    """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
+
+        gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist")
+    """
+    torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
+    meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
+    gon = GON(cfg, meta, cfg.train.device)
+    train(gon, signal, run, val_signal, progress=progress)
+    return gon
