@@ -119,3 +119,25 @@ def test_console_script_error_has_no_traceback(tmp_path):
     p = subprocess.run(cmd + ["eval", str(tmp_path / "missing-run")], capture_output=True, text=True, cwd=REPO)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error:") and "missing-run" in p.stderr
+
+
+@pytest.mark.parametrize("name,sub", [("mnist", "mnist"), ("fashion-mnist", "fashion-mnist"), ("cifar10", None),
+                                      ("coil20", "coil-20-32x32"), ("celeba", "celeba")])
+def test_real_dataset_info_fit_eval(name, sub, shared_data, tmp_path, capsys):
+    if sub is None:  # the CIFAR subset is stored under another name: lay it out as distributed
+        root = tmp_path / "cifar-10-batches-py"
+        root.mkdir()
+        shutil.copy(shared_data / "cifar-10-batches-py" / "test_batch_first78", root / "test_batch")
+        shutil.copy(shared_data / "cifar-10-batches-py" / "batches.meta", root / "batches.meta")
+    else:
+        root = shared_data / sub
+    code, out, err = run_cli(["dataset", "info", name, "--data-dir", root, "--json"], capsys)
+    info = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and info["train"]["n"] > 0 and info["test"]["n"] > 0, err
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "images", "--dataset", name, "--data-dir", root, "--out", run, "--steps", "2",
+                            "--batch-size", "8", "--hidden", "32", "--layers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", run, "--json", "--n", "8"], capsys)
+    res = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and res["n"] == min(8, info["test"]["n"]) and res["psnr"] > 0, err

@@ -352,3 +352,12 @@ def test_zip_member_outside_target_is_refused(tmp_path):
         zf.writestr("../../escaped.txt", "bad")
     with pytest.raises(DataError, match="outside"):
         extract(arch, tmp_path / "target")
+
+
+def test_every_dataset_has_a_config_that_resolves():
+    from implicit_gon.config import default_config_path, resolve
+    from signals.datasets import DATASETS
+    for name, info in DATASETS.items():
+        assert default_config_path("images", name) is not None, name
+        cfg = resolve("images", name, None, {})
+        assert cfg.data.dataset == name and (cfg.data.res or info.res) == info.res
