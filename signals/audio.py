@@ -17,27 +17,14 @@ import torch
 from implicit_gon.errors import DataError
 from implicit_gon.fsio import atomic_path
 
-from .base import Batch, draw_subset
+from .base import Batch, draw_subset, find_files
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
 
 def find_clips(paths: list[str | Path]) -> list[Path]:
     """Files as given, and audio files found recursively in folders, in sorted order."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
-            if not found:
-                raise DataError(f"{p}: no audio files (.wav, .flac, .ogg) in this folder")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise DataError(f"{p}: file not found")
-    if not out:
-        raise DataError("no audio clips given")
-    return out
+    return find_files(paths, EXTENSIONS, "audio files")
 
 
 def read_clip(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:

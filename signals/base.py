@@ -55,3 +55,26 @@ def draw_subset(total: int, points: float, generator: torch.Generator) -> tuple[
     if n == total:
         return None, 1.0
     return torch.randperm(total, generator=generator)[:n], total / n
+
+
+def find_files(paths, extensions: tuple[str, ...], what: str) -> list:
+    """Files as given, plus the files with these extensions found recursively in folders (sorted per folder).
+    A missing path or a folder without any is a DataError naming it."""
+    from pathlib import Path
+
+    from implicit_gon.errors import DataError
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in extensions and f.is_file())
+            if not found:
+                raise DataError(f"{p}: no {what} ({', '.join(extensions)}) in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: file not found")
+    if not out:
+        raise DataError(f"no {what} given")
+    return out

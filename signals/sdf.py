@@ -24,7 +24,7 @@ import torch
 from implicit_gon.errors import DataError
 from implicit_gon.fsio import atomic_path
 
-from .base import Batch
+from .base import Batch, find_files
 
 EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 RADIUS = 0.9
@@ -34,20 +34,7 @@ ENCODE_POINTS = 16384  # fixed subset of the cached samples used to encode a sha
 
 # -- meshes ---------------------------------------------------------------------------------------------------------
 def find_meshes(paths) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in EXTENSIONS and f.is_file())
-            if not found:
-                raise DataError(f"{p}: no meshes ({', '.join(EXTENSIONS)}) in this folder")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise DataError(f"{p}: file not found")
-    if not out:
-        raise DataError("no meshes given")
-    return out
+    return find_files(paths, EXTENSIONS, "meshes")
 
 
 def load_mesh(path: Path):
