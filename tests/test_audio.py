@@ -78,7 +78,7 @@ def test_short_fit_on_a_pure_tone_reaches_high_snr(tmp_path):
     torch.manual_seed(0)
     gon = GON(cfg, {**sig.meta(), "coord_dim": 1, "out_dim": 1}, "cpu")
     train(gon, sig, tmp_path, progress=False)
-    assert evaluate(gon, sig)["snr_db"] > 25  # 31 dB measured; silence would be 0 dB
+    assert evaluate(gon, sig)["snr_db"] > 18  # 23 dB measured with the default config; silence is 0 dB
 
 
 def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys):
@@ -89,7 +89,7 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
                             "--batch-size", "4", "--hidden", "32", "--layers", "2", "--quiet"], capsys)
     assert code == 0, err
     meta = json.loads((run / "config.json").read_text())["meta"]
-    assert meta["sample_rate"] == 16000 and meta["length"] == 1600
+    assert meta["sample_rate"] == 16000 and meta["length"] == 256
     wav = shared_data / "audio" / "cmu_arctic_us_axb_a0005.wav"
     code, out, err = run_cli(["eval", run, "--data", wav, "--json", "--plot", tmp_path / "spec.png"], capsys)
     res = json.loads(out.strip().splitlines()[-1])
@@ -102,9 +102,9 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     ogg = shared_data / "audio" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
     code, _, err = run_cli(["interpolate", run, "--from", wav, "--to", ogg, "--frames", "4",
                             "--out", tmp_path / "m.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 1600
+    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 256
     code, _, err = run_cli(["sample", run, "--n", "3", "--out", tmp_path / "s.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 1600
+    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 256
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "short"])
@@ -113,7 +113,7 @@ def test_bad_clips_give_one_line_errors(case, tmp_path, capsys):
     if case == "unreadable":
         p.write_bytes(b"RIFF....WAVEfmt garbage")
     elif case == "short":
-        sf.write(p, tone(440, 16000, 0.05), 16000)
+        sf.write(p, tone(440, 16000, 0.01), 16000)  # shorter than the 16 ms default window
     code, _, err = run_cli(["fit", "audio", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
     expected = {"missing": "file not found", "unreadable": "not a readable audio file",
                 "short": "shorter than one window"}[case]
