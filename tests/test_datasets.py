@@ -190,6 +190,10 @@ def test_corrupt_files_of_each_format_name_the_file(tmp_path):
         Image.fromarray(imgs(1, 218, 178, 3)[0]).save(d / f"{i:06d}.jpg")
     (d / "000010.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     cases["celeba"] = (d.parent, "000010.jpg")
+    d = tmp_path / "lsun" / "bedroom_val_lmdb"
+    d.mkdir(parents=True)
+    (d / "data.mdb").write_bytes(b"\x00" * 64 + b"not an lmdb database" * 100)
+    cases["lsun-bedroom"] = (d.parent, "bedroom_val_lmdb")
     for name, (root, needle) in cases.items():
         with pytest.raises(DataError, match=needle.replace(".", r"\.")):
             load_images(name, "test", root)
