@@ -199,7 +199,8 @@ def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 2.6 * len(pairs)), squeeze=False)
     for ax, (title, x, sr) in zip(axes[:, 0], pairs):
-        ax.specgram(x, NFFT=512, Fs=sr, noverlap=384, cmap="magma", scale="dB", vmin=-120)
+        with np.errstate(divide="ignore"):  # digital silence has -inf dB; it is drawn at vmin
+            ax.specgram(x, NFFT=512, Fs=sr, noverlap=384, cmap="magma", scale="dB", vmin=-120)
         ax.set_title(title)
         ax.set_ylabel("Hz")
     axes[-1, 0].set_xlabel("seconds")
