@@ -102,6 +102,16 @@ def fit_images(
     _run_fit("images", dataset, config, flags, out, resume, make, not quiet)
 
 
+def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str) -> None:
+    """Files or folders given as arguments or --data, resolved, into data.paths (a resumed run keeps its own)."""
+    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
+    if not given and not resume:
+        raise _err(f"fit {signal} needs {what}: --data PATH (files or folders)")
+    if given:
+        flags["data.paths"] = given
+    flags["data.signal"] = signal
+
+
 @fit_app.command("audio")
 def fit_audio(
     paths: Optional[List[Path]] = typer.Argument(None, help="Clips or folders (searched recursively)."),
@@ -123,12 +133,7 @@ def fit_audio(
     from signals import audio
 
     flags = _flags(**{k: v for k, v in locals().items() if k not in ("paths", "data", "out", "config", "resume", "quiet")})
-    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
-    if not given and not resume:
-        raise _err("fit audio needs clips: --data PATH (files or folders)")
-    if given:
-        flags["data.paths"] = given
-    flags["data.signal"] = "audio"
+    _path_flags(flags, paths, data, resume, "audio", "clips")
 
     def make(cfg):
         return audio.load_signal(cfg.data.paths, cfg.data), None
@@ -155,14 +160,9 @@ def fit_sdf(
 
     flags = _flags(**{k: v for k, v in locals().items()
                       if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples")})
-    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
-    if not given and not resume:
-        raise _err("fit sdf needs meshes: --data PATH (files or folders)")
-    if given:
-        flags["data.paths"] = given
+    _path_flags(flags, paths, data, resume, "sdf", "meshes")
     if samples:
         flags["data.sdf_samples"] = samples
-    flags["data.signal"] = "sdf"
 
     def make(cfg):
         return sdf.load_signal(cfg.data.paths, cfg.data), None
@@ -301,18 +301,8 @@ def _refit(gon, run: Path) -> None:
     """Recompute the latent Gaussian from the training data and store it with the checkpoint."""
     from implicit_gon import checkpoint
     gon.fit_gaussian(_train_signal(gon))
-    info, _, opt, _ = checkpoint.load(run)
-    optimizer = _StateOnly(opt) if opt else None
-    gon.save(run, optimizer)
-
-
-class _StateOnly:
-    """Lets GON.save write back an optimiser state dict it only has as a dict."""
-    def __init__(self, state):
-        self._state = state
-
-    def state_dict(self):
-        return self._state
+    _, _, opt_state, _ = checkpoint.load(run)  # keep the Adam state so the run can still be resumed
+    gon.save(run, opt_state)
 
 
 def _train_signal(gon):

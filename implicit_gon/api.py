@@ -39,11 +39,11 @@ class GON:
     def info(self) -> dict[str, Any]:
         return {"config": self.cfg.to_dict(), "meta": self.meta, "step": self.step}
 
-    def save(self, run: str | Path, optimizer=None) -> Path:
+    def save(self, run: str | Path, optimizer_state: dict | None = None) -> Path:
         extra = {}
         if self.gaussian is not None:
             extra = {"gauss_mean": self.gaussian[0], "gauss_cov": self.gaussian[1]}
-        return checkpoint.save(run, self.model, self.info(), optimizer, extra)
+        return checkpoint.save(run, self.model, self.info(), optimizer_state, extra)
 
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False):

@@ -35,14 +35,14 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: str) -> dict:
     return {"state": state, "param_groups": json.loads(groups)}
 
 
-def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimizer=None,
+def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimizer_state: dict | None = None,
          extra: dict[str, torch.Tensor] | None = None) -> Path:
     """Write RUN/checkpoint.safetensors and RUN/config.json. `info` holds config, meta, step (JSON-able)."""
     run = Path(run)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"info": json.dumps(info), "format": str(FORMAT_VERSION)}
-    if optimizer is not None:
-        opt_tensors, groups = _flatten_optimizer(optimizer.state_dict())
+    if optimizer_state is not None:
+        opt_tensors, groups = _flatten_optimizer(optimizer_state)
         tensors.update(opt_tensors)
         metadata["optim_groups"] = groups
     for k, v in (extra or {}).items():

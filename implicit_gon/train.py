@@ -125,12 +125,12 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
                     if k not in ("step", "time"):
                         writer.add_scalar(k, v, gon.step)
         if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps:
-            gon.save(run, opt)
+            gon.save(run, opt.state_dict())
     bar.close()
     final = _validate(gon, val_signal) if val_signal is not None and len(val_signal) else {}
     gon.last_validation = final
     gon.fit_gaussian(signal)
-    gon.save(run, opt)
+    gon.save(run, opt.state_dict())
     if final:
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, **{f"val_{k}": v for k, v in final.items()}})
     return final

@@ -109,12 +109,8 @@ def sample_sdf(mesh, n: int, near_std: list[float], uniform_frac: float, seed: i
 
 
 def _cache_dir(data) -> Path:
-    import os
-    if data.cache_dir:
-        return Path(data.cache_dir) / "sdf"
-    if os.environ.get("IMPLICIT_GON_CACHE"):
-        return Path(os.environ["IMPLICIT_GON_CACHE"]) / "sdf"
-    return Path.home() / ".cache" / "implicit-gon" / "sdf"
+    from .datasets.cache import default_cache_dir
+    return default_cache_dir(None, data.cache_dir) / "sdf"
 
 
 def cached_samples(path: Path, mesh, data) -> np.ndarray:
