@@ -35,6 +35,8 @@ class ModelConfig:
     """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
     variational: bool = False
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
+    head_init_std: float = 0.2
+    """Posterior standard deviation the variational head starts with (its mean map starts as the identity)."""
 
 
 @dataclass
@@ -87,6 +89,9 @@ class TrainConfig:
     """Steps between held-out evaluations logged to metrics.jsonl (0: only at the end)."""
     val_samples: int = 256
     """Held-out samples used for those evaluations."""
+    head_lr_mult: float = 30.0
+    """Learning-rate multiplier of the variational head, so the posterior's scale keeps up with the KL term
+    (an inference network that lags the decoder invites posterior collapse; He et al. 2019)."""
     grad_clip: float = 0.0
     """Clip the gradient norm to this value (0: off)."""
     tensorboard: bool = False
@@ -123,6 +128,9 @@ class DataConfig:
     """Audio: window length in seconds."""
     hop: float | None = None
     """Audio: hop between windows in seconds (None: half a window)."""
+    oversample: int = 1
+    """Audio: training draws time points from a grid this many times finer than the samples, valued by band-limited
+    upsampling, so F learns the continuous band-limited signal that rendering at a higher rate evaluates."""
     sdf_samples: int = 200000
     """SDF: samples cached per mesh."""
     sdf_near_std: list[float] = field(default_factory=lambda: [0.01, 0.05])
@@ -188,15 +196,26 @@ def default_config_path(signal: str, name: str) -> Path | None:
 
 
 def resolve(signal: str, name: str, config_file: str | None, flags: dict[str, Any]) -> Config:
-    """Defaults -> configs/<signal>/<name>.yaml (or --config FILE) -> flags (dotted keys, None means unset)."""
-    cfg = Config()
+    """Defaults -> configs/<signal>/<name>.yaml (or --config FILE) -> flags (dotted keys, None means unset).
+    The YAML's optional `variational:` section (same sections inside) applies on top when the run is variational."""
+    cfg, extra = Config(), {}
     path = Path(config_file) if config_file else default_config_path(signal, name)
     if path is not None:
-        cfg = merge(cfg, load_yaml(path), source=str(path))
+        data = load_yaml(path)
+        extra = data.pop("variational", None) or {}
+        cfg = merge(cfg, data, source=str(path))
+    nested = _nest(flags)
+    with_extra = merge(cfg, extra, source=f"{path}: variational")  # checked even when it does not apply
+    if nested.get("model", {}).get("variational", cfg.model.variational):
+        cfg = with_extra
+    return merge(cfg, nested, source="command line")
+
+
+def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{"train.lr": 1e-3} -> {"train": {"lr": 1e-3}}, dropping unset (None) values."""
     nested: dict[str, dict[str, Any]] = {}
     for dotted, val in flags.items():
-        if val is None:
-            continue
-        section, key = dotted.split(".")
-        nested.setdefault(section, {})[key] = val
-    return merge(cfg, nested, source="command line")
+        if val is not None:
+            section, key = dotted.split(".")
+            nested.setdefault(section, {})[key] = val
+    return nested

@@ -60,12 +60,21 @@ class LatentInput(nn.Module):
 
 
 class VariationalHead(nn.Module):
-    """Linear mean and log-variance over z and the reparameterisation trick: a stochastic layer inside F."""
+    """Linear mean and log-variance over z and the reparameterisation trick: a stochastic layer inside F.
 
-    def __init__(self, latent_dim: int):
+    Starts as a pass-through with a little noise (mean map I, log-variance 2 log init_std): with a random mean map
+    and unit noise the noise swamps the small origin-step latents, F learns to ignore z and the posterior collapses.
+    """
+
+    def __init__(self, latent_dim: int, init_std: float = 0.2):
         super().__init__()
         self.mu = nn.Linear(latent_dim, latent_dim)
         self.logvar = nn.Linear(latent_dim, latent_dim)
+        with torch.no_grad():
+            self.mu.weight.copy_(torch.eye(latent_dim))
+            self.mu.bias.zero_()
+            self.logvar.weight.zero_()
+            self.logvar.bias.fill_(2 * math.log(init_std))
 
     def forward(self, z: torch.Tensor, generator: torch.Generator | None = None):
         mu, logvar = self.mu(z), self.logvar(z)  # (B, K) each
@@ -86,7 +95,7 @@ class Siren(nn.Module):
         self.body = nn.Sequential(*[SineLayer(cfg.hidden, cfg.hidden, cfg.w0_hidden) for _ in range(cfg.layers - 1)])
         self.out = nn.Linear(cfg.hidden, out_dim)
         _uniform_(self.out.weight, math.sqrt(6.0 / cfg.hidden) / cfg.w0_hidden)
-        self.head = VariationalHead(cfg.latent_dim) if cfg.variational else None
+        self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
         self.out_activation = cfg.out_activation
         if cfg.out_activation not in ("sigmoid", "identity"):
             raise ValueError(f"model.out_activation {cfg.out_activation!r}: choose sigmoid or identity")

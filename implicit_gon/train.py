@@ -84,6 +84,16 @@ def _check_finite(loss: torch.Tensor, step: int, run: Path) -> None:
                        f"the last good checkpoint is in {run}")
 
 
+def make_optimizer(model, tc) -> torch.optim.Adam:
+    """Adam; the variational head gets tc.lr * tc.head_lr_mult (a group of its own)."""
+    if model.head is None:
+        return torch.optim.Adam(model.parameters(), lr=tc.lr)
+    head = {id(p) for p in model.head.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in head]
+    return torch.optim.Adam([{"params": rest}, {"params": list(model.head.parameters()),
+                                                "lr": tc.lr * tc.head_lr_mult}], lr=tc.lr)
+
+
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
           progress: bool = True) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing."""
@@ -91,7 +101,7 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     run.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     batch_size = min(tc.batch_size, len(signal))
-    opt = torch.optim.Adam(gon.model.parameters(), lr=tc.lr)
+    opt = make_optimizer(gon.model, tc)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
     writer = _tensorboard(run) if tc.tensorboard else None

@@ -17,7 +17,7 @@ import torch
 from implicit_gon.errors import DataError
 from implicit_gon.fsio import atomic_path
 
-from .base import Batch, draw_subset, find_files
+from .base import Batch, draw_subset, find_files, subset_size
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
@@ -63,6 +63,13 @@ def time_grid(n: int) -> torch.Tensor:
     return ((torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1)[:, None]
 
 
+def fine_grid(n: int, U: int) -> torch.Tensor:
+    """Coordinates of a grid U times finer than time_grid(n), at input-sample positions j / U: (n U, 1).
+    Every U-th point is a sample centre of time_grid(n), the same convention join_windows renders with."""
+    pos = torch.arange(n * U, dtype=torch.float64) / U
+    return ((pos + 0.5) / n * 2 - 1).float()[:, None]
+
+
 def crossfade_weight(u: torch.Tensor) -> torch.Tensor:
     """Raised-cosine weight over a window's position u in (0, 1), never 0 so a lone window keeps its values."""
     return torch.sin(math.pi * u).square().clamp_min(1e-4)
@@ -99,8 +106,8 @@ class AudioSignal:
     coord_dim = 1
 
     def __init__(self, clips: list[np.ndarray], sample_rate: int, window: float, hop: float | None,
-                 names: list[str] | None = None):
-        self.sample_rate = sample_rate
+                 names: list[str] | None = None, oversample: int = 1):
+        self.sample_rate, self.oversample = sample_rate, max(1, int(oversample))
         self.length = max(2, round(window * sample_rate))
         self.hop = max(1, round((hop if hop else window / 2) * sample_rate))
         self.names = names or [f"clip{i}" for i in range(len(clips))]
@@ -116,11 +123,29 @@ class AudioSignal:
         self.out_dim = self.windows.shape[-1]
         self.clip_lengths = [len(x) for x in clips]
         self._grid = time_grid(self.length)
+        self._fine, self._fine_grid = self._oversampled(clips), fine_grid(self.length, self.oversample)
+
+    def _oversampled(self, clips) -> torch.Tensor | None:
+        """Windows of the band-limited (soxr) upsampling of each clip by self.oversample: (n, L U, C), or None."""
+        U = self.oversample
+        if U == 1:
+            return None
+        import soxr
+        fine = [soxr.resample(x, self.sample_rate, self.sample_rate * U, quality="VHQ").astype(np.float32)
+                for x in clips]
+        L = self.length * U
+        wins = [np.pad(fine[c][s * U:s * U + L], ((0, max(0, s * U + L - len(fine[c]))), (0, 0)), mode="edge")
+                for c, s in self.index]
+        return torch.from_numpy(np.stack(wins))
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def batch(self, idx, points, generator, device) -> Batch:
+        if self._fine is not None:  # Monte Carlo over continuous time: points anywhere on the U-times finer grid
+            n = subset_size(self.length, points)
+            sub = torch.randperm(self._fine.shape[1], generator=generator)[:n]
+            return Batch(self._fine_grid[sub].to(device), self._fine[idx][:, sub].to(device), self.length / n)
         sub, scale = draw_subset(self.length, points, generator)
         values, coords = self.windows[idx], self._grid
         if sub is not None:
@@ -145,14 +170,14 @@ def load_signal(paths, data) -> AudioSignal:
     files = find_clips(paths)
     channels = data.channels or 1
     clips = [read_clip(f, data.sample_rate, channels) for f in files]
-    return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files])
+    return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files], data.oversample)
 
 
 def signal_for_run(gon, paths) -> AudioSignal:
     """The clips given (default: the run's training clips) windowed as in training."""
     import dataclasses
     m = gon.meta
-    data = dataclasses.replace(gon.cfg.data, sample_rate=m["sample_rate"], channels=m["channels"])
+    data = dataclasses.replace(gon.cfg.data, sample_rate=m["sample_rate"], channels=m["channels"], oversample=1)
     data.window, data.hop = m["length"] / m["sample_rate"], m["hop"] / m["sample_rate"]
     return load_signal(paths or gon.cfg.data.paths, data)
 
@@ -165,6 +190,39 @@ def snr_psnr(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     mse = err / target.numel()
     return {"snr_db": 10 * math.log10(max(sig, 1e-20) / max(err, 1e-20)),
             "psnr": 10 * math.log10(1 / max(mse, 1e-20))}
+
+
+def _stft(x: np.ndarray, sr: int, seconds: float = 0.032) -> tuple[np.ndarray, np.ndarray]:
+    """Complex STFT with a Hann window of fixed duration (so bins are the same Hz at any rate): (F, T), freqs."""
+    from scipy.signal import stft
+    n = int(round(seconds * sr))
+    f, _, X = stft(x, fs=sr, window="hann", nperseg=n, noverlap=3 * n // 4, boundary=None, padded=False)
+    return X, f  # scipy divides by the window's sum: the same waveform at any rate has the same magnitudes
+
+
+def spectral_match(orig: np.ndarray, sr_o: int, other: np.ndarray, sr_x: int,
+                   edges=(0, 2000, 4000, 6000, 7600), floor_db: float = -80.0) -> dict[str, list[float]]:
+    """How well `other` (any rate) matches `orig` per frequency band: log-spectral distance (dB RMS between
+    log-magnitude spectrograms, floored floor_db below orig's peak) and band SNR (dB, complex STFTs, so phase counts).
+    Bands above either signal's Nyquist are left out; the default top edge stops 5% short of 8 kHz, the transition
+    band where band-limited resamplers (soxr included) roll off."""
+    A, f = _stft(orig, sr_o)
+    B, g = _stft(other, sr_x)
+    T = min(A.shape[1], B.shape[1])
+    keep = np.isin(np.round(g, 6), np.round(f, 6))
+    A, B = A[:, :T], B[keep][:, :T]
+    floor = 20 * np.log10(np.abs(A).max() + 1e-12) + floor_db
+    la, lb = (np.maximum(20 * np.log10(np.abs(M) + 1e-12), floor) for M in (A, B))
+    out: dict[str, list[float]] = {"band_hz": [], "lsd_db": [], "snr_db": []}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        rows = (f >= lo) & (f < hi)
+        if hi > min(sr_o, sr_x) / 2 + 1 or not rows.any():
+            continue
+        err = np.abs(A[rows] - B[rows]).__pow__(2).sum()
+        out["band_hz"].append([lo, hi])
+        out["lsd_db"].append(float(np.sqrt(((la[rows] - lb[rows]) ** 2).mean())))
+        out["snr_db"].append(float(10 * np.log10((np.abs(A[rows]) ** 2).sum() / max(err, 1e-20))))
+    return out
 
 
 def evaluate(gon, sig: AudioSignal, batch_size: int = 64) -> dict[str, Any]:

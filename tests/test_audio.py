@@ -49,6 +49,38 @@ def test_split_and_join_round_trip_is_exact_with_identity_network(n):
     torch.testing.assert_close(out, torch.from_numpy(x), rtol=0, atol=1e-6)
 
 
+def test_oversampled_batches_are_the_band_limited_signal_between_samples():
+    """data.oversample U: training points on a U-times finer grid carry the band-limited signal's values there."""
+    sr, f1, f2 = 16000, 440.0, 5000.0
+    n = np.arange(8000)
+    x = (0.3 * np.sin(2 * np.pi * f1 * n / sr) + 0.2 * np.sin(2 * np.pi * f2 * n / sr + 1))[:, None]
+    sig = AudioSignal([x.astype(np.float32)], sr, window=0.016, hop=None, oversample=3)
+    b = sig.batch(torch.tensor([7, 20]), 0.5, torch.Generator().manual_seed(0), "cpu")
+    assert b.values.shape == (2, 128, 1) and b.scale == 2.0  # half of the 256 samples' worth, anywhere in time
+    pos = ((b.coords[:, 0].double() + 1) / 2 * sig.length - 0.5)  # in input samples, multiples of 1/3
+    assert torch.allclose(pos * 3, (pos * 3).round(), atol=1e-3) and not torch.allclose(pos, pos.round(), atol=1e-3)
+    for row, w in enumerate([7, 20]):
+        t = (sig.index[w][1] + pos) / sr
+        true = 0.3 * torch.sin(2 * np.pi * f1 * t) + 0.2 * torch.sin(2 * np.pi * f2 * t + 1)
+        torch.testing.assert_close(b.values[row, :, 0].double(), true, atol=1e-4, rtol=0)
+    full = sig.full(torch.tensor([7]), "cpu")  # encoding and evaluation stay on the samples
+    torch.testing.assert_close(full.values, sig.windows[[7]])
+
+
+def test_spectral_match_is_perfect_for_the_same_signal_at_another_rate():
+    from signals.audio import spectral_match
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16000).astype(np.float32) * 0.1
+    import soxr
+    up = soxr.resample(x, 16000, 48000, quality="VHQ")
+    m = spectral_match(x, 16000, up, 48000)
+    assert m["band_hz"] == [[0, 2000], [2000, 4000], [4000, 6000], [6000, 7600]]
+    assert max(m["lsd_db"][:3]) < 0.01 and m["lsd_db"][3] < 1 and min(m["snr_db"]) > 25
+    low = soxr.resample(soxr.resample(x, 16000, 4000, quality="VHQ"), 4000, 48000, quality="VHQ")
+    m = spectral_match(x, 16000, low, 48000)  # everything above 2 kHz lost
+    assert m["snr_db"][0] > 10 and max(m["snr_db"][1:]) < 1 and min(m["lsd_db"][1:]) > 10
+
+
 def test_join_at_a_higher_rate_keeps_duration_and_tone():
     x = tone(440, 8000, 1.0)
     sig = AudioSignal([x], 8000, window=0.1, hop=None)

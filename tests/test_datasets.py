@@ -365,3 +365,22 @@ def test_every_dataset_has_a_config_that_resolves():
         assert default_config_path("images", name) is not None, name
         cfg = resolve("images", name, None, {})
         assert cfg.data.dataset == name and (cfg.data.res or info.res) == info.res
+
+
+def test_variational_section_applies_only_to_variational_runs(tmp_path):
+    """configs/images/<name>.yaml's `variational:` section sits between the YAML's body and the flags."""
+    from implicit_gon.config import resolve
+    plain = resolve("images", "mnist", None, {})
+    var = resolve("images", "mnist", None, {"model.variational": True})
+    assert (plain.gon.step_size, plain.model.w0_latent) == (1 / 64, None)
+    assert (var.gon.step_size, var.model.w0_latent, var.gon.likelihood) == (0.25, 7.5, "bernoulli")
+    assert var.gon.beta_warmup > 0 and var.train.steps == plain.train.steps
+    flag = resolve("images", "mnist", None, {"model.variational": True, "gon.step_size": 0.5})
+    assert flag.gon.step_size == 0.5  # a flag still wins
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text("model: {variational: true}\nvariational:\n  gon: {beta: 0.5}\n")
+    assert resolve("images", "mnist", str(cfg), {}).gon.beta == 0.5
+    assert resolve("images", "mnist", str(cfg), {"model.variational": False}).gon.beta == 1.0
+    cfg.write_text("variational:\n  gon: {bogus: 1}\n")
+    with pytest.raises(Exception, match="gon.bogus"):
+        resolve("images", "mnist", str(cfg), {})

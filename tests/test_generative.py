@@ -43,6 +43,29 @@ def test_reparameterisation_noise_in_training_mean_in_eval():
     assert torch.equal(zs, mu)
 
 
+def test_head_starts_as_a_pass_through_with_small_noise():
+    """Mean map I and noise init_std: the origin-step latents reach F unchanged, not swamped by unit noise."""
+    head = VariationalHead(8, init_std=0.2)
+    z = torch.randn(5000, 8)
+    zs, mu, logvar = head(z, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mu, z)
+    assert abs((zs - mu).std().item() - 0.2) < 0.01
+    assert torch.equal(head.eval()(z)[0], z)
+
+
+def test_variational_head_has_its_own_learning_rate():
+    from implicit_gon.config import TrainConfig
+    from implicit_gon.train import make_optimizer
+    m = Siren(2, 1, ModelConfig(latent_dim=4, hidden=16, layers=2, variational=True))
+    opt = make_optimizer(m, TrainConfig(lr=1e-4, head_lr_mult=30))
+    head_ids = {id(p) for p in m.head.parameters()}
+    for group in opt.param_groups:
+        in_head = {id(p) in head_ids for p in group["params"]}
+        assert len(in_head) == 1
+        assert group["lr"] == pytest.approx(3e-3 if in_head.pop() else 1e-4)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(m.parameters()))
+
+
 def test_bits_per_dim_by_hand_on_a_tiny_case():
     y = torch.tensor([[[0.8], [0.3]]])  # two pixels, Bernoulli means
     x = torch.tensor([[[1.0], [0.0]]])

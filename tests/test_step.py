@@ -11,7 +11,12 @@ torch.set_default_dtype(torch.float32)
 def tiny(variational=False, out=1, seed=0, **kw):
     torch.manual_seed(seed)
     cfg = ModelConfig(latent_dim=6, hidden=24, layers=3, variational=variational, **kw)
-    return Siren(2, out, cfg).double()
+    m = Siren(2, out, cfg).double()
+    if variational:  # move the head off its identity start, so a path that skipped it would show
+        with torch.no_grad():
+            for p in m.head.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+    return m
 
 
 def data(B=4, N=30, C=1, per_sample=False, seed=1):
