@@ -23,7 +23,7 @@ def main() -> None:
     for clip in args.clips:
         sig = audio.signal_for_run(gon, [clip])
         x = audio.render_clip(gon, sig, 0, args.rate)[:, 0].numpy()
-        orig = audio._clip_samples(sig, 0)[:, 0].numpy()
+        orig = audio.clip_samples(sig, 0)[:, 0].numpy()
         same = audio.render_clip(gon, sig, 0, sig.sample_rate)[:, 0].numpy()
         print(json.dumps({"clip": clip, "rate": args.rate,
                           "render": audio.spectral_match(orig, sig.sample_rate, x, args.rate),

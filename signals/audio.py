@@ -58,16 +58,21 @@ def window_starts(n_samples: int, length: int, hop: int) -> list[int]:
     return starts
 
 
+def window_coord(pos: torch.Tensor, n: int) -> torch.Tensor:
+    """The one time convention: position pos (in input samples, 0 = the first) in an n-sample window -> its
+    coordinate in [-1, 1], the sample centres spread evenly: (M,) -> (M, 1)."""
+    return ((pos.double() + 0.5) / n * 2 - 1).float()[:, None]
+
+
 def time_grid(n: int) -> torch.Tensor:
     """Sample centres of an n-sample window in [-1, 1]: (n, 1)."""
-    return ((torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 - 1)[:, None]
+    return window_coord(torch.arange(n), n)
 
 
 def fine_grid(n: int, U: int) -> torch.Tensor:
-    """Coordinates of a grid U times finer than time_grid(n), at input-sample positions j / U: (n U, 1).
-    Every U-th point is a sample centre of time_grid(n), the same convention join_windows renders with."""
-    pos = torch.arange(n * U, dtype=torch.float64) / U
-    return ((pos + 0.5) / n * 2 - 1).float()[:, None]
+    """A grid U times finer than time_grid(n), at input-sample positions j / U: (n U, 1); every U-th point is
+    a sample centre."""
+    return window_coord(torch.arange(n * U, dtype=torch.float64) / U, n)
 
 
 def crossfade_weight(u: torch.Tensor) -> torch.Tensor:
@@ -89,7 +94,7 @@ def join_windows(render: Callable[[int, torch.Tensor], torch.Tensor], starts: li
         hi = min(n_out, math.ceil((s + length) * sr_out / sr_in - 1e-9))
         m = torch.arange(lo, hi, dtype=torch.float64)
         pos = (m / sr_out - s / sr_in) * sr_in  # position in input samples, in [0, L)
-        t = ((pos + 0.5) / length * 2 - 1).float()[:, None]
+        t = window_coord(pos, length)
         vals = render(w, t)  # (M, C)
         if acc is None:
             acc = torch.zeros(n_out, vals.shape[-1])
@@ -134,9 +139,7 @@ class AudioSignal:
         fine = [soxr.resample(x, self.sample_rate, self.sample_rate * U, quality="VHQ").astype(np.float32)
                 for x in clips]
         L = self.length * U
-        wins = [np.pad(fine[c][s * U:s * U + L], ((0, max(0, s * U + L - len(fine[c]))), (0, 0)), mode="edge")
-                for c, s in self.index]
-        return torch.from_numpy(np.stack(wins))
+        return torch.from_numpy(np.stack([fine[c][s * U:s * U + L] for c, s in self.index]))
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -218,7 +221,7 @@ def spectral_match(orig: np.ndarray, sr_o: int, other: np.ndarray, sr_x: int,
         rows = (f >= lo) & (f < hi)
         if hi > min(sr_o, sr_x) / 2 + 1 or not rows.any():
             continue
-        err = np.abs(A[rows] - B[rows]).__pow__(2).sum()
+        err = (np.abs(A[rows] - B[rows]) ** 2).sum()
         out["band_hz"].append([lo, hi])
         out["lsd_db"].append(float(np.sqrt(((la[rows] - lb[rows]) ** 2).mean())))
         out["snr_db"].append(float(10 * np.log10((np.abs(A[rows]) ** 2).sum() / max(err, 1e-20))))
@@ -295,13 +298,13 @@ def evaluate_run(gon, paths, plot=None, batch_size: int = 64) -> dict[str, Any]:
     res = evaluate(gon, sig, batch_size)
     if plot:
         x = render_clip(gon, sig, 0, sig.sample_rate)
-        orig = _clip_samples(sig, 0)
+        orig = clip_samples(sig, 0)
         plot_spectrograms([(f"original: {Path(sig.names[0]).name}", orig[:, 0].numpy(), sig.sample_rate),
                            ("reconstruction (one gradient step per window)", x[:, 0].numpy(), sig.sample_rate)], plot)
     return res
 
 
-def _clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
+def clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
     """The clip as the signal holds it (resampled, windowed), re-joined from its windows."""
     idx, starts = sig.clip_windows(clip)
     n = sig.clip_lengths[clip]
@@ -320,5 +323,5 @@ def render_run(gon, input_=None, sample_rate=None, plot=None, out=None, **_) -> 
     x = render_clip(gon, sig, 0, sr)
     write_wav(x, sr, out)
     if plot:
-        plot_spectrograms([(f"original: {Path(input_).name}", _clip_samples(sig, 0)[:, 0].numpy(), sig.sample_rate),
+        plot_spectrograms([(f"original: {Path(input_).name}", clip_samples(sig, 0)[:, 0].numpy(), sig.sample_rate),
                            (f"rendered at {sr} Hz", x[:, 0].numpy(), sr)], plot)
