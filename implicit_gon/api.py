@@ -76,13 +76,17 @@ class GON:
     def decode(self, z: torch.Tensor, coords: torch.Tensor, out_device="cpu") -> torch.Tensor:
         """F(c ⊕ z) with the head's mean: z (B, K), coords (M, d) -> (B, M, C), evaluated in chunks of
         coordinates so memory stays bounded for any output resolution."""
-        self.model.eval()
         z = z.to(self.device)
-        chunk = max(1, DECODE_BUDGET // (max(1, len(z)) * self.cfg.model.hidden))
-        out = torch.empty(len(z), len(coords), self.meta["out_dim"], device=out_device)
+        return self._chunked(lambda c: self.model(c, z)[0], len(z), coords, out_device)
+
+    @torch.no_grad()
+    def _chunked(self, f, n: int, coords: torch.Tensor, out_device) -> torch.Tensor:
+        """f(coords chunk (m, d)) -> (n, m, C) over coords (M, d) in chunks sized to DECODE_BUDGET: (n, M, C)."""
+        self.model.eval()
+        chunk = max(1, DECODE_BUDGET // (max(1, n) * self.cfg.model.hidden))
+        out = torch.empty(n, len(coords), self.meta["out_dim"], device=out_device)
         for s in range(0, len(coords), chunk):
-            c = coords[s:s + chunk].to(self.device)
-            out[:, s:s + chunk] = self.model(c, z)[0].to(out_device)
+            out[:, s:s + chunk] = f(coords[s:s + chunk].to(self.device)).to(out_device)
         return out
 
     # -- generation -------------------------------------------------------------------------------------------
@@ -101,16 +105,8 @@ class GON:
 
     def decode_prior(self, eps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Decode z' directly (skipping the head): samples from the prior of a variational run."""
-        self.model.eval()
-        with torch.no_grad():
-            chunk = max(1, DECODE_BUDGET // (max(1, len(eps)) * self.cfg.model.hidden))
-            eps = eps.to(self.device)
-            out = torch.empty(len(eps), len(coords), self.meta["out_dim"])
-            pre_z = self.model.input.pre_latent(eps)[:, None, :]  # (n, 1, H)
-            for s in range(0, len(coords), chunk):
-                pre = self.model.input.pre_coords(coords[s:s + chunk].to(self.device)) + pre_z
-                out[:, s:s + chunk] = self.model.trunk(pre).cpu()
-        return out
+        eps = eps.to(self.device)
+        return self._chunked(lambda c: self.model.after_head(c, eps), len(eps), coords, "cpu")
 
     def generate(self, n: int, coords: torch.Tensor, generator: torch.Generator, temperature: float = 1.0):
         """n samples decoded on coords: (n, M, C)."""

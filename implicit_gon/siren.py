@@ -76,9 +76,10 @@ class VariationalHead(nn.Module):
             self.logvar.weight.zero_()
             self.logvar.bias.fill_(2 * math.log(init_std))
 
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None, sample: bool | None = None):
+        """(z', mu, logvar); z' is a reparameterised draw when sampling (default: in training mode), else mu."""
         mu, logvar = self.mu(z), self.logvar(z)  # (B, K) each
-        if not self.training:
+        if not (self.training if sample is None else sample):
             return mu, mu, logvar
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + eps * torch.exp(0.5 * logvar), mu, logvar
@@ -117,5 +118,9 @@ class Siren(nn.Module):
         mu = logvar = None
         if self.head is not None:
             z, mu, logvar = self.head(z, generator)
+        return self.after_head(coords, z), mu, logvar
+
+    def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """F on z' (the head's output, or z itself without a head): (B, K) -> values (B, N, C)."""
         pre = self.input.pre_coords(coords) + self.input.pre_latent(z)[:, None, :]  # (B, N, H)
-        return self.trunk(pre), mu, logvar
+        return self.trunk(pre)

@@ -70,11 +70,8 @@ def evaluate(gon: GON, signal, idx=None, batch_size: int = 64) -> dict[str, Any]
 
 def _bits_per_dim(gon: GON, b, z, gen) -> torch.Tensor:
     """Negative ELBO in bits per dimension, one reparameterised sample of q(z'|x) (seeded)."""
-    head = gon.model.head
-    mu, logvar = head.mu(z), head.logvar(z)
-    zs = mu + torch.randn(mu.shape, generator=gen, device=mu.device) * torch.exp(0.5 * logvar)
-    pre = gon.model.input.pre_coords(b.coords) + gon.model.input.pre_latent(zs)[:, None, :]
-    nll = nll_per_sample(gon.model.trunk(pre), b.values, gon.cfg.gon)
+    zs, mu, logvar = gon.model.head(z, gen, sample=True)
+    nll = nll_per_sample(gon.model.after_head(b.coords, zs), b.values, gon.cfg.gon)
     return bits_per_dim(nll + kl_standard_normal(mu, logvar), b.values[0].numel())
 
 
