@@ -31,6 +31,7 @@ def _flags(**kw) -> dict:
             "res": "data.res", "channels": "data.channels", "data_dir": "data.data_dir",
             "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
             "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
+            "oversample": "data.oversample",
             "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard"}
     return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
 
@@ -121,6 +122,7 @@ def fit_audio(
     sample_rate: Optional[int] = Opt(None, help="Rate the clips are resampled to."),
     window: Optional[float] = Opt(None, help="Window length in seconds."),
     hop: Optional[float] = Opt(None, help="Hop between windows in seconds (default: half a window)."),
+    oversample: Optional[int] = Opt(None, help="Fit F between samples on a grid this many times finer (1: off)."),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
     lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None), device: Optional[str] = Opt(None),
@@ -243,6 +245,8 @@ def render_cmd(
     index: Optional[int] = Opt(None, help="SDF: training shape to render."),
     sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: super-resolution)."),
     plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (PNG)."),
+    hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
+                               "of a window; the overlapping renderings are cross-faded)"),
     out: Path = Opt(..., help="Output file: PNG (images, SDF) or WAV (audio)."), device: str = Opt("auto"),
 ):
     """Encode samples in one step and render them at any resolution (images: the first n of a split; audio: a
@@ -253,7 +257,7 @@ def render_cmd(
     gon = _load(run, device)
     if gon.meta["signal"] != "images":
         return _signal_module(gon).render_run(gon, input_=input_, index=index, res=res, sample_rate=sample_rate,
-                                              plot=plot, out=out)
+                                              plot=plot, out=out, hop=hop)
     sig = _image_split(gon, split, data_dir)
     z = gon.encode_signal(sig, torch.arange(min(n, len(sig))))
     images.save_png(images.render(gon, z, res), out)

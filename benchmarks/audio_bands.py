@@ -2,7 +2,7 @@
 original's below 8 kHz"). Encodes every window of CLIP in one step, renders at --rate, and compares STFTs with the
 same 32 ms window: log-spectral distance (dB) and band SNR (dB) for 0-2, 2-4, 4-6 and 6-7.6 kHz.
 
-    python benchmarks/audio_bands.py RUN CLIP [--rate 48000]
+    python benchmarks/audio_bands.py RUN CLIP... [--rate 48000] [--hop SECONDS]
 """
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("clips", nargs="+")
     ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--hop", type=float, default=None, help="seconds (default: as `render`, a window / 8)")
     args = ap.parse_args()
     gon = GON.load(args.run, "cpu")
     for clip in args.clips:
-        sig = audio.signal_for_run(gon, [clip])
+        sig = audio.signal_for_render(gon, [clip], args.hop)
         x = audio.render_clip(gon, sig, 0, args.rate)[:, 0].numpy()
         orig = audio.clip_samples(sig, 0)[:, 0].numpy()
         same = audio.render_clip(gon, sig, 0, sig.sample_rate)[:, 0].numpy()

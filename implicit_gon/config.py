@@ -33,6 +33,9 @@ class ModelConfig:
     SIREN's first layer on coordinates alone (needed for audio's high frequencies), and U(±1/K) for W_z."""
     out_activation: str = "sigmoid"
     """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
+    zero_origin: bool = False
+    """Decode F(c ⊕ z) - F(c ⊕ 0), so the zero latent renders exactly zero (audio: silence, where a shared origin
+    waveform repeated every hop would be a buzz at the window rate). Needs out_activation identity."""
     variational: bool = False
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
     head_init_std: float = 0.2

@@ -97,14 +97,22 @@ class Siren(nn.Module):
         self.out = nn.Linear(cfg.hidden, out_dim)
         _uniform_(self.out.weight, math.sqrt(6.0 / cfg.hidden) / cfg.w0_hidden)
         self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
-        self.out_activation = cfg.out_activation
+        self.out_activation, self.zero_origin = cfg.out_activation, cfg.zero_origin
         if cfg.out_activation not in ("sigmoid", "identity"):
             raise ValueError(f"model.out_activation {cfg.out_activation!r}: choose sigmoid or identity")
+        if cfg.zero_origin and cfg.out_activation != "identity":
+            raise ValueError("model.zero_origin needs model.out_activation identity (a sigmoid's zero is not 0)")
 
     def trunk(self, pre: torch.Tensor) -> torch.Tensor:
         """Everything after the first pre-activation: (..., H) -> (..., C). Acts on each point on its own."""
         y = self.out(self.body(torch.sin(pre)))
         return torch.sigmoid(y) if self.out_activation == "sigmoid" else y
+
+    def decode_pre(self, pre: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Values from first pre-activations (..., N, H) at coords: trunk(pre), less F(c ⊕ 0) when zero_origin.
+        F(c ⊕ 0) does not depend on the sample, so for shared coords it costs one pass over N points, not B N."""
+        y = self.trunk(pre)
+        return y - self.trunk(self.input.pre_coords(coords)) if self.zero_origin else y
 
     def latent_pre(self, z: torch.Tensor) -> torch.Tensor:
         """Deterministic latent contribution to the first pre-activation (the head's mean path): (B, K) -> (B, H).
@@ -123,4 +131,4 @@ class Siren(nn.Module):
     def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """F on z' (the head's output, or z itself without a head): (B, K) -> values (B, N, C)."""
         pre = self.input.pre_coords(coords) + self.input.pre_latent(z)[:, None, :]  # (B, N, H)
-        return self.trunk(pre)
+        return self.decode_pre(pre, coords)

@@ -53,7 +53,7 @@ def inner_grad(model: Siren, coords, values, z, loss_fn: LossFn, scale: float, c
     if not z.requires_grad:
         z = z.requires_grad_()
     pre = model.input.pre_coords(coords) + model.latent_pre(z)[:, None, :]  # (B, N, H)
-    y = model.trunk(pre)  # (B, N, C)
+    y = model.decode_pre(pre, coords)  # (B, N, C)
     total = scale * loss_fn(y, values).sum()
     return autograd.grad(total, z, create_graph=create_graph)[0]
 
@@ -67,7 +67,7 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
     pre0 = model.input.pre_coords(coords) + model.latent_pre(zero)  # (N, H) or (B, N, H)
     if not pre0.requires_grad:  # evaluation under no parameter grads: still need d/dpre
         pre0 = pre0.detach().requires_grad_()
-    y0 = model.trunk(pre0)  # (N, C) or (B, N, C)
+    y0 = model.decode_pre(pre0, coords)  # (N, C) or (B, N, C); F(c ⊕ 0) is a constant of pre0
     # per-point Jacobian rows: points are independent, so the grad of the sum is each point's own row
     jac = torch.stack([autograd.grad(y0[..., c].sum(), pre0, retain_graph=True, create_graph=create_graph)[0]
                        for c in range(C)], dim=-2)  # (..., N, C, H)
@@ -127,13 +127,16 @@ def nll_per_sample(y, values, cfg: GONConfig, scale: float = 1.0) -> torch.Tenso
 
 
 def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0,
-                  generator: torch.Generator | None = None, beta: float | None = None):
+                  generator: torch.Generator | None = None, beta: float | None = None, query=None):
     """The outer loss of one batch and its parts. Latents come from the gradient-origin step, and F's parameters
-    are trained through that step (second order) unless cfg.detach."""
+    are trained through that step (second order) unless cfg.detach. query (coords, values, scale), if given, is
+    where the outer loss is measured instead of the step's own points (the paper uses the same points)."""
     z = gon_latents(model, coords, values, cfg, scale, create_graph=not cfg.detach)
     if cfg.detach:
         z = z.detach()
-    y, mu, logvar = model(coords, z, generator)  # (B, N, C)
+    if query is not None:
+        coords, values, scale = query
+    y, mu, logvar = model(coords, z, generator)  # (B, N', C)
     recon = scale * per_sample(step_loss(model, cfg)(y, values))  # (B,)
     parts = {"recon": recon.mean()}
     if mu is None:

@@ -91,6 +91,11 @@ def make_optimizer(model, tc) -> torch.optim.Adam:
                                                 "lr": tc.lr * tc.head_lr_mult}], lr=tc.lr)
 
 
+def _query(batch):
+    q = batch.query
+    return None if q is None else (q.coords, q.values, q.scale)
+
+
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
           progress: bool = True) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing."""
@@ -110,7 +115,7 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         batch = signal.batch(batch_indices(len(signal), batch_size, tc.seed, step), tc.points, gen, gon.device)
         gon.model.train()
         loss, parts = gon_objective(gon.model, batch.coords, batch.values, cfg.gon, batch.scale,
-                                    step_generator(tc.seed, step, gon.device), kl_weight(cfg, step))
+                                    step_generator(tc.seed, step, gon.device), kl_weight(cfg, step), _query(batch))
         _check_finite(loss, step, run)
         opt.zero_grad(set_to_none=True)
         loss.backward()

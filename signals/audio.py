@@ -80,27 +80,34 @@ def crossfade_weight(u: torch.Tensor) -> torch.Tensor:
     return torch.sin(math.pi * u).square().clamp_min(1e-4)
 
 
-def join_windows(render: Callable[[int, torch.Tensor], torch.Tensor], starts: list[int], length: int,
+def join_windows(render: Callable[[list[int], torch.Tensor], torch.Tensor], starts: list[int], length: int,
                  n_samples: int, sr_in: int, sr_out: int) -> torch.Tensor:
     """Overlap-add windows rendered at sr_out into one (T_out, C) signal of the clip's duration.
 
-    render(w, t) gives window w's values at window coordinates t (M, 1). Output sample m is at time m / sr_out;
-    within the window starting at sample s (at sr_in) it has coordinate ((m/sr_out - s/sr_in) sr_in + 0.5)/L*2-1,
-    which reproduces the training coordinates exactly when sr_out == sr_in."""
+    render(ws, t) gives windows ws' values at window coordinates t (M, 1): (len(ws), M, C). Output sample m is at
+    time m / sr_out; within the window starting at sample s (at sr_in) it has coordinate
+    ((m/sr_out - s/sr_in) sr_in + 0.5)/L*2-1, which reproduces the training coordinates exactly when
+    sr_out == sr_in. Windows whose output samples fall at the same coordinates (all of them for an integer rate
+    ratio) are rendered in one call."""
     n_out = round(n_samples * sr_out / sr_in)
-    acc, wsum = None, torch.zeros(n_out, 1)
+    groups: dict[tuple[int, int], tuple[torch.Tensor, list[int], list[int]]] = {}
     for w, s in enumerate(starts):
         lo = math.ceil(s * sr_out / sr_in - 1e-9)
         hi = min(n_out, math.ceil((s + length) * sr_out / sr_in - 1e-9))
-        m = torch.arange(lo, hi, dtype=torch.float64)
-        pos = (m / sr_out - s / sr_in) * sr_in  # position in input samples, in [0, L)
-        t = window_coord(pos, length)
-        vals = render(w, t)  # (M, C)
+        pos = (torch.arange(lo, hi, dtype=torch.float64) / sr_out - s / sr_in) * sr_in  # input samples, [0, L)
+        key = (hi - lo, round(float(pos[0]) * 1e6))  # same count and offset: the same coordinates
+        _, ws, los = groups.setdefault(key, (pos, [], []))
+        ws.append(w)
+        los.append(lo)
+    acc = wsum = None
+    for pos, ws, los in groups.values():
+        vals = render(ws, window_coord(pos, length))  # (G, M, C)
         if acc is None:
-            acc = torch.zeros(n_out, vals.shape[-1])
-        wt = crossfade_weight(((pos + 0.5) / length).float())[:, None]
-        acc[lo:hi] += wt * vals
-        wsum[lo:hi] += wt
+            acc, wsum = torch.zeros(n_out, vals.shape[-1]), torch.zeros(n_out, 1)
+        wt = crossfade_weight(((pos + 0.5) / length).float())[:, None]  # (M, 1)
+        at = (torch.tensor(los)[:, None] + torch.arange(len(pos))).flatten()  # (G M,) output samples
+        acc.index_add_(0, at, (wt * vals).flatten(0, 1))
+        wsum.index_add_(0, at, wt.expand(len(ws), -1, -1).flatten(0, 1))
     return acc / wsum.clamp_min(1e-12)
 
 
@@ -145,15 +152,20 @@ class AudioSignal:
         return len(self.windows)
 
     def batch(self, idx, points, generator, device) -> Batch:
-        if self._fine is not None:  # Monte Carlo over continuous time: points anywhere on the U-times finer grid
-            n = subset_size(self.length, points)
-            sub = torch.randperm(self._fine.shape[1], generator=generator)[:n]
-            return Batch(self._fine_grid[sub].to(device), self._fine[idx][:, sub].to(device), self.length / n)
         sub, scale = draw_subset(self.length, points, generator)
         values, coords = self.windows[idx], self._grid
         if sub is not None:
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), values.to(device), scale)
+        return Batch(coords.to(device), values.to(device), scale, self._between(idx, points, generator, device))
+
+    def _between(self, idx, points, generator, device) -> Batch | None:
+        """The outer loss's points when oversampling: as many, anywhere on the U-times finer grid, so F is fitted
+        in continuous time while the step encodes the samples, as it does when a clip is rendered."""
+        if self._fine is None:
+            return None
+        n = subset_size(self.length, points)
+        sub = torch.randperm(self._fine.shape[1], generator=generator)[:n]
+        return Batch(self._fine_grid[sub].to(device), self._fine[idx][:, sub].to(device), self.length / n)
 
     def full(self, idx, device) -> Batch:
         return Batch(self._grid.to(device), self.windows[idx].to(device), 1.0)
@@ -176,13 +188,26 @@ def load_signal(paths, data) -> AudioSignal:
     return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files], data.oversample)
 
 
-def signal_for_run(gon, paths) -> AudioSignal:
-    """The clips given (default: the run's training clips) windowed as in training."""
+RENDER_OVERLAP = 8
+"""Windows covering each sample when a clip is rendered: every window's error is partly its own, so averaging
+several (raised-cosine weighted) lowers the noise floor and the buzz at the hop rate that a 50% overlap leaves."""
+
+
+def signal_for_run(gon, paths, hop: float | None = None) -> AudioSignal:
+    """The clips given (default: the run's training clips) windowed as in training, or with another hop (s)."""
     import dataclasses
     m = gon.meta
     data = dataclasses.replace(gon.cfg.data, sample_rate=m["sample_rate"], channels=m["channels"], oversample=1)
-    data.window, data.hop = m["length"] / m["sample_rate"], m["hop"] / m["sample_rate"]
+    data.window, data.hop = m["length"] / m["sample_rate"], hop or m["hop"] / m["sample_rate"]
     return load_signal(paths or gon.cfg.data.paths, data)
+
+
+def signal_for_render(gon, paths, hop: float | None = None) -> AudioSignal:
+    """The clips windowed for rendering: hop (s), by default a window / RENDER_OVERLAP."""
+    window = gon.meta["length"] / gon.meta["sample_rate"]
+    if hop is not None and not 0 < hop <= window:
+        raise DataError(f"--hop {hop}: must be above 0 and at most the run's window ({window} s)")
+    return signal_for_run(gon, paths, hop or window / RENDER_OVERLAP)
 
 
 # -- metrics, rendering, output ---------------------------------------------------------------------------------
@@ -242,7 +267,7 @@ def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
     """Encode every window of one clip and render the clip at sr_out: (T_out, C)."""
     idx, starts = sig.clip_windows(clip)
     z = gon.encode_signal(sig, idx)
-    return join_windows(lambda w, t: gon.decode(z[w:w + 1], t)[0], starts, sig.length, sig.clip_lengths[clip],
+    return join_windows(lambda ws, t: gon.decode(z[ws], t), starts, sig.length, sig.clip_lengths[clip],
                         sig.sample_rate, sr_out)
 
 
@@ -254,16 +279,27 @@ def write_wav(x: torch.Tensor | np.ndarray, sample_rate: int, path) -> None:
 
 
 def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
-    """Stacked log-magnitude spectrograms (title, mono signal, rate), written atomically as PNG."""
+    """Stacked log-magnitude spectrograms (title, mono signal, rate), written atomically as PNG. Every panel shows
+    the band all of them have (up to the lowest Nyquist frequency) on one colour scale, so they compare directly."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    top = min(sr for _, _, sr in pairs) / 2
     fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 2.6 * len(pairs)), squeeze=False)
+    images = []
     for ax, (title, x, sr) in zip(axes[:, 0], pairs):
-        with np.errstate(divide="ignore"):  # digital silence has -inf dB; it is drawn at vmin
-            ax.specgram(x, NFFT=512, Fs=sr, noverlap=384, cmap="magma", scale="dB", vmin=-120)
+        with np.errstate(divide="ignore"):  # digital silence has -inf dB; it is drawn at the bottom of the scale
+            # ~21 ms frames at any rate, so panels at different rates have the same time-frequency resolution;
+            # the density is per Hz, so levels agree across rates too
+            nfft = 1 << round(math.log2(sr * 0.0213))
+            spec, *_, im = ax.specgram(x, NFFT=nfft, Fs=sr, noverlap=nfft * 3 // 4, cmap="magma", scale="dB")
+        images.append((im, spec))
+        ax.set_ylim(0, top)
         ax.set_title(title)
         ax.set_ylabel("Hz")
+    peak = 10 * np.log10(images[0][1].max() + 1e-30)  # the first panel (the original) sets the scale: 100 dB
+    for im, _ in images:
+        im.set_clim(peak - 100, peak)
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -296,8 +332,9 @@ def interpolate(gon, a, b, frames: int, out, **_) -> None:
 def evaluate_run(gon, paths, plot=None, batch_size: int = 64) -> dict[str, Any]:
     sig = signal_for_run(gon, paths)
     res = evaluate(gon, sig, batch_size)
-    if plot:
-        x = render_clip(gon, sig, 0, sig.sample_rate)
+    if plot:  # the first clip as `render` writes it
+        rsig = signal_for_render(gon, [sig.names[0]])
+        x = render_clip(gon, rsig, 0, sig.sample_rate)
         orig = clip_samples(sig, 0)
         plot_spectrograms([(f"original: {Path(sig.names[0]).name}", orig[:, 0].numpy(), sig.sample_rate),
                            ("reconstruction (one gradient step per window)", x[:, 0].numpy(), sig.sample_rate)], plot)
@@ -314,11 +351,11 @@ def clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
     return out
 
 
-def render_run(gon, input_=None, sample_rate=None, plot=None, out=None, **_) -> None:
+def render_run(gon, input_=None, sample_rate=None, plot=None, out=None, hop=None, **_) -> None:
     """Encode every window of a clip and write it at any sample rate, of the clip's duration."""
     if input_ is None:
         raise DataError("audio render needs --input CLIP")
-    sig = signal_for_run(gon, [input_])
+    sig = signal_for_render(gon, [input_], hop)
     sr = sample_rate or sig.sample_rate
     x = render_clip(gon, sig, 0, sr)
     write_wav(x, sr, out)

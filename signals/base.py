@@ -12,11 +12,15 @@ class Batch:
     """One training or evaluation batch."""
 
     coords: torch.Tensor
-    """(N, d) shared by the whole batch, or (B, N, d) per sample; every coordinate lies in [-1, 1]^d."""
+    """(N, d) shared by the whole batch, or (B, N, d) per sample; every coordinate lies in [-1, 1]^d (audio's
+    points between samples, past the last sample centre, by less than one sample)."""
     values: torch.Tensor
     """(B, N, C) target values at those coordinates."""
     scale: float = 1.0
     """N_total / N: a per-sample sum over these N coordinates times scale is an unbiased estimate of the full sum."""
+    query: Batch | None = None
+    """Where the outer loss is measured when that differs from where the step encodes (None: the same points).
+    Audio's oversampled training encodes the samples, as rendering does, and fits F between them."""
 
 
 @runtime_checkable

@@ -40,10 +40,10 @@ def test_split_and_join_round_trip_is_exact_with_identity_network(n):
     L = sig.length
     grid = time_grid(L)[:, 0]
 
-    def identity(w, t):  # look the sample up at its coordinate
+    def identity(ws, t):  # look the samples up at their coordinates
         pos = torch.round((t[:, 0] + 1) / 2 * L - 0.5).long()
         assert torch.allclose(grid[pos], t[:, 0], atol=1e-6)
-        return sig.windows[idx[w]][pos]
+        return sig.windows[idx[ws]][:, pos]
     out = join_windows(identity, starts, L, n, 16000, 16000)
     assert out.shape == (n, 1)
     torch.testing.assert_close(out, torch.from_numpy(x), rtol=0, atol=1e-6)
@@ -56,13 +56,21 @@ def test_oversampled_batches_are_the_band_limited_signal_between_samples():
     x = (0.3 * np.sin(2 * np.pi * f1 * n / sr) + 0.2 * np.sin(2 * np.pi * f2 * n / sr + 1))[:, None]
     sig = AudioSignal([x.astype(np.float32)], sr, window=0.016, hop=None, oversample=3)
     b = sig.batch(torch.tensor([7, 20]), 0.5, torch.Generator().manual_seed(0), "cpu")
-    assert b.values.shape == (2, 128, 1) and b.scale == 2.0  # half of the 256 samples' worth, anywhere in time
-    pos = ((b.coords[:, 0].double() + 1) / 2 * sig.length - 0.5)  # in input samples, multiples of 1/3
+    # the step encodes samples, as rendering does: half of them, on the sample grid
+    assert b.values.shape == (2, 128, 1) and b.scale == 2.0
+    grid_pos = ((b.coords[:, 0].double() + 1) / 2 * sig.length - 0.5)
+    assert torch.allclose(grid_pos, grid_pos.round(), atol=1e-3)
+    torch.testing.assert_close(b.values, sig.windows[[7, 20]][:, grid_pos.round().long()])
+    q = b.query  # the outer loss: as many points, anywhere in time
+    assert q.values.shape == (2, 128, 1) and q.scale == 2.0
+    pos = ((q.coords[:, 0].double() + 1) / 2 * sig.length - 0.5)  # in input samples, multiples of 1/3
     assert torch.allclose(pos * 3, (pos * 3).round(), atol=1e-3) and not torch.allclose(pos, pos.round(), atol=1e-3)
     for row, w in enumerate([7, 20]):
         t = (sig.index[w][1] + pos) / sr
         true = 0.3 * torch.sin(2 * np.pi * f1 * t) + 0.2 * torch.sin(2 * np.pi * f2 * t + 1)
-        torch.testing.assert_close(b.values[row, :, 0].double(), true, atol=1e-4, rtol=0)
+        torch.testing.assert_close(q.values[row, :, 0].double(), true, atol=1e-4, rtol=0)
+    assert AudioSignal([x.astype(np.float32)], sr, 0.016, None).batch(torch.tensor([7]), 0.5, torch.Generator(),
+                                                                      "cpu").query is None
     full = sig.full(torch.tensor([7]), "cpu")  # encoding and evaluation stay on the samples
     torch.testing.assert_close(full.values, sig.windows[[7]])
 
@@ -86,11 +94,14 @@ def test_join_at_a_higher_rate_keeps_duration_and_tone():
     sig = AudioSignal([x], 8000, window=0.1, hop=None)
     idx, starts = sig.clip_windows(0)
     # a 'network' that knows the tone: value at window coordinate t of window w
-    def render(w, t):
-        sec = starts[w] / 8000 + ((t[:, 0] + 1) / 2 * sig.length - 0.5) / 8000
-        return (0.5 * torch.sin(2 * np.pi * 440 * sec.double())).float()[:, None]
-    out = join_windows(render, starts, sig.length, len(x), 8000, 24000)
-    assert out.shape[0] == 24000 and abs(peak_freq(out.numpy(), 24000) - 440) < 2
+    def render(ws, t):
+        sec = torch.tensor(starts, dtype=torch.float64)[ws, None] / 8000 + ((t[:, 0] + 1) / 2 * sig.length - 0.5) / 8000  # (G, M)
+        return (0.5 * torch.sin(2 * np.pi * 440 * sec.double())).float()[..., None]
+    for rate in (24000, 22050):  # an integer ratio (one batch of windows) and not
+        out = join_windows(render, starts, sig.length, len(x), 8000, rate)
+        assert out.shape[0] == rate and abs(peak_freq(out.numpy(), rate) - 440) < 2
+        t = torch.arange(rate, dtype=torch.float64) / rate  # the exact tone everywhere, seams included
+        torch.testing.assert_close(out[:, 0], (0.5 * torch.sin(2 * np.pi * 440 * t)).float(), atol=1e-4, rtol=0)
 
 
 def test_resampling_keeps_a_tones_frequency(tmp_path):
@@ -121,7 +132,7 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
                             "--batch-size", "4", "--hidden", "32", "--layers", "2", "--quiet"], capsys)
     assert code == 0, err
     meta = json.loads((run / "config.json").read_text())["meta"]
-    assert meta["sample_rate"] == 16000 and meta["length"] == 256
+    assert meta["sample_rate"] == 16000 and meta["length"] == 64  # 4 ms windows
     wav = shared_data / "audio" / "cmu_arctic_us_axb_a0005.wav"
     code, out, err = run_cli(["eval", run, "--data", wav, "--json", "--plot", tmp_path / "spec.png"], capsys)
     res = json.loads(out.strip().splitlines()[-1])
@@ -131,12 +142,14 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     assert code == 0, err
     info = sf.info(tmp_path / "r.wav")
     assert info.samplerate == 48000 and abs(info.duration - sf.info(wav).duration) < 1e-3
+    code, _, err = run_cli(["render", run, "--input", wav, "--hop", "0.5", "--out", tmp_path / "h.wav"], capsys)
+    assert code == 1 and "--hop 0.5" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "h.wav").exists()
     ogg = shared_data / "audio" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
     code, _, err = run_cli(["interpolate", run, "--from", wav, "--to", ogg, "--frames", "4",
                             "--out", tmp_path / "m.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 256
+    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 64
     code, _, err = run_cli(["sample", run, "--n", "3", "--out", tmp_path / "s.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 256
+    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 64
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "short"])
@@ -145,7 +158,7 @@ def test_bad_clips_give_one_line_errors(case, tmp_path, capsys):
     if case == "unreadable":
         p.write_bytes(b"RIFF....WAVEfmt garbage")
     elif case == "short":
-        sf.write(p, tone(440, 16000, 0.01), 16000)  # shorter than the 16 ms default window
+        sf.write(p, tone(440, 16000, 0.003), 16000)  # shorter than the 4 ms default window
     code, _, err = run_cli(["fit", "audio", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
     expected = {"missing": "file not found", "unreadable": "not a readable audio file",
                 "short": "shorter than one window"}[case]

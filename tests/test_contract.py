@@ -14,11 +14,11 @@ def image_signal():
     return ImageSignal(np.random.default_rng(0).integers(0, 256, (6, 12, 12, 3), dtype=np.uint8))
 
 
-def audio_signal():
+def audio_signal(oversample=1):
     t = np.arange(4000) / 8000
     clips = [np.sin(2 * np.pi * 440 * t)[:, None].astype(np.float32),
              np.sin(2 * np.pi * 300 * t[:3000])[:, None].astype(np.float32)]
-    return AudioSignal(clips, 8000, window=0.05, hop=None)
+    return AudioSignal(clips, 8000, window=0.05, hop=None, oversample=oversample)
 
 
 def sdf_signal():
@@ -30,7 +30,8 @@ def sdf_signal():
     return sdf.SDFSignal(np.stack(rows), ["a", "b", "c"], [([0.0, 0.0, 0.0], 1.0)] * 3)
 
 
-ADAPTERS = {"images": image_signal, "audio": audio_signal, "sdf": sdf_signal}
+ADAPTERS = {"images": image_signal, "audio": audio_signal, "audio-oversampled": lambda: audio_signal(3),
+            "sdf": sdf_signal}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
@@ -72,6 +73,21 @@ def test_subsampled_batch_is_unbiased_and_seeded(sig):
                         for _ in range(400)])
     se = sums.std(0) / 20
     assert ((sums.mean(0) - full.scale * full.values.sum((1, 2))).abs() < 4 * se + 1e-6).all()
+
+
+def test_outer_loss_points_estimate_the_same_integral(sig):
+    """A batch's query (where the outer loss is measured, when not at the step's points) has the batch's layout
+    and a scale that makes its sums estimate the same integral."""
+    full = sig.full(torch.arange(3), "cpu")
+    b = sig.batch(torch.arange(3), 0.25, torch.Generator().manual_seed(0), "cpu")
+    q = b.query or b
+    assert q.query is None and q.values.shape[0] == 3 and q.values.shape[-1] == sig.out_dim
+    # points between samples may lie past the last sample centre, by less than one sample (2 / N)
+    N = full.values.shape[1]
+    assert q.coords.shape[-1] == sig.coord_dim and q.coords.abs().max() <= 1 + 2 / N
+    assert torch.isfinite(q.values).all()
+    assert math.isclose(q.scale * q.values.shape[1], full.scale * full.values.shape[1])
+    assert (b.query is not None) == (getattr(sig, "oversample", 1) > 1)
 
 
 def test_count_of_points(sig):

@@ -49,14 +49,16 @@ def test_origin_step_matches_finite_differences(loss):
 @pytest.mark.parametrize("variational", [False, True])
 @pytest.mark.parametrize("per_sample", [False, True])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_fast_path_equals_reference(variational, per_sample, channels):
+@pytest.mark.parametrize("zero_origin", [False, True])
+def test_fast_path_equals_reference(variational, per_sample, channels, zero_origin):
     """Shared-origin Jacobian path vs plain autograd double backward: same latents and parameter gradients."""
-    m = tiny(variational, out=channels)
+    kw = dict(zero_origin=True, out_activation="identity") if zero_origin else {}
+    m = tiny(variational, out=channels, **kw)
     c, x = data(C=channels, per_sample=per_sample)
     results = []
     for fast in (True, False):
         m.zero_grad()
-        cfg = GONConfig(fast=fast)
+        cfg = GONConfig(fast=fast, likelihood="gaussian" if zero_origin else "bernoulli")  # identity output
         gen = torch.Generator().manual_seed(5)
         loss, _ = gon_objective(m, c, x, cfg, scale=2.5, generator=gen)
         loss.backward()
@@ -146,3 +148,38 @@ def test_reference_inner_grad_is_per_sample_sum():
     g = inner_grad(m, c, x, torch.zeros(3, 6, dtype=torch.float64), make_loss("mse"), 1.0, False)
     g1 = inner_grad(m, c, x[1:2], torch.zeros(1, 6, dtype=torch.float64), make_loss("mse"), 1.0, False)
     torch.testing.assert_close(g[1:2], g1)
+
+
+def test_zero_origin_decodes_the_zero_latent_to_zero_and_silence_to_the_zero_latent():
+    """model.zero_origin: F(c ⊕ z) - F(c ⊕ 0), so a silent window's origin step gives z = 0 and renders as 0."""
+    m = tiny(zero_origin=True, out_activation="identity")
+    c, x = data(B=3)
+    y, _, _ = m(c, torch.zeros(3, 6, dtype=torch.float64))
+    assert y.abs().max() < 1e-12  # to rounding: batched and unbatched passes may sum in another order
+    z = gon_latents(m, c, torch.zeros_like(x), GONConfig(), create_graph=False)
+    assert z.abs().max() < 1e-12
+    z = gon_latents(m, c, x, GONConfig(step_size=0.3), create_graph=False)
+    e = torch.zeros(6, dtype=torch.float64)
+    e[2] = 1e-6  # the step is still -a dL/dz0, now with L measured against F(c ⊕ z) - F(c ⊕ 0)
+    fd = (((m(c, e[None])[0] - x[0]).square().sum() - (m(c, -e[None])[0] - x[0]).square().sum()) / 2e-6)
+    assert torch.isclose(z[0, 2], -0.3 * fd, rtol=1e-5)
+    plain = tiny(out_activation="identity")
+    assert not torch.equal(plain(c, torch.zeros(3, 6, dtype=torch.float64))[0], torch.zeros(3, 30, 1))
+    with pytest.raises(ValueError, match="zero_origin"):
+        tiny(zero_origin=True)  # a sigmoid's zero is 0.5
+
+
+def test_objective_can_measure_the_outer_loss_elsewhere():
+    """query: the step encodes (c, x) and the outer loss is the per-sample sum at the query points, times its scale;
+    a query of the step's own points is the paper's objective."""
+    m = tiny(out_activation="identity")
+    c, x = data(B=3, N=30)
+    cq, xq = data(B=3, N=12, seed=7)
+    cfg = GONConfig(step_size=0.3)
+    same, _ = gon_objective(m, c, x, cfg, 2.0)
+    torch.testing.assert_close(gon_objective(m, c, x, cfg, 2.0, query=(c, x, 2.0))[0], same)
+    loss, _ = gon_objective(m, c, x, cfg, 2.0, query=(cq, xq, 0.5))
+    z = gon_latents(m, c, x, cfg, 2.0, create_graph=False)
+    expect = 0.5 * (m(cq, z)[0] - xq).square().sum((1, 2)).mean()
+    torch.testing.assert_close(loss, expect)
+    assert not torch.isclose(loss, same)
