@@ -94,6 +94,8 @@ def join_windows(render: Callable[[list[int], torch.Tensor], torch.Tensor], star
     for w, s in enumerate(starts):
         lo = math.ceil(s * sr_out / sr_in - 1e-9)
         hi = min(n_out, math.ceil((s + length) * sr_out / sr_in - 1e-9))
+        if hi <= lo:  # a window shorter than one output sample (a very low output rate): its neighbours cover it
+            continue
         pos = (torch.arange(lo, hi, dtype=torch.float64) / sr_out - s / sr_in) * sr_in  # input samples, [0, L)
         key = (hi - lo, round(float(pos[0]) * 1e6))  # same count and offset: the same coordinates
         _, ws, los = groups.setdefault(key, (pos, [], []))
