@@ -108,11 +108,12 @@ class Siren(nn.Module):
         y = self.out(self.body(torch.sin(pre)))
         return torch.sigmoid(y) if self.out_activation == "sigmoid" else y
 
-    def decode_pre(self, pre: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """Values from first pre-activations (..., N, H) at coords: trunk(pre), less F(c ⊕ 0) when zero_origin.
-        F(c ⊕ 0) does not depend on the sample, so for shared coords it costs one pass over N points, not B N."""
+    def decode_pre(self, pre: torch.Tensor, pre_c: torch.Tensor) -> torch.Tensor:
+        """Values from first pre-activations pre (..., N, H) whose coordinate term is pre_c: trunk(pre), less
+        F(c ⊕ 0) = trunk(pre_c) when zero_origin. That term does not depend on the sample, so for shared coords
+        (pre_c (N, H)) it costs one pass over N points, not B N."""
         y = self.trunk(pre)
-        return y - self.trunk(self.input.pre_coords(coords)) if self.zero_origin else y
+        return y - self.trunk(pre_c) if self.zero_origin else y
 
     def latent_pre(self, z: torch.Tensor) -> torch.Tensor:
         """Deterministic latent contribution to the first pre-activation (the head's mean path): (B, K) -> (B, H).
@@ -130,5 +131,5 @@ class Siren(nn.Module):
 
     def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """F on z' (the head's output, or z itself without a head): (B, K) -> values (B, N, C)."""
-        pre = self.input.pre_coords(coords) + self.input.pre_latent(z)[:, None, :]  # (B, N, H)
-        return self.decode_pre(pre, coords)
+        pre_c = self.input.pre_coords(coords)  # (N, H) or (B, N, H)
+        return self.decode_pre(pre_c + self.input.pre_latent(z)[:, None, :], pre_c)  # (B, N, C)

@@ -52,8 +52,8 @@ def inner_grad(model: Siren, coords, values, z, loss_fn: LossFn, scale: float, c
     z (B, K) -> (B, K). Summed, not averaged, over the batch, so each row is that sample's own gradient."""
     if not z.requires_grad:
         z = z.requires_grad_()
-    pre = model.input.pre_coords(coords) + model.latent_pre(z)[:, None, :]  # (B, N, H)
-    y = model.decode_pre(pre, coords)  # (B, N, C)
+    pre_c = model.input.pre_coords(coords)  # (N, H) or (B, N, H)
+    y = model.decode_pre(pre_c + model.latent_pre(z)[:, None, :], pre_c)  # (B, N, C)
     total = scale * loss_fn(y, values).sum()
     return autograd.grad(total, z, create_graph=create_graph)[0]
 
@@ -64,10 +64,11 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
     dP/dz^T sum_{n,c} r_b(n,c) dF_c(n)/dpre(n), with r_b = dloss/dF the sample's own loss derivative."""
     B, C = values.shape[0], values.shape[-1]
     zero = values.new_zeros(1, model.latent_dim)
-    pre0 = model.input.pre_coords(coords) + model.latent_pre(zero)  # (N, H) or (B, N, H)
+    pre_c = model.input.pre_coords(coords)  # (N, H) or (B, N, H)
+    pre0 = pre_c + model.latent_pre(zero)
     if not pre0.requires_grad:  # evaluation under no parameter grads: still need d/dpre
         pre0 = pre0.detach().requires_grad_()
-    y0 = model.decode_pre(pre0, coords)  # (N, C) or (B, N, C); F(c ⊕ 0) is a constant of pre0
+    y0 = model.decode_pre(pre0, pre_c)  # (N, C) or (B, N, C); F(c ⊕ 0) is a constant of pre0
     # per-point Jacobian rows: points are independent, so the grad of the sum is each point's own row
     jac = torch.stack([autograd.grad(y0[..., c].sum(), pre0, retain_graph=True, create_graph=create_graph)[0]
                        for c in range(C)], dim=-2)  # (..., N, C, H)
