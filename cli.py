@@ -6,17 +6,41 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
                   help="Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate.")
-fit_app = typer.Typer(no_args_is_help=True, help="Train a GON on images, audio or signed distance fields.")
-dataset_app = typer.Typer(no_args_is_help=True, help="List image datasets and inspect one on disk.")
+fit_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+                      help="Train a GON on images, audio or signed distance fields.")
+dataset_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+                          help="List image datasets and inspect one on disk.")
+config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+                         help="Show the resolved config of a dataset (defaults, its YAML, --config, --set).")
 app.add_typer(fit_app, name="fit")
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(config_app, name="config")
 
 Opt = typer.Option
+CONFIG_HELP = ("YAML layered on top of the dataset's shipped config (repeatable; later files win). "
+               "`implicit-gon config show` prints the result.")
+SET_HELP = "Any config field as section.key=value, applied last (repeatable), e.g. --set train.log_every=5."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            print(f"implicit-gon {version('implicit-gon')}")
+        except PackageNotFoundError:
+            print("implicit-gon (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(show_version: bool = Opt(False, "--version", callback=_version, is_eager=True,
+                                   help="Print the version and exit.")) -> None:
+    """Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -36,8 +60,8 @@ def _flags(**kw) -> dict:
     return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
 
 
-def _run_fit(signal: str, name: str, config: Optional[Path], flags: dict, out: Path, resume: bool,
-             make_signals, progress: bool = True) -> None:
+def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
+             make_signals, progress: bool = True, sets: Optional[List[str]] = None) -> None:
     from implicit_gon import GON
     from implicit_gon.checkpoint import CKPT
     from implicit_gon.config import merge, resolve
@@ -53,7 +77,7 @@ def _run_fit(signal: str, name: str, config: Optional[Path], flags: dict, out: P
     else:
         if (out / CKPT).is_file():
             raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
-        cfg = resolve(signal, name, str(config) if config else None, flags)
+        cfg = resolve(signal, name, config, flags, sets or ())
         if cfg.data.data_dir:
             cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
         gon, opt_state = None, None
@@ -75,7 +99,8 @@ def fit_images(
     dataset: str = Opt("digits", help="Dataset name (`implicit-gon dataset list`)."),
     data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
     out: Path = Opt(..., help="Run directory (checkpoints, metrics)."),
-    config: Optional[Path] = Opt(None, help="YAML config (default: configs/images/<dataset>.yaml)."),
+    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
+    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None),
     points: Optional[float] = Opt(None, help="Coordinates per step: fraction (<=1) or count."),
@@ -93,14 +118,14 @@ def fit_images(
     """Train an implicit GON on an image dataset."""
     from signals import image_signal
 
-    flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet")})
+    flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet", "set_")})
     flags["data.dataset"], flags["data.signal"] = dataset, "images"
 
     def make(cfg):
         train_sig = image_signal(cfg.data, "train")
         val_sig = _maybe_test(cfg.data)
         return train_sig, val_sig
-    _run_fit("images", dataset, config, flags, out, resume, make, not quiet)
+    _run_fit("images", dataset, config, flags, out, resume, make, not quiet, set_)
 
 
 def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str) -> None:
@@ -118,7 +143,8 @@ def fit_audio(
     paths: Optional[List[Path]] = typer.Argument(None, help="Clips or folders (searched recursively)."),
     data: Optional[List[Path]] = Opt(None, "--data", help="Clip or folder (repeatable)."),
     out: Path = Opt(..., help="Run directory."),
-    config: Optional[Path] = Opt(None, help="YAML config (default: configs/audio/default.yaml)."),
+    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
+    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     sample_rate: Optional[int] = Opt(None, help="Rate the clips are resampled to."),
     window: Optional[float] = Opt(None, help="Window length in seconds."),
     hop: Optional[float] = Opt(None, help="Hop between windows in seconds (default: half a window)."),
@@ -134,12 +160,12 @@ def fit_audio(
     """Train a GON over windows of audio clips."""
     from signals import audio
 
-    flags = _flags(**{k: v for k, v in locals().items() if k not in ("paths", "data", "out", "config", "resume", "quiet")})
+    flags = _flags(**{k: v for k, v in locals().items() if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_")})
     _path_flags(flags, paths, data, resume, "audio", "clips")
 
     def make(cfg):
         return audio.load_signal(cfg.data.paths, cfg.data), None
-    _run_fit("audio", "default", config, flags, out, resume, make, not quiet)
+    _run_fit("audio", "default", config, flags, out, resume, make, not quiet, set_)
 
 
 @fit_app.command("sdf")
@@ -147,7 +173,8 @@ def fit_sdf(
     paths: Optional[List[Path]] = typer.Argument(None, help="Meshes or folders (searched recursively)."),
     data: Optional[List[Path]] = Opt(None, "--data", help="Mesh or folder (repeatable)."),
     out: Path = Opt(..., help="Run directory."),
-    config: Optional[Path] = Opt(None, help="YAML config (default: configs/sdf/default.yaml)."),
+    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
+    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     samples: Optional[int] = Opt(None, help="SDF samples cached per mesh."),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
@@ -161,14 +188,14 @@ def fit_sdf(
     from signals import sdf
 
     flags = _flags(**{k: v for k, v in locals().items()
-                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples")})
+                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples", "set_")})
     _path_flags(flags, paths, data, resume, "sdf", "meshes")
     if samples:
         flags["data.sdf_samples"] = samples
 
     def make(cfg):
         return sdf.load_signal(cfg.data.paths, cfg.data), None
-    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet)
+    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet, set_)
 
 
 def _maybe_test(data):
@@ -437,26 +464,71 @@ def dataset_info(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def main(argv: Optional[list] = None) -> None:
-    """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
-    from implicit_gon.errors import GONError
+# config
+@config_app.command("show")
+def config_show(
+    signal: str = typer.Argument(..., help="images, audio or sdf."),
+    name: str = typer.Argument("default", help="Dataset name (images) or `default` (audio, sdf)."),
+    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
+    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
+    variational: bool = Opt(False, "--variational", help="Resolve as a variational run."),
+):
+    """Print the config a `fit` would use, as YAML: the defaults every flag starts from."""
+    from implicit_gon.config import resolve, to_yaml
+    from signals import SIGNALS
+    if signal not in SIGNALS:
+        raise _err(f"signal {signal!r}: choose one of {', '.join(SIGNALS)}")
+    flags = {"model.variational": True} if variational else {}
+    print(to_yaml(resolve(signal, name, config, flags, set_ or ())), end="")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _click_errors() -> tuple[tuple, tuple]:
+    """(usage/click exceptions, abort exceptions) of the click that typer runs on, and of click itself: typer
+    >= 0.17 bundles its own copy, whose exceptions are not click's."""
+    usage, abort = [], [KeyboardInterrupt]
     try:
-        typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
+        from typer import _click as bundled
+        from typer import exceptions as typer_exceptions
+        usage.append(bundled.exceptions.ClickException)
+        abort.append(typer_exceptions.Abort)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        import click
+        usage.append(click.exceptions.ClickException)
+        abort.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(usage), tuple(abort)
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback;
+    usage errors print typer's usage message and exit 2; Ctrl-C exits 130."""
+    from implicit_gon.errors import GONError, Interrupted
+    usage, abort = _click_errors()
+    try:
+        rc = typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(130)
     except GONError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except click.exceptions.Abort:
-        print("error: aborted", file=sys.stderr)
-        sys.exit(1)
-    except click.ClickException as e:
+    except abort:  # Ctrl-C outside a command that can say more
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except usage as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        print("error: interrupted (the last checkpoint is intact)", file=sys.stderr)
-        sys.exit(130)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
+    if isinstance(rc, int) and rc == 130:  # typer returns Ctrl-C as exit code 130 when not standalone
+        print("error: interrupted", file=sys.stderr)
+    if isinstance(rc, int) and rc != 0:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

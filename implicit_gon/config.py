@@ -1,8 +1,17 @@
-"""Typed configuration. Values flow from these dataclass defaults, to `configs/*.yaml`, to CLI flags;
-the resolved config is stored in every checkpoint so a run can be rendered or evaluated with nothing else."""
+"""Typed configuration. Values flow from these dataclass defaults, to `configs/<signal>/<name>.yaml` (shipped
+inside the package), to `--config` files layered on top, to CLI flags and `--set section.key=value`; the resolved
+config is stored in every checkpoint so a run can be rendered or evaluated with nothing else.
+
+Every value is checked here and nowhere else, whichever layer it came from: its type from the field's annotation,
+its range from the field's metadata (`min`, `max` inclusive, `gt` exclusive, `choices`, `pattern`), and the rules
+that tie fields together in `check_rules`."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,29 +25,29 @@ from .errors import GONError
 class ModelConfig:
     """The SIREN F(c ⊕ z) and its optional variational head."""
 
-    latent_dim: int = 32
+    latent_dim: int = field(default=32, metadata={"min": 1, "max": 65536})
     """Size of the latent z."""
-    hidden: int = 256
+    hidden: int = field(default=256, metadata={"min": 1, "max": 16384})
     """Width of every sine layer."""
-    layers: int = 4
+    layers: int = field(default=4, metadata={"min": 1, "max": 64})
     """Number of sine layers (the first, coordinate-and-latent layer included), before the linear output."""
-    w0_first: float = 30.0
+    w0_first: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
     """omega_0 of the first sine layer (SIREN uses 30 for images, thousands for audio)."""
-    w0_hidden: float = 30.0
+    w0_hidden: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
     """omega_0 of the hidden sine layers."""
-    w0_latent: float | None = None
+    w0_latent: float | None = field(default=None, metadata={"gt": 0, "max": 1e6})
     """omega_0 applied to the latent term W_z z of the first layer (None: w0_first, as one layer on c ⊕ z)."""
-    first_init: str = "concat"
+    first_init: str = field(default="concat", metadata={"choices": ("concat", "siren")})
     """First-layer init: `concat` U(±1/(d+K)) as one layer on c ⊕ z (the paper); `siren` U(±1/d) for W_c, as
     SIREN's first layer on coordinates alone (needed for audio's high frequencies), and U(±1/K) for W_z."""
-    out_activation: str = "sigmoid"
+    out_activation: str = field(default="sigmoid", metadata={"choices": ("sigmoid", "identity")})
     """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
     zero_origin: bool = False
     """Decode F(c ⊕ z) - F(c ⊕ 0), so the zero latent renders exactly zero (audio: silence, where a shared origin
     waveform repeated every hop would be a buzz at the window rate). Needs out_activation identity."""
     variational: bool = False
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
-    head_init_std: float = 0.2
+    head_init_std: float = field(default=0.2, metadata={"gt": 0, "max": 100})
     """Posterior standard deviation the variational head starts with (its mean map starts as the identity)."""
 
 
@@ -46,25 +55,25 @@ class ModelConfig:
 class GONConfig:
     """The gradient-origin step and the training objective."""
 
-    step_size: float = 1.0 / 64
+    step_size: float = field(default=1.0 / 64, metadata={"gt": 0})
     """a in z = -a * grad_z0 L. The loss is summed per sample, so 1/64 is the paper's effective scale at batch 64."""
-    inner_steps: int = 1
+    inner_steps: int = field(default=1, metadata={"min": 1, "max": 1000})
     """Number of gradient steps from the origin (the paper's ablation uses more than one)."""
     detach: bool = False
     """Detach the latent before the outer pass (first-order ablation; the paper trains through the step)."""
-    loss: str = "mse"
+    loss: str = field(default="mse", metadata={"choices": ("mse", "l1", "bce", "clamped_l1")})
     """Per-coordinate loss: `mse`, `l1`, `bce` or `clamped_l1` (DeepSDF's, for signed distances)."""
-    clamp: float = 0.1
+    clamp: float = field(default=0.1, metadata={"gt": 0})
     """Clamp distance for `clamped_l1`."""
     fast: bool = True
     """Share F(c ⊕ 0) and its Jacobian over the batch (exact); False uses plain autograd double backward."""
-    likelihood: str = "bernoulli"
+    likelihood: str = field(default="bernoulli", metadata={"choices": ("bernoulli", "gaussian")})
     """Variational runs: `bernoulli` (binary cross-entropy) or `gaussian` (squared error with fixed sigma)."""
-    sigma: float = 0.1
+    sigma: float = field(default=0.1, metadata={"gt": 0})
     """Standard deviation of the Gaussian likelihood."""
-    beta: float = 1.0
+    beta: float = field(default=1.0, metadata={"min": 0})
     """Weight of the KL term of the ELBO."""
-    beta_warmup: int = 0
+    beta_warmup: int = field(default=0, metadata={"min": 0})
     """Steps over which the KL weight ramps linearly from 0 to beta."""
 
 
@@ -72,30 +81,30 @@ class GONConfig:
 class TrainConfig:
     """Optimisation, Monte Carlo subsampling, logging and checkpoints."""
 
-    steps: int = 2000
+    steps: int = field(default=2000, metadata={"min": 1, "max": 10**9})
     """Number of optimiser steps."""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"min": 1, "max": 1 << 20})
     """Samples per step."""
-    lr: float = 1e-4
+    lr: float = field(default=1e-4, metadata={"gt": 0, "max": 10})
     """Adam learning rate."""
-    points: float = 1.0
+    points: float = field(default=1.0, metadata={"gt": 0})
     """Coordinates per sample per step: a fraction (<= 1) of all coordinates, or a count (> 1)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
     """Seed for initialisation, batch order and coordinate subsets; a run is reproducible from it."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"pattern": r"auto|cpu|cuda(:\d+)?"})
     """`auto`, `cpu` or `cuda`."""
-    log_every: int = 10
+    log_every: int = field(default=10, metadata={"min": 1})
     """Steps between rows of RUN/metrics.jsonl."""
-    ckpt_every: int = 500
+    ckpt_every: int = field(default=500, metadata={"min": 1})
     """Steps between checkpoints (one is always written at the end)."""
-    val_every: int = 0
+    val_every: int = field(default=0, metadata={"min": 0})
     """Steps between held-out evaluations logged to metrics.jsonl (0: only at the end)."""
-    val_samples: int = 256
+    val_samples: int = field(default=256, metadata={"min": 1})
     """Held-out samples used for those evaluations."""
-    head_lr_mult: float = 30.0
+    head_lr_mult: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
     """Learning-rate multiplier of the variational head, so the posterior's scale keeps up with the KL term
     (an inference network that lags the decoder invites posterior collapse; He et al. 2019)."""
-    grad_clip: float = 0.0
+    grad_clip: float = field(default=0.0, metadata={"min": 0})
     """Clip the gradient norm to this value (0: off)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
@@ -105,40 +114,40 @@ class TrainConfig:
 class DataConfig:
     """Which signal and dataset, and how it is sampled."""
 
-    signal: str = "images"
+    signal: str = field(default="images", metadata={"choices": ("images", "audio", "sdf")})
     """`images`, `audio` or `sdf`."""
-    dataset: str = "digits"
+    dataset: str = field(default="digits", metadata={"pattern": r"[a-z0-9][a-z0-9-]*"})
     """Image dataset name (see `implicit-gon dataset list`)."""
     data_dir: str | None = None
     """Where the dataset's files are (or are downloaded to)."""
     paths: list[str] = field(default_factory=list)
     """Audio clips or meshes (files or folders, searched recursively)."""
-    res: int | None = None
+    res: int | None = field(default=None, metadata={"min": 1, "max": 4096})
     """Image side length; None uses the dataset's native resolution."""
-    channels: int | None = None
+    channels: int | None = field(default=None, metadata={"min": 1, "max": 3})
     """Image channels (1 or 3); None uses the dataset's own."""
-    camera: str = "left"
+    camera: str = field(default="left", metadata={"choices": ("left", "right", "both")})
     """SmallNORB camera: `left`, `right` or `both` (two channels)."""
     download: bool = False
     """Fetch the dataset when it is missing and a public download exists."""
     cache_dir: str | None = None
     """Where decoded caches and downloads go (default: beside the data, else ~/.cache/implicit-gon)."""
-    train_limit: int | None = None
+    train_limit: int | None = field(default=None, metadata={"min": 1})
     """Use at most this many training samples."""
-    sample_rate: int = 16000
+    sample_rate: int = field(default=16000, metadata={"min": 100, "max": 384000})
     """Audio: rate the clips are resampled to."""
-    window: float = 0.25
+    window: float = field(default=0.25, metadata={"gt": 0, "max": 60})
     """Audio: window length in seconds."""
-    hop: float | None = None
+    hop: float | None = field(default=None, metadata={"gt": 0, "max": 60})
     """Audio: hop between windows in seconds (None: half a window)."""
-    oversample: int = 1
+    oversample: int = field(default=1, metadata={"min": 1, "max": 16})
     """Audio: training draws time points from a grid this many times finer than the samples, valued by band-limited
     upsampling, so F learns the continuous band-limited signal that rendering at a higher rate evaluates."""
-    sdf_samples: int = 200000
+    sdf_samples: int = field(default=200000, metadata={"min": 16, "max": 10**8})
     """SDF: samples cached per mesh."""
-    sdf_near_std: list[float] = field(default_factory=lambda: [0.01, 0.05])
+    sdf_near_std: list[float] = field(default_factory=lambda: [0.01, 0.05], metadata={"gt": 0, "max": 1})
     """SDF: standard deviations of the Gaussian offsets around surface samples."""
-    sdf_uniform_frac: float = 0.2
+    sdf_uniform_frac: float = field(default=0.2, metadata={"min": 0, "max": 1})
     """SDF: fraction of samples drawn uniformly in the cube."""
 
 
@@ -155,20 +164,26 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
-        return merge(cls(), d)
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "Config":
+        """A config from its dict (a checkpoint's), checked like any other layer."""
+        return check_rules(merge(cls(), d, source), source)
 
 
 def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Config:
-    """Return a copy of cfg with nested overrides applied; unknown sections or keys are errors."""
+    """Return a copy of cfg with nested overrides applied, each value checked; unknown sections or keys are errors."""
+    if not isinstance(overrides, dict):
+        raise GONError(f"{source}: expected a mapping of sections (model, gon, train, data)")
     out = {}
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
         values = dataclasses.asdict(section)
-        for key, val in (overrides.get(f.name) or {}).items():
+        given = overrides.get(f.name) or {}
+        if not isinstance(given, dict):
+            raise GONError(f"{source}: section {f.name} must be a mapping of keys to values, got {given!r:.60}")
+        for key, val in given.items():
             if key not in values:
                 raise GONError(f"{source}: unknown key {f.name}.{key}")
-            values[key] = val
+            values[key] = check_field(type(section), key, val, source)
         out[f.name] = type(section)(**values)
     unknown = set(overrides) - set(out)
     if unknown:
@@ -176,42 +191,182 @@ def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Con
     return Config(**out)
 
 
+_SECTION_NAMES = {ModelConfig: "model", GONConfig: "gon", TrainConfig: "train", DataConfig: "data"}
+
+
+def check_field(section_type: type, key: str, val: Any, source: str) -> Any:
+    """The value of section.key, checked against the field's type and metadata and normalised (an integral
+    float becomes an int, a numeric string a float: YAML reads `1e-4` as a string). One-line GONError if wrong."""
+    f = {f.name: f for f in dataclasses.fields(section_type)}[key]
+    where = f"{source}: {_SECTION_NAMES[section_type]}.{key} = {_short(val)}"
+    tp = typing.get_type_hints(section_type)[key]
+    try:
+        val = _check_type(val, tp)
+        for item in (val if isinstance(val, list) else [val]):
+            if item is not None:
+                _check_range(item, f.metadata)
+    except ValueError as e:
+        raise GONError(f"{where}: {e}") from None
+    return val
+
+
+def _short(val: Any) -> str:
+    text = repr(val)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_type(val: Any, tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if val is None and type(None) in args:
+            return None
+        return _check_type(val, next(a for a in args if a is not type(None)))
+    if origin is list:
+        if not isinstance(val, list):
+            raise ValueError("must be a list")
+        return [_check_type(v, args[0]) for v in val]
+    if tp is bool:
+        if not isinstance(val, bool):
+            raise ValueError("must be true or false")
+        return val
+    if tp is int:
+        if isinstance(val, float) and math.isfinite(val) and val == int(val):
+            return int(val)
+        if isinstance(val, bool) or not isinstance(val, int):
+            raise ValueError("must be an integer")
+        return val
+    if tp is float:
+        return _to_float(val)
+    if tp is str:
+        if not isinstance(val, str):
+            raise ValueError("must be a string")
+        return val
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def _to_float(val: Any) -> float:
+    if isinstance(val, str):
+        try:
+            val = float(val)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    if isinstance(val, bool) or not isinstance(val, (int, float)):
+        raise ValueError("must be a number")
+    if not math.isfinite(val):
+        raise ValueError("must be a finite number")
+    return float(val)
+
+
+def _check_range(val: Any, meta: dict) -> None:
+    if "choices" in meta and val not in meta["choices"]:
+        raise ValueError(f"choose one of {', '.join(map(str, meta['choices']))}")
+    if "pattern" in meta and not re.fullmatch(meta["pattern"], val):
+        raise ValueError(f"must match {meta['pattern']}")
+    if "min" in meta and val < meta["min"]:
+        raise ValueError(f"must be at least {meta['min']}")
+    if "gt" in meta and val <= meta["gt"]:
+        raise ValueError(f"must be greater than {meta['gt']}")
+    if "max" in meta and val > meta["max"]:
+        raise ValueError(f"must be at most {meta['max']}")
+
+
+def check_rules(cfg: Config, source: str = "config") -> Config:
+    """The rules that tie fields together (each field alone was checked by check_field)."""
+    m, d = cfg.model, cfg.data
+    if m.zero_origin and m.out_activation != "identity":
+        raise GONError(f"{source}: model.zero_origin needs model.out_activation identity (a sigmoid's zero is not 0)")
+    if d.hop is not None and d.hop > d.window:
+        raise GONError(f"{source}: data.hop = {d.hop} is longer than data.window = {d.window} (samples would be skipped)")
+    if d.signal == "images" and d.channels == 2 and d.camera != "both":
+        raise GONError(f"{source}: data.channels = 2 is only for smallnorb's --camera both")
+    return cfg
+
+
+MAX_YAML_BYTES = 1 << 20
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """yaml.safe_load that refuses anchors and aliases (a 500-byte file of nested aliases expands to gigabytes)."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise GONError(f"{source}: YAML anchors and aliases are not accepted in configs")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise GONError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise GONError(f"{path}: config file not found")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise GONError(f"{path}: config file larger than {MAX_YAML_BYTES} bytes")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GONError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise GONError(f"{path}: config file is not UTF-8 text") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise GONError(f"{path}: expected a mapping of sections (model, gon, train, data)")
     return data
 
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+def config_root():
+    """The shipped configs: package data of the installed package, or configs/ beside it in a source checkout."""
+    import importlib.resources
+    try:
+        return importlib.resources.files("implicit_gon.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "configs"
 
 
-def default_config_path(signal: str, name: str) -> Path | None:
-    """configs/<signal>/<name>.yaml, if the project ships one."""
-    p = CONFIG_ROOT / signal / f"{name}.yaml"
-    return p if p.is_file() else None
+def default_config_path(signal: str, name: str) -> Path:
+    """The shipped configs/<signal>/<name>.yaml; a missing one is an error, never a silent fall-back to defaults."""
+    p = config_root() / signal / f"{name}.yaml"
+    if not p.is_file():
+        raise GONError(f"unknown dataset {name!r}: no config {signal}/{name}.yaml is shipped (`implicit-gon dataset "
+                       f"list` names the datasets)")
+    return Path(str(p))
 
 
-def resolve(signal: str, name: str, config_file: str | None, flags: dict[str, Any]) -> Config:
-    """Defaults -> configs/<signal>/<name>.yaml (or --config FILE) -> flags (dotted keys, None means unset).
-    The YAML's optional `variational:` section (same sections inside) applies on top when the run is variational."""
-    cfg, extra = Config(), {}
-    path = Path(config_file) if config_file else default_config_path(signal, name)
-    if path is not None:
+def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """--set section.key=value (value read as YAML: 3, 1e-4, true, [0.01, 0.05]) -> {"section.key": value}."""
+    out = {}
+    for item in sets:
+        key, eq, text = item.partition("=")
+        if not eq or key.count(".") != 1 or not all(key.split(".")):
+            raise GONError(f"--set {item}: expected section.key=value (e.g. train.log_every=5)")
+        out[key] = parse_yaml(text, f"--set {item}")
+    return out
+
+
+def resolve(signal: str, name: str, config_files: str | Path | list | None = None,
+            flags: dict[str, Any] | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults -> configs/<signal>/<name>.yaml -> each --config file in turn -> flags (dotted keys, None means
+    unset) -> --set. A layer's `variational:` section (the same sections inside) applies right after that layer
+    when the resolved run is variational."""
+    files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
+    layers = []
+    for path in [default_config_path(signal, name), *map(Path, files)]:
         data = load_yaml(path)
         extra = data.pop("variational", None) or {}
-        cfg = merge(cfg, data, source=str(path))
-    nested = _nest(flags)
-    with_extra = merge(cfg, extra, source=f"{path}: variational")  # checked even when it does not apply
-    if nested.get("model", {}).get("variational", cfg.model.variational):
-        cfg = with_extra
-    return merge(cfg, nested, source="command line")
+        layers.append((str(path), data, extra))
+    cli = {**_nest(flags or {})}
+    for dotted, val in parse_sets(sets).items():
+        section, key = dotted.split(".")
+        cli.setdefault(section, {})[key] = val
+
+    def build(with_extra: bool) -> Config:
+        cfg = Config()
+        for source, data, extra in layers:
+            cfg = merge(cfg, data, source)
+            if with_extra:
+                cfg = merge(cfg, extra, f"{source}: variational")
+        return merge(cfg, cli, "command line")
+
+    cfg, with_extra = build(False), build(True)  # the variational sections are checked even when they do not apply
+    return check_rules(with_extra if cfg.model.variational else cfg, "config")
 
 
 def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -222,3 +377,8 @@ def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
             section, key = dotted.split(".")
             nested.setdefault(section, {})[key] = val
     return nested
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, sections in their usual order."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None, width=110)

@@ -7,3 +7,7 @@ class GONError(Exception):
 
 class DataError(GONError):
     """A dataset file is missing, truncated, corrupt or of the wrong shape."""
+
+
+class Interrupted(GONError):
+    """Ctrl-C during work that can say where it stopped (e.g. the last checkpoint); the CLI exits 130."""

@@ -1,0 +1,181 @@
+"""The typed config: every value checked in one place, whichever layer it came from; layering; packaging."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+from implicit_gon.config import Config, check_rules, resolve, to_yaml
+from implicit_gon.errors import GONError
+
+
+def _one_line(code, err, *needles):
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, err)
+
+
+# (flags, words the one-line error must hold): each value would otherwise train, crash or silently reinterpret
+BAD_FLAGS = [
+    (["--batch-size", "0"], "train.batch_size"), (["--points", "0"], "train.points"),
+    (["--points", "nan"], "train.points"), (["--lr", "nan"], "train.lr"), (["--lr", "-1"], "train.lr"),
+    (["--hidden", "0"], "model.hidden"), (["--ckpt-every", "0"], "train.ckpt_every"),
+    (["--res", "-5"], "data.res"), (["--channels", "5"], "data.channels"), (["--steps", "0"], "train.steps"),
+    (["--latent-dim", "0"], "model.latent_dim"), (["--layers", "0"], "model.layers"),
+    (["--hidden", "20000"], "model.hidden"), (["--device", "tpu"], "train.device"),
+    (["--camera", "top"], "data.camera"), (["--seed", "-1"], "train.seed"),
+    (["--set", "gon.loss=hinge"], "gon.loss"), (["--set", "train.log_every=0"], "train.log_every"),
+    (["--set", "train.steps=three"], "train.steps"), (["--set", "nonsense"], "section.key=value"),
+    (["--set", "train.bogus=1"], "train.bogus"), (["--set", "model.zero_origin=true"], "zero_origin"),
+]
+
+
+@pytest.mark.parametrize("flags,needle", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flag_values_are_one_line_errors(flags, needle, tmp_path, capsys):
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--out", tmp_path / "r", *flags], capsys)
+    _one_line(code, err, needle)
+    assert not (tmp_path / "r").exists()  # refused before any work
+
+
+BAD_YAML = [
+    ("train: {steps: three}", "train.steps"), ("train: {batch_size: 8.5}", "train.batch_size"),
+    ("model: {hidden: [1]}", "model.hidden"), ("gon: {loss: hinge}", "gon.loss"),
+    ("model: 3", "section model"), ("- a\n- b", "mapping"), ("train: {lr: .nan}", "train.lr"),
+    ("model: {layers: 1000000}", "model.layers"), ("data: {hop: 0.5, window: 0.25}", "data.hop"),
+    ("a: &x [1, 2]\nb: *x", "aliases"), ("train: {steps: [", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("text,needle", BAD_YAML, ids=[t for t, _ in BAD_YAML])
+def test_bad_yaml_values_are_one_line_errors(text, needle, tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--config", cfg, "--out", tmp_path / "r"],
+                           capsys)
+    _one_line(code, err, needle)
+
+
+def test_billion_laughs_is_refused_quickly(tmp_path):
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f'{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, '
+              f'*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]' for i in range(8)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("data:\n  paths:\n" + "\n".join("    " + x for x in lines) + "\n")
+    with pytest.raises(GONError, match="aliases"):
+        resolve("images", "digits", path)
+
+
+def test_numbers_from_yaml_and_flags_are_normalised():
+    cfg = resolve("images", "digits", None, {}, ["train.lr=1e-3", "train.steps=100.0"])
+    assert cfg.train.lr == 1e-3 and isinstance(cfg.train.lr, float)  # YAML reads 1e-3 as a string
+    assert cfg.train.steps == 100 and isinstance(cfg.train.steps, int)
+
+
+def test_config_file_layers_on_the_dataset_config(tmp_path):
+    """--config adds to configs/images/mnist.yaml instead of replacing it (points stays 0.25)."""
+    base = resolve("images", "mnist")
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("train: {log_every: 5}\n")
+    more = tmp_path / "more.yaml"
+    more.write_text("train: {log_every: 7, lr: 0.001}\n")
+    cfg = resolve("images", "mnist", [extra, more], {"train.lr": 0.002}, ["train.seed=3"])
+    assert base.train.points == 0.25 and cfg.train.points == 0.25
+    assert (cfg.train.log_every, cfg.train.lr, cfg.train.seed) == (7, 0.002, 3)  # later layers win
+
+
+def test_variational_section_of_a_config_file_applies_after_it(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("gon: {beta: 0.5}\nvariational:\n  gon: {beta: 2.0}\n")
+    assert resolve("images", "mnist", extra).gon.beta == 0.5
+    var = resolve("images", "mnist", extra, {"model.variational": True})
+    assert var.gon.beta == 2.0 and var.gon.step_size == 0.25  # mnist.yaml's section, then this file's
+
+
+def test_config_show_round_trips(tmp_path, capsys):
+    code, out, err = run_cli(["config", "show", "images", "mnist", "--set", "train.log_every=5"], capsys)
+    assert code == 0, err
+    shown = yaml.safe_load(out)
+    assert shown["train"]["log_every"] == 5 and shown["train"]["points"] == 0.25
+    path = tmp_path / "shown.yaml"
+    path.write_text(out)
+    assert resolve("images", "mnist", path).to_dict() == Config.from_dict(shown).to_dict()
+    assert to_yaml(Config.from_dict(shown)) == out
+
+
+def test_unknown_dataset_config_is_an_error():
+    with pytest.raises(GONError, match="unknown dataset 'mnsit'"):
+        resolve("images", "mnsit")
+
+
+def test_checkpoint_configs_are_checked_like_any_other():
+    good = Config().to_dict()
+    for section, key, val in [("model", "hidden", "256"), ("train", "batch_size", -1), ("model", "layers", 10**6),
+                              ("gon", "loss", None), ("data", "sdf_near_std", ["a"])]:
+        bad = json.loads(json.dumps(good))
+        bad[section][key] = val
+        with pytest.raises(GONError, match=f"checkpoint: {section}.{key}"):
+            Config.from_dict(bad, "checkpoint")
+    bad = json.loads(json.dumps(good))
+    bad["model"].update(zero_origin=True, out_activation="sigmoid")
+    with pytest.raises(GONError, match="zero_origin"):
+        check_rules(Config.from_dict(bad))
+
+
+def _cli(*args, cwd=REPO, env=None):
+    exe = REPO / ".venv" / "bin" / "implicit-gon"
+    cmd = [str(exe)] if exe.exists() and env is None else [sys.executable, "-m", "cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("args", [["fit", "images", "--stepz", "3"], ["fit", "images"], ["bogus"],
+                                  ["eval"], ["render", "--res"]])
+def test_usage_errors_exit_2_with_usage(args):
+    p = _cli(*args)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "Error:" in p.stderr and ("Usage: implicit-gon" in p.stderr or args[-1] == "--res")
+
+
+def test_help_alias_and_version():
+    h = _cli("-h")
+    assert h.returncode == 0 and "Usage: implicit-gon" in h.stdout and "Traceback" not in h.stderr
+    assert _cli("fit", "images", "-h").returncode == 0
+    v = _cli("--version")
+    assert v.returncode == 0 and v.stdout.startswith("implicit-gon ")
+
+
+def test_wheel_ships_its_configs_and_runs_outside_the_source_tree(tmp_path, shared_data):
+    """A built wheel holds configs/ as package data; installed elsewhere, fit images and fit audio use them."""
+    src, wheels = tmp_path / "src", tmp_path / "wheels"  # build from a copy: setuptools writes build/ beside it
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "build", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(src)], check=True, capture_output=True)
+    wheel = next(wheels.glob("implicit_gon-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "implicit_gon/configs/audio/default.yaml" in names and "implicit_gon/configs/images/mnist.yaml" in names
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    probe = subprocess.run([sys.executable, "-c", "import implicit_gon.config as c, cli; print(c.config_root()); "
+                            "print(cli.__file__)"], capture_output=True, text=True, cwd=work, env=env)
+    assert str(site) in probe.stdout and str(REPO) not in probe.stdout, probe.stdout + probe.stderr
+    run = [sys.executable, "-m", "cli"]
+    p = subprocess.run(run + ["fit", "images", "--dataset", "digits", "--steps", "2", "--out", "d", "--quiet"],
+                       capture_output=True, text=True, cwd=work, env=env)
+    assert p.returncode == 0, p.stderr
+    clip = next((shared_data / "audio").glob("*.wav"))
+    p = subprocess.run(run + ["fit", "audio", "--data", str(clip), "--steps", "2", "--hidden", "32", "--out", "a",
+                              "--quiet"], capture_output=True, text=True, cwd=work, env=env)
+    assert p.returncode == 0, p.stderr
+    saved = json.loads((work / "a" / "config.json").read_text())["config"]
+    assert saved["model"]["latent_dim"] == 64 and saved["data"]["window"] == 0.004  # the shipped audio config
