@@ -37,7 +37,8 @@ def extract(archive: Path, target: Path) -> Path:
             _extract_zip(archive, target)
         else:
             _extract_tar(archive, target)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError,
+            RuntimeError, NotImplementedError) as e:  # zipfile: an encrypted member, an unknown compression method
         raise DataError(f"{archive}: not a readable archive ({e})") from None
     return target
 
