@@ -469,3 +469,24 @@ def test_read_only_data_folder_gets_no_cache_beside_it(tmp_path, monkeypatch):
         assert default_cache_dir(rw) == rw / ".implicit-gon-cache"
     finally:
         ro.chmod(0o755)
+
+
+# -- more of the same: corrupt archives ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["coil-20-proc.zip", "cifar-10-python.tar.gz"])
+def test_truncated_archive_is_one_line(tmp_path, capsys, name):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_cifar_batch(src / "test_batch", imgs(4, 32, 32, 3))
+    arch = tmp_path / "data" / name
+    arch.parent.mkdir()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(arch, "w") as zf:
+            zf.write(src / "test_batch", "coil-20-proc/obj1__0.png")
+    else:
+        with tarfile.open(arch, "w:gz") as tf:
+            tf.add(src / "test_batch", arcname=TEST_BATCH)
+    arch.write_bytes(arch.read_bytes()[:len(arch.read_bytes()) // 3])
+    dataset = "coil20" if name.endswith(".zip") else "cifar10"
+    code, _, err = run_cli(["dataset", "info", dataset, "--data-dir", arch.parent], capsys)
+    _one_line_error(code, err, name, "not a readable")
+    assert not [ln for ln in err.splitlines() if ln.startswith("- method")]

@@ -35,11 +35,14 @@ def extract(archive: Path, target: Path) -> Path:
     try:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, target)
+        elif archive.suffix.lower() == ".zip":
+            raise DataError(f"{archive}: not a readable zip archive (corrupt or truncated)")
         else:
             _extract_tar(archive, target)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError,
             RuntimeError, NotImplementedError) as e:  # zipfile: an encrypted member, an unknown compression method
-        raise DataError(f"{archive}: not a readable archive ({e})") from None
+        why = " ".join(str(e).split())  # tarfile lists one reason per compression method, on separate lines
+        raise DataError(f"{archive}: not a readable archive ({why})") from None
     return target
 
 
