@@ -490,3 +490,13 @@ def test_truncated_archive_is_one_line(tmp_path, capsys, name):
     code, _, err = run_cli(["dataset", "info", dataset, "--data-dir", arch.parent], capsys)
     _one_line_error(code, err, name, "not a readable")
     assert not [ln for ln in err.splitlines() if ln.startswith("- method")]
+
+
+def test_archive_with_too_many_members_is_refused(tmp_path, monkeypatch):
+    from signals.datasets import archive
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 50)  # the real limit is 100,000; the check is the same
+    arch = tmp_path / "cifar-10-python.tar.gz"
+    _tar_with(arch, [(f"f{i}", "file", b"") for i in range(51)])
+    with pytest.raises(DataError, match="more than 50 members"):
+        extract(arch, tmp_path / "t")
+    assert list((tmp_path / "t").iterdir()) == []

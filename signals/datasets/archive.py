@@ -20,6 +20,8 @@ from implicit_gon.errors import DataError
 from .cache import check_free_space
 from .limits import CHUNK, GZIP_MAX_RATIO
 
+MAX_MEMBERS = 100_000
+
 
 def _inside(target: Path, name: str) -> Path:
     dest = (target / name).resolve()
@@ -74,7 +76,10 @@ def _refuse(archive: Path, name: str, why: str):
 
 def _extract_tar(archive: Path, target: Path) -> None:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
+        members = []
+        for m in tf:  # counted while read: a tar of millions of empty members never lists them all
+            members.append(m)
+            _check_count(archive, len(members))
         for m in members:
             _inside(target, m.name)
             if m.issym() or m.islnk():
@@ -93,6 +98,7 @@ def _extract_tar(archive: Path, target: Path) -> None:
 def _extract_zip(archive: Path, target: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        _check_count(archive, len(infos))
         for i in infos:
             _inside(target, i.filename)
             if stat.S_ISLNK(i.external_attr >> 16):
@@ -105,6 +111,11 @@ def _extract_zip(archive: Path, target: Path) -> None:
             else:
                 with zf.open(i) as src:
                     _write(archive, i.filename, src, dest, i.file_size)
+
+
+def _check_count(archive: Path, n: int) -> None:
+    if n > MAX_MEMBERS:
+        raise DataError(f"{archive}: more than {MAX_MEMBERS:,} members (CIFAR-10's archive has 8, COIL-20's about 1,440)")
 
 
 def _check_sizes(archive: Path, target: Path, total: int) -> None:
