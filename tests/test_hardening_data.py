@@ -6,7 +6,6 @@ import gzip
 import io
 import os
 import pickle
-import shutil
 import stat
 import struct
 import subprocess
