@@ -3,7 +3,7 @@ CIFAR batch and tar.gz, SmallNORB raw and gzip, COIL-20 zip, CelebA images and p
 JPEG, BMP, GIF, TIFF and WEBP). Every failure must be one DataError line; prints BUG for any other exception,
 MULTILINE for a DataError of several lines, and BAD <count> at the end.
 
-    python benchmarks/fuzz_datasets.py        # 600 cases, about 15 s
+    python benchmarks/fuzz_datasets.py        # 540 cases, about 15 s
 """
 import io, random, shutil, sys, tarfile, tempfile, traceback, zipfile
 from pathlib import Path
