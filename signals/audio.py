@@ -37,6 +37,9 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
         raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
     if x.size == 0:
         raise DataError(f"{path}: the clip is empty")
+    if not np.isfinite(x).all():  # float WAV/FLAC can store them; one would turn every loss and latent into NaN
+        bad = np.flatnonzero(~np.isfinite(x).all(1))
+        raise DataError(f"{path}: {len(bad)} non-finite samples (NaN or inf), the first at sample {bad[0]}")
     if channels == 1:
         x = x.mean(1, keepdims=True)
     elif x.shape[1] == 1:

@@ -41,11 +41,15 @@ def load_mesh(path: Path):
     """A trimesh.Trimesh with duplicate vertices merged; one-line errors for non-meshes and empty meshes."""
     import trimesh
     try:
-        mesh = trimesh.load(str(path), force="mesh", process=True)
+        mesh = trimesh.load(str(path), force="mesh", process=False)  # processing drops non-finite vertices silently
     except Exception as e:  # trimesh raises many types for unparsable input
         raise DataError(f"{path}: not a readable mesh ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(mesh, trimesh.Trimesh):
         raise DataError(f"{path}: not a triangle mesh")
+    bad = np.flatnonzero(~np.isfinite(np.asarray(mesh.vertices)).all(1))
+    if len(bad):
+        raise DataError(f"{path}: {len(bad)} vertices with non-finite coordinates (NaN or inf), the first is vertex {bad[0]}")
+    mesh.process()
     if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise DataError(f"{path}: the mesh is empty (no triangles)")
     mesh.merge_vertices(merge_tex=True, merge_norm=True)  # UV seams split vertices that are one point

@@ -19,10 +19,14 @@ def shared_data() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Decode caches go to a per-session temp folder, never the user's ~/.cache."""
-    monkeypatch.setenv("IMPLICIT_GON_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Decode caches go to a per-session temp folder, never the user's ~/.cache nor beside the shared data. Session
+    scope: a function-scoped fixture is set up after module-scoped ones (test_cli's mnist_run), which then wrote
+    their cache beside the data."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMPLICIT_GON_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
 
 
 @pytest.fixture(autouse=True)

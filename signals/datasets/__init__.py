@@ -15,7 +15,7 @@ from implicit_gon.errors import DataError
 
 from . import celeba, cifar, coil20, digits, folder, idx, lsun, smallnorb
 from .base import Located
-from .cache import cache_key, cached_array, default_cache_dir
+from .cache import cache_key, cached_array, default_cache_dir, dir_tag
 from .download import download
 
 
@@ -87,12 +87,20 @@ def locate(name: str, data_dir: Path | None, cache: Path, camera: str = "left", 
         "lsun-bedroom": lambda: lsun.locate(data_dir, channels),
         "folder": lambda: folder.locate(data_dir, channels),
     }[name]()
+    _drop_empty_splits(found, data_dir, name)
     if not found.splits:
         info = get_info(name)
         hint = info.missing.replace("DIR", str(data_dir)) if info.missing else (
             f"expected {info.formats}" + ("; or pass --download" if info.downloads else ""))
         raise DataError(f"{data_dir}: no {name} files found ({hint})")
     return _test_only_fallback(found, name)
+
+
+def _drop_empty_splits(found: Located, data_dir: Path, name: str) -> None:
+    """A split without images is left out; files that hold no image at all are one line."""
+    if found.splits and all(sp.n == 0 for sp in found.splits.values()):
+        raise DataError(f"{data_dir}: the {name} files hold no images")
+    found.splits = {k: sp for k, sp in found.splits.items() if sp.n > 0}
 
 
 def _test_only_fallback(found: Located, name: str) -> Located:
@@ -151,8 +159,7 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
     found = locate(name, data_dir, cache, camera, channels)
-    for note in found.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(found)
     if split not in found.splits:
         raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
     sp = found.splits[split]
@@ -171,7 +178,13 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
             raise DataError(f"{name}: expected {sp.n} {split} images, decoded {pos}")
 
     key = cache_key(found.files, settings)
-    return cached_array(cache, f"{name}-{split}-{res}px", key, (sp.n, res, res, channels), build)
+    stem = f"{name}-{split}-{res}px-{dir_tag(data_dir)}"  # per data directory: one never removes another's cache
+    return cached_array(cache, stem, key, (sp.n, res, res, channels), build)
+
+
+def _print_notes(found: Located) -> None:
+    for note in found.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=None, camera="left") -> dict:
@@ -181,4 +194,5 @@ def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=No
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
     found = locate(name, data_dir, default_cache_dir(data_dir, cache_dir), camera, channels)
+    _print_notes(found)
     return {s: {"n": sp.n, "shape": [channels, res, res]} for s, sp in found.splits.items()}

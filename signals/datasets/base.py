@@ -1,16 +1,13 @@
 """What every dataset reader returns: its source files and, per split, a count and a chunk reader."""
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from implicit_gon.errors import DataError
+from .pixels import open_image
 
 Chunks = Callable[[], Iterator[np.ndarray]]  # yields (k, H, W, C) uint8 chunks
 
@@ -46,27 +43,6 @@ class Located:
     crop: int | None = None  # centre crop (pixels) before resizing; None: the largest centred square
 
 
-def read_bytes(path: Path) -> bytes:
-    """A file's bytes, gunzipped when it is gzip (by its magic number, whatever its name)."""
-    try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def open_image(path_or_file, name: str | Path) -> Image.Image:
-    """Decode an image fully (so truncation shows here, with the file's name)."""
-    try:
-        im = Image.open(path_or_file)
-        im.load()
-        return im
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{name}: not a readable image ({e})") from None
-
-
 def first_existing(dirs: list[Path], patterns: list[str]) -> Path | None:
     """The first file matching a pattern in the first directory that has one (ignoring downloads in progress)."""
     for d in dirs:
@@ -77,14 +53,27 @@ def first_existing(dirs: list[Path], patterns: list[str]) -> Path | None:
     return None
 
 
-def image_files(root: Path) -> list[Path]:
-    """Every non-hidden file below root, sorted (hidden folders such as caches are skipped)."""
-    out = []
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+                    ".pnm", ".tga", ".jp2")
+
+
+def image_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """(images, others): every non-hidden file below root with an image extension, sorted, and the files without
+    one (skipped, so a stray notes.txt does not stop a run; a file named .png that is not an image still does)."""
+    images, others = [], []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).parts
         if p.is_file() and not any(part.startswith(".") for part in rel):
-            out.append(p)
-    return out
+            (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+    return images, others
+
+
+def skipped_note(root: Path, others: list[Path]) -> list[str]:
+    """The one line that says which non-image files were skipped."""
+    if not others:
+        return []
+    s = "" if len(others) == 1 else "s"
+    return [f"{root}: skipped {len(others)} file{s} without an image extension (e.g. {others[0].name})"]
 
 
 def pil_chunks(files: list[Path], mode: str) -> Chunks:

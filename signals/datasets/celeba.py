@@ -10,6 +10,7 @@ from implicit_gon.errors import DataError
 from .base import Located, Split, pil_chunks
 
 CROP = 148
+MAX_PARTITION_BYTES = 64 << 20
 PARTS = {"0": "train", "1": "valid", "2": "test"}
 
 
@@ -35,10 +36,21 @@ def _default_split(files: list[Path]) -> dict[str, list[Path]]:
             "test": [f for i, f in enumerate(files) if i % 10 == 9]}
 
 
+def _read_text(part: Path) -> str:
+    try:
+        if part.stat().st_size > MAX_PARTITION_BYTES:
+            raise DataError(f"{part}: {part.stat().st_size:,} bytes is too large for a partition list (CelebA's is 3.3 MB)")
+        return part.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{part}: not a text file (byte {e.start} is not UTF-8)") from None
+    except OSError as e:
+        raise DataError(f"{part}: cannot read ({e.strerror})") from None
+
+
 def _partition(files: list[Path], part: Path) -> dict[str, list[Path]]:
     by_name = {f.name: f for f in files}
     groups: dict[str, list[Path]] = {"train": [], "valid": [], "test": []}
-    for ln, line in enumerate(part.read_text().splitlines(), 1):
+    for ln, line in enumerate(_read_text(part).splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

@@ -1,47 +1,97 @@
 """CIFAR-10: the python batches (data_batch_1..5, test_batch, batches.meta) or the cifar-10-python.tar.gz archive.
-The batches are pickles; they are read with an unpickler that only builds numpy arrays, never arbitrary objects."""
+The batches are pickles. They are read with limits: the file's size is capped, its opcodes are counted before
+anything is built (a batch has ~40,000; a memo-reference bomb has millions), the only globals allowed are those
+that rebuild a numpy array, and an array's shape must fit in the file that holds its bytes."""
 from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
 
 from implicit_gon.errors import DataError
 
-from .archive import extract
+from .archive import extract_once
 from .base import Located, Split
 
-ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-           ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("copyreg", "_reconstructor")}
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+MAX_BYTES = 256 << 20
+"""Largest batch file read: 256 MiB (a CIFAR-10 batch is 31 MB)."""
+MAX_OPS = 200_000
+"""Most pickle opcodes in a batch (a real one has about 40,000: 10,000 labels and 10,000 file names)."""
+
+
+def _reconstruct(subtype, shape, dtype):
+    """numpy's array-unpickling helper, refusing a shape larger than the file could fill (the bytes come later)."""
+    if subtype is not np.ndarray or np.prod(shape, dtype=np.float64) > MAX_BYTES:
+        raise pickle.UnpicklingError(f"refusing an array of shape {shape}")
+    return np.ndarray.__new__(subtype, shape, dtype)
+
+
+def _dtype(*args):
+    d = np.dtype(*args)
+    if d.hasobject or d.itemsize > 16:
+        raise pickle.UnpicklingError(f"refusing dtype {d}")
+    return d
+
+
+def _bytes(*args):
+    """bytes(...) as protocol-2 pickles use it (an empty array's buffer), never bytes(n): n zero bytes."""
+    if args and not isinstance(args[0], (str, bytes)):
+        raise pickle.UnpicklingError(f"refusing bytes({type(args[0]).__name__})")
+    return bytes(*args)
+
+
+ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+           ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+           ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _dtype, ("_codecs", "encode"): None,
+           ("__builtin__", "bytes"): _bytes, ("builtins", "bytes"): _bytes}
 
 
 class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        return ALLOWED[module, name] or super().find_class(module, name)
+
+
+def _read_limited(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DataError(f"{path}: {size:,} bytes is too large for a CIFAR-10 batch (at most {MAX_BYTES:,})")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    ops = sum(1 for _ in zip(range(MAX_OPS + 1), pickletools.genops(raw)))
+    if ops > MAX_OPS:
+        raise DataError(f"{path}: not a CIFAR-10 batch (more than {MAX_OPS:,} pickle opcodes)")
+    return raw
 
 
 def parse_batch(path: Path) -> np.ndarray:
     """(n, 32, 32, 3) uint8 from one CIFAR python batch."""
     try:
-        d = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-        data = np.asarray(d[b"data"] if b"data" in d else d["data"], dtype=np.uint8)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        d = _ArraysOnly(io.BytesIO(_read_limited(path)), encoding="bytes").load()
+        data = d[b"data"] if b"data" in d else d["data"]
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError,
+            MemoryError, RecursionError, OverflowError) as e:
         raise DataError(f"{path}: not a readable CIFAR-10 batch ({type(e).__name__}: {e})") from None
-    if data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{path}: CIFAR-10 batch has data of shape {data.shape}, expected (n, 3072)")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        raise DataError(f"{path}: CIFAR-10 batch data is {type(data).__name__} "
+                        f"{getattr(data, 'dtype', '')}, expected a uint8 array")
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) == 0:
+        raise DataError(f"{path}: CIFAR-10 batch has data of shape {data.shape}, expected (n >= 1, 3072)")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 def locate(root: Path, cache: Path) -> Located:
-    dirs = [root, root / "cifar-10-batches-py", cache / "cifar10" / "cifar-10-batches-py"]
+    dirs = [root, root / "cifar-10-batches-py"]
     archive = root / "cifar-10-python.tar.gz"
-    if archive.is_file() and not any((d / "test_batch").is_file() for d in dirs[:2]):
-        extract(archive, cache / "cifar10")
+    if archive.is_file() and not any((d / "test_batch").is_file() for d in dirs):
+        dirs.append(extract_once(archive, cache / "cifar10") / "cifar-10-batches-py")
     for d in dirs:
         test, train = d / "test_batch", [d / n for n in TRAIN if (d / n).is_file()]
         if test.is_file() or train:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .archive import extract
+from .archive import extract_once
 from .base import Located, Split, pil_chunks
 
 NAME = re.compile(r"obj(\d+)__(\d+)\.png$", re.IGNORECASE)
@@ -15,8 +15,8 @@ def locate(root: Path, cache: Path) -> Located:
     dirs = [root, root / "coil-20-proc", root / "coil-20", root / "coil20"]
     archive = root / "coil-20-proc.zip"
     if archive.is_file() and not any(_files(d) for d in dirs):
-        dirs.append(extract(archive, cache / "coil20"))
-        dirs.append(cache / "coil20" / "coil-20-proc")
+        out = extract_once(archive, cache / "coil20")
+        dirs += [out, out / "coil-20-proc"]
     for d in dirs:
         files = _files(d)
         if files:

@@ -2,7 +2,6 @@
 folder or in torchvision's `<Name>/raw` layout. Validated by magic number and size."""
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 
@@ -10,9 +9,11 @@ import numpy as np
 
 from implicit_gon.errors import DataError
 
-from .base import Located, Split, first_existing, read_bytes
+from .base import Located, Split, first_existing
+from .limits import read_at_most, read_declared, verify_declared
 
 IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+MAX_SIDE = 4096  # pixels; MNIST's are 28
 
 SUBDIRS = {
     "mnist": ["mnist", "MNIST/raw", "mnist/MNIST/raw"],
@@ -22,17 +23,25 @@ SUBDIRS = {
 PREFIX = {"train": "train", "test": "t10k"}
 
 
-def parse_images(path: Path) -> np.ndarray:
-    """(n, rows, cols, 1) uint8 from an IDX3 image file."""
-    raw = read_bytes(path)
-    if len(raw) < 16:
-        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, shorter than its header)")
-    magic, n, rows, cols = struct.unpack(">4I", raw[:16])
+def _header(path: Path) -> tuple[int, int, int]:
+    """(n, rows, cols) from an IDX3 header, checked: the right magic number and at least one non-empty image."""
+    head = read_at_most(path, 16)
+    if len(head) < 16:
+        raise DataError(f"{path}: truncated IDX file ({len(head)} bytes, shorter than its header)")
+    magic, n, rows, cols = struct.unpack(">4I", head)
     if magic != IMAGES_MAGIC:
         raise DataError(f"{path}: not an IDX image file (magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x})")
-    need = 16 + n * rows * cols
-    if len(raw) < need:
-        raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, its header says {need})")
+    if n == 0:
+        raise DataError(f"{path}: the IDX file holds no images")
+    if not (1 <= rows <= MAX_SIDE and 1 <= cols <= MAX_SIDE):
+        raise DataError(f"{path}: IDX images of {rows}x{cols} pixels (corrupt header?)")
+    return n, rows, cols
+
+
+def parse_images(path: Path) -> np.ndarray:
+    """(n, rows, cols, 1) uint8 from an IDX3 image file, read only up to the size its header declares."""
+    n, rows, cols = _header(path)
+    raw = read_declared(path, 16 + n * rows * cols, "IDX")
     return np.frombuffer(raw, np.uint8, n * rows * cols, 16).reshape(n, rows, cols, 1)
 
 
@@ -51,14 +60,8 @@ def locate(root: Path, name: str) -> Located:
 
 
 def _count(path: Path) -> int:
-    """Images in an IDX file, from its header (the whole file is validated when it is decoded)."""
-    try:
-        with open(path, "rb") as f:
-            gz = f.read(2) == b"\x1f\x8b"
-        with (gzip.open(path) if gz else open(path, "rb")) as f:
-            head = f.read(16)
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: corrupt or truncated file ({e})") from None
-    if len(head) < 16 or struct.unpack(">I", head[:4])[0] != IMAGES_MAGIC:
-        raise DataError(f"{path}: not an IDX image file")
-    return struct.unpack(">I", head[4:8])[0]
+    """Images in an IDX file, after the checks decoding makes (header, and the file's length against it), so that
+    `dataset info` fails where `fit` would."""
+    n, rows, cols = _header(path)
+    verify_declared(path, 16 + n * rows * cols, "IDX")
+    return n

@@ -16,11 +16,18 @@ DBS = {"train": "bedroom_train_lmdb", "test": "bedroom_val_lmdb"}
 
 
 def _open(path: Path):
+    """The database, opened read-only after checking data.mdb is as long as its meta page says: LMDB memory-maps
+    the file, and reading a page past the end of a truncated file kills the process with SIGBUS."""
     import lmdb
     try:
-        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1)
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1)
+        need, have = (env.info()["last_pgno"] + 1) * env.stat()["psize"], (path / "data.mdb").stat().st_size
     except lmdb.Error as e:
         raise DataError(f"{path}: not a readable LMDB database ({e})") from None
+    if have < need:
+        env.close()
+        raise DataError(f"{path}: truncated LMDB database (data.mdb has {have:,} bytes, its meta page says {need:,})")
+    return env
 
 
 def _lmdb_split(path: Path) -> Split:
@@ -29,12 +36,17 @@ def _lmdb_split(path: Path) -> Split:
     env.close()
 
     def read():
+        import lmdb
         env = _open(path)
-        with env.begin(write=False) as txn:
-            for key, value in txn.cursor():
-                a = np.asarray(open_image(io.BytesIO(value), f"{path} [{key.decode(errors='replace')}]").convert("RGB"))
-                yield a[None]
-        env.close()
+        try:
+            with env.begin(write=False) as txn:
+                for key, value in txn.cursor():
+                    name = f"{path} [{key.decode(errors='replace')}]"
+                    yield np.asarray(open_image(io.BytesIO(value), name).convert("RGB"))[None]
+        except lmdb.Error as e:
+            raise DataError(f"{path}: corrupt LMDB database ({e})") from None
+        finally:
+            env.close()
     return Split(n, read)
 
 

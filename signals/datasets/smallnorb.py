@@ -9,16 +9,18 @@ import numpy as np
 
 from implicit_gon.errors import DataError
 
-from .base import Located, Split, first_existing, read_bytes
+from .base import Located, Split, first_existing
+from .limits import read_at_most, read_declared, verify_declared
 
 BYTE_MATRIX = 0x1E3D4C55
 STEM = "smallnorb-5x{}x9x18x6x2x96x96-{}-dat.mat"
+MAX_SIDE = 4096  # pixels; SmallNORB's are 96
 IDS = {"train": ("46789", "training"), "test": ("01235", "testing")}
 
 
-def parse_dat(path: Path) -> np.ndarray:
-    """(n, 2, H, W) uint8 from a SmallNORB `-dat` file."""
-    raw = read_bytes(path)
+def _header(path: Path) -> tuple[int, tuple[int, ...]]:
+    """(header length, dims) of a SmallNORB `-dat` file, checked: a byte matrix of (n >= 1, 2, H, W) with sane H, W."""
+    raw = read_at_most(path, 8 + 4 * 8)
     if len(raw) < 8:
         raise DataError(f"{path}: truncated SmallNORB file ({len(raw)} bytes)")
     magic, ndim = struct.unpack("<2i", raw[:8])
@@ -28,12 +30,24 @@ def parse_dat(path: Path) -> np.ndarray:
     if len(raw) < head:
         raise DataError(f"{path}: truncated SmallNORB header")
     dims = struct.unpack(f"<{ndim}i", raw[8:8 + 4 * ndim])
-    if ndim != 4 or dims[1] != 2:
-        raise DataError(f"{path}: SmallNORB images should be (n, 2, H, W), header says {dims}")
-    need = head + int(np.prod(dims))
-    if len(raw) < need:
-        raise DataError(f"{path}: truncated SmallNORB file ({len(raw)} bytes, its header says {need})")
-    return np.frombuffer(raw, np.uint8, int(np.prod(dims)), head).reshape(dims)
+    if ndim != 4 or dims[1] != 2 or dims[0] < 1 or not all(1 <= d <= MAX_SIDE for d in dims[2:]):
+        raise DataError(f"{path}: SmallNORB images should be (n >= 1, 2, H, W), header says {dims}")
+    return head, dims
+
+
+def parse_dat(path: Path) -> np.ndarray:
+    """(n, 2, H, W) uint8 from a SmallNORB `-dat` file, read only up to the size its header declares."""
+    head, dims = _header(path)
+    count = dims[0] * dims[1] * dims[2] * dims[3]
+    raw = read_declared(path, head + count, "SmallNORB")
+    return np.frombuffer(raw, np.uint8, count, head).reshape(dims)
+
+
+def _count(path: Path) -> int:
+    """Images in a `-dat` file after the checks decoding makes (its length against its header)."""
+    head, dims = _header(path)
+    verify_declared(path, head + dims[0] * dims[1] * dims[2] * dims[3], "SmallNORB")
+    return dims[0]
 
 
 def _camera(pairs: np.ndarray, camera: str) -> np.ndarray:
@@ -53,6 +67,6 @@ def locate(root: Path, camera: str) -> Located:
         if path is None:
             continue
         files.append(path)
-        n = len(parse_dat(path))
+        n = _count(path)
         splits[split] = Split(n, lambda p=path: iter([_camera(parse_dat(p), camera)]))
     return Located(files, splits)
