@@ -56,22 +56,25 @@ def _flags(**kw) -> dict:
             "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
             "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
             "oversample": "data.oversample",
-            "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard"}
+            "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
+            "precision": "train.precision"}
     return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
 
 
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
              make_signals, progress: bool = True, sets: Optional[List[str]] = None) -> None:
-    from implicit_gon import GON
+    from implicit_gon import GON, distributed
     from implicit_gon.checkpoint import CKPT
     from implicit_gon.config import merge, resolve
     from implicit_gon.errors import GONError
     from implicit_gon.train import fit, train
 
+    dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
     if resume:
         if not (out / CKPT).is_file():
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
-        gon, opt_state = GON.load(out, flags.get("train.device") or "auto", with_optimizer=True)
+        device = distributed.device_for(dist, flags.get("train.device") or "auto")
+        gon, opt_state = GON.load(out, device, with_optimizer=True)
         if flags.get("train.steps"):
             gon.cfg = merge(gon.cfg, {"train": {"steps": flags["train.steps"]}})
     else:
@@ -82,16 +85,21 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
             cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
         gon, opt_state = None, None
     cfg = gon.cfg if gon else cfg
-    train_sig, val_sig = make_signals(cfg)
-    print(f"fit {signal}: {len(train_sig)} training samples, {cfg.train.device} device, "
-          f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
+    with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
+        train_sig, val_sig = make_signals(cfg)
+    if dist.main:
+        procs = f", {dist.world} processes" if dist.active else ""
+        print(f"fit {signal}: {len(train_sig)} training samples, {cfg.train.device} device{procs}, "
+              f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
     if gon is None:
-        gon = fit(train_sig, cfg, out, val_sig, progress)
+        gon = fit(train_sig, cfg, out, val_sig, progress, dist)
         final = gon.last_validation
     else:
-        final = train(gon, train_sig, out, val_sig, opt_state, progress)
+        final = train(gon, train_sig, out, val_sig, opt_state, progress, dist)
+    distributed.shutdown(dist)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
-    print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
+    if dist.main:
+        print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
 
 
 @fit_app.command("images")
@@ -105,6 +113,7 @@ def fit_images(
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None),
     points: Optional[float] = Opt(None, help="Coordinates per step: fraction (<=1) or count."),
     lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
+    precision: Optional[str] = Opt(None, help="fp32, bf16 or fp16 (autocast; float32 master weights)."),
     device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
     res: Optional[int] = Opt(None, help="Training resolution (default: the dataset's)."),
     channels: Optional[int] = Opt(None), camera: Optional[str] = Opt(None, help="SmallNORB: left, right, both."),
@@ -151,7 +160,9 @@ def fit_audio(
     oversample: Optional[int] = Opt(None, help="Fit F between samples on a grid this many times finer (1: off)."),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
-    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None), device: Optional[str] = Opt(None),
+    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
+    precision: Optional[str] = Opt(None, help="fp32, bf16 or fp16 (autocast; float32 master weights)."),
+    device: Optional[str] = Opt(None),
     w0_first: Optional[float] = Opt(None), channels: Optional[int] = Opt(None, help="1 mixes to mono."),
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),
@@ -178,7 +189,9 @@ def fit_sdf(
     samples: Optional[int] = Opt(None, help="SDF samples cached per mesh."),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
-    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None), device: Optional[str] = Opt(None),
+    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
+    precision: Optional[str] = Opt(None, help="fp32, bf16 or fp16 (autocast; float32 master weights)."),
+    device: Optional[str] = Opt(None),
     loss: Optional[str] = Opt(None, help="clamped_l1 (DeepSDF's) or mse."),
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),

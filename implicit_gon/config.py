@@ -108,6 +108,9 @@ class TrainConfig:
     """Clip the gradient norm to this value (0: off)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
+    precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16")})
+    """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
+    arguments in float32; fp16 adds a gradient scaler). Evaluation and rendering always run in float32."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .precision import full_precision, wide
 
 
 def _uniform_(t: torch.Tensor, bound: float) -> None:
@@ -25,7 +26,7 @@ class SineLayer(nn.Module):
         _uniform_(self.linear.bias, 1.0 / math.sqrt(d_in))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.w0 * self.linear(x))
+        return torch.sin(self.w0 * wide(self.linear(x)))  # the sine's argument in float32 under autocast
 
 
 class LatentInput(nn.Module):
@@ -53,10 +54,12 @@ class LatentInput(nn.Module):
         _uniform_(self.coord.bias, 1.0 / math.sqrt(fan_in))
 
     def pre_coords(self, c: torch.Tensor) -> torch.Tensor:
-        return self.w0 * self.coord(c)  # (..., N, d) -> (..., N, H)
+        with full_precision(c):  # w0 = 30 times the coordinates: float32 even under autocast
+            return self.w0 * self.coord(wide(c))  # (..., N, d) -> (..., N, H)
 
     def pre_latent(self, z: torch.Tensor) -> torch.Tensor:
-        return self.w0_latent * self.latent(z)  # (B, K) -> (B, H)
+        with full_precision(z):
+            return self.w0_latent * self.latent(wide(z))  # (B, K) -> (B, H)
 
 
 class VariationalHead(nn.Module):

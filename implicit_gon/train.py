@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from .api import GON, bits_per_dim, psnr_from_mse
 from .device import make_generator
+from .distributed import SINGLE, Dist, check_batch, reduce_gradients, shard_batch
+from .precision import Precision
 from .errors import GONError
 from .fsio import append_jsonl
 from .step import gon_objective, kl_standard_normal, nll_per_sample, per_sample
@@ -97,48 +99,60 @@ def _query(batch):
 
 
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
-          progress: bool = True) -> dict[str, Any]:
-    """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing."""
+          progress: bool = True, dist: Dist = SINGLE) -> dict[str, Any]:
+    """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing.
+    Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0 alone writes."""
     cfg, run = gon.cfg, Path(run)
     run.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     batch_size = min(tc.batch_size, len(signal))
+    check_batch(batch_size, dist)
     opt = make_optimizer(gon.model, tc)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-    writer = _tensorboard(run) if tc.tensorboard else None
-    bar = tqdm(total=tc.steps, initial=gon.step, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    amp = Precision(tc.precision, gon.device)
+    writer = _tensorboard(run) if tc.tensorboard and dist.main else None
+    bar = tqdm(total=tc.steps, initial=gon.step, disable=not (progress and dist.main), file=sys.stderr,
+               dynamic_ncols=True)
     t0, s0 = time.perf_counter(), gon.step
     while gon.step < tc.steps:
         step = gon.step
         gen = step_generator(tc.seed, step, "cpu")
-        batch = signal.batch(batch_indices(len(signal), batch_size, tc.seed, step), tc.points, gen, gon.device)
+        idx = batch_indices(len(signal), batch_size, tc.seed, step)
+        batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device), dist)  # this rank's rows
         gon.model.train()
-        loss, parts = gon_objective(gon.model, batch.coords, batch.values, cfg.gon, batch.scale,
-                                    step_generator(tc.seed, step, gon.device), kl_weight(cfg, step), _query(batch))
+        with amp.autocast():
+            loss, parts = gon_objective(gon.model, batch.coords, batch.values, cfg.gon, batch.scale,
+                                        step_generator(tc.seed, step, gon.device), kl_weight(cfg, step),
+                                        _query(batch))
         _check_finite(loss, step, run)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        amp.backward(loss)
+        reduce_gradients(gon.model, dist, batch.values.shape[0] / batch_size)
+        amp.unscale(opt)
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(gon.model.parameters(), tc.grad_clip)
-        opt.step()
+        amp.step(opt)
         gon.step += 1
         rate = (gon.step - s0) / max(1e-9, time.perf_counter() - t0)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}")
         if gon.step % tc.log_every == 0 or gon.step == tc.steps:
-            row = {"step": gon.step, "loss": loss.item(), **{k: v.item() for k, v in parts.items()},
-                   "steps_per_s": rate, "time": time.time()}
-            if val_signal is not None and tc.val_every and gon.step % tc.val_every == 0:
-                row.update({f"val_{k}": v for k, v in _validate(gon, val_signal).items()})
-            append_jsonl(run / "metrics.jsonl", row)
-            if writer is not None:
-                for k, v in row.items():
-                    if k not in ("step", "time"):
-                        writer.add_scalar(k, v, gon.step)
-        if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps:
+            parts = global_mean({"loss": loss, **parts}, batch.values.shape[0] / batch_size, dist)
+            if dist.main:
+                row = {"step": gon.step, **parts, "steps_per_s": rate, "time": time.time()}
+                if val_signal is not None and tc.val_every and gon.step % tc.val_every == 0:
+                    row.update({f"val_{k}": v for k, v in _validate(gon, val_signal).items()})
+                append_jsonl(run / "metrics.jsonl", row)
+                if writer is not None:
+                    for k, v in row.items():
+                        if k not in ("step", "time"):
+                            writer.add_scalar(k, v, gon.step)
+        if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps and dist.main:
             gon.save(run, opt.state_dict())
     bar.close()
+    if not dist.main:
+        return {}
     final = _validate(gon, val_signal) if val_signal is not None and len(val_signal) else {}
     gon.last_validation = final
     gon.fit_gaussian(signal)
@@ -146,6 +160,19 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     if final:
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, **{f"val_{k}": v for k, v in final.items()}})
     return final
+
+
+def global_mean(parts: dict[str, torch.Tensor], share: float, dist: Dist) -> dict[str, float]:
+    """The global batch's mean of each logged scalar: the ranks' means weighted by their share of the batch."""
+    vals = torch.stack([v.detach().float().reshape(()) for v in parts.values()]).cpu()
+    if dist.active:
+        import torch.distributed as td
+
+        from .distributed import collective
+        vals = vals * share
+        with collective(dist):
+            td.all_reduce(vals)
+    return dict(zip(parts, vals.tolist()))
 
 
 def _validate(gon: GON, val_signal) -> dict[str, Any]:
@@ -161,13 +188,15 @@ def _tensorboard(run: Path):
     return SummaryWriter(str(run / "tb"))
 
 
-def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True) -> GON:
+def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, dist: Dist = SINGLE) -> GON:
     """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
 
         gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist")
     """
+    from .distributed import broadcast_parameters, device_for
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
-    gon = GON(cfg, meta, cfg.train.device)
-    train(gon, signal, run, val_signal, progress=progress)
+    gon = GON(cfg, meta, device_for(dist, cfg.train.device))
+    broadcast_parameters(gon.model, dist)
+    train(gon, signal, run, val_signal, progress=progress, dist=dist)
     return gon

@@ -45,6 +45,15 @@ class Signal(Protocol):
         """What a checkpoint must remember to rebuild coordinates and outputs later (JSON-serialisable)."""
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on the training device: through pinned memory, non-blocking, when that is a GPU, so the copy
+    overlaps the work already queued there."""
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def subset_size(total: int, points: float) -> int:
     """Coordinates to draw: `points` <= 1 is a fraction of total, > 1 a count; at least 1, at most total."""
     if points <= 0:

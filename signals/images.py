@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Batch, draw_subset
+from .base import Batch, draw_subset, to_device
 
 
 def grid(res: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -52,10 +52,10 @@ class ImageSignal:
         values, coords = self._values(idx), self._grid
         if sub is not None:  # one subset shared by the batch keeps the origin step's shared Jacobian
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), values.to(device), scale)
+        return Batch(coords.to(device), to_device(values, device), scale)
 
     def full(self, idx, device) -> Batch:
-        return Batch(self._grid.to(device), self._values(idx).to(device), 1.0)
+        return Batch(self._grid.to(device), to_device(self._values(idx), device), 1.0)
 
     def meta(self) -> dict[str, Any]:
         return {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}

@@ -169,11 +169,16 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
                 "crop": found.crop, "v": 1}
 
     def build(out: np.ndarray) -> None:
+        """Decode chunk by chunk into the memory map: memory stays bounded whatever the dataset's size."""
+        from tqdm import tqdm
         pos = 0
-        for chunk in sp.read():
-            for img in chunk:
-                out[pos] = resize_square(img, res, channels, found.crop)
-                pos += 1
+        with tqdm(total=sp.n, desc=f"decoding {name} {split}", unit="img", disable=not progress, file=sys.stderr,
+                  mininterval=1.0) as bar:
+            for chunk in sp.read():
+                for img in chunk:
+                    out[pos] = resize_square(img, res, channels, found.crop)
+                    pos += 1
+                bar.update(len(chunk))
         if pos != sp.n:
             raise DataError(f"{name}: expected {sp.n} {split} images, decoded {pos}")
 

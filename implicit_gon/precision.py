@@ -1,0 +1,51 @@
+"""Mixed precision: autocast to bf16 or fp16 around the objective, float32 master weights, and a gradient scaler for
+fp16 (its narrow exponent underflows small gradients). The SIREN keeps its first layer and every sine argument in
+float32 (`siren.py`): w0 times a pre-activation spans tens of radians, where bf16's 8-bit mantissa is off by more
+than the signal's finest detail; the matrix products run in the low precision."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Precision:
+    """One training precision on one device: autocast context, backward, unscale and optimiser step."""
+
+    def __init__(self, name: str, device: torch.device | str):
+        self.name, self.dtype = name, DTYPES[name]
+        self.device_type = torch.device(device).type
+        self.scaler = torch.amp.GradScaler(self.device_type) if name == "fp16" else None
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def unscale(self, opt: torch.optim.Optimizer) -> None:
+        """True gradients before clipping (fp16 only; the others were never scaled)."""
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        """Optimiser step; with fp16 a step whose gradients overflowed is skipped and the scale lowered."""
+        if self.scaler is None:
+            opt.step()
+        else:
+            self.scaler.step(opt)
+            self.scaler.update()
+
+
+def full_precision(t: torch.Tensor):
+    """A region computed in float32 even under autocast (the first layer: coordinates times w0)."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 if autocast made it half or bfloat16; float32 and float64 (gradient checks) stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
