@@ -188,7 +188,7 @@ def _finish(gon: GON, signal, run: Path, val_signal, opt, stopper: EarlyStop, va
         best = GON.load(run, gon.device, which="best")
         best.fit_gaussian(signal)  # the paper's Appendix D samples the early-stopped model's Gaussian
         best.save(run, name=BEST)
-    if final:
+    if final and val is None:  # (an evaluation of this very step is in its row already)
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, "time": time.time(),
                                              "elapsed": gon.train_state.get("elapsed", 0.0),
                                              **{f"val_{k}": v for k, v in final.items()}})

@@ -340,7 +340,8 @@ def write_clips(clips: list[torch.Tensor], sample_rate: int, out: Path, stem: st
         gap = torch.zeros(round(SEQUENCE_GAP * sample_rate), clips[0].shape[1])
         parts = [x for c in clips for x in (c, gap)][:-1]
         write_wav(torch.cat(parts), sample_rate, out)
-        return f"{out} ({len(clips)} x {len(clips[0]) / sample_rate:.3f} s, {SEQUENCE_GAP} s apart)"
+        apart = f", {SEQUENCE_GAP} s apart" if len(clips) > 1 else ""
+        return f"{out} ({len(clips)} x {len(clips[0]) / sample_rate:.3f} s{apart})"
     out.mkdir(parents=True, exist_ok=True)
     for k, c in enumerate(clips):
         write_wav(c, sample_rate, out / f"{stem}_{k:03d}.wav")
