@@ -73,6 +73,7 @@ MAX_TIME_HELP = "Wall-clock budget, e.g. 240s, 4m, 2h, 1h30m: stop, checkpoint, 
 VAL_PATHS_HELP = ("Held-out {what} (files or folders, repeatable); without it, --val-every holds out every tenth "
                   "(with 2-9, the last).")
 RESUMABLE = ("train.steps", "train.max_time", "train.patience")  # flags a --resume may change
+RESUME_KEEPS = ("train.device", "data.signal", "data.dataset")  # where to run it, and what the verb names
 
 
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
@@ -86,6 +87,10 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     if resume:
         if not (out / CKPT).is_file():
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
+        fixed = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE + RESUME_KEEPS)
+        if fixed or config or sets:
+            raise GONError(f"fit --resume continues {out} with its own config: only --steps, --max-time, --patience "
+                           f"and --device may be given (not {', '.join(fixed) or '--config / --set'})")
         gon, opt_state = GON.load(out, flags.get("train.device") or "auto", with_optimizer=True)
         given = {k.split(".")[1]: flags[k] for k in RESUMABLE if flags.get(k) is not None}
         gon.cfg = check_rules(merge(gon.cfg, {"train": given}, "command line"))

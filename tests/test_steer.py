@@ -287,3 +287,13 @@ def test_sdf_validates_on_held_out_meshes(tmp_path, capsys):
     code, _, err = run_cli(["render", run, "--checkpoint", "best", "--index", "0", "--res", "16",
                             "--out", tmp_path / "r.png"], capsys)
     assert code == 0, err
+
+
+def test_resume_refuses_flags_it_cannot_apply(early_run, tmp_path, capsys):
+    run = tmp_path / "r"
+    shutil.copytree(early_run, run)
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--lr", "0.1", "--val-every", "3"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "train.lr, train.val_every" in err
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--set", "train.log_every=1"], capsys)
+    assert code == 1 and "--config / --set" in err
+    assert info(run)["step"] == info(early_run)["step"]
