@@ -139,16 +139,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         rate = (gon.step - s0) / max(1e-9, seconds)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}")
-        val = None
-        if validating and gon.step % tc.val_every == 0:
-            val = _validate(gon, val_signal)
-            if stopper.update(gon.step, val):
-                gon.save(run, name=BEST)
-            gon.train_state["early_stop"] = stopper.state()
-            gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step)
-        if tc.max_time and seconds >= tc.max_time and gon.step < tc.steps and gon.stop_reason is None:
-            gon.stop_reason = (f"stopped at step {gon.step} after the {tc.max_time:g} s wall-clock budget "
-                               f"(train.max_time); fit --resume continues the run")
+        val = _keep_best(gon, val_signal, stopper, run) if validating and gon.step % tc.val_every == 0 else None
+        gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step) or _time_spent(tc, seconds, gon.step)
         if gon.step % tc.log_every == 0 or gon.step == tc.steps or val is not None or gon.stop_reason:
             row = {"step": gon.step, "loss": loss.item(), **{k: v.item() for k, v in parts.items()},
                    "steps_per_s": rate, "time": time.time(), "elapsed": gon.train_state["elapsed"]}
@@ -162,6 +154,22 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
             gon.save(run, opt.state_dict())
     bar.close()
     return _finish(gon, signal, run, val_signal, opt, stopper, val)
+
+
+def _keep_best(gon: GON, val_signal, stopper: EarlyStop, run: Path) -> dict[str, Any]:
+    """Score the held-out data; when the monitored metric improved, write the weights to RUN/best.safetensors."""
+    val = _validate(gon, val_signal)
+    if stopper.update(gon.step, val):
+        gon.save(run, name=BEST)
+    gon.train_state["early_stop"] = stopper.state()
+    return val
+
+
+def _time_spent(tc, seconds: float, step: int) -> str | None:
+    if not tc.max_time or seconds < tc.max_time or step >= tc.steps:
+        return None
+    return (f"stopped at step {step} after the {tc.max_time:g} s wall-clock budget (train.max_time); "
+            f"fit --resume continues the run")
 
 
 def _patience_spent(stopper: EarlyStop, patience: int, step: int, already: str = "") -> str | None:
