@@ -174,9 +174,15 @@ def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str, 
 
 def _hold_out(cfg, find, what: str) -> None:
     """A new audio or SDF run validated during training (train.val_every) without --val: every tenth file of
-    data.paths moves to data.val_paths, so the checkpoint's config records which files trained and which did not."""
+    data.paths moves to data.val_paths, so the checkpoint's config records which files trained and which did not.
+    With --val, a file both trained on and held out is refused."""
     from signals.base import hold_out
-    if cfg.data.val_paths or not cfg.train.val_every:
+    if cfg.data.val_paths:
+        both = sorted(set(map(str, find(cfg.data.paths))) & set(map(str, find(cfg.data.val_paths))))
+        if both:
+            raise _err(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
+        return
+    if not cfg.train.val_every:
         return
     train, held = hold_out(find(cfg.data.paths), what)
     cfg.data.paths, cfg.data.val_paths = [str(f) for f in train], [str(f) for f in held]

@@ -222,6 +222,9 @@ def test_audio_val_flag_and_too_few_clips(shared_data, tmp_path, capsys):
     assert "val_snr_db" in rows(run)[-1]  # validated at the end, as image runs are
     code, _, err = run_cli(["fit", "audio", "--out", run, "--resume", "--val", wav, "--steps", "3"], capsys)
     assert code == 1 and "leave out --data and --val" in err
+    code, _, err = run_cli(["fit", "audio", "--data", shared_data / "audio", "--val", other, "--out", tmp_path / "x",
+                            "--steps", "1", *AUDIO_SMALL], capsys)
+    assert code == 1 and f"{other}: given both to train on (--data) and to hold out (--val)" in err
 
 
 def test_audio_interpolate_morphs_whole_clips(audio_run, shared_data, tmp_path, capsys):
