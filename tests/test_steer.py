@@ -97,6 +97,20 @@ def test_every_verb_takes_checkpoint_best(early_run, tmp_path, capsys):
     assert code == 2 and "bset" in err
 
 
+
+def test_refit_with_checkpoint_best_rewrites_only_best(early_run, tmp_path, capsys):
+    from implicit_gon import checkpoint
+    run = tmp_path / "r"
+    shutil.copytree(early_run, run)
+    last_before = (run / "checkpoint.safetensors").read_bytes()
+    code, _, err = run_cli(["sample", run, "--refit", "--checkpoint", "best", "--n", "2", "--out", tmp_path / "s.png"],
+                           capsys)
+    assert code == 0, err
+    assert (run / "checkpoint.safetensors").read_bytes() == last_before  # the resumable checkpoint is untouched
+    info_best, _, opt, extra = checkpoint.load(run, checkpoint.BEST)
+    assert opt is None and "gauss_mean" in extra and info_best["step"] < info(run)["step"]
+
+
 def test_a_run_without_best_says_so_in_one_line(tmp_path, capsys):
     run = tmp_path / "plain"
     code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--steps", "2", "--out", run, *SMALL], capsys)
