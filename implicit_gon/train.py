@@ -115,6 +115,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         opt.load_state_dict(optimizer_state)
     writer = _tensorboard(run) if tc.tensorboard else None
     validating = val_signal is not None and tc.val_every > 0
+    if tc.patience and not validating:
+        raise GONError(f"train.patience = {tc.patience}: early stopping needs held-out data (val_signal)")
     stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
     gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step, "already ")
     gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
