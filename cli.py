@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -57,15 +58,30 @@ def _flags(**kw) -> dict:
             "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
             "oversample": "data.oversample",
             "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
-            "precision": "train.precision"}
+            "precision": "train.precision", "patience": "train.patience", "val_metric": "train.val_metric",
+            "max_time": "train.max_time"}
+    if kw.get("max_time") is not None:
+        from implicit_gon.stopping import parse_duration
+        kw["max_time"] = parse_duration(kw["max_time"])
     return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
 
 
+VAL_EVERY_HELP = "Score the held-out data every N steps; keeps RUN/best.safetensors (0: only at the end)."
+PATIENCE_HELP = "Stop after this many held-out evaluations without improvement (needs --val-every; 0: never)."
+VAL_METRIC_HELP = ("Held-out metric for best.safetensors and --patience (default auto: images sse, variational "
+                   "bits_per_dim, audio snr_db, sdf chamfer_x1e3).")
+MAX_TIME_HELP = "Wall-clock budget, e.g. 240s, 4m, 2h, 1h30m: stop, checkpoint, stay resumable (0: none)."
+VAL_PATHS_HELP = ("Held-out {what} (files or folders, repeatable); without it, --val-every holds out every tenth "
+                  "(with 2-9, the last).")
+RESUMABLE = ("train.steps", "train.max_time", "train.patience", "train.precision")  # flags a --resume may change
+RESUME_KEEPS = ("train.device", "data.signal", "data.dataset")  # where to run it, and what the verb names
+
+
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
-             make_signals, progress: bool = True, sets: Optional[List[str]] = None) -> None:
+             make_signals, progress: bool = True, sets: Optional[List[str]] = None, holdout=None) -> None:
     from implicit_gon import GON, distributed
     from implicit_gon.checkpoint import CKPT
-    from implicit_gon.config import merge, resolve
+    from implicit_gon.config import check_rules, merge, resolve
     from implicit_gon.errors import GONError
     from implicit_gon.train import fit, train
 
@@ -73,20 +89,28 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     if resume:
         if not (out / CKPT).is_file():
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
+        fixed = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE + RESUME_KEEPS)
+        if fixed or config or sets:
+            raise GONError(f"fit --resume continues {out} with its own config: only --steps, --max-time, --patience, "
+                           f"--precision and --device may be given (not {', '.join(fixed) or '--config / --set'})")
         device = distributed.device_for(dist, flags.get("train.device") or "auto")
         gon, opt_state = GON.load(out, device, with_optimizer=True)
-        if flags.get("train.steps"):
-            gon.cfg = merge(gon.cfg, {"train": {"steps": flags["train.steps"]}})
+        given = {k.split(".")[1]: flags[k] for k in RESUMABLE if flags.get(k) is not None}
+        gon.cfg = check_rules(merge(gon.cfg, {"train": given}, "command line"))
     else:
         if (out / CKPT).is_file():
             raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
         cfg = resolve(signal, name, config, flags, sets or ())
         if cfg.data.data_dir:
             cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
+        if holdout is not None:
+            holdout(cfg)
         gon, opt_state = None, None
     cfg = gon.cfg if gon else cfg
     with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
         train_sig, val_sig = make_signals(cfg)
+    if cfg.train.val_every and val_sig is None:
+        raise GONError(f"train.val_every = {cfg.train.val_every}: this run has no held-out data to validate on")
     if dist.main:
         procs = f", {dist.world} processes" if dist.active else ""
         print(f"fit {signal}: {len(train_sig)} training samples, {cfg.train.device} device{procs}, "
@@ -97,6 +121,8 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     else:
         final = train(gon, train_sig, out, val_sig, opt_state, progress, dist)
     distributed.shutdown(dist)
+    if gon.stop_reason and dist.main:
+        print(gon.stop_reason, file=sys.stderr)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
     if dist.main:
         print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
@@ -120,9 +146,12 @@ def fit_images(
     variational: Optional[bool] = Opt(None, "--variational/--no-variational", help="Variational GON (ELBO)."),
     download: Optional[bool] = Opt(None, "--download", help="Fetch the dataset if it is missing."),
     cache_dir: Optional[Path] = Opt(None), ckpt_every: Optional[int] = Opt(None),
-    val_every: Optional[int] = Opt(None), tensorboard: Optional[bool] = Opt(None, "--tensorboard"),
+    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), tensorboard: Optional[bool] = Opt(None, "--tensorboard"),
     resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
     quiet: bool = Opt(False, "--quiet", help="No progress bar."),
+    patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
+    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP),
+    max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
 ):
     """Train an implicit GON on an image dataset."""
     from signals import image_signal
@@ -137,14 +166,38 @@ def fit_images(
     _run_fit("images", dataset, config, flags, out, resume, make, not quiet, set_)
 
 
-def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str) -> None:
-    """Files or folders given as arguments or --data, resolved, into data.paths (a resumed run keeps its own)."""
+def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str, val=None) -> None:
+    """Files or folders given as arguments or --data, resolved, into data.paths (a resumed run keeps its own);
+    --val likewise into data.val_paths."""
     given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
     if not given and not resume:
         raise _err(f"fit {signal} needs {what}: --data PATH (files or folders)")
+    if resume and (given or val):
+        raise _err(f"fit {signal} --resume trains on the run's own {what}: leave out --data and --val")
     if given:
         flags["data.paths"] = given
+    if val:
+        flags["data.val_paths"] = [str(Path(p).expanduser().resolve()) for p in val]
     flags["data.signal"] = signal
+
+
+def _hold_out(cfg, find, what: str) -> None:
+    """A new audio or SDF run validated during training (train.val_every) without --val: every tenth file of
+    data.paths moves to data.val_paths, so the checkpoint's config records which files trained and which did not.
+    With --val, a file both trained on and held out is refused."""
+    from signals.base import hold_out
+    if cfg.data.val_paths:
+        both = sorted(set(map(str, find(cfg.data.paths))) & set(map(str, find(cfg.data.val_paths))))
+        if both:
+            raise _err(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
+        return
+    if not cfg.train.val_every:
+        return
+    train, held = hold_out(find(cfg.data.paths), what)
+    cfg.data.paths, cfg.data.val_paths = [str(f) for f in train], [str(f) for f in held]
+    print(f"note: holding out {len(held)} of {len(train) + len(held)} {what} for validation: "
+          f"{', '.join(Path(f).name for f in held[:3])}{' ...' if len(held) > 3 else ''} (--val PATH to choose)",
+          file=sys.stderr)
 
 
 @fit_app.command("audio")
@@ -167,16 +220,24 @@ def fit_audio(
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),
     resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+    val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="clips")),
+    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
+    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
 ):
     """Train a GON over windows of audio clips."""
+    import dataclasses
     from signals import audio
 
-    flags = _flags(**{k: v for k, v in locals().items() if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_")})
-    _path_flags(flags, paths, data, resume, "audio", "clips")
+    flags = _flags(**{k: v for k, v in locals().items()
+                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_", "val")})
+    _path_flags(flags, paths, data, resume, "audio", "clips", val)
 
     def make(cfg):
-        return audio.load_signal(cfg.data.paths, cfg.data), None
-    _run_fit("audio", "default", config, flags, out, resume, make, not quiet, set_)
+        held = dataclasses.replace(cfg.data, oversample=1)  # validation encodes and scores the samples only
+        return (audio.load_signal(cfg.data.paths, cfg.data),
+                audio.load_signal(cfg.data.val_paths, held) if cfg.data.val_paths else None)
+    _run_fit("audio", "default", config, flags, out, resume, make, not quiet, set_,
+             lambda cfg: _hold_out(cfg, audio.find_clips, "clips"))
 
 
 @fit_app.command("sdf")
@@ -196,19 +257,24 @@ def fit_sdf(
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),
     resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+    val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="meshes")),
+    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
+    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
 ):
     """Train a GON over the signed distance functions of meshes."""
     from signals import sdf
 
     flags = _flags(**{k: v for k, v in locals().items()
-                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples", "set_")})
-    _path_flags(flags, paths, data, resume, "sdf", "meshes")
+                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples", "set_", "val")})
+    _path_flags(flags, paths, data, resume, "sdf", "meshes", val)
     if samples:
         flags["data.sdf_samples"] = samples
 
     def make(cfg):
-        return sdf.load_signal(cfg.data.paths, cfg.data), None
-    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet, set_)
+        return (sdf.load_signal(cfg.data.paths, cfg.data),
+                sdf.load_signal(cfg.data.val_paths, cfg.data, quiet=True) if cfg.data.val_paths else None)
+    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet, set_,
+             lambda cfg: _hold_out(cfg, sdf.find_meshes, "meshes"))
 
 
 def _maybe_test(data):
@@ -222,9 +288,19 @@ def _maybe_test(data):
 
 # ---------------------------------------------------------------------------------------------------------------
 # eval, render, encode
-def _load(run: Path, device: str):
+class Which(str, Enum):
+    """Which of a run's checkpoints a verb loads."""
+    last = "last"
+    best = "best"
+
+
+CHECKPOINT_HELP = ("last: the weights training ended with; best: RUN/best.safetensors, the best held-out score "
+                   "(kept by fit --val-every).")
+
+
+def _load(run: Path, device: str, which: Which = Which.last):
     from implicit_gon import GON
-    return GON.load(run, device)
+    return GON.load(run, device, which=Which(which).value)
 
 
 def _image_split(gon, split: str, data_dir: Optional[Path]):
@@ -245,6 +321,7 @@ def eval_cmd(
     split: str = Opt("test", help="Split to evaluate."),
     n: Optional[int] = Opt(None, help="Evaluate the first n samples only."),
     batch_size: int = Opt(64), device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
     as_json: bool = Opt(False, "--json", help="End with one JSON line."),
 ):
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
@@ -252,7 +329,7 @@ def eval_cmd(
     import torch
     from implicit_gon.train import evaluate
 
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     given = list(data or []) + list(paths or [])
     if gon.meta["signal"] != "images":
         res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
@@ -288,13 +365,14 @@ def render_cmd(
     hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
                                "of a window; the overlapping renderings are cross-faded)"),
     out: Path = Opt(..., help="Output file: PNG (images, SDF) or WAV (audio)."), device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Encode samples in one step and render them at any resolution (images: the first n of a split; audio: a
     clip at any sample rate; SDF: a shaded picture of a shape)."""
     import torch
     from signals import images
 
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "images":
         return _signal_module(gon).render_run(gon, input_=input_, index=index, res=res, sample_rate=sample_rate,
                                               plot=plot, out=out, hop=hop)
@@ -310,6 +388,7 @@ def encode_cmd(
     inputs: List[Path] = typer.Argument(..., help="Image files."),
     out: Path = Opt(..., help="Output .npy: one latent row per input, in order."),
     batch_size: int = Opt(64), device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Encode images in one gradient step each."""
     import numpy as np
@@ -318,7 +397,7 @@ def encode_cmd(
     from signals.datasets import resize_square
     from signals.datasets.base import open_image
 
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "images":
         raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use eval, render or export-mesh --input")
     mode = "L" if gon.meta["channels"] == 1 else "RGB"
@@ -341,10 +420,13 @@ def _err(msg: str):
 
 # ---------------------------------------------------------------------------------------------------------------
 # sample, interpolate
-def _refit(gon, run: Path) -> None:
-    """Recompute the latent Gaussian from the training data and store it with the checkpoint."""
+def _refit(gon, run: Path, which: Which = Which.last) -> None:
+    """Recompute the latent Gaussian from the training data and store it with the checkpoint it was loaded from."""
     from implicit_gon import checkpoint
     gon.fit_gaussian(_train_signal(gon))
+    if Which(which) is Which.best:
+        gon.save(run, name=checkpoint.BEST)
+        return
     _, _, opt_state, _ = checkpoint.load(run)  # keep the Adam state so the run can still be resumed
     gon.save(run, opt_state)
 
@@ -363,20 +445,29 @@ def _signal_module(gon):
 @app.command("sample")
 def sample_cmd(
     run: Path = typer.Argument(..., help="Run directory."),
-    n: int = Opt(64, help="Number of samples."),
+    n: Optional[int] = Opt(None, help="Number of samples (default 64; audio: 1 clip)."),
+    seconds: Optional[float] = Opt(None, min=0.001, help="Audio: duration of each sampled clip (default 2)."),
     res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
     temperature: float = Opt(1.0, help="Scale of the latent noise."),
     seed: int = Opt(0), refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian first."),
-    out: Path = Opt(..., help="Output file (PNG for images)."), device: str = Opt("auto"),
+    out: Path = Opt(..., help="Output file (PNG for images; audio: a .wav of the clips in sequence, or a folder)."), device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
     from implicit_gon.device import make_generator
     from signals import images
 
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     if refit:
-        _refit(gon, run)
+        _refit(gon, run, checkpoint)
     gen = make_generator(seed)
+    if seconds is not None and gon.meta["signal"] != "audio":
+        raise _err(f"--seconds is for audio runs; this one is {gon.meta['signal']}")
+    if gon.meta["signal"] == "audio":
+        wrote = _signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)
+        print(f"wrote {wrote}", file=sys.stderr)
+        return
+    n = n or 64
     if gon.meta["signal"] != "images":
         return _signal_module(gon).sample(gon, n, gen, temperature, out)
     res = res or gon.meta["res"]
@@ -395,8 +486,10 @@ def interpolate_cmd(
     res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
     split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
     fps: int = Opt(15, help="Video frame rate."),
-    out: Path = Opt(..., help="PNG grid (a row per pair), or .mp4/.gif video (frames per pair, pairs in turn)."),
+    out: Path = Opt(..., help="PNG grid (a row per pair), or .mp4/.gif video (frames per pair, pairs in turn); "
+                    "audio: a .wav of the frames in sequence, or a folder (one WAV per frame)."),
     device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
     import torch
@@ -404,9 +497,12 @@ def interpolate_cmd(
     from implicit_gon.media import VIDEO_SUFFIXES, write_video
     from signals import images
 
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     if frames < 2:
         raise _err(f"--frames {frames}: need at least 2 (the two ends)")
+    if gon.meta["signal"] == "audio":
+        print(f"wrote {_signal_module(gon).interpolate(gon, from_, to, frames, out)}", file=sys.stderr)
+        return
     if gon.meta["signal"] != "images":
         return _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
     sig = _image_split(gon, split, data_dir)
@@ -440,10 +536,11 @@ def export_mesh_cmd(
     fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
     original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the unit sphere."),
     out: Path = Opt(..., help="Output mesh file."), device: str = Opt("auto"),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Marching cubes over the network's signed distance field."""
     from signals import sdf
-    gon = _load(run, device)
+    gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "sdf":
         raise _err(f"{run}: export-mesh needs an SDF run (this one is {gon.meta['signal']})")
     mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
@@ -493,6 +590,25 @@ def config_show(
         raise _err(f"signal {signal!r}: choose one of {', '.join(SIGNALS)}")
     flags = {"model.variational": True} if variational else {}
     print(to_yaml(resolve(signal, name, config, flags, set_ or ())), end="")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plot
+class XAxis(str, Enum):
+    step = "step"
+    time = "time"
+
+
+@app.command("plot")
+def plot_cmd(
+    runs: List[Path] = typer.Argument(..., help="Run directories (several are overlaid)."),
+    out: Path = Opt(..., help="Output image: .png, .pdf or .svg."),
+    x: XAxis = Opt(XAxis.step, "--x", help="step, or time: training seconds (wall-clock of the training steps)."),
+):
+    """Training loss and every held-out metric of metrics.jsonl, one panel each, runs overlaid."""
+    from implicit_gon.plot import plot_runs
+    drawn = plot_runs(runs, out, x.value)
+    print(f"wrote {out} ({len(runs)} run(s), panels: {', '.join(drawn)})", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

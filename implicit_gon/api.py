@@ -34,26 +34,31 @@ class GON:
         self.step = 0
         self.gaussian: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (K,), covariance (K, K))
         self.last_validation: dict[str, Any] = {}  # held-out scores at the end of the last training
+        self.train_state: dict[str, Any] = {}  # what --resume needs besides weights: early stopping, elapsed time
+        self.stop_reason: str | None = None  # why the last training stopped before train.steps, if it did
 
     # -- persistence -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        return {"config": self.cfg.to_dict(), "meta": self.meta, "step": self.step}
+        return {"config": self.cfg.to_dict(), "meta": self.meta, "step": self.step, "train_state": self.train_state}
 
-    def save(self, run: str | Path, optimizer_state: dict | None = None) -> Path:
+    def save(self, run: str | Path, optimizer_state: dict | None = None, name: str = checkpoint.CKPT) -> Path:
         extra = {}
         if self.gaussian is not None:
             extra = {"gauss_mean": self.gaussian[0], "gauss_cov": self.gaussian[1]}
-        return checkpoint.save(run, self.model, self.info(), optimizer_state, extra)
+        return checkpoint.save(run, self.model, self.info(), optimizer_state, extra, name)
 
     @classmethod
-    def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False):
-        info, state, opt, extra = checkpoint.load(run)
+    def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False,
+             which: str = "last"):
+        """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score)."""
+        info, state, opt, extra = checkpoint.load(run, checkpoint.BEST if which == "best" else checkpoint.CKPT)
         gon = cls(Config.from_dict(info["config"]), info["meta"], device)
         try:
             gon.model.load_state_dict(state)
         except RuntimeError as e:
             raise GONError(f"{run}: checkpoint weights do not match its config ({str(e).splitlines()[0]})") from None
         gon.step = int(info.get("step", 0))
+        gon.train_state = dict(info.get("train_state") or {})
         if "gauss_mean" in extra:
             gon.gaussian = (extra["gauss_mean"], extra["gauss_cov"])
         return (gon, opt) if with_optimizer else gon

@@ -15,6 +15,7 @@ from .errors import GONError
 from .fsio import atomic_path, write_json
 
 CKPT = "checkpoint.safetensors"
+BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
 FORMAT_VERSION = 1
 
 
@@ -36,8 +37,9 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: str) -> dict:
 
 
 def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimizer_state: dict | None = None,
-         extra: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write RUN/checkpoint.safetensors and RUN/config.json. `info` holds config, meta, step (JSON-able)."""
+         extra: dict[str, torch.Tensor] | None = None, name: str = CKPT) -> Path:
+    """Write RUN/checkpoint.safetensors (or RUN/name) and RUN/config.json. `info` holds config, meta, step
+    (JSON-able); config.json always describes the last checkpoint, so writing BEST leaves it alone."""
     run = Path(run)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"info": json.dumps(info), "format": str(FORMAT_VERSION)}
@@ -47,15 +49,20 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
         metadata["optim_groups"] = groups
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    with atomic_path(run / CKPT) as tmp:
+    with atomic_path(run / name) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-    write_json(run / "config.json", info)
-    return run / CKPT
+    if name == CKPT:
+        write_json(run / "config.json", info)
+    return run / name
 
 
-def load(run: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None, dict[str, torch.Tensor]]:
-    """Returns (info, model state dict, optimiser state dict or None, extra tensors)."""
-    path = Path(run) / CKPT if Path(run).is_dir() else Path(run)
+def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None,
+                                                     dict[str, torch.Tensor]]:
+    """Returns (info, model state dict, optimiser state dict or None, extra tensors) of RUN/name."""
+    path = Path(run) / name if Path(run).is_dir() else Path(run)
+    if name == BEST and Path(run).is_dir() and (Path(run) / CKPT).is_file() and not path.is_file():
+        raise GONError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
+                       f"fit --val-every N); use --checkpoint last")
     if not path.is_file():
         raise GONError(f"{path}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
     try:

@@ -21,6 +21,12 @@ import yaml
 from .errors import GONError
 
 
+# Held-out metrics that can be monitored: the signals that report each, and whether higher is better.
+VAL_METRICS = {"sse": (("images",), False), "psnr": (("images", "audio"), True),
+               "bits_per_dim": (("images",), False), "snr_db": (("audio",), True),
+               "chamfer_x1e3": (("sdf",), False), "iou": (("sdf",), True)}
+
+
 @dataclass
 class ModelConfig:
     """The SIREN F(c ⊕ z) and its optional variational head."""
@@ -111,6 +117,13 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16")})
     """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
     arguments in float32; fp16 adds a gradient scaler). Evaluation and rendering always run in float32."""
+    patience: int = field(default=0, metadata={"min": 0})
+    """Held-out evaluations (every val_every steps) without improvement before training stops early (0: never)."""
+    val_metric: str = field(default="auto", metadata={"choices": ("auto",) + tuple(VAL_METRICS)})
+    """Held-out metric that picks RUN/best.safetensors and early stopping; `auto`: sse for images (bits_per_dim
+    when variational), snr_db for audio, chamfer_x1e3 for SDF."""
+    max_time: float = field(default=0.0, metadata={"min": 0})
+    """Wall-clock budget of one `fit` (or `--resume`) in seconds, checked before each step (0: none)."""
 
 
 @dataclass
@@ -152,6 +165,9 @@ class DataConfig:
     """SDF: standard deviations of the Gaussian offsets around surface samples."""
     sdf_uniform_frac: float = field(default=0.2, metadata={"min": 0, "max": 1})
     """SDF: fraction of samples drawn uniformly in the cube."""
+    val_paths: list[str] = field(default_factory=list)
+    """Audio clips or meshes held out for validation (files or folders); empty: none, or every tenth of `paths`
+    when validation is on (see `fit audio --val`)."""
 
 
 @dataclass
@@ -282,6 +298,15 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
         raise GONError(f"{source}: data.hop = {d.hop} is longer than data.window = {d.window} (samples would be skipped)")
     if d.signal == "images" and d.channels == 2 and d.camera != "both":
         raise GONError(f"{source}: data.channels = 2 is only for smallnorb's --camera both")
+    t = cfg.train
+    if t.patience and not t.val_every:
+        raise GONError(f"{source}: train.patience = {t.patience} needs train.val_every > 0 (--val-every N: how often "
+                       f"the held-out data are evaluated)")
+    if t.val_metric != "auto" and d.signal not in VAL_METRICS[t.val_metric][0]:
+        raise GONError(f"{source}: train.val_metric = {t.val_metric} is not reported for {d.signal} runs (choose "
+                       f"{', '.join(k for k, v in VAL_METRICS.items() if d.signal in v[0])})")
+    if t.val_metric == "bits_per_dim" and not m.variational:
+        raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
     return cfg
 
 

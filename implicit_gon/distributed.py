@@ -143,6 +143,19 @@ def broadcast_parameters(model: torch.nn.Module, d: Dist) -> None:
                 dist.broadcast(t.data, 0)
 
 
+def agree(d: Dist, reason: str | None, device) -> str | None:
+    """Rank 0's decision to stop (early stopping and time budgets are judged there), made every rank's: all of
+    them must leave the loop at the same step, or the others would wait at the next collective for ever."""
+    if not d.active:
+        return reason
+    flag = torch.tensor([reason is not None], dtype=torch.int32, device=device)
+    with collective(d):
+        dist.broadcast(flag, 0)
+    if not flag.item():
+        return None
+    return reason if d.main else "stopped with rank 0"
+
+
 def check_batch(global_batch: int, d: Dist) -> None:
     if d.active and global_batch < d.world:
         raise GONError(f"train.batch_size = {global_batch}: smaller than the {d.world} processes it is split over")

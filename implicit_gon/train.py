@@ -10,12 +10,14 @@ import torch
 from tqdm import tqdm
 
 from .api import GON, bits_per_dim, psnr_from_mse
+from .checkpoint import BEST
 from .device import make_generator
-from .distributed import SINGLE, Dist, check_batch, reduce_gradients, shard_batch
-from .precision import Precision
+from .distributed import SINGLE, Dist, agree, check_batch, reduce_gradients, shard_batch
 from .errors import GONError
 from .fsio import append_jsonl
+from .precision import Precision
 from .step import gon_objective, kl_standard_normal, nll_per_sample, per_sample
+from .stopping import EarlyStop
 
 _PERMS: dict[tuple[int, int, int], torch.Tensor] = {}
 
@@ -101,7 +103,12 @@ def _query(batch):
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
           progress: bool = True, dist: Dist = SINGLE) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing.
-    Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0 alone writes."""
+    With train.val_every, the held-out data are scored every val_every steps and RUN/best.safetensors keeps the
+    best weights by the monitored metric; training stops earlier after train.patience evaluations without
+    improvement or after train.max_time seconds (gon.stop_reason says why). Either way the run ends as at
+    train.steps: a final validation, the latent Gaussian fitted (on the last and on the best weights), a checkpoint
+    that --resume continues. Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0
+    alone validates, decides when to stop and writes."""
     cfg, run = gon.cfg, Path(run)
     run.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
@@ -112,10 +119,16 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         opt.load_state_dict(optimizer_state)
     amp = Precision(tc.precision, gon.device)
     writer = _tensorboard(run) if tc.tensorboard and dist.main else None
+    validating = val_signal is not None and tc.val_every > 0
+    if tc.patience and not validating:
+        raise GONError(f"train.patience = {tc.patience}: early stopping needs held-out data (val_signal)")
+    stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
+    gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step, "already ")
+    gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
     bar = tqdm(total=tc.steps, initial=gon.step, disable=not (progress and dist.main), file=sys.stderr,
                dynamic_ncols=True)
-    t0, s0 = time.perf_counter(), gon.step
-    while gon.step < tc.steps:
+    t0, s0, elapsed0, val = time.perf_counter(), gon.step, gon.train_state.get("elapsed", 0.0), None
+    while gon.step < tc.steps and gon.stop_reason is None:
         step = gon.step
         gen = step_generator(tc.seed, step, "cpu")
         idx = batch_indices(len(signal), batch_size, tc.seed, step)
@@ -134,31 +147,78 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
             torch.nn.utils.clip_grad_norm_(gon.model.parameters(), tc.grad_clip)
         amp.step(opt)
         gon.step += 1
-        rate = (gon.step - s0) / max(1e-9, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        gon.train_state["elapsed"] = elapsed0 + seconds  # training time over every invocation, for `plot --x time`
+        rate = (gon.step - s0) / max(1e-9, seconds)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}")
-        if gon.step % tc.log_every == 0 or gon.step == tc.steps:
-            parts = global_mean({"loss": loss, **parts}, batch.values.shape[0] / batch_size, dist)
+        evaluating = validating and gon.step % tc.val_every == 0
+        val = _keep_best(gon, val_signal, stopper, run) if evaluating and dist.main else None
+        gon.stop_reason = agree(dist, _patience_spent(stopper, tc.patience, gon.step)
+                                or _time_spent(tc, seconds, gon.step), gon.device)
+        if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
+            parts = global_mean({"loss": loss, **parts}, batch.values.shape[0] / batch_size, dist)  # every rank
             if dist.main:
-                row = {"step": gon.step, **parts, "steps_per_s": rate, "time": time.time()}
-                if val_signal is not None and tc.val_every and gon.step % tc.val_every == 0:
-                    row.update({f"val_{k}": v for k, v in _validate(gon, val_signal).items()})
+                row = {"step": gon.step, **parts, "steps_per_s": rate, "time": time.time(),
+                       "elapsed": gon.train_state["elapsed"]}
+                row.update({f"val_{k}": v for k, v in (val or {}).items()})
                 append_jsonl(run / "metrics.jsonl", row)
                 if writer is not None:
                     for k, v in row.items():
-                        if k not in ("step", "time"):
+                        if k not in ("step", "time") and isinstance(v, (int, float)):
                             writer.add_scalar(k, v, gon.step)
-        if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps and dist.main:
+        if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps and gon.stop_reason is None and dist.main:
             gon.save(run, opt.state_dict())
     bar.close()
     if not dist.main:
         return {}
-    final = _validate(gon, val_signal) if val_signal is not None and len(val_signal) else {}
+    return _finish(gon, signal, run, val_signal, opt, stopper, val)
+
+
+def _keep_best(gon: GON, val_signal, stopper: EarlyStop, run: Path) -> dict[str, Any]:
+    """Score the held-out data; when the monitored metric improved, write the weights to RUN/best.safetensors."""
+    val = _validate(gon, val_signal)
+    if stopper.update(gon.step, val):
+        gon.save(run, name=BEST)
+    gon.train_state["early_stop"] = stopper.state()
+    return val
+
+
+def _time_spent(tc, seconds: float, step: int) -> str | None:
+    if not tc.max_time or seconds < tc.max_time or step >= tc.steps:
+        return None
+    return (f"stopped at step {step} after the {tc.max_time:g} s wall-clock budget (train.max_time); "
+            f"fit --resume continues the run")
+
+
+def _patience_spent(stopper: EarlyStop, patience: int, step: int, already: str = "") -> str | None:
+    if not stopper.exhausted(patience):
+        return None
+    return (f"{already}stopped early at step {step}: val_{stopper.metric} did not improve for {stopper.bad} "
+            f"evaluations ({stopper.describe()}; --checkpoint best uses those weights)")
+
+
+def _finish(gon: GON, signal, run: Path, val_signal, opt, stopper: EarlyStop, val) -> dict[str, Any]:
+    """End of a run, whatever stopped it: validate (reusing an evaluation of this very step), fit the latent
+    Gaussian, checkpoint; the best weights get their own Gaussian fit."""
+    final = {}
+    if val_signal is not None and len(val_signal):
+        final = val if val is not None else _validate(gon, val_signal)
     gon.last_validation = final
+    if final and gon.cfg.train.val_every and val is None and stopper.improves(final):
+        stopper.update(gon.step, final)  # the last step falls between evaluations and beats them all
+        gon.train_state["early_stop"] = stopper.state()
+        gon.save(run, name=BEST)
     gon.fit_gaussian(signal)
     gon.save(run, opt.state_dict())
-    if final:
-        append_jsonl(run / "metrics.jsonl", {"step": gon.step, **{f"val_{k}": v for k, v in final.items()}})
+    if (run / BEST).is_file():
+        best = GON.load(run, gon.device, which="best")
+        best.fit_gaussian(signal)  # the paper's Appendix D samples the early-stopped model's Gaussian
+        best.save(run, name=BEST)
+    if final and val is None:  # (an evaluation of this very step is in its row already)
+        append_jsonl(run / "metrics.jsonl", {"step": gon.step, "time": time.time(),
+                                             "elapsed": gon.train_state.get("elapsed", 0.0),
+                                             **{f"val_{k}": v for k, v in final.items()}})
     return final
 
 
@@ -176,7 +236,12 @@ def global_mean(parts: dict[str, torch.Tensor], share: float, dist: Dist) -> dic
 
 
 def _validate(gon: GON, val_signal) -> dict[str, Any]:
+    """Held-out scores of the first train.val_samples samples; audio and SDF signals score themselves (their
+    `validate`: SNR of windows, Chamfer distance of meshes), images with `evaluate`."""
     n = min(len(val_signal), gon.cfg.train.val_samples)
+    own = getattr(val_signal, "validate", None)
+    if own is not None:
+        return own(gon, n, gon.cfg.train.batch_size)
     return evaluate(gon, val_signal, torch.arange(n), gon.cfg.train.batch_size)
 
 
@@ -197,6 +262,8 @@ def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, di
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
     gon = GON(cfg, meta, device_for(dist, cfg.train.device))
+    if dist.main:
+        (Path(run) / BEST).unlink(missing_ok=True)  # a new run: best weights of an earlier attempt here do not apply
     broadcast_parameters(gon.model, dist)
     train(gon, signal, run, val_signal, progress=progress, dist=dist)
     return gon

@@ -179,6 +179,12 @@ class AudioSignal:
         return {"signal": "audio", "sample_rate": self.sample_rate, "length": self.length, "hop": self.hop,
                 "channels": self.out_dim}
 
+    def validate(self, gon, n: int, batch_size: int = 64) -> dict[str, Any]:
+        """Held-out scores during training (train.val_samples = n): SNR and PSNR of n windows spread evenly over
+        the clips, each encoded in one step."""
+        idx = torch.linspace(0, len(self) - 1, n).round().long() if n < len(self) else None
+        return evaluate(gon, self, batch_size, idx)
+
     def clip_windows(self, clip: int) -> tuple[torch.Tensor, list[int]]:
         """Indices and starts of one clip's windows."""
         idx = [i for i, (c, _) in enumerate(self.index) if c == clip]
@@ -258,14 +264,15 @@ def spectral_match(orig: np.ndarray, sr_o: int, other: np.ndarray, sr_x: int,
     return out
 
 
-def evaluate(gon, sig: AudioSignal, batch_size: int = 64) -> dict[str, Any]:
-    """Encode every window in one step; score the reconstructed windows against the originals."""
+def evaluate(gon, sig: AudioSignal, batch_size: int = 64, idx: torch.Tensor | None = None) -> dict[str, Any]:
+    """Encode every window (or windows idx) in one step; score the reconstructed windows against the originals."""
+    idx = torch.arange(len(sig)) if idx is None else idx
     preds = []
-    for s in range(0, len(sig), batch_size):
-        b = sig.full(torch.arange(s, min(s + batch_size, len(sig))), gon.device)
+    for s in range(0, len(idx), batch_size):
+        b = sig.full(idx[s:s + batch_size], gon.device)
         preds.append(gon.decode(gon.encode(b), b.coords))
-    out = snr_psnr(torch.cat(preds), sig.windows)
-    return {"n": len(sig), "clips": len(sig.clip_lengths), **out}
+    out = snr_psnr(torch.cat(preds), sig.windows[idx])
+    return {"n": len(idx), "clips": len(sig.clip_lengths), **out}
 
 
 def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
@@ -312,25 +319,86 @@ def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
     plt.close(fig)
 
 
-def sample(gon, n: int, generator, temperature: float, out) -> None:
-    """n windows from the latent prior or fitted Gaussian, played one after another."""
-    t = time_grid(gon.meta["length"])
-    x = gon.generate(n, t, generator, temperature).reshape(-1, gon.meta["channels"])
-    write_wav(x, gon.meta["sample_rate"], out)
+SEQUENCE_GAP = 0.25
+"""Seconds of silence between the clips or frames that `sample` and `interpolate` write into one WAV."""
+SAMPLE_SECONDS = 2.0
+"""Duration of a sampled clip when `sample --seconds` is not given."""
 
 
-def interpolate(gon, a, b, frames: int, out, **_) -> None:
-    """slerp between the latents of the first windows of clips a and b, the windows played one after another."""
-    from implicit_gon import slerp
+def check_clip_out(out) -> Path:
+    """Where sample and interpolate write: a .wav file (the clips in sequence) or a folder (a suffix-less name,
+    one WAV each). Checked before any work."""
+    out = Path(out)
+    if out.suffix and out.suffix.lower() != ".wav":
+        raise DataError(f"{out}: audio output is WAV: name a .wav file, or a folder (no suffix) for one file each")
+    if not out.suffix and out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    return out
+
+
+def write_clips(clips: list[torch.Tensor], sample_rate: int, out: Path, stem: str) -> str:
+    """Clips (T, C) into one WAV, SEQUENCE_GAP s of silence between them, or into out/stem_000.wav, ...;
+    returns what was written, for the CLI's 'wrote' line."""
+    if out.suffix:
+        gap = torch.zeros(round(SEQUENCE_GAP * sample_rate), clips[0].shape[1])
+        parts = [x for c in clips for x in (c, gap)][:-1]
+        write_wav(torch.cat(parts), sample_rate, out)
+        apart = f", {SEQUENCE_GAP} s apart" if len(clips) > 1 else ""
+        return f"{out} ({len(clips)} x {len(clips[0]) / sample_rate:.3f} s{apart})"
+    out.mkdir(parents=True, exist_ok=True)
+    for k, c in enumerate(clips):
+        write_wav(c, sample_rate, out / f"{stem}_{k:03d}.wav")
+    return f"{out}/{stem}_*.wav ({len(clips)} x {len(clips[0]) / sample_rate:.3f} s)"
+
+
+def sample(gon, n: int, generator, temperature: float, out, seconds: float | None = None) -> str:
+    """n clips of `seconds` each: a latent per training-hop window (half a window), each drawn independently
+    from the prior (variational) or the fitted Gaussian, rendered and cross-faded as `render` joins windows.
+    Independent windows are not a coherent clip: the result is a texture of the training windows' timbres that
+    changes every hop, with no phrase or pitch contour."""
+    out = check_clip_out(out)
+    sr, L, hop = gon.meta["sample_rate"], gon.meta["length"], gon.meta["hop"]
+    T = max(L, round((seconds or SAMPLE_SECONDS) * sr))
+    starts = window_starts(T, L, hop)
+    z = gon.sample_latents(n * len(starts), generator, temperature).reshape(n, len(starts), -1)  # (n, W, K)
+    decode = gon.decode_prior if gon.model.head is not None else gon.decode  # prior samples skip the head
+    clips = [join_windows(lambda ws, t, zc=zc: decode(zc[ws], t), starts, L, T, sr, sr) for zc in z]
+    return write_clips(clips, sr, out, "sample")
+
+
+def pair_signal(gon, a, b) -> AudioSignal:
+    """Clips a and b cut to the shorter one's duration, windowed as `render` windows them (every eighth of a
+    window), so both have the same window starts."""
+    m = gon.meta
     if a is None or b is None:
         raise DataError("audio interpolation needs --from CLIP_A --to CLIP_B")
-    sig = signal_for_run(gon, [a, b])
-    ia, _ = sig.clip_windows(0)
+    for p in (a, b):
+        if not Path(p).is_file():
+            raise DataError(f"{p}: file not found (audio interpolation takes two clips)")
+    clips = [read_clip(Path(p), m["sample_rate"], m["channels"]) for p in (a, b)]
+    n = min(map(len, clips))
+    window = m["length"] / m["sample_rate"]
+    return AudioSignal([c[:n] for c in clips], m["sample_rate"], window, window / RENDER_OVERLAP, [str(a), str(b)])
+
+
+def interpolate(gon, a, b, frames: int, out, **_) -> str:
+    """Morph clip a into clip b, whole clips: both cut to the shorter one's duration; every window's latent is
+    slerped between the two clips' latents of that window, and each frame is rendered with `render`'s cross-fade.
+    Frame 0 is clip a as `render` gives it, the last frame clip b. One WAV with the frames in sequence, or one per
+    frame into a folder."""
+    from implicit_gon import slerp
+    out = check_clip_out(out)
+    sig = pair_signal(gon, a, b)
+    ia, starts = sig.clip_windows(0)
     ib, _ = sig.clip_windows(1)
-    z = gon.encode_signal(sig, torch.tensor([ia[0].item(), ib[0].item()])).cpu()
-    path = slerp(z[0], z[1], torch.linspace(0, 1, frames))
-    x = gon.decode(path, time_grid(sig.length)).reshape(-1, sig.out_dim)
-    write_wav(x, sig.sample_rate, out)
+    z = gon.encode_signal(sig, torch.cat([ia, ib])).cpu()
+    za, zb = z[:len(ia)], z[len(ia):]
+    t = torch.linspace(0, 1, frames)
+    path = torch.stack([slerp(za[w], zb[w], t) for w in range(len(ia))], 1)  # (frames, W, K)
+    n = sig.clip_lengths[0]
+    clips = [join_windows(lambda ws, tt, zf=zf: gon.decode(zf[ws], tt), starts, sig.length, n, sig.sample_rate,
+                          sig.sample_rate) for zf in path]
+    return write_clips(clips, sig.sample_rate, out, "frame")
 
 
 # -- what the CLI's verbs do for audio ---------------------------------------------------------------------------

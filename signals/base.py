@@ -91,3 +91,15 @@ def find_files(paths, extensions: tuple[str, ...], what: str) -> list:
     if not out:
         raise DataError(f"no {what} given")
     return out
+
+
+def hold_out(files: list, what: str) -> tuple[list, list]:
+    """(train, held out) of files in path order: every tenth (the 10th, 20th, ..., as image folders do); with 2 to
+    9 files, the last one. Fewer than 2 cannot be split: a DataError asking for --val."""
+    from implicit_gon.errors import DataError
+
+    if len(files) < 2:
+        raise DataError(f"validation needs held-out {what}, and {len(files)} cannot be split: give --val PATH "
+                        f"(files or folders), or train on at least 2")
+    held = [f for i, f in enumerate(files) if i % 10 == 9] or files[-1:]
+    return [f for f in files if f not in held], held

@@ -147,9 +147,11 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     ogg = shared_data / "audio" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
     code, _, err = run_cli(["interpolate", run, "--from", wav, "--to", ogg, "--frames", "4",
                             "--out", tmp_path / "m.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * 64
-    code, _, err = run_cli(["sample", run, "--n", "3", "--out", tmp_path / "s.wav"], capsys)
-    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 64
+    gap = 4000  # 0.25 s of silence between frames or clips
+    n = round(min(sf.info(wav).duration, sf.info(ogg).duration) * 16000)  # whole clips, cut to the shorter one
+    assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * n + 3 * gap
+    code, _, err = run_cli(["sample", run, "--n", "3", "--seconds", "0.1", "--out", tmp_path / "s.wav"], capsys)
+    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 1600 + 2 * gap
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "short"])

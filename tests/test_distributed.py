@@ -136,3 +136,17 @@ def test_fast_step_matches_reference_under_autocast():
     scale = exact.abs().max()
     assert (out[True] - out[False]).abs().max() < 0.05 * scale
     assert (out[True] - exact).abs().max() < 0.05 * scale  # bf16 stays close to float32
+
+
+def test_rank_0_decides_when_to_stop(tmp_path):
+    """A wall-clock budget and early stopping are judged on rank 0 and every rank leaves at the same step (a rank
+    that went on alone would wait at the next all_reduce for ever)."""
+    run = tmp_path / "run"
+    p = _torchrun(2, ["fit", "images", *TINY, "--steps", "100000", "--max-time", "3s", "--val-every", "5",
+                      "--out", run])
+    code, err = _finish(p)
+    assert code == 0, err
+    assert err.count("wall-clock budget") == 1 and err.count("done:") == 1, err
+    from implicit_gon import GON
+    gon = GON.load(run, "cpu")
+    assert 0 < gon.step < 100000 and (run / "best.safetensors").is_file()
