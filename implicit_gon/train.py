@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from .api import GON, bits_per_dim, psnr_from_mse
 from .device import make_generator
 from .errors import GONError
 from .fsio import append_jsonl
+from .progress import progress_bar
 from .step import gon_objective, kl_standard_normal, nll_per_sample, per_sample
 
 _PERMS: dict[tuple[int, int, int], torch.Tensor] = {}
@@ -107,7 +107,7 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
     writer = _tensorboard(run) if tc.tensorboard else None
-    bar = tqdm(total=tc.steps, initial=gon.step, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(tc.steps, gon.step, progress)  # tqdm on a terminal, a line every few steps elsewhere
     t0, s0 = time.perf_counter(), gon.step
     while gon.step < tc.steps:
         step = gon.step
@@ -153,6 +153,16 @@ def _validate(gon: GON, val_signal) -> dict[str, Any]:
     return evaluate(gon, val_signal, torch.arange(n), gon.cfg.train.batch_size)
 
 
+def _claim_run(run: Path, overwrite: bool) -> None:
+    """Refuse to train a new model into a run directory that holds one, unless overwrite (then its metrics go)."""
+    from .checkpoint import CKPT
+    if (run / CKPT).is_file():
+        if not overwrite:
+            raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
+                           "directory; train() continues a loaded run)")
+        (run / "metrics.jsonl").unlink(missing_ok=True)
+
+
 def _tensorboard(run: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -161,11 +171,14 @@ def _tensorboard(run: Path):
     return SummaryWriter(str(run / "tb"))
 
 
-def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True) -> GON:
+def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, overwrite: bool = False) -> GON:
     """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
 
-        gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist")
-    """
+        gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist-notebook")
+
+    A run directory that already holds a checkpoint is refused, as on the command line; overwrite=True replaces
+    that run (its checkpoint and metrics.jsonl)."""
+    _claim_run(Path(run), overwrite)
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
     gon = GON(cfg, meta, cfg.train.device)

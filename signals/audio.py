@@ -274,10 +274,9 @@ def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
 
 
 def write_wav(x: torch.Tensor | np.ndarray, sample_rate: int, path) -> None:
-    import soundfile as sf
-    x = np.asarray(x, dtype=np.float32).clip(-1, 1)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), x, sample_rate, subtype="PCM_16", format="WAV")
+    """(T, C) samples -> WAV, FLAC or OGG by the file's extension (implicit_gon.media.write_audio)."""
+    from implicit_gon.media import write_audio
+    write_audio(x, sample_rate, path)
 
 
 def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
