@@ -119,3 +119,66 @@ def as_uint8_images(x, res: int, channels: int) -> np.ndarray:
 def render(gon, z: torch.Tensor, res: int) -> np.ndarray:
     """Decode latents on a res x res grid (super-resolution above the training resolution): (B, res, res, C)."""
     return to_uint8(gon.decode(z, grid(res)), res)
+
+
+def render_prior(gon, z: torch.Tensor, res: int) -> np.ndarray:
+    """Decode latents drawn by gon.sample_latents (a variational run's prior skips the head): (B, res, res, C)."""
+    if gon.model.head is not None:
+        return to_uint8(gon.decode_prior(z, grid(res)), res)
+    return render(gon, z, res)
+
+
+def read_latents(path, latent_dim: int) -> torch.Tensor:
+    """Latents from a .npy file (n, K) or (K,), checked against the run's latent size: (n, K) float32."""
+    from pathlib import Path
+
+    from implicit_gon.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    z = z[None] if z.ndim == 1 else z
+    if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.issubdtype(z.dtype, np.number):
+        raise DataError(f"{path}: latents of shape {tuple(z.shape)} ({z.dtype}); this run needs (n, {latent_dim})")
+    if not np.isfinite(z).all():
+        raise DataError(f"{path}: latents hold NaN or infinite values")
+    return torch.from_numpy(z.astype(np.float32))
+
+
+def upscale_nearest(images: np.ndarray, res: int) -> np.ndarray:
+    """(n, h, w, C) uint8 -> (n, res, res, C) by nearest neighbour, so originals shown beside a super-resolved
+    rendering keep their visible pixels."""
+    if images.shape[1] == res:
+        return images
+    rows = (np.arange(res) * images.shape[1] // res)
+    cols = (np.arange(res) * images.shape[2] // res)
+    return images[:, rows][:, :, cols]
+
+
+def comparison(originals: np.ndarray, rendered: np.ndarray, label: str, cols: int | None = None) -> np.ndarray:
+    """A labelled two-row picture: originals (n, h, w, C) (enlarged by nearest neighbour to the rendering's size)
+    above their renderings (n, res, res, C)."""
+    from implicit_gon.media import compare_grid
+    res = rendered.shape[1]
+    return compare_grid([(f"original {originals.shape[1]}px", upscale_nearest(originals, res)),
+                         (label, rendered)], cols)
+
+
+def nearest(train: np.ndarray, queries: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """For each query image (n, r, r, C) uint8, the index of the training image (N, r, r, C) uint8 closest to it
+    in squared pixel distance, and that distance per pixel value (MSE in [0, 1] units): (n,), (n,). The training set
+    is read chunk images at a time, so a memory-mapped dataset is never loaded whole."""
+    q = torch.from_numpy(queries.reshape(len(queries), -1).astype(np.float32) / 255)  # (n, D)
+    best = torch.full((len(q),), float("inf"))
+    arg = torch.zeros(len(q), dtype=torch.long)
+    for s in range(0, len(train), chunk):
+        t = torch.from_numpy(np.ascontiguousarray(train[s:s + chunk]).reshape(-1, q.shape[1]).astype(np.float32) / 255)
+        d = torch.cdist(q, t).square()  # (n, chunk)
+        m, i = d.min(1)
+        better = m < best
+        best[better], arg[better] = m[better], i[better] + s
+    return arg.numpy(), (best / q.shape[1]).numpy()
