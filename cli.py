@@ -272,7 +272,9 @@ def _flag(ctx: typer.Context, name: str) -> str:
 def _refuse_unused(ctx: typer.Context, verb: str, signal: str) -> None:
     for name, signals in SIGNAL_OPTIONS[verb].items():
         if signal not in signals and _given(ctx, name):
-            raise _err(f"{verb} {_flag(ctx, name)}: not used for {signal} runs (only for {' and '.join(signals)})")
+            nouns = {"images": "image", "audio": "audio", "sdf": "SDF"}
+            raise _err(f"{verb} {_flag(ctx, name)}: not used for {nouns[signal]} runs (only for "
+                       f"{' and '.join(nouns[s] for s in signals)})")
 
 
 def _outputs(signal: str, out: Optional[Path], plot: Optional[Path] = None, video: bool = False,
