@@ -33,8 +33,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
+# make bench DATA=DIR: MNIST's IDX files in DIR (default: $$IMPLICIT_GON_DATA, else ../shared/data)
 bench: setup
-	$(BIN)/python benchmarks/step_speed.py
+	$(BIN)/python benchmarks/step_speed.py $(if $(DATA),--data-dir $(DATA))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -13,7 +13,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
                   help="Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate.")
 fit_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
-                      help="Train a GON on images, audio or signed distance fields.")
+                      help="Train a GON on images, audio or signed distance fields. Flags left out take their "
+                           "value from the dataset's config (configs/<signal>/<name>.yaml, shipped with the "
+                           "package), layered with --config files and --set; `implicit-gon config show images "
+                           "mnist` prints the resolved values.")
 dataset_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                           help="List image datasets and inspect one on disk.")
 config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
@@ -46,24 +49,27 @@ def _root(show_version: bool = Opt(False, "--version", callback=_version, is_eag
 
 # ---------------------------------------------------------------------------------------------------------------
 # fit
+FLAG_KEYS = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.lr", "points": "train.points",
+             "seed": "train.seed", "device": "train.device", "latent_dim": "model.latent_dim",
+             "hidden": "model.hidden", "layers": "model.layers", "variational": "model.variational",
+             "w0_first": "model.w0_first", "w0_hidden": "model.w0_hidden", "loss": "gon.loss",
+             "step_size": "gon.step_size", "inner_steps": "gon.inner_steps", "detach": "gon.detach",
+             "res": "data.res", "channels": "data.channels", "data_dir": "data.data_dir",
+             "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
+             "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
+             "oversample": "data.oversample", "samples": "data.sdf_samples",
+             "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
+             "precision": "train.precision", "patience": "train.patience", "val_metric": "train.val_metric",
+             "max_time": "train.max_time"}
+"""fit flags -> the config fields they set (their help text and default come from there)."""
+
+
 def _flags(**kw) -> dict:
     """CLI flags as dotted config keys (None: not given, so the YAML or default stands)."""
-    keys = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.lr", "points": "train.points",
-            "seed": "train.seed", "device": "train.device", "latent_dim": "model.latent_dim",
-            "hidden": "model.hidden", "layers": "model.layers", "variational": "model.variational",
-            "w0_first": "model.w0_first", "w0_hidden": "model.w0_hidden", "loss": "gon.loss",
-            "step_size": "gon.step_size", "inner_steps": "gon.inner_steps", "detach": "gon.detach",
-            "res": "data.res", "channels": "data.channels", "data_dir": "data.data_dir",
-            "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
-            "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
-            "oversample": "data.oversample",
-            "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
-            "precision": "train.precision", "patience": "train.patience", "val_metric": "train.val_metric",
-            "max_time": "train.max_time"}
     if kw.get("max_time") is not None:
         from implicit_gon.stopping import parse_duration
         kw["max_time"] = parse_duration(kw["max_time"])
-    return {keys[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in keys}
+    return {FLAG_KEYS[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in FLAG_KEYS}
 
 
 VAL_EVERY_HELP = "Score the held-out data every N steps; keeps RUN/best.safetensors (0: only at the end)."
@@ -113,10 +119,11 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
         raise GONError(f"train.val_every = {cfg.train.val_every}: this run has no held-out data to validate on")
     if dist.main:
         procs = f", {dist.world} processes" if dist.active else ""
-        print(f"fit {signal}: {len(train_sig)} training samples, {cfg.train.device} device{procs}, "
+        device = _device_name(str(gon.device) if gon else distributed.device_for(dist, cfg.train.device))
+        print(f"fit {signal}: {len(train_sig)} training samples, device {device}{procs}, "
               f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
     if gon is None:
-        gon = fit(train_sig, cfg, out, val_sig, progress, dist)
+        gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
         final = gon.last_validation
     else:
         final = train(gon, train_sig, out, val_sig, opt_state, progress, dist)
@@ -126,6 +133,16 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
     if dist.main:
         print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
+
+
+def _device_name(name: str) -> str:
+    """The device `auto|cpu|cuda[:N]` resolves to, as torch names it with its index (cpu, cuda:0)."""
+    import torch
+    from implicit_gon.device import resolve_device
+    dev = resolve_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return str(dev)
 
 
 @fit_app.command("images")
@@ -141,14 +158,14 @@ def fit_images(
     lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
     precision: Optional[str] = Opt(None, help="fp32, bf16 or fp16 (autocast; float32 master weights)."),
     device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
-    res: Optional[int] = Opt(None, help="Training resolution (default: the dataset's)."),
+    res: Optional[int] = Opt(None, help="Training resolution; unset: the dataset's native one."),
     channels: Optional[int] = Opt(None), camera: Optional[str] = Opt(None, help="SmallNORB: left, right, both."),
     variational: Optional[bool] = Opt(None, "--variational/--no-variational", help="Variational GON (ELBO)."),
     download: Optional[bool] = Opt(None, "--download", help="Fetch the dataset if it is missing."),
     cache_dir: Optional[Path] = Opt(None), ckpt_every: Optional[int] = Opt(None),
     val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), tensorboard: Optional[bool] = Opt(None, "--tensorboard"),
     resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
-    quiet: bool = Opt(False, "--quiet", help="No progress bar."),
+    quiet: bool = Opt(False, "--quiet", help="No progress output."),
     patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
     val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP),
     max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
@@ -209,7 +226,7 @@ def fit_audio(
     set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     sample_rate: Optional[int] = Opt(None, help="Rate the clips are resampled to."),
     window: Optional[float] = Opt(None, help="Window length in seconds."),
-    hop: Optional[float] = Opt(None, help="Hop between windows in seconds (default: half a window)."),
+    hop: Optional[float] = Opt(None, help="Hop between windows in seconds; unset: half a window."),
     oversample: Optional[int] = Opt(None, help="Fit F between samples on a grid this many times finer (1: off)."),
     steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
     hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
@@ -219,7 +236,8 @@ def fit_audio(
     w0_first: Optional[float] = Opt(None), channels: Optional[int] = Opt(None, help="1 mixes to mono."),
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),
-    resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
+    quiet: bool = Opt(False, "--quiet", help="No progress output."),
     val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="clips")),
     val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
     val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
@@ -256,7 +274,8 @@ def fit_sdf(
     loss: Optional[str] = Opt(None, help="clamped_l1 (DeepSDF's) or mse."),
     variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
     ckpt_every: Optional[int] = Opt(None),
-    resume: bool = Opt(False, "--resume"), quiet: bool = Opt(False, "--quiet"),
+    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
+    quiet: bool = Opt(False, "--quiet", help="No progress output."),
     val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="meshes")),
     val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
     val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
@@ -286,6 +305,79 @@ def _maybe_test(data):
         return None
 
 
+def _document_fit_flags() -> None:
+    """Every fit flag that sets a config field says what the field means (its docstring in config.py, unless the
+    flag has its own help) and that its default is resolved per dataset: `implicit-gon config show`."""
+    import inspect
+    from implicit_gon.config_help import flag_help
+    for cmd in fit_app.registered_commands:
+        for name, p in inspect.signature(cmd.callback).parameters.items():
+            if isinstance(p.default, typer.models.OptionInfo) and name in FLAG_KEYS:
+                p.default.help = flag_help(FLAG_KEYS[name], cmd.name, p.default.help)
+
+
+_document_fit_flags()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# which options each verb uses for which signal
+SIGNAL_OPTIONS = {
+    "eval": {"paths": ("audio", "sdf"), "data": ("audio", "sdf"), "plot": ("images", "audio"),
+             "compare": ("images",), "data_dir": ("images",), "split": ("images",), "n": ("images",)},
+    "render": {"n": ("images",), "split": ("images",), "data_dir": ("images",), "compare": ("images",),
+               "res": ("images", "sdf"), "index": ("sdf",), "sample_rate": ("audio",), "plot": ("audio",),
+               "hop": ("audio",)},
+    "sample": {"res": ("images",), "compare": ("images",), "seconds": ("audio",)},
+    "interpolate": {"pairs": ("images",), "split": ("images",), "data_dir": ("images",), "res": ("images", "sdf"),
+                    "fps": ("images", "sdf")},
+}
+"""Options that only some signals use, per verb (any other option applies to every signal). An option given on the
+command line for a run of another signal is refused with one line, never ignored."""
+
+DEVICE_HELP = "auto (CUDA when available), cpu, cuda or cuda:N."
+PNG = {".png": "PNG"}
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set this parameter (on the command line or through the environment), not its default."""
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _flag(ctx: typer.Context, name: str) -> str:
+    p = next(p for p in ctx.command.params if p.name == name)
+    return p.opts[0] if p.param_type_name == "option" else p.human_readable_name
+
+
+def _refuse_unused(ctx: typer.Context, verb: str, signal: str) -> None:
+    for name, signals in SIGNAL_OPTIONS[verb].items():
+        if signal not in signals and _given(ctx, name):
+            nouns = {"images": "image", "audio": "audio", "sdf": "SDF"}
+            raise _err(f"{verb} {_flag(ctx, name)}: not used for {nouns[signal]} runs (only for "
+                       f"{' and '.join(nouns[s] for s in signals)})")
+
+
+def _outputs(signal: str, out: Optional[Path], plot: Optional[Path] = None, video: bool = False,
+             folder: bool = False) -> None:
+    """Check output names before any work: the run's signal decides which formats --out may name (video: the verb
+    can write videos; folder: the verb may write a folder of files: SDF meshes, audio clips or frames)."""
+    from implicit_gon.media import AUDIO, IMAGE, VIDEO, check_out
+    if out is not None:
+        if signal == "audio":
+            kinds = (AUDIO,)
+        elif video:
+            kinds = (VIDEO,) if signal == "sdf" else (IMAGE, VIDEO)
+        else:
+            kinds = (IMAGE,)
+        check_out(out, *kinds, folder=folder and signal in ("sdf", "audio"))
+    if plot is not None:
+        check_out(plot, IMAGE if signal == "images" else PNG, what="--plot")
+
+
+def _wrote(path: Path, what: str) -> None:
+    print(f"wrote {path} ({what})", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # eval, render, encode
 class Which(str, Enum):
@@ -304,25 +396,34 @@ def _load(run: Path, device: str, which: Which = Which.last):
 
 
 def _image_split(gon, split: str, data_dir: Optional[Path]):
-    """The run's dataset split at its training resolution (another --data-dir may be given)."""
+    """The run's dataset split at its training resolution (another --data-dir may be given). Dataset notes were
+    printed when the run was fitted; they are not repeated here."""
     import dataclasses
     from signals import image_signal
     data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
-    return image_signal(data, split, gon.meta["res"], gon.meta["channels"])
+    return image_signal(data, split, gon.meta["res"], gon.meta["channels"], notes=False)
+
+
+PLOT_MAX = 16
+"""Images drawn by `eval --plot`: the first ones evaluated."""
 
 
 @app.command("eval")
 def eval_cmd(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
     paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: training)."),
     data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
-    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and reconstruction (PNG)."),
-    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
-    split: str = Opt("test", help="Split to evaluate."),
-    n: Optional[int] = Opt(None, help="Evaluate the first n samples only."),
-    batch_size: int = Opt(64), device: str = Opt("auto"),
+    plot: Optional[Path] = Opt(None, help=f"Picture to write: images: the first {PLOT_MAX} reconstructions "
+                               "(.png, .jpg, .webp); audio: spectrograms of original and reconstruction (.png)."),
+    compare: bool = Opt(False, "--compare", help="Images: --plot shows the originals above the reconstructions."),
+    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
+    split: str = Opt("test", help="Images: split to evaluate."),
+    n: Optional[int] = Opt(None, help="Images: evaluate the first n samples only."),
+    batch_size: int = Opt(64, help="Samples encoded at once (latents do not depend on it)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
+    as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
-    as_json: bool = Opt(False, "--json", help="End with one JSON line."),
 ):
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
     audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
@@ -330,87 +431,162 @@ def eval_cmd(
     from implicit_gon.train import evaluate
 
     gon = _load(run, device, checkpoint)
+    _refuse_unused(ctx, "eval", gon.meta["signal"])
+    _outputs(gon.meta["signal"], None, plot)
     given = list(data or []) + list(paths or [])
     if gon.meta["signal"] != "images":
         res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
-        return _report(res, as_json)
-    sig = _image_split(gon, split, data_dir)
-    idx = torch.arange(min(n, len(sig)) if n else len(sig))
-    res = evaluate(gon, sig, idx, batch_size)
-    res["split"] = split
+    else:
+        sig = _image_split(gon, split, data_dir)
+        idx = torch.arange(min(n, len(sig)) if n else len(sig))
+        res = evaluate(gon, sig, idx, batch_size)
+        res["split"] = split
+        if plot:
+            _plot_reconstructions(gon, sig, idx[:PLOT_MAX], compare, plot)
     _report(res, as_json)
+    if plot:
+        _wrote(plot, "spectrograms" if gon.meta["signal"] == "audio" else
+               f"{min(PLOT_MAX, res['n'])} reconstructions" + (" below their originals" if compare else ""))
+
+
+def _plot_reconstructions(gon, sig, idx, compare: bool, path: Path) -> None:
+    """Images idx of sig encoded in one step and rendered at the training resolution; with compare, under them."""
+    from implicit_gon.media import save_grid, save_image
+    from signals import images
+    rec = images.render(gon, gon.encode_signal(sig, idx), gon.meta["res"])
+    if compare:
+        save_image(images.comparison(sig.images[idx.numpy()], rec, "one step"), path)
+    else:
+        save_grid(rec, path)
 
 
 def _report(res: dict, as_json: bool) -> None:
+    """The human table (on stderr when --json, so stdout holds only the JSON document)."""
+    table = sys.stderr if as_json else sys.stdout
     for k, v in res.items():
         if k == "shapes":
             for s in v:
-                print("  " + "  ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in s.items()))
+                print("  " + "  ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in s.items()),
+                      file=table)
             continue
-        print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}")
+        print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}", file=table)
     if as_json:
         print(json.dumps(res))
 
 
 @app.command("render")
 def render_cmd(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    res: int = Opt(256, help="Output resolution (above the training one: super-resolution)."),
-    n: int = Opt(16, help="Number of samples; 1 writes a single image, more a grid."),
-    split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
-    input_: Optional[Path] = Opt(None, "--input", help="Audio clip or mesh to encode and render."),
+    res: int = Opt(256, min=1, help="Images and SDF: output side in pixels (above the training resolution: "
+                   "super-resolution)."),
+    n: int = Opt(16, min=1, help="Images: number of test images; 1 writes a single image, more a grid."),
+    split: str = Opt("test", help="Images: split the images come from."),
+    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
+    input_: Optional[List[Path]] = Opt(None, "--input", help="Images: your own image files (repeatable), encoded at "
+                                       "the run's resolution; audio: a clip; SDF: a mesh."),
+    compare: bool = Opt(False, "--compare", help="Images: the originals above their renderings, labelled."),
     index: Optional[int] = Opt(None, help="SDF: training shape to render."),
-    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: super-resolution)."),
-    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (PNG)."),
+    sample_rate: Optional[int] = Opt(None, min=1, help="Audio: output rate (above the training rate: "
+                                     "super-resolution)."),
+    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (.png)."),
     hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
                                "of a window; the overlapping renderings are cross-faded)"),
-    out: Path = Opt(..., help="Output file: PNG (images, SDF) or WAV (audio)."), device: str = Opt("auto"),
+    out: Path = Opt(..., help="Output file: .png, .jpg, .webp or .gif (images, SDF); .wav, .flac or .ogg (audio)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
-    """Encode samples in one step and render them at any resolution (images: the first n of a split; audio: a
-    clip at any sample rate; SDF: a shaded picture of a shape)."""
+    """Encode samples in one step and render them at any resolution (images: the first n of a split, or your own
+    files; audio: a clip at any sample rate; SDF: a shaded picture of a shape)."""
     import torch
-    from signals import images
+    from implicit_gon.media import save_grid, save_image
+    from signals import ImageSignal, images
 
     gon = _load(run, device, checkpoint)
-    if gon.meta["signal"] != "images":
-        return _signal_module(gon).render_run(gon, input_=input_, index=index, res=res, sample_rate=sample_rate,
-                                              plot=plot, out=out, hop=hop)
-    sig = _image_split(gon, split, data_dir)
-    z = gon.encode_signal(sig, torch.arange(min(n, len(sig))))
-    images.save_png(images.render(gon, z, res), out)
-    print(f"wrote {out} ({min(n, len(sig))} x {res}x{res})", file=sys.stderr)
+    kind = gon.meta["signal"]
+    _refuse_unused(ctx, "render", kind)
+    _outputs(kind, out, plot)
+    if kind != "images":
+        return _render_other(gon, input_, index, res, sample_rate, plot, out, hop)
+    if input_:
+        for name in ("n", "split", "data_dir"):
+            if _given(ctx, name):
+                raise _err(f"render {_flag(ctx, name)}: chooses dataset images; not used with --input")
+        sig = ImageSignal(images.read_images(input_, gon.meta["res"], gon.meta["channels"]), "input")
+    else:
+        sig = _image_split(gon, split, data_dir)
+    idx = torch.arange(min(n, len(sig)) if not input_ else len(sig))
+    pics = images.render(gon, gon.encode_signal(sig, idx), res)
+    if compare:
+        save_image(images.comparison(sig.images[idx.numpy()], pics, f"one step, {res}px"), out)
+    else:
+        save_grid(pics, out)
+    _wrote(out, f"{len(idx)} x {res}x{res}" + (", originals above" if compare else ""))
+
+
+def _render_other(gon, input_, index, res, sample_rate, plot, out, hop) -> None:
+    """render for audio (a clip at any rate) and SDF (a sphere-traced picture)."""
+    if input_ and len(input_) > 1:
+        raise _err(f"render --input: a {gon.meta['signal']} run renders one file at a time ({len(input_)} given)")
+    _signal_module(gon).render_run(gon, input_=input_[0] if input_ else None, index=index, res=res,
+                                   sample_rate=sample_rate, plot=plot, out=out, hop=hop)
+    if gon.meta["signal"] == "audio":
+        _wrote(out, f"{sample_rate or gon.meta['sample_rate']} Hz")
+        if plot:
+            _wrote(plot, "spectrograms")
+    else:
+        _wrote(out, f"{res}x{res}")
 
 
 @app.command("encode")
 def encode_cmd(
-    run: Path = typer.Argument(..., help="Run directory."),
-    inputs: List[Path] = typer.Argument(..., help="Image files."),
-    out: Path = Opt(..., help="Output .npy: one latent row per input, in order."),
-    batch_size: int = Opt(64), device: str = Opt("auto"),
+    run: Path = typer.Argument(..., help="Run directory of an image run."),
+    inputs: List[Path] = typer.Argument(..., help="Image files (centre-cropped and resized to the run's resolution)."),
+    out: Path = Opt(..., help="Output .npy: one latent row per input, in order (`implicit-gon decode` renders it)."),
+    batch_size: int = Opt(64, help="Images encoded at once (latents do not depend on it)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Encode images in one gradient step each."""
     import numpy as np
     from implicit_gon.fsio import atomic_path
-    from signals import ImageSignal
-    from signals.datasets import resize_square
-    from signals.datasets.base import open_image
+    from implicit_gon.media import check_out
+    from signals import ImageSignal, images
 
     gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "images":
-        raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use eval, render or export-mesh --input")
-    mode = "L" if gon.meta["channels"] == 1 else "RGB"
-    arrs = []
-    for p in inputs:
-        if not p.is_file():
-            raise _err(f"{p}: file not found")
-        a = np.asarray(open_image(p, p).convert(mode))
-        arrs.append(resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"]))
-    z = gon.encode_signal(ImageSignal(np.stack(arrs)), batch_size=batch_size).cpu().numpy()
+        other = {"audio": "eval or render --input CLIP", "sdf": "eval, render or export-mesh --input MESH"}
+        raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use {other[gon.meta['signal']]}")
+    check_out(out, {".npy": None})
+    sig = ImageSignal(images.read_images(inputs, gon.meta["res"], gon.meta["channels"]), "input")
+    z = gon.encode_signal(sig, batch_size=batch_size).cpu().numpy()
     with atomic_path(out) as tmp:
         np.save(tmp, z)
     print(f"wrote {out} {z.shape}", file=sys.stderr)
+
+
+@app.command("decode")
+def decode_cmd(
+    run: Path = typer.Argument(..., help="Run directory of an image run."),
+    latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes."),
+    res: Optional[int] = Opt(None, min=1, help="Output side in pixels (default: the training resolution; above it: "
+                             "super-resolution)."),
+    nrow: Optional[int] = Opt(None, min=1, help="Images per row of the grid (default: a square-ish grid)."),
+    out: Path = Opt(..., help="Output picture: .png, .jpg, .webp or .gif (one latent: one image, more: a grid)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
+):
+    """Render latents (from `encode`, or your own edits of them) at any resolution."""
+    from implicit_gon.media import IMAGE, check_out, save_grid
+    from signals import images
+
+    gon = _load(run, device)
+    if gon.meta["signal"] != "images":
+        raise _err(f"{run}: decode renders image latents (this run is {gon.meta['signal']})")
+    check_out(out, IMAGE)
+    z = images.read_latents(latents, gon.cfg.model.latent_dim)
+    res = res or gon.meta["res"]
+    save_grid(gon.render(z, res), out, nrow)
+    _wrote(out, f"{len(z)} x {res}x{res}")
 
 
 def _err(msg: str):
@@ -444,67 +620,99 @@ def _signal_module(gon):
 
 @app.command("sample")
 def sample_cmd(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    n: Optional[int] = Opt(None, help="Number of samples (default 64; audio: 1 clip)."),
+    n: Optional[int] = Opt(None, min=1, help="Number of samples (default 64; audio: 1 clip)."),
     seconds: Optional[float] = Opt(None, min=0.001, help="Audio: duration of each sampled clip (default 2)."),
-    res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
+    res: Optional[int] = Opt(None, min=1, help="Images: output resolution (default: the training one)."),
     temperature: float = Opt(1.0, help="Scale of the latent noise."),
-    seed: int = Opt(0), refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian first."),
-    out: Path = Opt(..., help="Output file (PNG for images; audio: a .wav of the clips in sequence, or a folder)."), device: str = Opt("auto"),
+    seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
+    refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
+    compare: bool = Opt(False, "--compare", help="Images: each sample above its nearest training image "
+                        "(squared pixel distance at the training resolution): a memorisation check."),
+    out: Path = Opt(..., help="Output: .png, .jpg, .webp or .gif (images; SDF renders, or a folder of meshes); "
+                    "audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
     from implicit_gon.device import make_generator
+    from implicit_gon.media import save_grid
     from signals import images
 
     gon = _load(run, device, checkpoint)
+    kind = gon.meta["signal"]
+    _refuse_unused(ctx, "sample", kind)
+    _outputs(kind, out, folder=True)
     if refit:
         _refit(gon, run, checkpoint)
     gen = make_generator(seed)
-    if seconds is not None and gon.meta["signal"] != "audio":
-        raise _err(f"--seconds is for audio runs; this one is {gon.meta['signal']}")
-    if gon.meta["signal"] == "audio":
-        wrote = _signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)
-        print(f"wrote {wrote}", file=sys.stderr)
-        return
+    if kind == "audio":
+        return print(f"wrote {_signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)}",
+                     file=sys.stderr)
     n = n or 64
-    if gon.meta["signal"] != "images":
-        return _signal_module(gon).sample(gon, n, gen, temperature, out)
+    if kind != "images":
+        _signal_module(gon).sample(gon, n, gen, temperature, out)
+        return _wrote(out, f"{n} samples")
     res = res or gon.meta["res"]
-    values = gon.generate(n, images.grid(res), gen, temperature)
-    images.save_png(images.to_uint8(values, res), out)
-    print(f"wrote {out} ({n} samples, {res}x{res})", file=sys.stderr)
+    z = gon.sample_latents(n, gen, temperature)
+    pics = images.render_prior(gon, z, res)
+    if compare:
+        _nearest_training(gon, z, pics, out)
+    else:
+        save_grid(pics, out)
+    _wrote(out, f"{n} samples, {res}x{res}" + (", nearest training images below" if compare else ""))
+
+
+def _nearest_training(gon, z, pics, out: Path) -> None:
+    """Samples above the training images nearest to them at the training resolution."""
+    from implicit_gon.media import compare_grid, save_image
+    from signals import images
+    train = _image_split(gon, "train", None).images
+    r = gon.meta["res"]
+    small = pics if pics.shape[1] == r else images.render_prior(gon, z, r)
+    idx, mse = images.nearest(train, small)
+    save_image(compare_grid([("sample", pics), ("nearest training", images.upscale_nearest(train[idx], pics.shape[1]))]),
+               out)
+    print(f"nearest training images: mean squared distance {mse.mean():.4g} per value (values in [0, 1])",
+          file=sys.stderr)
 
 
 @app.command("interpolate")
 def interpolate_cmd(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    pairs: int = Opt(4, help="Number of pairs of consecutive test samples (0-1, 2-3, ...)."),
-    from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images) or a file (audio, SDF)."),
+    pairs: int = Opt(4, min=1, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...)."),
+    from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training "
+                               "index or mesh (SDF)."),
     to: Optional[str] = Opt(None, "--to", help="Second end."),
     frames: int = Opt(8, help="Frames per pair, ends included."),
-    res: Optional[int] = Opt(None, help="Output resolution (images; default: the training one)."),
-    split: str = Opt("test"), data_dir: Optional[Path] = Opt(None),
-    fps: int = Opt(15, help="Video frame rate."),
-    out: Path = Opt(..., help="PNG grid (a row per pair), or .mp4/.gif video (frames per pair, pairs in turn); "
-                    "audio: a .wav of the frames in sequence, or a folder (one WAV per frame)."),
-    device: str = Opt("auto"),
+    res: Optional[int] = Opt(None, min=1, help="Images and SDF: output resolution (default: the training one)."),
+    split: str = Opt("test", help="Images: split the ends come from."),
+    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
+    fps: int = Opt(15, min=1, help="Video frame rate."),
+    out: Path = Opt(..., help="Images: a picture (.png, .jpg, .webp: a row per pair) or a video (.mp4, .webm, "
+                    ".gif); audio: a .wav of the frames in sequence, or a folder (one WAV per frame); SDF: a video of renders, or a folder of meshes."),
+    device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
     import torch
     from implicit_gon import slerp
-    from implicit_gon.media import VIDEO_SUFFIXES, write_video
+    from implicit_gon.media import is_video, save_grid, write_video
     from signals import images
 
     gon = _load(run, device, checkpoint)
+    kind = gon.meta["signal"]
+    _refuse_unused(ctx, "interpolate", kind)
+    _outputs(kind, out, video=True, folder=True)
     if frames < 2:
         raise _err(f"--frames {frames}: need at least 2 (the two ends)")
-    if gon.meta["signal"] == "audio":
-        print(f"wrote {_signal_module(gon).interpolate(gon, from_, to, frames, out)}", file=sys.stderr)
-        return
-    if gon.meta["signal"] != "images":
-        return _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
+    if kind == "audio":
+        return print(f"wrote {_signal_module(gon).interpolate(gon, from_, to, frames, out)}", file=sys.stderr)
+    if kind != "images":
+        _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
+        return _wrote(out, f"{frames} frames")
     sig = _image_split(gon, split, data_dir)
     if (from_ is None) != (to is None):
         raise _err("give both --from and --to, or neither")
@@ -520,11 +728,11 @@ def interpolate_cmd(
     path = torch.cat([slerp(z[2 * p], z[2 * p + 1], t) for p in range(len(ends))])  # (pairs * frames, K)
     res = res or gon.meta["res"]
     pics = images.render(gon, path, res)
-    if out.suffix.lower() in VIDEO_SUFFIXES:
+    if is_video(out):
         write_video(pics, out, fps)
     else:
-        images.save_png(pics, out, nrow=frames)
-    print(f"wrote {out} ({len(ends)} pairs x {frames} frames, {res}x{res})", file=sys.stderr)
+        save_grid(pics, out, nrow=frames)
+    _wrote(out, f"{len(ends)} pairs x {frames} frames, {res}x{res}")
 
 
 @app.command("export-mesh")
@@ -535,7 +743,8 @@ def export_mesh_cmd(
     res: int = Opt(256, help="Marching-cubes grid resolution (res^3, evaluated in slabs)."),
     fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
     original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the unit sphere."),
-    out: Path = Opt(..., help="Output mesh file."), device: str = Opt("auto"),
+    out: Path = Opt(..., help="Output mesh file (.ply, .obj, .glb, .stl)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Marching cubes over the network's signed distance field."""
@@ -560,15 +769,17 @@ def dataset_list():
 
 @dataset_app.command("info")
 def dataset_info(
-    name: str = typer.Argument(...), data_dir: Optional[Path] = Opt(None),
-    res: Optional[int] = Opt(None), camera: str = Opt("left"),
-    as_json: bool = Opt(False, "--json"),
+    name: str = typer.Argument(..., help="Dataset name (`implicit-gon dataset list`)."),
+    data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
+    res: Optional[int] = Opt(None, min=1, help="Resolution to report (default: the dataset's native one)."),
+    camera: str = Opt("left", help="SmallNORB: left, right or both."),
+    as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
 ):
     """Per split, the number of images and their shape (C, H, W)."""
     from signals.datasets import split_shapes
     info = split_shapes(name, data_dir, res, None, None, camera)
     for split, v in info.items():
-        print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}")
+        print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}", file=sys.stderr if as_json else sys.stdout)
     if as_json:
         print(json.dumps(info))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from common import run_benchmark
 from implicit_gon import GON
 from signals import audio
 
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

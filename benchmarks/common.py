@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,11 +15,50 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def mnist_split(split: str) -> np.ndarray:
-    """Real MNIST (the distributed IDX files): 9,000 train / 1,000 test from $IMPLICIT_GON_DATA/mnist."""
+DATA_HELP = ("folder holding MNIST's IDX files (or a folder with mnist/ in it); default $IMPLICIT_GON_DATA, "
+             "else ../shared/data beside the repository")
+
+
+def add_data_dir(ap) -> None:
+    """The --data-dir option every benchmark that reads MNIST takes."""
+    ap.add_argument("--data-dir", type=Path, default=None, help=DATA_HELP)
+
+
+def data_dir(arg: Path | None) -> Path:
+    """--data-dir, else $IMPLICIT_GON_DATA, else ../shared/data; a missing folder is a one-line error."""
+    from implicit_gon.errors import DataError
+    path = Path(arg or os.environ.get("IMPLICIT_GON_DATA") or ROOT.parent / "shared" / "data").expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: data folder not found; pass --data-dir DIR (MNIST's IDX files, or a folder with "
+                        "mnist/ in it) or set IMPLICIT_GON_DATA")
+    return path
+
+
+def mnist_split(split: str, data: Path | None = None) -> np.ndarray:
+    """Real MNIST (the distributed IDX files; 9,000 train / 1,000 test when only t10k is there) from data_dir."""
+    from implicit_gon.errors import DataError
     from signals.datasets import load_images
-    data = Path(os.environ.get("IMPLICIT_GON_DATA", ROOT.parent / "shared" / "data")) / "mnist"
-    return load_images("mnist", split, data, progress=False)
+    root = data_dir(data)
+    try:
+        return load_images("mnist", split, root, progress=False, notes=False)
+    except DataError as e:
+        raise DataError(f"{e} (benchmarks read MNIST from --data-dir or $IMPLICIT_GON_DATA)") from None
+
+
+def run_benchmark(main) -> None:
+    """Run a benchmark's main: user errors (missing data, a bad run) as one line and exit 1, Ctrl-C as 130."""
+    from implicit_gon.errors import GONError
+    try:
+        main()
+    except GONError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except subprocess.CalledProcessError as e:  # a command it runs failed; that command printed why
+        print(f"error: {' '.join(map(str, e.cmd[:3]))} ... exited with status {e.returncode}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def steps_per_second(step, min_time: float = 8.0, warmup: int = 2) -> float:

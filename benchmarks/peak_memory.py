@@ -1,7 +1,7 @@
 """Peak resident memory of the commands with a 2 GB goal:
 `render RUN --res 1024 --n 16` (images) and `export-mesh RUN --res 256` (SDF).
 
-    python benchmarks/peak_memory.py [--image-run RUN] [--sdf-run RUN]
+    python benchmarks/peak_memory.py [--data-dir DIR] [--image-run RUN] [--sdf-run RUN]
 
 Without runs it trains small ones first (a few MNIST steps; a sphere and a box for SDF); memory does not depend on
 how well a run is trained, only on the model's width and the output size.
@@ -9,13 +9,15 @@ how well a run is trained, only on the model's width and the output size.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_data_dir, run_benchmark  # noqa: E402
+
 EXE = [str(ROOT / ".venv" / "bin" / "implicit-gon")]
 
 
@@ -27,9 +29,10 @@ def peak_rss_kib(cmd: list[str]) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def image_run(tmp: Path) -> Path:
+def image_run(tmp: Path, data_arg: Path | None) -> Path:
+    from common import data_dir
     run = tmp / "images"
-    data = Path(os.environ.get("IMPLICIT_GON_DATA", ROOT.parent / "shared" / "data")) / "mnist"
+    data = data_dir(data_arg)
     subprocess.run(EXE + ["fit", "images", "--dataset", "mnist", "--data-dir", str(data), "--out", str(run),
                           "--steps", "20", "--quiet"], check=True)
     return run
@@ -49,9 +52,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image-run", type=Path)
     ap.add_argument("--sdf-run", type=Path)
+    add_data_dir(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    run = args.image_run or image_run(tmp)
+    run = args.image_run or image_run(tmp, args.data_dir)
     peak = peak_rss_kib(EXE + ["render", str(run), "--res", "1024", "--n", "16", "--out", str(tmp / "r.png")])
     print(f"render --res 1024 --n 16: peak RSS {peak / 1024:.0f} MiB (goal: under 2048 MiB)")
     run = args.sdf_run or sdf_run(tmp)
@@ -60,4 +64,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -1,6 +1,6 @@
 """Training-step speed: the straightforward Eq. 12 implementation vs the engine, same model and batch, one run.
 
-    python benchmarks/step_speed.py [--batch-size 64] [--threads N] [--device cpu]
+    python benchmarks/step_speed.py [--data-dir DIR] [--batch-size 64] [--threads N] [--device cpu]
 
 (a) Eq. 12 as written: latent repeated per coordinate and concatenated, autograd double backward, full grid.
 (b) the engine (split first layer, shared-origin Jacobian), on the full grid and on 25% of coordinates.
@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from common import mnist_split, steps_per_second
+from common import add_data_dir, mnist_split, run_benchmark, steps_per_second
 from eq12 import ConcatSiren, eq12_loss
 from implicit_gon.config import GONConfig, ModelConfig
 from implicit_gon.device import resolve_device
@@ -26,12 +26,13 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--min-time", type=float, default=10.0)
+    add_data_dir(ap)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     mc = ModelConfig()  # the paper's MNIST model: 4 sine layers of 256, latent 32
-    sig = ImageSignal(mnist_split("train"))
+    sig = ImageSignal(mnist_split("train", args.data_dir))
     idx = torch.arange(args.batch_size)
     full = sig.full(idx, dev)
     torch.manual_seed(0)
@@ -69,4 +70,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -1,8 +1,10 @@
 """The Python API that the CLI is a thin layer over.
 
-    from implicit_gon import GON
-    gon = GON.load("runs/mnist")              # or GON.fit(signal, cfg, "runs/mnist")
-    z = gon.encode(batch)                      # one gradient step from the origin, (B, K)
+    from implicit_gon import GON, save_grid
+    gon = GON.load("runs/mnist")               # a run that `implicit-gon fit` or implicit_gon.fit() trained
+    z = gon.encode_images(["a.png", "b.png"])  # or an array (B, H, W, C): one gradient step each, (B, K)
+    pics = gon.render(z, res=256)              # (B, 256, 256, C) uint8 at any resolution
+    save_grid(pics, "grid.png")                # .png, .jpg, .webp or .gif
     values = gon.decode(z, coords)             # F(c ⊕ z) on any coordinates, in chunks, (B, M, C)
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import checkpoint
@@ -63,9 +66,21 @@ class GON:
             gon.gaussian = (extra["gauss_mean"], extra["gauss_cov"])
         return (gon, opt) if with_optimizer else gon
 
+    def __repr__(self) -> str:
+        m, mc = self.meta, self.cfg.model
+        what = {"images": lambda: f"{m.get('name', 'images')} {m['res']}x{m['res']}x{m['channels']}",
+                "audio": lambda: f"audio {m['sample_rate']} Hz, {m['length']}-sample windows",
+                "sdf": lambda: "signed distance fields"}.get(m.get("signal"), lambda: str(m.get("signal")))()
+        kind = "variational GON" if mc.variational else "GON"
+        return (f"<{kind}: {what}, latent {mc.latent_dim}, SIREN {mc.layers}x{mc.hidden}, step {self.step}, "
+                f"{self.device}>")
+
     # -- the model as a representation --------------------------------------------------------------------------
     def encode(self, batch) -> torch.Tensor:
-        """Latents of a Batch in one gradient step from the origin (no training graph): (B, K) on self.device."""
+        """Latents in one gradient step from the origin (no training graph): (B, K) on self.device. `batch` is a
+        signals Batch, or, for an image run, images as an array or tensor (B, H, W, C) (see encode_images)."""
+        if not hasattr(batch, "coords"):
+            return self.encode_images(batch)
         self.model.eval()
         with torch.enable_grad():
             z = gon_latents(self.model, batch.coords, batch.values, self.cfg.gon, batch.scale, create_graph=False)
@@ -76,6 +91,33 @@ class GON:
         idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
         out = [self.encode(signal.full(idx[i:i + batch_size], self.device)) for i in range(0, len(idx), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.cfg.model.latent_dim, device=self.device)
+
+    def encode_images(self, images, batch_size: int = 64) -> torch.Tensor:
+        """Latents of images, one gradient step each: (B, K) on self.device. `images` is a list of image files,
+        or an array or tensor (B, H, W, C) or (B, H, W), uint8 or floats in [0, 1]; other sizes are centre-cropped
+        and resized to the run's resolution (latents are only meaningful there). Image runs only."""
+        from signals.images import ImageSignal, as_uint8_images, read_images
+
+        res, ch = self._image_run("encode_images")
+        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
+            arr = read_images(images, res, ch)
+        else:
+            arr = as_uint8_images(images, res, ch)
+        return self.encode_signal(ImageSignal(arr), batch_size=batch_size)
+
+    def render(self, z, res: int | None = None) -> np.ndarray:
+        """Decode image latents z (B, K) (or (K,)) on a res x res grid, default the training resolution; above it
+        this is super-resolution: (B, res, res, C) uint8. Image runs only."""
+        from signals.images import render
+
+        train_res, _ = self._image_run("render")
+        z = torch.as_tensor(z, dtype=torch.float32)
+        return render(self, z[None] if z.ndim == 1 else z, res or train_res)
+
+    def _image_run(self, what: str) -> tuple[int, int]:
+        if self.meta.get("signal") != "images":
+            raise GONError(f"GON.{what} needs an image run (this one is {self.meta.get('signal')})")
+        return self.meta["res"], self.meta["channels"]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, coords: torch.Tensor, out_device="cpu") -> torch.Tensor:

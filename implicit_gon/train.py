@@ -1,13 +1,11 @@
 """Training: Adam on the GON objective, with step-seeded randomness so that `--resume` continues the very same run."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from .api import GON, bits_per_dim, psnr_from_mse
 from .checkpoint import BEST
@@ -16,6 +14,7 @@ from .distributed import SINGLE, Dist, agree, check_batch, reduce_gradients, sha
 from .errors import GONError
 from .fsio import append_jsonl
 from .precision import Precision
+from .progress import progress_bar
 from .step import gon_objective, kl_standard_normal, nll_per_sample, per_sample
 from .stopping import EarlyStop
 
@@ -125,8 +124,7 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
     gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step, "already ")
     gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
-    bar = tqdm(total=tc.steps, initial=gon.step, disable=not (progress and dist.main), file=sys.stderr,
-               dynamic_ncols=True)
+    bar = progress_bar(tc.steps, gon.step, progress and dist.main)  # tqdm on a terminal, a line every few steps else
     t0, s0, elapsed0, val = time.perf_counter(), gon.step, gon.train_state.get("elapsed", 0.0), None
     while gon.step < tc.steps and gon.stop_reason is None:
         step = gon.step
@@ -245,6 +243,16 @@ def _validate(gon: GON, val_signal) -> dict[str, Any]:
     return evaluate(gon, val_signal, torch.arange(n), gon.cfg.train.batch_size)
 
 
+def _claim_run(run: Path, overwrite: bool) -> None:
+    """Refuse to train a new model into a run directory that holds one, unless overwrite (then its metrics go)."""
+    from .checkpoint import CKPT
+    if (run / CKPT).is_file():
+        if not overwrite:
+            raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
+                           "directory; train() continues a loaded run)")
+        (run / "metrics.jsonl").unlink(missing_ok=True)
+
+
 def _tensorboard(run: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -253,12 +261,17 @@ def _tensorboard(run: Path):
     return SummaryWriter(str(run / "tb"))
 
 
-def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, dist: Dist = SINGLE) -> GON:
+def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, overwrite: bool = False,
+        dist: Dist = SINGLE) -> GON:
     """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
 
-        gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist")
-    """
+        gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist-notebook")
+
+    A run directory that already holds a checkpoint is refused, as on the command line; overwrite=True replaces
+    that run (its checkpoint and metrics.jsonl). Under torchrun, dist says which rank this is."""
     from .distributed import broadcast_parameters, device_for
+    if dist.main:
+        _claim_run(Path(run), overwrite)
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
     gon = GON(cfg, meta, device_for(dist, cfg.train.device))

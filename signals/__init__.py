@@ -8,12 +8,13 @@ SIGNALS = ("images", "audio", "sdf")
 
 
 def image_signal(data, split: str = "train", res: int | None = None, channels: int | None = None,
-                 progress: bool = True) -> ImageSignal:
-    """An ImageSignal for one split of the dataset a DataConfig names."""
+                 progress: bool = True, notes: bool = True) -> ImageSignal:
+    """An ImageSignal for one split of the dataset a DataConfig names (notes: print the dataset's notes, such as
+    a test-only split, once per process)."""
     from .datasets import load_images
 
     images = load_images(data.dataset, split, data.data_dir, res or data.res, channels or data.channels,
-                         data.cache_dir, data.download, data.camera, progress)
+                         data.cache_dir, data.download, data.camera, progress, notes=notes)
     if data.train_limit and split == "train":
         images = images[:data.train_limit]
     return ImageSignal(images, f"{data.dataset}/{split}")

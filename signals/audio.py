@@ -284,10 +284,9 @@ def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
 
 
 def write_wav(x: torch.Tensor | np.ndarray, sample_rate: int, path) -> None:
-    import soundfile as sf
-    x = np.asarray(x, dtype=np.float32).clip(-1, 1)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), x, sample_rate, subtype="PCM_16", format="WAV")
+    """(T, C) samples -> WAV, FLAC or OGG by the file's extension (implicit_gon.media.write_audio)."""
+    from implicit_gon.media import write_audio
+    write_audio(x, sample_rate, path)
 
 
 def plot_spectrograms(pairs: list[tuple[str, np.ndarray, int]], path) -> None:
@@ -326,11 +325,13 @@ SAMPLE_SECONDS = 2.0
 
 
 def check_clip_out(out) -> Path:
-    """Where sample and interpolate write: a .wav file (the clips in sequence) or a folder (a suffix-less name,
-    one WAV each). Checked before any work."""
+    """Where sample and interpolate write: a .wav, .flac or .ogg file (the clips in sequence) or a folder (a
+    suffix-less name, one WAV each). Checked before any work."""
+    from implicit_gon.media import AUDIO
     out = Path(out)
-    if out.suffix and out.suffix.lower() != ".wav":
-        raise DataError(f"{out}: audio output is WAV: name a .wav file, or a folder (no suffix) for one file each")
+    if out.suffix and out.suffix.lower() not in AUDIO:
+        raise DataError(f"{out}: audio output is {', '.join(AUDIO)}: name such a file, or a folder (no suffix) "
+                        f"for one WAV each")
     if not out.suffix and out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     return out

@@ -62,32 +62,123 @@ class ImageSignal:
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """(n, H, W, C) uint8 -> one (rows*(H+pad)+pad, cols*(W+pad)+pad, C) picture. Two-channel images (SmallNORB
-    stereo pairs) are shown as their two channels side by side."""
-    if images.shape[-1] == 2:
-        images = np.concatenate([images[..., :1], images[..., 1:]], axis=2)
-    n, h, w, c = images.shape
-    cols = nrow or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i, im in enumerate(images):
-        r, k = divmod(i, cols)
-        out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + k * (w + pad):pad + k * (w + pad) + w] = im
-    return out
+    """(n, H, W, C) uint8 -> one grid picture (implicit_gon.media.make_grid)."""
+    from implicit_gon.media import make_grid as grid_of
+    return grid_of(images, nrow, pad)
 
 
 def save_png(images: np.ndarray, path, nrow: int | None = None) -> None:
-    """Write one image (n == 1, as is) or a grid, atomically."""
-    from PIL import Image
+    """Write one image (n == 1, as is) or a grid, atomically, in the format the extension names (PNG, JPEG,
+    WebP, GIF): implicit_gon.media.save_grid."""
+    from implicit_gon.media import save_grid
+    save_grid(images, path, nrow)
 
-    from implicit_gon.fsio import atomic_path
 
-    pic = images[0] if len(images) == 1 and images.shape[-1] != 2 else make_grid(images, nrow)
-    pic = pic[..., 0] if pic.shape[-1] == 1 else pic
-    with atomic_path(path) as tmp:
-        Image.fromarray(pic).save(tmp, format="PNG")
+def read_images(paths, res: int, channels: int) -> np.ndarray:
+    """Image files as a run sees them: centre-cropped to a square, resized to res, converted to channels:
+    (n, res, res, channels) uint8. A missing or unreadable file is a one-line DataError naming it."""
+    from pathlib import Path
+
+    from implicit_gon.errors import DataError
+
+    from .datasets import resize_square
+    from .datasets.base import open_image
+
+    mode = "L" if channels == 1 else "RGB"
+    out = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise DataError(f"{p}: file not found")
+        a = np.asarray(open_image(p, p).convert(mode))
+        out.append(resize_square(a[..., None] if a.ndim == 2 else a, res, channels))
+    if not out:
+        raise DataError("no image files given")
+    return np.stack(out)
+
+
+def as_uint8_images(x, res: int, channels: int) -> np.ndarray:
+    """Images given as an array or tensor (B, H, W, C) or (B, H, W), uint8 or floats in [0, 1], brought to the
+    run's resolution and channels: (B, res, res, channels) uint8."""
+    from implicit_gon.errors import GONError
+
+    from .datasets import resize_square
+
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    a = a[..., None] if a.ndim == 3 else a
+    if a.ndim != 4 or a.shape[-1] not in (1, 2, 3):
+        raise GONError(f"images must be (B, H, W, C) with C in 1..3 or (B, H, W), got shape {a.shape}")
+    if a.dtype != np.uint8:
+        if not np.isfinite(a).all():
+            raise GONError("images hold NaN or infinite values")
+        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    if a.shape[1:] == (res, res, channels):
+        return a
+    return np.stack([resize_square(im, res, channels) for im in a])
 
 
 def render(gon, z: torch.Tensor, res: int) -> np.ndarray:
     """Decode latents on a res x res grid (super-resolution above the training resolution): (B, res, res, C)."""
     return to_uint8(gon.decode(z, grid(res)), res)
+
+
+def render_prior(gon, z: torch.Tensor, res: int) -> np.ndarray:
+    """Decode latents drawn by gon.sample_latents (a variational run's prior skips the head): (B, res, res, C)."""
+    if gon.model.head is not None:
+        return to_uint8(gon.decode_prior(z, grid(res)), res)
+    return render(gon, z, res)
+
+
+def read_latents(path, latent_dim: int) -> torch.Tensor:
+    """Latents from a .npy file (n, K) or (K,), checked against the run's latent size: (n, K) float32."""
+    from pathlib import Path
+
+    from implicit_gon.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    z = z[None] if z.ndim == 1 else z
+    if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.issubdtype(z.dtype, np.number):
+        raise DataError(f"{path}: latents of shape {tuple(z.shape)} ({z.dtype}); this run needs (n, {latent_dim})")
+    if not np.isfinite(z).all():
+        raise DataError(f"{path}: latents hold NaN or infinite values")
+    return torch.from_numpy(z.astype(np.float32))
+
+
+def upscale_nearest(images: np.ndarray, res: int) -> np.ndarray:
+    """(n, h, w, C) uint8 -> (n, res, res, C) by nearest neighbour, so originals shown beside a super-resolved
+    rendering keep their visible pixels."""
+    if images.shape[1] == res:
+        return images
+    rows = (np.arange(res) * images.shape[1] // res)
+    cols = (np.arange(res) * images.shape[2] // res)
+    return images[:, rows][:, :, cols]
+
+
+def comparison(originals: np.ndarray, rendered: np.ndarray, label: str, cols: int | None = None) -> np.ndarray:
+    """A labelled two-row picture: originals (n, h, w, C) (enlarged by nearest neighbour to the rendering's size)
+    above their renderings (n, res, res, C)."""
+    from implicit_gon.media import compare_grid
+    res = rendered.shape[1]
+    return compare_grid([(f"original {originals.shape[1]}px", upscale_nearest(originals, res)),
+                         (label, rendered)], cols)
+
+
+def nearest(train: np.ndarray, queries: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """For each query image (n, r, r, C) uint8, the index of the training image (N, r, r, C) uint8 closest to it
+    in squared pixel distance, and that distance per pixel value (MSE in [0, 1] units): (n,), (n,). The training set
+    is read chunk images at a time, so a memory-mapped dataset is never loaded whole."""
+    q = torch.from_numpy(queries.reshape(len(queries), -1).astype(np.float32) / 255)  # (n, D)
+    best = torch.full((len(q),), float("inf"))
+    arg = torch.zeros(len(q), dtype=torch.long)
+    for s in range(0, len(train), chunk):
+        t = torch.from_numpy(np.ascontiguousarray(train[s:s + chunk]).reshape(-1, q.shape[1]).astype(np.float32) / 255)
+        d = torch.cdist(q, t).square()  # (n, chunk)
+        m, i = d.min(1)
+        better = m < best
+        best[better], arg[better] = m[better], i[better] + s
+    return arg.numpy(), (best / q.shape[1]).numpy()

@@ -426,11 +426,13 @@ def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
 
 def sample(gon, n: int, generator, temperature: float, out) -> None:
     """n shapes from the prior or fitted Gaussian: a PNG grid of renders, or one mesh each into a folder."""
+    from implicit_gon.media import IMAGE
+
     from .images import save_png
     z = gon.sample_latents(n, generator, temperature)
     fields = [_prior_field(gon, z[i:i + 1]) for i in range(n)]
     out = Path(out)
-    if out.suffix.lower() == ".png":
+    if out.suffix.lower() in IMAGE:
         save_png(np.stack([sphere_trace(f, 160) for f in fields]), out)
         return
     out.mkdir(parents=True, exist_ok=True)

@@ -169,9 +169,17 @@ def test_fit_sdf_and_every_command(sphere_run, tmp_path, capsys):
     assert code == 0 and len(list((tmp_path / "frames").glob("frame_*.ply"))) == 3, err
     code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", d / "box.stl", "--frames", "3", "--res", "32",
                             "--out", tmp_path / "v.gif"], capsys)
-    assert code == 0, err
+    assert code == 0 and f"wrote {tmp_path / 'v.gif'}" in err, err
     code, _, err = run_cli(["sample", run, "--n", "2", "--out", tmp_path / "s.png"], capsys)
-    assert code == 0, err
+    assert code == 0 and f"wrote {tmp_path / 's.png'}" in err, err
+    for args, flag in [(["render", "--index", "0", "--sample-rate", "8000"], "--sample-rate"),
+                       (["eval", "--plot", "p.png"], "--plot"), (["sample", "--compare"], "--compare"),
+                       (["interpolate", "--from", "0", "--to", "1", "--pairs", "2"], "--pairs")]:
+        code, _, err = run_cli([args[0], run, *args[1:]] + ([] if args[0] == "eval" else ["--out", tmp_path / "o.gif"]),
+                               capsys)
+        assert code == 1 and flag in err and "not used for SDF runs" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", "1", "--out", tmp_path / "m.png"], capsys)
+    assert code == 1 and "cannot write .png" in err, err
 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_mesh", "empty"])

@@ -146,10 +146,14 @@ def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = N
     return np.stack(planes, -1)
 
 
+_NOTED: set[str] = set()
+
+
 def load_images(name: str, split: str = "train", data_dir: str | Path | None = None, res: int | None = None,
                 channels: int | None = None, cache_dir: str | None = None, download: bool = False,
-                camera: str = "left", progress: bool = True) -> np.ndarray:
-    """One split as a read-only (n, res, res, C) uint8 array, memory-mapped from the decode cache."""
+                camera: str = "left", progress: bool = True, notes: bool = True) -> np.ndarray:
+    """One split as a read-only (n, res, res, C) uint8 array, memory-mapped from the decode cache. notes: print
+    what the reader noticed (e.g. a test-only split), each note once per process."""
     info = get_info(name)
     data_dir = Path(data_dir).expanduser() if data_dir else None
     cache = default_cache_dir(data_dir, cache_dir)
@@ -159,7 +163,7 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
     found = locate(name, data_dir, cache, camera, channels)
-    _print_notes(found)
+    _print_notes(found, notes)
     if split not in found.splits:
         raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
     sp = found.splits[split]
@@ -187,9 +191,11 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     return cached_array(cache, stem, key, (sp.n, res, res, channels), build)
 
 
-def _print_notes(found: Located) -> None:
-    for note in found.notes:
-        print(f"note: {note}", file=sys.stderr)
+def _print_notes(found: Located, notes: bool = True) -> None:
+    for note in found.notes if notes else ():
+        if note not in _NOTED:  # a fit loads train and test: one note, not two
+            _NOTED.add(note)
+            print(f"note: {note}", file=sys.stderr)
 
 
 def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=None, camera="left") -> dict:

@@ -1,0 +1,101 @@
+"""The notebook path: load a run, encode images (files, arrays, tensors), render at any resolution, save a grid;
+fit() refuses an existing run unless overwrite=True."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import implicit_gon
+from implicit_gon import GON, GONError, fit, save_grid
+from implicit_gon.config import resolve
+from signals import ImageSignal, image_signal
+from signals.images import render
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("api") / "digits"
+    cfg = resolve("images", "digits", None, {"train.steps": 2, "model.hidden": 32, "model.layers": 2,
+                                             "train.device": "cpu"})
+    gon = fit(image_signal(cfg.data, "train"), cfg, run, progress=False)
+    return run, gon
+
+
+def test_fit_refuses_an_existing_run_unless_overwrite(digits_run):
+    run, gon = digits_run
+    cfg = gon.cfg
+    with pytest.raises(GONError, match="already holds a run"):
+        fit(image_signal(cfg.data, "train"), cfg, run, progress=False)
+    cfg.train.steps = 3
+    again = fit(image_signal(cfg.data, "train"), cfg, run / ".." / "other", progress=False)
+    assert again.step == 3
+    replaced = fit(image_signal(cfg.data, "train"), cfg, run / ".." / "other", progress=False, overwrite=True)
+    rows = [json.loads(r) for r in (run / ".." / "other" / "metrics.jsonl").read_text().splitlines()]
+    assert replaced.step == 3 and [r["step"] for r in rows if "loss" in r] == [3]  # the old run's rows are gone
+
+
+def test_repr_says_what_the_run_is(digits_run):
+    run, _ = digits_run
+    text = repr(GON.load(run, "cpu"))
+    assert text.startswith("<GON: digits/train 8x8x1") and "latent 32" in text and "step 2" in text
+    assert "cpu" in text
+
+
+def test_encode_takes_images_as_files_arrays_tensors_or_a_batch(digits_run, tmp_path):
+    run, _ = digits_run
+    gon = GON.load(run, "cpu")
+    test = image_signal(gon.cfg.data, "test", 8, 1)
+    pics = np.array(test.images[:5])  # (5, 8, 8, 1) uint8, a writable copy of the memory map
+    ref = gon.encode(test.full(torch.arange(5), "cpu"))
+    assert torch.allclose(gon.encode(pics), ref, atol=1e-6)
+    assert torch.allclose(gon.encode_images(torch.from_numpy(pics).float() / 255), ref, atol=1e-6)
+    assert torch.allclose(gon.encode_images(pics[..., 0]), ref, atol=1e-6)  # (B, H, W)
+    files = []
+    for i, p in enumerate(pics):
+        Image.fromarray(p[..., 0]).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    assert torch.allclose(gon.encode_images(files), ref, atol=1e-6)
+    big = np.repeat(np.repeat(pics, 4, 1), 4, 2)  # 32x32: brought to the run's 8x8
+    assert gon.encode_images(big).shape == (5, 32)
+
+
+def test_encode_images_refuses_bad_input_in_one_line(digits_run, tmp_path):
+    run, _ = digits_run
+    gon = GON.load(run, "cpu")
+    with pytest.raises(GONError, match="shape"):
+        gon.encode_images(np.zeros((2, 8), np.uint8))
+    with pytest.raises(GONError, match="NaN"):
+        gon.encode_images(np.full((1, 8, 8, 1), np.nan, np.float32))
+    with pytest.raises(GONError, match="not found"):
+        gon.encode_images([tmp_path / "missing.png"])
+
+
+def test_render_and_save_grid_are_one_call_each(digits_run, tmp_path):
+    run, _ = digits_run
+    gon = GON.load(run, "cpu")
+    z = gon.encode_images(np.asarray(image_signal(gon.cfg.data, "test", 8, 1).images[:4]))
+    pics = gon.render(z, res=32)
+    assert pics.shape == (4, 32, 32, 1) and pics.dtype == np.uint8
+    assert np.array_equal(pics, render(gon, z, 32))
+    assert gon.render(z[0]).shape == (1, 8, 8, 1)  # one latent, the training resolution
+    save_grid(pics, tmp_path / "grid.jpg")
+    assert Image.open(tmp_path / "grid.jpg").format == "JPEG"
+
+
+def test_image_helpers_refuse_other_signals():
+    gon = GON(resolve("audio", "default"), {"signal": "audio", "coord_dim": 1, "out_dim": 1, "sample_rate": 16000,
+                                           "length": 64, "hop": 32, "channels": 1}, "cpu")
+    with pytest.raises(GONError, match="image run"):
+        gon.render(torch.zeros(1, gon.cfg.model.latent_dim))
+    assert "audio 16000 Hz" in repr(gon)
+
+
+def test_the_api_docstring_names_only_what_exists():
+    import implicit_gon.api as api
+    for name in ("load", "encode_images", "render", "decode"):
+        assert f"gon.{name}(" in api.__doc__ or f"GON.{name}(" in api.__doc__
+        assert hasattr(GON, name)
+    assert "GON.fit" not in api.__doc__ and not hasattr(GON, "fit")
+    assert implicit_gon.save_grid is save_grid and ImageSignal is not None

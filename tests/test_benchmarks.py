@@ -1,0 +1,45 @@
+"""The benchmark scripts: data from --data-dir or $IMPLICIT_GON_DATA with one-line errors, and the Eq. 12
+baseline scored at its training scale for every held-out batch."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+@pytest.mark.parametrize("script", ["step_speed.py", "mnist_vs_eq12.py", "peak_memory.py"])
+def test_missing_data_is_one_line_naming_the_way_to_give_it(script, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "IMPLICIT_GON_DATA": str(tmp_path / "nowhere"), "HOME": str(tmp_path)}
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    line, = p.stderr.strip().splitlines()
+    assert "nowhere" in line and "--data-dir" in line and "IMPLICIT_GON_DATA" in line
+
+
+def test_data_dir_flag_wins_over_the_environment(tmp_path, shared_data, monkeypatch):
+    from common import mnist_split
+    monkeypatch.setenv("IMPLICIT_GON_DATA", str(tmp_path / "nowhere"))
+    assert mnist_split("test", shared_data / "mnist").shape == (1000, 28, 28, 1)
+
+
+def test_eq12_latents_are_scored_at_the_training_scale_whatever_the_batch_length():
+    """8 images scored alone (a batch of 8) must score as they do inside a full batch of 64 (8 copies each): the
+    baseline's latents get 1/64 either way, where a .mean() over the batch gave the short batch 1/8."""
+    from eq12 import ConcatSiren
+    from mnist_vs_eq12 import eval_eq12
+
+    from implicit_gon.config import ModelConfig
+    from signals import ImageSignal
+    torch.manual_seed(0)
+    model = ConcatSiren(2, 1, ModelConfig(latent_dim=32, hidden=32, layers=2))
+    with torch.no_grad():  # a latent that matters (as after training), so its scale shows in the PSNR
+        model.net[0].linear.weight[:, 2:] *= 10
+    imgs = np.random.default_rng(0).integers(0, 256, (8, 6, 6, 1), dtype=np.uint8)
+    alone, in_full_batch = eval_eq12(model, ImageSignal(imgs)), eval_eq12(model, ImageSignal(np.tile(imgs, (8, 1, 1, 1))))
+    assert abs(alone - in_full_batch) < 1e-4  # a .mean() differs by 0.05 dB here
