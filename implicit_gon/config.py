@@ -66,6 +66,12 @@ class GONConfig:
     """Weight of the KL term of the ELBO."""
     beta_warmup: int = 0
     """Steps over which the KL weight ramps linearly from 0 to beta."""
+    task: str = field(default="reconstruct", metadata={"choices": ("reconstruct", "classify", "joint", "convert")})
+    """Outer loss (Sec. 3.5): `reconstruct`; `classify`, cross-entropy of a linear layer on the latent (Eq. 13);
+    `joint`, reconstruction plus class_weight x that cross-entropy; `convert`, the step encodes data.source, a view of
+    the signal, and the outer loss is the whole signal."""
+    class_weight: float = field(default=1.0, metadata={"min": 0.0})
+    """Weight of the cross-entropy in the `joint` task's outer loss (per sample, beside the summed reconstruction)."""
 
 
 @dataclass
@@ -99,6 +105,9 @@ class TrainConfig:
     """Clip the gradient norm to this value (0: off)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
+    classifier_lr_mult: float = field(default=30.0, metadata={"gt": 0.0})
+    """Learning-rate multiplier of the classify and joint tasks' linear layer: the one-step latents are small
+    (a x a gradient), so at F's rate the layer would need ~1e5 steps to reach logits of order one."""
 
 
 @dataclass
@@ -140,6 +149,13 @@ class DataConfig:
     """SDF: standard deviations of the Gaussian offsets around surface samples."""
     sdf_uniform_frac: float = 0.2
     """SDF: fraction of samples drawn uniformly in the cube."""
+    source: str = field(default="gray", metadata={"choices": ("gray", "low-res", "mask")})
+    """`convert` task: the view of an image the step encodes: `gray` (luminance), `low-res` (box-downsampled to
+    source_res), `mask` (a random source_frac of the pixels)."""
+    source_res: int = field(default=8, metadata={"min": 1})
+    """`convert` with source low-res: side of the box-downsampled source image."""
+    source_frac: float = field(default=0.25, metadata={"gt": 0.0, "max": 1.0})
+    """`convert` with source mask: fraction of pixels the step sees (drawn at random per image and step)."""
 
 
 @dataclass

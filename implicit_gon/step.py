@@ -95,9 +95,12 @@ def step_loss(model: Siren, cfg: GONConfig) -> LossFn:
     return likelihood_loss(cfg) if model.head is not None else make_loss(cfg.loss, cfg.clamp)
 
 
-def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True):
-    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K)."""
-    loss_fn = step_loss(model, cfg)
+def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True,
+                inner_loss: LossFn | None = None):
+    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K).
+    inner_loss, if given, replaces the configured loss inside the step (modality conversion compares a view of
+    F's output with the source signal, so values may have fewer channels than F's output)."""
+    loss_fn = step_loss(model, cfg) if inner_loss is None else inner_loss
     if cfg.fast:
         g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
     else:
@@ -137,6 +140,12 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
         z = z.detach()
     if query is not None:
         coords, values, scale = query
+    return outer_loss(model, z, coords, values, cfg, scale, generator, beta)
+
+
+def outer_loss(model: Siren, z, coords, values, cfg: GONConfig, scale: float = 1.0,
+               generator: torch.Generator | None = None, beta: float | None = None):
+    """Reconstruction (or negative ELBO) of values at coords from latents z (B, K): (loss, parts)."""
     y, mu, logvar = model(coords, z, generator)  # (B, N', C)
     recon = scale * per_sample(step_loss(model, cfg)(y, values))  # (B,)
     parts = {"recon": recon.mean()}

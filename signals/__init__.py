@@ -8,15 +8,28 @@ SIGNALS = ("images", "audio", "sdf")
 
 
 def image_signal(data, split: str = "train", res: int | None = None, channels: int | None = None,
-                 progress: bool = True) -> ImageSignal:
-    """An ImageSignal for one split of the dataset a DataConfig names."""
-    from .datasets import load_images
+                 progress: bool = True, labels: bool = False) -> ImageSignal:
+    """An ImageSignal for one split of the dataset a DataConfig names (with its class labels if labels)."""
+    from .datasets import load_images, load_labels
 
     images = load_images(data.dataset, split, data.data_dir, res or data.res, channels or data.channels,
                          data.cache_dir, data.download, data.camera, progress)
+    lab, classes = load_labels(data.dataset, split, data.data_dir, data.cache_dir, data.camera) if labels else (None, None)
     if data.train_limit and split == "train":
         images = images[:data.train_limit]
-    return ImageSignal(images, f"{data.dataset}/{split}")
+        lab = None if lab is None else lab[:data.train_limit]
+    return ImageSignal(images, f"{data.dataset}/{split}", lab, classes)
 
 
-__all__ = ["Batch", "Signal", "ImageSignal", "image_signal", "SIGNALS"]
+def task_signal(data, task: str, split: str = "train", res: int | None = None, channels: int | None = None,
+                progress: bool = True):
+    """The image signal a task trains and evaluates on: with labels for classify and joint, the view of each
+    image (data.source) as where the step encodes for convert, the plain images otherwise."""
+    sig = image_signal(data, split, res, channels, progress, labels=task in ("classify", "joint"))
+    if task != "convert":
+        return sig
+    from .views import ConvertSignal, view_of
+    return ConvertSignal(sig, view_of(data))
+
+
+__all__ = ["Batch", "Signal", "ImageSignal", "image_signal", "task_signal", "SIGNALS"]

@@ -32,12 +32,14 @@ class ImageSignal:
     kind = "images"
     coord_dim = 2
 
-    def __init__(self, images: np.ndarray, name: str = "images"):
+    def __init__(self, images: np.ndarray, name: str = "images", labels: np.ndarray | None = None,
+                 classes: list[str] | None = None):
         if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] not in (1, 2, 3):
             raise ValueError(f"{name}: expected square images as (n, H, W, C) with C in 1..3, got {images.shape}")
         self.images, self.name = images, name
         self.res, self.out_dim = images.shape[1], images.shape[3]
         self._grid = grid(self.res)
+        self.labels, self.classes = labels, classes  # (n,) int64 class indices and their names, or None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -52,13 +54,19 @@ class ImageSignal:
         values, coords = self._values(idx), self._grid
         if sub is not None:  # one subset shared by the batch keeps the origin step's shared Jacobian
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), values.to(device), scale)
+        return Batch(coords.to(device), values.to(device), scale, labels=self._labels(idx, device))
 
     def full(self, idx, device) -> Batch:
-        return Batch(self._grid.to(device), self._values(idx).to(device), 1.0)
+        return Batch(self._grid.to(device), self._values(idx).to(device), 1.0, labels=self._labels(idx, device))
+
+    def _labels(self, idx: torch.Tensor, device) -> torch.Tensor | None:
+        if self.labels is None:
+            return None
+        return torch.from_numpy(np.asarray(self.labels)[torch.as_tensor(idx).numpy()]).to(device)  # (B,)
 
     def meta(self) -> dict[str, Any]:
-        return {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
+        meta = {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
+        return meta if self.classes is None else {**meta, "classes": list(self.classes)}
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:

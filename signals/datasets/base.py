@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from implicit_gon.errors import DataError
 
 Chunks = Callable[[], Iterator[np.ndarray]]  # yields (k, H, W, C) uint8 chunks
+Labels = Callable[[], np.ndarray]  # returns (n,) int64 class indices, in image order
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Split:
 
     n: int
     read: Chunks
+    labels: Labels | None = None
+    """Class index of each image, for datasets that have labels (None: this dataset has none)."""
 
     def subset(self, start: int, stop: int) -> "Split":
         """Images [start, stop) of this split, in order."""
@@ -33,7 +36,8 @@ class Split:
                 pos += len(chunk)
                 if pos >= stop:
                     return
-        return Split(stop - start, read)
+        labels = None if self.labels is None else (lambda: self.labels()[start:stop])
+        return Split(stop - start, read, labels)
 
 
 @dataclass
@@ -44,6 +48,8 @@ class Located:
     splits: dict[str, Split]
     notes: list[str] = field(default_factory=list)
     crop: int | None = None  # centre crop (pixels) before resizing; None: the largest centred square
+    classes: list[str] | None = None  # class names, indexed by the splits' labels (None: no labels)
+    label_files: list[Path] = field(default_factory=list)  # files the labels come from (their cache key)
 
 
 def read_bytes(path: Path) -> bytes:
