@@ -62,13 +62,14 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
     """Fast path, exact at z0 = 0: the first pre-activation there does not depend on the sample, so F(c ⊕ 0)
     and dF/dpre are computed once for shared coords, and each sample's gradient is
     dP/dz^T sum_{n,c} r_b(n,c) dF_c(n)/dpre(n), with r_b = dloss/dF the sample's own loss derivative."""
-    B, C = values.shape[0], values.shape[-1]
+    B = values.shape[0]
     zero = values.new_zeros(1, model.latent_dim)
     pre_c = model.input.pre_coords(coords)  # (N, H) or (B, N, H)
     pre0 = pre_c + model.latent_pre(zero)
     if not pre0.requires_grad:  # evaluation under no parameter grads: still need d/dpre
         pre0 = pre0.detach().requires_grad_()
     y0 = model.decode_pre(pre0, pre_c)  # (N, C) or (B, N, C); F(c ⊕ 0) is a constant of pre0
+    C = y0.shape[-1]  # F's channels (values may have fewer: a converting inner loss sees a view of F)
     # per-point Jacobian rows: points are independent, so the grad of the sum is each point's own row
     jac = torch.stack([autograd.grad(y0[..., c].sum(), pre0, retain_graph=True, create_graph=create_graph)[0]
                        for c in range(C)], dim=-2)  # (..., N, C, H)

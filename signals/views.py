@@ -69,7 +69,8 @@ def check_view(view: View, res: int, channels: int) -> None:
 
 
 def box_matrix(res: int, n: int, dtype=torch.float32) -> torch.Tensor:
-    """(n, res) area weights: row i averages the part of [0, res) that coarse pixel i covers (PIL's BOX filter)."""
+    """(n, res) area weights: row i averages the part of [0, res) that coarse pixel i covers, fine pixels cut
+    at its edges counted by the fraction inside (exact, where PIL's BOX counts whole pixels by their centre)."""
     edges = torch.arange(n + 1, dtype=torch.float64) * res / n  # coarse pixel edges in fine-pixel units
     lo, hi = edges[:-1, None], edges[1:, None]
     j = torch.arange(res, dtype=torch.float64)[None]
