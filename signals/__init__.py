@@ -26,6 +26,8 @@ def task_signal(data, task: str, split: str = "train", res: int | None = None, c
     """The image signal a task trains and evaluates on: with labels for classify and joint, the view of each
     image (data.source) as where the step encodes for convert, the plain images otherwise."""
     sig = image_signal(data, split, res, channels, progress, labels=task in ("classify", "joint"))
+    if task in ("classify", "joint"):
+        sig.encode_full = True  # the classifier sees test-time latents in training: `points` thins the outer loss
     if task != "convert":
         return sig
     from .views import ConvertSignal, view_of

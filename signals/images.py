@@ -40,6 +40,7 @@ class ImageSignal:
         self.res, self.out_dim = images.shape[1], images.shape[3]
         self._grid = grid(self.res)
         self.labels, self.classes = labels, classes  # (n,) int64 class indices and their names, or None
+        self.encode_full = False  # True: the step always encodes every pixel, `points` subsamples the outer loss
 
     def __len__(self) -> int:
         return len(self.images)
@@ -52,9 +53,13 @@ class ImageSignal:
     def batch(self, idx, points, generator, device) -> Batch:
         sub, scale = draw_subset(self.res * self.res, points, generator)
         values, coords = self._values(idx), self._grid
+        labels = self._labels(idx, device)
+        if sub is not None and self.encode_full:  # latents as at test time; the outer loss on the subset
+            query = Batch(coords[sub].to(device), values[:, sub].to(device), scale)
+            return Batch(coords.to(device), values.to(device), 1.0, query, labels)
         if sub is not None:  # one subset shared by the batch keeps the origin step's shared Jacobian
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), values.to(device), scale, labels=self._labels(idx, device))
+        return Batch(coords.to(device), values.to(device), scale, labels=labels)
 
     def full(self, idx, device) -> Batch:
         return Batch(self._grid.to(device), self._values(idx).to(device), 1.0, labels=self._labels(idx, device))

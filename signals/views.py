@@ -151,7 +151,7 @@ class ConvertSignal:
 
     def batch(self, idx, points, generator, device) -> Batch:
         target = self.images.full(idx, "cpu")
-        coords, values, scale = self.source(target.values, generator=generator)
+        coords, values, scale = self.source(target.values, generator=generator, shared=True)
         query = self.images.batch(idx, points, generator, device)
         return Batch(coords.to(device), values.to(device), scale, query)
 
@@ -160,15 +160,18 @@ class ConvertSignal:
         coords, values, scale = self.source(target.values.cpu(), seeds=torch.as_tensor(idx).tolist())
         return Batch(coords.to(device), values.to(device), scale, target)
 
-    def source(self, values: torch.Tensor, generator=None, seeds=None):
-        """(coords, values, scale) of the view of images values (B, res*res, C)."""
+    def source(self, values: torch.Tensor, generator=None, seeds=None, shared: bool = False):
+        """(coords, values, scale) of the view of images values (B, res*res, C). shared: one random mask for the
+        whole batch (training: it keeps the origin step's shared Jacobian; each image still sees a random mask)."""
         kind, res = self.view.kind, self.res
         if kind == "gray":
             return grid(res), luminance(values), 1.0
         if kind == "low-res":
             n = self.view.res
             return grid(n), downsample(values, res, n), res * res / (n * n)
-        return masked_source(values, self.observed(len(values), generator, seeds), grid(res))
+        observed = self.observed(1, generator).expand(len(values), -1) if shared else \
+            self.observed(len(values), generator, seeds)
+        return masked_source(values, observed, grid(res))
 
     def observed(self, n: int, generator=None, seeds=None) -> torch.Tensor:
         """(n, res*res) bool: the mask view's pixels (the given mask, else random ones)."""

@@ -74,6 +74,10 @@ def _convert_batch(view, C=3, B=4, res=6, seed=2):
     g = torch.Generator().manual_seed(seed)
     imgs = (torch.rand(B, res, res, C, generator=g) * 255).round().to(torch.uint8).numpy()
     sig = ConvertSignal(ImageSignal(imgs), view)
+    if view.kind == "mask":  # held-out images: a mask of its own each, per-sample coordinates
+        train = sig.batch(torch.arange(B), 1.0, torch.Generator().manual_seed(4), "cpu")
+        assert train.coords.dim() == 2  # training draws one mask per batch: shared coordinates
+        return sig.full(torch.arange(B), "cpu")
     return sig.batch(torch.arange(B), 1.0, torch.Generator().manual_seed(4), "cpu")
 
 
@@ -216,3 +220,16 @@ def test_downsample_keeps_the_mean():
     x = torch.rand(2, 28 * 28, 3)
     assert torch.allclose(downsample(x, 28, 5).mean(1), x.mean(1), atol=1e-5)
     assert torch.allclose(luminance(torch.ones(1, 3)), torch.ones(1, 1))
+
+
+def test_labelled_batches_encode_every_pixel_and_thin_the_outer_loss(shared_data):
+    from implicit_gon.config import DataConfig
+    from signals import task_signal
+    data = DataConfig(dataset="mnist", data_dir=str(shared_data / "mnist"))
+    sig = task_signal(data, "joint", "test")
+    b = sig.batch(torch.arange(4), 0.25, torch.Generator().manual_seed(0), "cpu")
+    assert b.coords.shape == (784, 2) and b.scale == 1.0 and b.labels.shape == (4,)
+    assert b.query.coords.shape == (196, 2) and b.query.scale == 4.0
+    plain = task_signal(data, "reconstruct", "test").batch(torch.arange(4), 0.25, torch.Generator().manual_seed(0),
+                                                          "cpu")
+    assert plain.coords.shape == (196, 2) and plain.query is None and plain.labels is None
