@@ -14,7 +14,9 @@ def image_signal(data, split: str = "train", res: int | None = None, channels: i
 
     images = load_images(data.dataset, split, data.data_dir, res or data.res, channels or data.channels,
                          data.cache_dir, data.download, data.camera, progress)
-    lab, classes = load_labels(data.dataset, split, data.data_dir, data.cache_dir, data.camera) if labels else (None, None)
+    lab, classes = None, None
+    if labels:
+        lab, classes = load_labels(data.dataset, split, data.data_dir, data.cache_dir, data.camera)
     if data.train_limit and split == "train":
         images = images[:data.train_limit]
         lab = None if lab is None else lab[:data.train_limit]

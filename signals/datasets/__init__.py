@@ -197,8 +197,8 @@ def load_labels(name: str, split: str = "train", data_dir: str | Path | None = N
     sp = found.splits[split]
     if not found.classes or sp.labels is None:
         where = f" in {data_dir}" if data_dir else ""
-        raise DataError(f"{name}: no class labels{where} (classification needs a dataset with labels: "
-                        f"mnist, fashion-mnist, cifar10, smallnorb, coil20, digits, or folder with a subfolder per class)")
+        raise DataError(f"{name}: no class labels{where} (classification needs a dataset with labels: mnist, "
+                        f"fashion-mnist, cifar10, smallnorb, coil20, digits, or folder with a subfolder per class)")
     key = cache_key(found.files + found.label_files, {"name": name, "split": split, "classes": found.classes, "v": 1})
     lab = cached_labels(cache, f"labels-{name}-{split}", key, sp.n, sp.labels)
     return lab, list(found.classes)
