@@ -215,6 +215,8 @@ def comparison(gon, sig: ConvertSignal, n: int, res: int) -> np.ndarray:
     from .images import render, to_uint8
 
     idx = torch.arange(n)
-    up = lambda v: to_uint8(upsample_nearest(v.cpu(), sig.res, res), res)  # noqa: E731
+
+    def up(v: torch.Tensor) -> np.ndarray:  # (n, N, C) at the training resolution -> (n, res, res, C) uint8
+        return to_uint8(upsample_nearest(v.cpu(), sig.res, res), res)
     out = render(gon, gon.encode_signal(sig, idx), res)
     return np.concatenate([up(sig.naive(idx)), out, up(sig.images.full(idx, "cpu").values)])
