@@ -169,16 +169,21 @@ def fit_images(
     patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
     val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP),
     max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
+    task: Optional[str] = Opt(None, help="reconstruct, classify (Eq. 13), joint (both) or convert (--source)."),
+    class_weight: Optional[float] = Opt(None, help="joint: weight of the cross-entropy."),
+    source: Optional[str] = Opt(None, help="convert: the view the step encodes: gray, low-res:N or mask:P."),
 ):
     """Train an implicit GON on an image dataset."""
-    from signals import image_signal
+    from signals import task_signal
 
     flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet", "set_")})
     flags["data.dataset"], flags["data.signal"] = dataset, "images"
+    flags.update(_task_flags(task, class_weight, source))
 
     def make(cfg):
-        train_sig = image_signal(cfg.data, "train")
-        val_sig = _maybe_test(cfg.data)
+        _check_task_flags(cfg, class_weight, source)
+        train_sig = task_signal(cfg.data, cfg.gon.task, "train")
+        val_sig = _maybe_test(cfg.data, cfg.gon.task)
         return train_sig, val_sig
     _run_fit("images", dataset, config, flags, out, resume, make, not quiet, set_)
 
@@ -296,11 +301,11 @@ def fit_sdf(
              lambda cfg: _hold_out(cfg, sdf.find_meshes, "meshes"))
 
 
-def _maybe_test(data):
+def _maybe_test(data, task: str = "reconstruct"):
     from implicit_gon.errors import DataError
-    from signals import image_signal
+    from signals import task_signal
     try:
-        return image_signal(data, "test")
+        return task_signal(data, task, "test")
     except DataError:
         return None
 
@@ -326,7 +331,7 @@ SIGNAL_OPTIONS = {
              "compare": ("images",), "data_dir": ("images",), "split": ("images",), "n": ("images",)},
     "render": {"n": ("images",), "split": ("images",), "data_dir": ("images",), "compare": ("images",),
                "res": ("images", "sdf"), "index": ("sdf",), "sample_rate": ("audio",), "plot": ("audio",),
-               "hop": ("audio",)},
+               "hop": ("audio",), "mask": ("images",)},
     "sample": {"res": ("images",), "compare": ("images",), "seconds": ("audio",)},
     "interpolate": {"pairs": ("images",), "split": ("images",), "data_dir": ("images",), "res": ("images", "sdf"),
                     "fps": ("images", "sdf")},
@@ -399,9 +404,9 @@ def _image_split(gon, split: str, data_dir: Optional[Path]):
     """The run's dataset split at its training resolution (another --data-dir may be given). Dataset notes were
     printed when the run was fitted; they are not repeated here."""
     import dataclasses
-    from signals import image_signal
+    from signals import task_signal
     data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
-    return image_signal(data, split, gon.meta["res"], gon.meta["channels"], notes=False)
+    return task_signal(data, gon.cfg.gon.task, split, gon.meta["res"], gon.meta["channels"], notes=False)
 
 
 PLOT_MAX = 16
@@ -495,9 +500,11 @@ def render_cmd(
     out: Path = Opt(..., help="Output file: .png, .jpg, .webp or .gif (images, SDF); .wav, .flac or .ogg (audio)."),
     device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    mask: Optional[Path] = Opt(None, help="Convert runs with source mask: PNG of the pixels --input shows (white)."),
 ):
     """Encode samples in one step and render them at any resolution (images: the first n of a split, or your own
-    files; audio: a clip at any sample rate; SDF: a shaded picture of a shape)."""
+    files; convert runs: rows of source, conversion and target; audio: a clip at any sample rate; SDF: a shaded
+    picture of a shape)."""
     import torch
     from implicit_gon.media import save_grid, save_image
     from signals import ImageSignal, images
@@ -508,6 +515,12 @@ def render_cmd(
     _outputs(kind, out, plot)
     if kind != "images":
         return _render_other(gon, input_, index, res, sample_rate, plot, out, hop)
+    if gon.cfg.gon.task == "convert" and (input_ or mask is not None):
+        if input_ and len(input_) > 1:
+            raise _err(f"render --input: a convert run renders one image at a time ({len(input_)} given)")
+        return _render_input(gon, input_[0] if input_ else None, mask, res, out)
+    if mask is not None:
+        raise _err(f"render --mask: only for convert runs with a mask source (this run's task is {gon.cfg.gon.task})")
     if input_:
         for name in ("n", "split", "data_dir"):
             if _given(ctx, name):
@@ -515,6 +528,8 @@ def render_cmd(
         sig = ImageSignal(images.read_images(input_, gon.meta["res"], gon.meta["channels"]), "input")
     else:
         sig = _image_split(gon, split, data_dir)
+        if gon.cfg.gon.task == "convert":
+            return _render_comparison(gon, sig, n, res, out)
     idx = torch.arange(min(n, len(sig)) if not input_ else len(sig))
     pics = images.render(gon, gon.encode_signal(sig, idx), res)
     if compare:
@@ -558,7 +573,8 @@ def encode_cmd(
         other = {"audio": "eval or render --input CLIP", "sdf": "eval, render or export-mesh --input MESH"}
         raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use {other[gon.meta['signal']]}")
     check_out(out, {".npy": None})
-    sig = ImageSignal(images.read_images(inputs, gon.meta["res"], gon.meta["channels"]), "input")
+    from signals.views import as_run_signal
+    sig = as_run_signal(gon, ImageSignal(images.read_images(inputs, gon.meta["res"], gon.meta["channels"]), "input"))
     z = gon.encode_signal(sig, batch_size=batch_size).cpu().numpy()
     with atomic_path(out) as tmp:
         np.save(tmp, z)
@@ -780,6 +796,9 @@ def dataset_info(
     info = split_shapes(name, data_dir, res, None, None, camera)
     for split, v in info.items():
         print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}", file=sys.stderr if as_json else sys.stdout)
+    classes = next(iter(info.values()), {}).get("classes")
+    if classes:
+        print(f" classes: {len(classes)} ({', '.join(classes)})", file=sys.stderr if as_json else sys.stdout)
     if as_json:
         print(json.dumps(info))
 
@@ -820,6 +839,80 @@ def plot_cmd(
     from implicit_gon.plot import plot_runs
     drawn = plot_runs(runs, out, x.value)
     print(f"wrote {out} ({len(runs)} run(s), panels: {', '.join(drawn)})", file=sys.stderr)
+
+
+# tasks (paper Sec. 3.5): classify, joint, convert; the latents picture
+def _task_flags(task: Optional[str], class_weight: Optional[float], source: Optional[str]) -> dict:
+    """--task, --class-weight and --source as config keys (--source low-res:8 sets data.source and its size)."""
+    from signals.views import parse_view
+    flags = {"gon.task": task, "gon.class_weight": class_weight}
+    return {**flags, **(parse_view(source) if source else {})}
+
+
+def _check_task_flags(cfg, class_weight: Optional[float], source: Optional[str]) -> None:
+    """Refuse the task flags the run's task cannot use."""
+    if source and cfg.gon.task != "convert":
+        raise _err(f"--source {source}: only the convert task encodes a view (this run's task is {cfg.gon.task})")
+    if class_weight is not None and cfg.gon.task != "joint":
+        raise _err(f"--class-weight: only the joint task weighs a cross-entropy (this run's task is {cfg.gon.task})")
+
+
+def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, out: Path) -> None:
+    """Encode one image (its source view for a convert run, through --mask if given) and render it at res."""
+    import numpy as np
+    from signals import ImageSignal, images
+    from signals.datasets import resize_square
+    from signals.datasets.base import open_image
+    from signals.views import as_run_signal, load_mask
+
+    if input_ is None:
+        raise _err("--mask needs --input IMAGE (the image whose pixels it selects)")
+    if not input_.is_file():
+        raise _err(f"{input_}: file not found")
+    a = np.asarray(open_image(input_, input_).convert("L" if gon.meta["channels"] == 1 else "RGB"))
+    a = resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"])
+    m = load_mask(mask, gon.meta["res"]) if mask is not None else None
+    z = gon.encode_signal(as_run_signal(gon, ImageSignal(a[None]), m))
+    images.save_png(images.render(gon, z, res), out)
+    print(f"wrote {out} ({res}x{res} from {input_})", file=sys.stderr)
+
+
+def _render_comparison(gon, sig, n: int, res: int, out: Path) -> None:
+    from signals import images
+    from signals.views import comparison
+    n = min(n, len(sig))
+    images.save_png(comparison(gon, sig, n, res), out, nrow=n)
+    print(f"wrote {out} (rows: {gon.cfg.data.source} source's naive reconstruction, conversion, target; "
+          f"{n} x {res}x{res})", file=sys.stderr)
+
+
+@app.command("latents")
+def latents_cmd(
+    run: Path = typer.Argument(..., help="Run directory of an image run."),
+    split: str = Opt("test", help="Split to encode."),
+    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
+    n: Optional[int] = Opt(None, min=1, help="Encode the first n samples only."),
+    batch_size: int = Opt(64, min=1, help="Images encoded at once (latents do not depend on it)."),
+    device: str = Opt("auto", help=DEVICE_HELP),
+    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and labels."),
+):
+    """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
+    projection otherwise; coloured by class where the dataset has labels."""
+    import torch
+    from signals import latent_plot
+
+    gon = _load(run, device, checkpoint)
+    if gon.meta["signal"] != "images":
+        raise _err(f"{run}: latents takes image runs (this one is {gon.meta['signal']})")
+    sig = _image_split(gon, split, data_dir)
+    idx = torch.arange(min(n, len(sig)) if n else len(sig))
+    z = gon.encode_signal(sig, idx, batch_size).cpu()
+    labels, classes = latent_plot.labels_for(gon, split, data_dir)
+    labels = None if labels is None else labels[:len(idx)]
+    title = f"{gon.cfg.data.dataset} {split}: {len(idx)} latents of {run.name} ({gon.cfg.gon.task})"
+    latent_plot.write(z, labels, classes, out, title)
+    print(f"wrote {out} ({len(idx)} latents of dimension {z.shape[1]})", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -33,7 +33,10 @@ class GON:
     def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
         self.cfg, self.meta = cfg, dict(meta)
         self.device = resolve_device(device) if isinstance(device, str) else device
-        self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model).to(self.device)
+        self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
+        from .tasks import attach_heads  # tasks use this module's helpers: imported when first needed
+        attach_heads(self.model, cfg, self.meta)
+        self.model.to(self.device)
         self.step = 0
         self.gaussian: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (K,), covariance (K, K))
         self.last_validation: dict[str, Any] = {}  # held-out scores at the end of the last training
@@ -79,11 +82,13 @@ class GON:
     def encode(self, batch) -> torch.Tensor:
         """Latents in one gradient step from the origin (no training graph): (B, K) on self.device. `batch` is a
         signals Batch, or, for an image run, images as an array or tensor (B, H, W, C) (see encode_images)."""
+        from .tasks import inner_loss
         if not hasattr(batch, "coords"):
             return self.encode_images(batch)
         self.model.eval()
         with torch.enable_grad():
-            z = gon_latents(self.model, batch.coords, batch.values, self.cfg.gon, batch.scale, create_graph=False)
+            z = gon_latents(self.model, batch.coords, batch.values, self.cfg.gon, batch.scale, create_graph=False,
+                            inner_loss=inner_loss(self.model, self.cfg))
         return z.detach()
 
     def encode_signal(self, signal, idx=None, batch_size: int = 64) -> torch.Tensor:

@@ -81,6 +81,12 @@ class GONConfig:
     """Weight of the KL term of the ELBO."""
     beta_warmup: int = field(default=0, metadata={"min": 0})
     """Steps over which the KL weight ramps linearly from 0 to beta."""
+    task: str = field(default="reconstruct", metadata={"choices": ("reconstruct", "classify", "joint", "convert")})
+    """Outer loss (Sec. 3.5): `reconstruct`; `classify`, cross-entropy of a linear layer on the latent (Eq. 13);
+    `joint`, reconstruction plus class_weight x that cross-entropy; `convert`, the step encodes data.source, a view of
+    the signal, and the outer loss is the whole signal."""
+    class_weight: float = field(default=1.0, metadata={"min": 0.0})
+    """Weight of the cross-entropy in the `joint` task's outer loss (per sample, beside the summed reconstruction)."""
 
 
 @dataclass
@@ -124,6 +130,9 @@ class TrainConfig:
     when variational), snr_db for audio, chamfer_x1e3 for SDF."""
     max_time: float = field(default=0.0, metadata={"min": 0})
     """Wall-clock budget of one `fit` (or `--resume`) in seconds, checked before each step (0: none)."""
+    classifier_lr_mult: float = field(default=30.0, metadata={"gt": 0.0})
+    """Learning-rate multiplier of the classify and joint tasks' linear layer: the one-step latents are small
+    (a x a gradient), so at F's rate the layer would need ~1e5 steps to reach logits of order one."""
 
 
 @dataclass
@@ -168,6 +177,13 @@ class DataConfig:
     val_paths: list[str] = field(default_factory=list)
     """Audio clips or meshes held out for validation (files or folders); empty: none, or every tenth of `paths`
     when validation is on (see `fit audio --val`)."""
+    source: str = field(default="gray", metadata={"choices": ("gray", "low-res", "mask")})
+    """`convert` task: the view of an image the step encodes: `gray` (luminance), `low-res` (box-downsampled to
+    source_res), `mask` (a random source_frac of the pixels)."""
+    source_res: int = field(default=8, metadata={"min": 1})
+    """`convert` with source low-res: side of the box-downsampled source image."""
+    source_frac: float = field(default=0.25, metadata={"gt": 0.0, "max": 1.0})
+    """`convert` with source mask: fraction of pixels the step sees (drawn at random per image and step)."""
 
 
 @dataclass

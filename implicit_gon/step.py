@@ -62,13 +62,14 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
     """Fast path, exact at z0 = 0: the first pre-activation there does not depend on the sample, so F(c ⊕ 0)
     and dF/dpre are computed once for shared coords, and each sample's gradient is
     dP/dz^T sum_{n,c} r_b(n,c) dF_c(n)/dpre(n), with r_b = dloss/dF the sample's own loss derivative."""
-    B, C = values.shape[0], values.shape[-1]
+    B = values.shape[0]
     zero = values.new_zeros(1, model.latent_dim)
     pre_c = model.input.pre_coords(coords)  # (N, H) or (B, N, H)
     pre0 = pre_c + model.latent_pre(zero)
     if not pre0.requires_grad:  # evaluation under no parameter grads: still need d/dpre
         pre0 = pre0.detach().requires_grad_()
     y0 = model.decode_pre(pre0, pre_c)  # (N, C) or (B, N, C); F(c ⊕ 0) is a constant of pre0
+    C = y0.shape[-1]  # F's channels (values may have fewer: a converting inner loss sees a view of F)
     # per-point Jacobian rows: points are independent, so the grad of the sum is each point's own row
     jac = torch.stack([autograd.grad(y0[..., c].sum(), pre0, retain_graph=True, create_graph=create_graph)[0]
                        for c in range(C)], dim=-2)  # (..., N, C, H)
@@ -95,9 +96,12 @@ def step_loss(model: Siren, cfg: GONConfig) -> LossFn:
     return likelihood_loss(cfg) if model.head is not None else make_loss(cfg.loss, cfg.clamp)
 
 
-def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True):
-    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K)."""
-    loss_fn = step_loss(model, cfg)
+def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True,
+                inner_loss: LossFn | None = None):
+    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K).
+    inner_loss, if given, replaces the configured loss inside the step (modality conversion compares a view of
+    F's output with the source signal, so values may have fewer channels than F's output)."""
+    loss_fn = step_loss(model, cfg) if inner_loss is None else inner_loss
     if cfg.fast:
         g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
     else:
@@ -137,6 +141,12 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
         z = z.detach()
     if query is not None:
         coords, values, scale = query
+    return outer_loss(model, z, coords, values, cfg, scale, generator, beta)
+
+
+def outer_loss(model: Siren, z, coords, values, cfg: GONConfig, scale: float = 1.0,
+               generator: torch.Generator | None = None, beta: float | None = None):
+    """Reconstruction (or negative ELBO) of values at coords from latents z (B, K): (loss, parts)."""
     y, mu, logvar = model(coords, z, generator)  # (B, N', C)
     recon = scale * per_sample(step_loss(model, cfg)(y, values))  # (B,)
     parts = {"recon": recon.mean()}

@@ -15,8 +15,9 @@ from .errors import GONError
 from .fsio import append_jsonl
 from .precision import Precision
 from .progress import progress_bar
-from .step import gon_objective, kl_standard_normal, nll_per_sample, per_sample
+from .step import kl_standard_normal, nll_per_sample, per_sample
 from .stopping import EarlyStop
+from .tasks import evaluate as task_evaluate, objective
 
 _PERMS: dict[tuple[int, int, int], torch.Tensor] = {}
 
@@ -52,6 +53,8 @@ def evaluate(gon: GON, signal, idx=None, batch_size: int = 64) -> dict[str, Any]
     sse: summed squared error per sample (the paper's Table 1 unit); psnr: mean over samples (peak 1);
     variational runs add bits_per_dim, the negative ELBO per dimension (the paper's Table 2 unit)."""
     idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
+    if gon.cfg.gon.task != "reconstruct":  # classify, joint, convert: implicit_gon/tasks
+        return task_evaluate(gon, signal, idx, batch_size)
     sse, psnr, bpd = [], [], []
     gen = make_generator(0, gon.device)
     for s in range(0, len(idx), batch_size):
@@ -85,18 +88,16 @@ def _check_finite(loss: torch.Tensor, step: int, run: Path) -> None:
 
 
 def make_optimizer(model, tc) -> torch.optim.Adam:
-    """Adam; the variational head gets tc.lr * tc.head_lr_mult (a group of its own)."""
-    if model.head is None:
+    """Adam; the variational head gets tc.lr * tc.head_lr_mult and a classifier (classify and joint tasks)
+    tc.lr * tc.classifier_lr_mult, each a group of its own after F's."""
+    fast = [(m, mult) for m, mult in ((model.head, tc.head_lr_mult),
+                                      (getattr(model, "classifier", None), tc.classifier_lr_mult)) if m is not None]
+    if not fast:
         return torch.optim.Adam(model.parameters(), lr=tc.lr)
-    head = {id(p) for p in model.head.parameters()}
-    rest = [p for p in model.parameters() if id(p) not in head]
-    return torch.optim.Adam([{"params": rest}, {"params": list(model.head.parameters()),
-                                                "lr": tc.lr * tc.head_lr_mult}], lr=tc.lr)
-
-
-def _query(batch):
-    q = batch.query
-    return None if q is None else (q.coords, q.values, q.scale)
+    own = {id(p) for m, _ in fast for p in m.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in own]
+    return torch.optim.Adam([{"params": rest}] + [{"params": list(m.parameters()), "lr": tc.lr * mult}
+                                                  for m, mult in fast], lr=tc.lr)
 
 
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
@@ -133,9 +134,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device), dist)  # this rank's rows
         gon.model.train()
         with amp.autocast():
-            loss, parts = gon_objective(gon.model, batch.coords, batch.values, cfg.gon, batch.scale,
-                                        step_generator(tc.seed, step, gon.device), kl_weight(cfg, step),
-                                        _query(batch))
+            loss, parts = objective(gon.model, batch, cfg, step_generator(tc.seed, step, gon.device),
+                                    kl_weight(cfg, step))
         _check_finite(loss, step, run)
         opt.zero_grad(set_to_none=True)
         amp.backward(loss)

@@ -21,6 +21,8 @@ class Batch:
     query: Batch | None = None
     """Where the outer loss is measured when that differs from where the step encodes (None: the same points).
     Audio's oversampled training encodes the samples, as rendering does, and fits F between them."""
+    labels: torch.Tensor | None = None
+    """(B,) int64 class indices, for signals read with labels (classification)."""
 
 
 @runtime_checkable

@@ -32,12 +32,15 @@ class ImageSignal:
     kind = "images"
     coord_dim = 2
 
-    def __init__(self, images: np.ndarray, name: str = "images"):
+    def __init__(self, images: np.ndarray, name: str = "images", labels: np.ndarray | None = None,
+                 classes: list[str] | None = None):
         if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] not in (1, 2, 3):
             raise ValueError(f"{name}: expected square images as (n, H, W, C) with C in 1..3, got {images.shape}")
         self.images, self.name = images, name
         self.res, self.out_dim = images.shape[1], images.shape[3]
         self._grid = grid(self.res)
+        self.labels, self.classes = labels, classes  # (n,) int64 class indices and their names, or None
+        self.encode_full = False  # True: the step always encodes every pixel, `points` subsamples the outer loss
 
     def __len__(self) -> int:
         return len(self.images)
@@ -50,15 +53,26 @@ class ImageSignal:
     def batch(self, idx, points, generator, device) -> Batch:
         sub, scale = draw_subset(self.res * self.res, points, generator)
         values, coords = self._values(idx), self._grid
+        labels = self._labels(idx, device)
+        if sub is not None and self.encode_full:  # latents as at test time; the outer loss on the subset
+            query = Batch(coords[sub].to(device), values[:, sub].to(device), scale)
+            return Batch(coords.to(device), values.to(device), 1.0, query, labels)
         if sub is not None:  # one subset shared by the batch keeps the origin step's shared Jacobian
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), to_device(values, device), scale)
+        return Batch(coords.to(device), to_device(values, device), scale, labels=labels)
 
     def full(self, idx, device) -> Batch:
-        return Batch(self._grid.to(device), to_device(self._values(idx), device), 1.0)
+        return Batch(self._grid.to(device), to_device(self._values(idx), device), 1.0,
+                     labels=self._labels(idx, device))
+
+    def _labels(self, idx: torch.Tensor, device) -> torch.Tensor | None:
+        if self.labels is None:
+            return None
+        return torch.from_numpy(np.asarray(self.labels)[torch.as_tensor(idx).numpy()]).to(device)  # (B,)
 
     def meta(self) -> dict[str, Any]:
-        return {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
+        meta = {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
+        return meta if self.classes is None else {**meta, "classes": list(self.classes)}
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 

@@ -166,9 +166,17 @@ def test_wheel_ships_its_configs_and_runs_outside_the_source_tree(tmp_path, shar
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import implicit_gon.config as c, cli; print(c.config_root()); "
-                            "print(cli.__file__)"], capture_output=True, text=True, cwd=work, env=env)
-    assert str(site) in probe.stdout and str(REPO) not in probe.stdout, probe.stdout + probe.stderr
+    # every module of the source tree must come from the wheel (an editable install elsewhere would hide a
+    # subpackage missing from pyproject's package list)
+    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+                     for top in ("implicit_gon", "signals") for p in (REPO / top).rglob("*.py"))
+    probe = subprocess.run([sys.executable, "-c", "import importlib, sys, cli, implicit_gon.config as c; "
+                            "print(c.config_root()); print(cli.__file__); "
+                            "[print(importlib.import_module(m).__file__) for m in sys.argv[1:]]", *modules],
+                           capture_output=True, text=True, cwd=work, env=env)
+    files = probe.stdout.split()
+    assert probe.returncode == 0 and len(files) == len(modules) + 2, probe.stderr
+    assert all(f.startswith(str(site)) for f in files), [f for f in files if not f.startswith(str(site))]
     run = [sys.executable, "-m", "cli"]
     p = subprocess.run(run + ["fit", "images", "--dataset", "digits", "--steps", "2", "--out", "d", "--quiet"],
                        capture_output=True, text=True, cwd=work, env=env)

@@ -118,7 +118,9 @@ def test_coil20_pngs_and_zip(tmp_path):
         for j in range(10):
             Image.fromarray(imgs(1, 128, 128, 1)[0, ..., 0]).save(d / f"obj{i}__{j}.png")
     info = split_shapes("coil20", tmp_path)
-    assert info == {"train": {"n": 16, "shape": [1, 32, 32]}, "test": {"n": 4, "shape": [1, 32, 32]}}
+    classes = ["obj1", "obj2"]
+    assert info == {"train": {"n": 16, "shape": [1, 32, 32], "classes": classes},
+                    "test": {"n": 4, "shape": [1, 32, 32], "classes": classes}}
     z = tmp_path / "z"
     z.mkdir()
     with zipfile.ZipFile(z / "coil-20-proc.zip", "w") as zf:

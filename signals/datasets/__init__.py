@@ -15,7 +15,7 @@ from implicit_gon.errors import DataError
 
 from . import celeba, cifar, coil20, digits, folder, idx, lsun, smallnorb
 from .base import Located
-from .cache import cache_key, cached_array, default_cache_dir, dir_tag
+from .cache import cache_key, cached_array, cached_labels, default_cache_dir, dir_tag
 from .download import download
 
 
@@ -206,4 +206,24 @@ def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=No
     res = res or info.res
     found = locate(name, data_dir, default_cache_dir(data_dir, cache_dir), camera, channels)
     _print_notes(found)
-    return {s: {"n": sp.n, "shape": [channels, res, res]} for s, sp in found.splits.items()}
+    classes = {"classes": found.classes} if found.classes else {}
+    return {s: {"n": sp.n, "shape": [channels, res, res], **classes} for s, sp in found.splits.items()}
+
+
+def load_labels(name: str, split: str = "train", data_dir: str | Path | None = None, cache_dir: str | None = None,
+                camera: str = "left") -> tuple[np.ndarray, list[str]]:
+    """One split's class indices (n,) int64, in image order, and the class names; cached like the images.
+    A dataset without labels is a DataError."""
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    cache = default_cache_dir(data_dir, cache_dir)
+    found = locate(name, data_dir, cache, camera)
+    if split not in found.splits:
+        raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
+    sp = found.splits[split]
+    if not found.classes or sp.labels is None:
+        where = f" in {data_dir}" if data_dir else ""
+        raise DataError(f"{name}: no class labels{where} (classification needs a dataset with labels: mnist, "
+                        f"fashion-mnist, cifar10, smallnorb, coil20, digits, or folder with a subfolder per class)")
+    key = cache_key(found.files + found.label_files, {"name": name, "split": split, "classes": found.classes, "v": 1})
+    lab = cached_labels(cache, f"labels-{name}-{dir_tag(data_dir)}-{split}", key, sp.n, sp.labels)
+    return lab, list(found.classes)

@@ -10,6 +10,7 @@ import numpy as np
 from .pixels import open_image
 
 Chunks = Callable[[], Iterator[np.ndarray]]  # yields (k, H, W, C) uint8 chunks
+Labels = Callable[[], np.ndarray]  # returns (n,) int64 class indices, in image order
 
 
 @dataclass
@@ -18,6 +19,8 @@ class Split:
 
     n: int
     read: Chunks
+    labels: Labels | None = None
+    """Class index of each image, for datasets that have labels (None: this dataset has none)."""
 
     def subset(self, start: int, stop: int) -> "Split":
         """Images [start, stop) of this split, in order."""
@@ -30,7 +33,8 @@ class Split:
                 pos += len(chunk)
                 if pos >= stop:
                     return
-        return Split(stop - start, read)
+        labels = None if self.labels is None else (lambda: self.labels()[start:stop])
+        return Split(stop - start, read, labels)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Located:
     splits: dict[str, Split]
     notes: list[str] = field(default_factory=list)
     crop: int | None = None  # centre crop (pixels) before resizing; None: the largest centred square
+    classes: list[str] | None = None  # class names, indexed by the splits' labels (None: no labels)
+    label_files: list[Path] = field(default_factory=list)  # files the labels come from (their cache key)
 
 
 def first_existing(dirs: list[Path], patterns: list[str]) -> Path | None:

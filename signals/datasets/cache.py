@@ -109,3 +109,25 @@ def _reserve(tmp: Path, what: str) -> None:
                             f"--cache-dir") from None
         if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without fallocate: go on unreserved
             raise DataError(f"{tmp.parent}: cannot write {what} ({e.strerror})") from None
+def cached_labels(cache_dir: Path, stem: str, key: str, n: int, read: Callable[[], np.ndarray]) -> np.ndarray:
+    """cache_dir/{stem}-{key}.npy holding (n,) int64 class indices, from read() the first time."""
+    path = cache_dir / f"{stem}-{key}.npy"
+    if path.is_file():
+        try:
+            arr = np.load(path)
+            if arr.shape == (n,) and arr.dtype == np.int64:
+                return arr
+        except (ValueError, OSError):
+            pass  # unreadable cache: rebuild it
+    arr = np.asarray(read(), np.int64)
+    if arr.shape != (n,):
+        from implicit_gon.errors import DataError
+        raise DataError(f"{stem}: expected {n} labels, read {arr.shape[0] if arr.ndim else 0}")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+    for stale in cache_dir.glob(f"{stem}-*.npy"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return arr

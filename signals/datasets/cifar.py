@@ -15,6 +15,7 @@ from implicit_gon.errors import DataError
 
 from .archive import extract_once
 from .base import Located, Split
+from .labels import CIFAR_CLASSES, cifar_labels
 
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 MAX_BYTES = 256 << 20
@@ -100,10 +101,11 @@ def locate(root: Path, cache: Path) -> Located:
                 splits["train"] = _split(train)
             if test.is_file():
                 splits["test"] = _split([test])
-            return Located(train + ([test] if test.is_file() else []), splits)
+            files = train + ([test] if test.is_file() else [])
+            return Located(files, splits, classes=CIFAR_CLASSES, label_files=files)
     return Located([], {})
 
 
 def _split(files: list[Path]) -> Split:
     counts = [len(parse_batch(f)) for f in files]  # small (30 MB a batch); validates every file up front
-    return Split(sum(counts), lambda: (parse_batch(f) for f in files))
+    return Split(sum(counts), lambda: (parse_batch(f) for f in files), cifar_labels(files))

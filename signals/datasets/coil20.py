@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .archive import extract_once
 from .base import Located, Split, pil_chunks
+from .labels import named_classes
 
 NAME = re.compile(r"obj(\d+)__(\d+)\.png$", re.IGNORECASE)
 
@@ -22,9 +23,15 @@ def locate(root: Path, cache: Path) -> Located:
         if files:
             test = [f for f in files if int(NAME.search(f.name)[2]) % 5 == 4]
             train = [f for f in files if int(NAME.search(f.name)[2]) % 5 != 4]
-            return Located(files, {"train": Split(len(train), pil_chunks(train, "L")),
-                                   "test": Split(len(test), pil_chunks(test, "L"))})
+            classes, (ltrain, ltest) = named_classes([train, test], _object, lambda c: int(c[3:]))
+            return Located(files, {"train": Split(len(train), pil_chunks(train, "L"), ltrain),
+                                   "test": Split(len(test), pil_chunks(test, "L"), ltest)}, classes=classes)
     return Located([], {})
+
+
+def _object(f: Path) -> str:
+    """The class of a COIL-20 image: its object, obj{i}."""
+    return f"obj{int(NAME.search(f.name)[1])}"
 
 
 def _files(d: Path) -> list[Path]:

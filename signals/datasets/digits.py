@@ -15,6 +15,13 @@ def _images() -> np.ndarray:
     return np.round(x * (255 / 16)).astype(np.uint8)[..., None]
 
 
+def _labels() -> np.ndarray:
+    from sklearn.datasets import load_digits
+    return load_digits().target.astype(np.int64)  # (1797,) the digit drawn
+
+
 def locate() -> Located:
-    return Located([], {"train": Split(N_TRAIN, lambda: iter([_images()[:N_TRAIN]])),
-                        "test": Split(1797 - N_TRAIN, lambda: iter([_images()[N_TRAIN:]]))})
+    return Located([], {"train": Split(N_TRAIN, lambda: iter([_images()[:N_TRAIN]]), lambda: _labels()[:N_TRAIN]),
+                        "test": Split(1797 - N_TRAIN, lambda: iter([_images()[N_TRAIN:]]),
+                                      lambda: _labels()[N_TRAIN:])},
+                   classes=[str(d) for d in range(10)])

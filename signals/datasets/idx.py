@@ -10,6 +10,7 @@ import numpy as np
 from implicit_gon.errors import DataError
 
 from .base import Located, Split, first_existing
+from .labels import FASHION_CLASSES, MNIST_CLASSES, first_n, idx_label_file, parse_idx_labels
 from .limits import read_at_most, read_declared, verify_declared
 
 IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -55,8 +56,18 @@ def locate(root: Path, name: str) -> Located:
             continue
         files.append(path)
         n = _count(path)
-        splits[split] = Split(n, lambda p=path: iter([parse_images(p)]))
-    return Located(files, splits)
+        lab = idx_label_file(path)
+        splits[split] = Split(n, lambda p=path: iter([parse_images(p)]),
+                              lab and first_n(lambda p=lab: parse_idx_labels(p), n, lab))
+    return _with_classes(Located(files, splits), name)
+
+
+def _with_classes(found: Located, name: str) -> Located:
+    """Class names when every split has its label file (a split without one: no labels at all)."""
+    if found.splits and all(s.labels for s in found.splits.values()):
+        found.classes = MNIST_CLASSES if name == "mnist" else FASHION_CLASSES
+        found.label_files = [idx_label_file(f) for f in found.files]
+    return found
 
 
 def _count(path: Path) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 from implicit_gon.errors import DataError
 
 from .base import Located, Split, first_existing
+from .labels import NORB_CLASSES, first_n, norb_cat_file, parse_norb_cat
 from .limits import read_at_most, read_declared, verify_declared
 
 BYTE_MATRIX = 0x1E3D4C55
@@ -68,5 +69,10 @@ def locate(root: Path, camera: str) -> Located:
             continue
         files.append(path)
         n = _count(path)
-        splits[split] = Split(n, lambda p=path: iter([_camera(parse_dat(p), camera)]))
-    return Located(files, splits)
+        cat = norb_cat_file(path)
+        splits[split] = Split(n, lambda p=path: iter([_camera(parse_dat(p), camera)]),
+                              cat and first_n(lambda p=cat: parse_norb_cat(p), n, cat))
+    found = Located(files, splits)
+    if splits and all(s.labels for s in splits.values()):
+        found.classes, found.label_files = NORB_CLASSES, [norb_cat_file(f) for f in files]
+    return found
