@@ -85,24 +85,32 @@ RESUME_KEEPS = ("train.device", "data.signal", "data.dataset")  # where to run i
 
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
              make_signals, progress: bool = True, sets: Optional[List[str]] = None, holdout=None) -> None:
-    from implicit_gon import GON, distributed
+    """Hold the run directory (a lock; Ctrl-C names the last checkpoint) from the first check to the last write;
+    under torchrun rank 0 alone holds it."""
+    from implicit_gon import distributed, rundir
+    dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
+    if not dist.main:
+        return _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
+    with rundir.session(rundir.check_out(out)):
+        _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
+
+
+def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
+                make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
+    from implicit_gon import GON, distributed, limits, rundir
     from implicit_gon.checkpoint import CKPT
-    from implicit_gon.config import check_rules, merge, resolve
+    from implicit_gon.config import resolve
     from implicit_gon.errors import GONError
     from implicit_gon.train import fit, train
 
-    dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
+    if flags.get("data.data_dir"):
+        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
     if resume:
         if not (out / CKPT).is_file():
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
-        fixed = sorted(k for k, v in flags.items() if v is not None and k not in RESUMABLE + RESUME_KEEPS)
-        if fixed or config or sets:
-            raise GONError(f"fit --resume continues {out} with its own config: only --steps, --max-time, --patience, "
-                           f"--precision and --device may be given (not {', '.join(fixed) or '--config / --set'})")
         device = distributed.device_for(dist, flags.get("train.device") or "auto")
         gon, opt_state = GON.load(out, device, with_optimizer=True)
-        given = {k.split(".")[1]: flags[k] for k in RESUMABLE if flags.get(k) is not None}
-        gon.cfg = check_rules(merge(gon.cfg, {"train": given}, "command line"))
+        rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
     else:
         if (out / CKPT).is_file():
             raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
@@ -113,8 +121,10 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
             holdout(cfg)
         gon, opt_state = None, None
     cfg = gon.cfg if gon else cfg
+    limits.check_model(cfg.model, training=True)
     with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
         train_sig, val_sig = make_signals(cfg)
+    limits.check_training(cfg, train_sig)
     if cfg.train.val_every and val_sig is None:
         raise GONError(f"train.val_every = {cfg.train.val_every}: this run has no held-out data to validate on")
     if dist.main:
@@ -126,7 +136,7 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
         gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
         final = gon.last_validation
     else:
-        final = train(gon, train_sig, out, val_sig, opt_state, progress, dist)
+        final = train(gon, train_sig, out, val_sig, opt_state, progress, dist=dist)
     distributed.shutdown(dist)
     if gon.stop_reason and dist.main:
         print(gon.stop_reason, file=sys.stderr)
@@ -147,7 +157,7 @@ def _device_name(name: str) -> str:
 
 @fit_app.command("images")
 def fit_images(
-    dataset: str = Opt("digits", help="Dataset name (`implicit-gon dataset list`)."),
+    dataset: Optional[str] = Opt(None, help="Dataset name (`implicit-gon dataset list`; default digits)."),
     data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
     out: Path = Opt(..., help="Run directory (checkpoints, metrics)."),
     config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
@@ -177,7 +187,7 @@ def fit_images(
     from signals import task_signal
 
     flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet", "set_")})
-    flags["data.dataset"], flags["data.signal"] = dataset, "images"
+    flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else "digits"), "images"
     flags.update(_task_flags(task, class_weight, source))
 
     def make(cfg):
@@ -185,7 +195,7 @@ def fit_images(
         train_sig = task_signal(cfg.data, cfg.gon.task, "train")
         val_sig = _maybe_test(cfg.data, cfg.gon.task)
         return train_sig, val_sig
-    _run_fit("images", dataset, config, flags, out, resume, make, not quiet, set_)
+    _run_fit("images", dataset or "digits", config, flags, out, resume, make, not quiet, set_)
 
 
 def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str, val=None) -> None:
@@ -433,21 +443,26 @@ def eval_cmd(
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
     audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
     import torch
+    from implicit_gon import limits, options, rundir
     from implicit_gon.train import evaluate
 
+    options.check("eval", split=split, n=n, batch_size=batch_size, device=device)
     gon = _load(run, device, checkpoint)
     _refuse_unused(ctx, "eval", gon.meta["signal"])
     _outputs(gon.meta["signal"], None, plot)
+    batch_size = limits.encode_batch(gon, batch_size)  # latents do not depend on it; memory does
     given = list(data or []) + list(paths or [])
     if gon.meta["signal"] != "images":
-        res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
+        with rundir.writing_into(plot):
+            res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
     else:
         sig = _image_split(gon, split, data_dir)
-        idx = torch.arange(min(n, len(sig)) if n else len(sig))
+        idx = torch.arange(min(n, len(sig)) if n is not None else len(sig))
         res = evaluate(gon, sig, idx, batch_size)
         res["split"] = split
         if plot:
-            _plot_reconstructions(gon, sig, idx[:PLOT_MAX], compare, plot)
+            with rundir.writing_into(plot):
+                _plot_reconstructions(gon, sig, idx[:PLOT_MAX], compare, plot)
     _report(res, as_json)
     if plot:
         _wrote(plot, "spectrograms" if gon.meta["signal"] == "audio" else
@@ -476,23 +491,35 @@ def _report(res: dict, as_json: bool) -> None:
             continue
         print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}", file=table)
     if as_json:
-        print(json.dumps(res))
+        print(json.dumps(_finite_or_null(res), allow_nan=False))
+
+
+def _finite_or_null(v):
+    """JSON has no NaN or infinity: such a score is written as null."""
+    import math
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite_or_null(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite_or_null(x) for x in v]
+    return v
 
 
 @app.command("render")
 def render_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    res: int = Opt(256, min=1, help="Images and SDF: output side in pixels (above the training resolution: "
+    res: int = Opt(256, help="Images and SDF: output side in pixels (above the training resolution: "
                    "super-resolution)."),
-    n: int = Opt(16, min=1, help="Images: number of test images; 1 writes a single image, more a grid."),
+    n: int = Opt(16, help="Images: number of test images; 1 writes a single image, more a grid."),
     split: str = Opt("test", help="Images: split the images come from."),
     data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
     input_: Optional[List[Path]] = Opt(None, "--input", help="Images: your own image files (repeatable), encoded at "
                                        "the run's resolution; audio: a clip; SDF: a mesh."),
     compare: bool = Opt(False, "--compare", help="Images: the originals above their renderings, labelled."),
     index: Optional[int] = Opt(None, help="SDF: training shape to render."),
-    sample_rate: Optional[int] = Opt(None, min=1, help="Audio: output rate (above the training rate: "
+    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: "
                                      "super-resolution)."),
     plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (.png)."),
     hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
@@ -506,9 +533,11 @@ def render_cmd(
     files; convert runs: rows of source, conversion and target; audio: a clip at any sample rate; SDF: a shaded
     picture of a shape)."""
     import torch
+    from implicit_gon import limits, options, rundir
     from implicit_gon.media import save_grid, save_image
     from signals import ImageSignal, images
 
+    options.check("render", res=res, n=n, split=split, index=index, sample_rate=sample_rate, hop=hop, device=device)
     gon = _load(run, device, checkpoint)
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "render", kind)
@@ -521,6 +550,7 @@ def render_cmd(
         return _render_input(gon, input_[0] if input_ else None, mask, res, out)
     if mask is not None:
         raise _err(f"render --mask: only for convert runs with a mask source (this run's task is {gon.cfg.gon.task})")
+    limits.check_image_output((len(input_) if input_ else n) * (2 if compare else 1), res, gon.meta["channels"])
     if input_:
         for name in ("n", "split", "data_dir"):
             if _given(ctx, name):
@@ -532,10 +562,11 @@ def render_cmd(
             return _render_comparison(gon, sig, n, res, out)
     idx = torch.arange(min(n, len(sig)) if not input_ else len(sig))
     pics = images.render(gon, gon.encode_signal(sig, idx), res)
-    if compare:
-        save_image(images.comparison(sig.images[idx.numpy()], pics, f"one step, {res}px"), out)
-    else:
-        save_grid(pics, out)
+    with rundir.writing_into(out):
+        if compare:
+            save_image(images.comparison(sig.images[idx.numpy()], pics, f"one step, {res}px"), out)
+        else:
+            save_grid(pics, out)
     _wrote(out, f"{len(idx)} x {res}x{res}" + (", originals above" if compare else ""))
 
 
@@ -543,8 +574,10 @@ def _render_other(gon, input_, index, res, sample_rate, plot, out, hop) -> None:
     """render for audio (a clip at any rate) and SDF (a sphere-traced picture)."""
     if input_ and len(input_) > 1:
         raise _err(f"render --input: a {gon.meta['signal']} run renders one file at a time ({len(input_)} given)")
-    _signal_module(gon).render_run(gon, input_=input_[0] if input_ else None, index=index, res=res,
-                                   sample_rate=sample_rate, plot=plot, out=out, hop=hop)
+    from implicit_gon import rundir
+    with rundir.writing_into(out), rundir.writing_into(plot):
+        _signal_module(gon).render_run(gon, input_=input_[0] if input_ else None, index=index, res=res,
+                                       sample_rate=sample_rate, plot=plot, out=out, hop=hop)
     if gon.meta["signal"] == "audio":
         _wrote(out, f"{sample_rate or gon.meta['sample_rate']} Hz")
         if plot:
@@ -564,11 +597,14 @@ def encode_cmd(
 ):
     """Encode images in one gradient step each."""
     import numpy as np
+    from implicit_gon import limits, options, rundir
     from implicit_gon.fsio import atomic_path
     from implicit_gon.media import check_out
     from signals import ImageSignal, images
 
+    options.check("encode", batch_size=batch_size, device=device)
     gon = _load(run, device, checkpoint)
+    batch_size = limits.encode_batch(gon, batch_size)
     if gon.meta["signal"] != "images":
         other = {"audio": "eval or render --input CLIP", "sdf": "eval, render or export-mesh --input MESH"}
         raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use {other[gon.meta['signal']]}")
@@ -576,7 +612,7 @@ def encode_cmd(
     from signals.views import as_run_signal
     sig = as_run_signal(gon, ImageSignal(images.read_images(inputs, gon.meta["res"], gon.meta["channels"]), "input"))
     z = gon.encode_signal(sig, batch_size=batch_size).cpu().numpy()
-    with atomic_path(out) as tmp:
+    with rundir.writing_into(out), atomic_path(out) as tmp:
         np.save(tmp, z)
     print(f"wrote {out} {z.shape}", file=sys.stderr)
 
@@ -585,16 +621,18 @@ def encode_cmd(
 def decode_cmd(
     run: Path = typer.Argument(..., help="Run directory of an image run."),
     latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes."),
-    res: Optional[int] = Opt(None, min=1, help="Output side in pixels (default: the training resolution; above it: "
+    res: Optional[int] = Opt(None, help="Output side in pixels (default: the training resolution; above it: "
                              "super-resolution)."),
-    nrow: Optional[int] = Opt(None, min=1, help="Images per row of the grid (default: a square-ish grid)."),
+    nrow: Optional[int] = Opt(None, help="Images per row of the grid (default: a square-ish grid)."),
     out: Path = Opt(..., help="Output picture: .png, .jpg, .webp or .gif (one latent: one image, more: a grid)."),
     device: str = Opt("auto", help=DEVICE_HELP),
 ):
     """Render latents (from `encode`, or your own edits of them) at any resolution."""
+    from implicit_gon import options
     from implicit_gon.media import IMAGE, check_out, save_grid
     from signals import images
 
+    options.check("decode", res=res, nrow=nrow, device=device)
     gon = _load(run, device)
     if gon.meta["signal"] != "images":
         raise _err(f"{run}: decode renders image latents (this run is {gon.meta['signal']})")
@@ -614,13 +652,14 @@ def _err(msg: str):
 # sample, interpolate
 def _refit(gon, run: Path, which: Which = Which.last) -> None:
     """Recompute the latent Gaussian from the training data and store it with the checkpoint it was loaded from."""
-    from implicit_gon import checkpoint
-    gon.fit_gaussian(_train_signal(gon))
-    if Which(which) is Which.best:
-        gon.save(run, name=checkpoint.BEST)
-        return
-    _, _, opt_state, _ = checkpoint.load(run)  # keep the Adam state so the run can still be resumed
-    gon.save(run, opt_state)
+    from implicit_gon import checkpoint, rundir
+    with rundir.locked(run):  # a `fit` of this run must not be writing it meanwhile
+        gon.fit_gaussian(_train_signal(gon))
+        if Which(which) is Which.best:
+            gon.save(run, name=checkpoint.BEST)
+            return
+        _, _, opt_state, _ = checkpoint.load(run)  # keep the Adam state so the run can still be resumed
+        gon.save(run, opt_state)
 
 
 def _train_signal(gon):
@@ -638,9 +677,9 @@ def _signal_module(gon):
 def sample_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    n: Optional[int] = Opt(None, min=1, help="Number of samples (default 64; audio: 1 clip)."),
-    seconds: Optional[float] = Opt(None, min=0.001, help="Audio: duration of each sampled clip (default 2)."),
-    res: Optional[int] = Opt(None, min=1, help="Images: output resolution (default: the training one)."),
+    n: Optional[int] = Opt(None, help="Number of samples (default 64; audio: 1 clip)."),
+    seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
+    res: Optional[int] = Opt(None, help="Images: output resolution (default: the training one)."),
     temperature: float = Opt(1.0, help="Scale of the latent noise."),
     seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
     refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
@@ -652,10 +691,12 @@ def sample_cmd(
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
+    from implicit_gon import limits, options, rundir
     from implicit_gon.device import make_generator
     from implicit_gon.media import save_grid
     from signals import images
 
+    options.check("sample", n=n, seconds=seconds, res=res, temperature=temperature, seed=seed, device=device)
     gon = _load(run, device, checkpoint)
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "sample", kind)
@@ -664,19 +705,23 @@ def sample_cmd(
         _refit(gon, run, checkpoint)
     gen = make_generator(seed)
     if kind == "audio":
-        return print(f"wrote {_signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)}",
-                     file=sys.stderr)
+        with rundir.writing_into(out):
+            wrote = _signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)
+        return print(f"wrote {wrote}", file=sys.stderr)
     n = n or 64
     if kind != "images":
-        _signal_module(gon).sample(gon, n, gen, temperature, out)
+        with rundir.writing_into(out):
+            _signal_module(gon).sample(gon, n, gen, temperature, out)
         return _wrote(out, f"{n} samples")
     res = res or gon.meta["res"]
+    limits.check_image_output(n * (2 if compare else 1), res, gon.meta["channels"], "sample")
     z = gon.sample_latents(n, gen, temperature)
     pics = images.render_prior(gon, z, res)
-    if compare:
-        _nearest_training(gon, z, pics, out)
-    else:
-        save_grid(pics, out)
+    with rundir.writing_into(out):
+        if compare:
+            _nearest_training(gon, z, pics, out)
+        else:
+            save_grid(pics, out)
     _wrote(out, f"{n} samples, {res}x{res}" + (", nearest training images below" if compare else ""))
 
 
@@ -698,15 +743,15 @@ def _nearest_training(gon, z, pics, out: Path) -> None:
 def interpolate_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    pairs: int = Opt(4, min=1, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...)."),
+    pairs: int = Opt(4, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...)."),
     from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training "
                                "index or mesh (SDF)."),
     to: Optional[str] = Opt(None, "--to", help="Second end."),
     frames: int = Opt(8, help="Frames per pair, ends included."),
-    res: Optional[int] = Opt(None, min=1, help="Images and SDF: output resolution (default: the training one)."),
+    res: Optional[int] = Opt(None, help="Images and SDF: output resolution (default: the training one)."),
     split: str = Opt("test", help="Images: split the ends come from."),
     data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
-    fps: int = Opt(15, min=1, help="Video frame rate."),
+    fps: int = Opt(15, help="Video frame rate."),
     out: Path = Opt(..., help="Images: a picture (.png, .jpg, .webp: a row per pair) or a video (.mp4, .webm, "
                     ".gif); audio: a .wav of the frames in sequence, or a folder (one WAV per frame); SDF: a video of renders, or a folder of meshes."),
     device: str = Opt("auto", help=DEVICE_HELP),
@@ -714,21 +759,25 @@ def interpolate_cmd(
 ):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
     import torch
-    from implicit_gon import slerp
+    from implicit_gon import limits, options, rundir, slerp
     from implicit_gon.media import is_video, save_grid, write_video
     from signals import images
 
+    options.check("interpolate", pairs=pairs, frames=frames, res=res, split=split, fps=fps, device=device)
     gon = _load(run, device, checkpoint)
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "interpolate", kind)
     _outputs(kind, out, video=True, folder=True)
-    if frames < 2:
-        raise _err(f"--frames {frames}: need at least 2 (the two ends)")
     if kind == "audio":
-        return print(f"wrote {_signal_module(gon).interpolate(gon, from_, to, frames, out)}", file=sys.stderr)
+        with rundir.writing_into(out):
+            wrote = _signal_module(gon).interpolate(gon, from_, to, frames, out)
+        return print(f"wrote {wrote}", file=sys.stderr)
     if kind != "images":
-        _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
+        with rundir.writing_into(out):
+            _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
         return _wrote(out, f"{frames} frames")
+    res = res or gon.meta["res"]
+    limits.check_image_output((1 if from_ is not None else pairs) * frames, res, gon.meta["channels"], "interpolate")
     sig = _image_split(gon, split, data_dir)
     if (from_ is None) != (to is None):
         raise _err("give both --from and --to, or neither")
@@ -742,12 +791,12 @@ def interpolate_cmd(
     z = gon.encode_signal(sig, torch.tensor([k for e in ends for k in e])).cpu()
     t = torch.linspace(0, 1, frames)
     path = torch.cat([slerp(z[2 * p], z[2 * p + 1], t) for p in range(len(ends))])  # (pairs * frames, K)
-    res = res or gon.meta["res"]
     pics = images.render(gon, path, res)
-    if is_video(out):
-        write_video(pics, out, fps)
-    else:
-        save_grid(pics, out, nrow=frames)
+    with rundir.writing_into(out):
+        if is_video(out):
+            write_video(pics, out, fps)
+        else:
+            save_grid(pics, out, nrow=frames)
     _wrote(out, f"{len(ends)} pairs x {frames} frames, {res}x{res}")
 
 
@@ -764,11 +813,15 @@ def export_mesh_cmd(
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
 ):
     """Marching cubes over the network's signed distance field."""
+    from implicit_gon import limits, options, rundir
     from signals import sdf
+    options.check("export-mesh", index=index, res=res, format=fmt and fmt.lower(), device=device)
+    limits.check_volume(res)
     gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "sdf":
         raise _err(f"{run}: export-mesh needs an SDF run (this one is {gon.meta['signal']})")
-    mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
+    with rundir.writing_into(out):
+        mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
     print(f"wrote {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)", file=sys.stderr)
 
 
@@ -787,12 +840,14 @@ def dataset_list():
 def dataset_info(
     name: str = typer.Argument(..., help="Dataset name (`implicit-gon dataset list`)."),
     data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
-    res: Optional[int] = Opt(None, min=1, help="Resolution to report (default: the dataset's native one)."),
+    res: Optional[int] = Opt(None, help="Resolution to report (default: the dataset's native one)."),
     camera: str = Opt("left", help="SmallNORB: left, right or both."),
     as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
 ):
     """Per split, the number of images and their shape (C, H, W)."""
+    from implicit_gon import options
     from signals.datasets import split_shapes
+    options.check("dataset info", res=res, camera=camera)
     info = split_shapes(name, data_dir, res, None, None, camera)
     for split, v in info.items():
         print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}", file=sys.stderr if as_json else sys.stdout)
@@ -891,8 +946,8 @@ def latents_cmd(
     run: Path = typer.Argument(..., help="Run directory of an image run."),
     split: str = Opt("test", help="Split to encode."),
     data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
-    n: Optional[int] = Opt(None, min=1, help="Encode the first n samples only."),
-    batch_size: int = Opt(64, min=1, help="Images encoded at once (latents do not depend on it)."),
+    n: Optional[int] = Opt(None, help="Encode the first n samples only."),
+    batch_size: int = Opt(64, help="Images encoded at once (latents do not depend on it)."),
     device: str = Opt("auto", help=DEVICE_HELP),
     checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
     out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and labels."),
@@ -900,8 +955,10 @@ def latents_cmd(
     """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
     projection otherwise; coloured by class where the dataset has labels."""
     import torch
+    from implicit_gon import options
     from signals import latent_plot
 
+    options.check("latents", split=split, n=n, batch_size=batch_size, device=device)
     gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "images":
         raise _err(f"{run}: latents takes image runs (this one is {gon.meta['signal']})")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, limits
 from .config import Config
 from .device import resolve_device
 from .errors import GONError
@@ -32,6 +32,7 @@ class GON:
 
     def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
         self.cfg, self.meta = cfg, dict(meta)
+        limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"])  # before anything is allocated
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
         from .tasks import attach_heads  # tasks use this module's helpers: imported when first needed
@@ -58,7 +59,7 @@ class GON:
              which: str = "last"):
         """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score)."""
         info, state, opt, extra = checkpoint.load(run, checkpoint.BEST if which == "best" else checkpoint.CKPT)
-        gon = cls(Config.from_dict(info["config"]), info["meta"], device)
+        gon = cls(Config.from_dict(info["config"], str(run)), info["meta"], device)
         try:
             gon.model.load_state_dict(state)
         except RuntimeError as e:
@@ -66,6 +67,9 @@ class GON:
         gon.step = int(info.get("step", 0))
         gon.train_state = dict(info.get("train_state") or {})
         if "gauss_mean" in extra:
+            K = gon.cfg.model.latent_dim
+            if extra["gauss_mean"].shape != (K,) or extra.get("gauss_cov", torch.empty(0)).shape != (K, K):
+                raise GONError(f"{run}: the checkpoint's latent Gaussian does not match latent_dim {K}")
             gon.gaussian = (extra["gauss_mean"], extra["gauss_cov"])
         return (gon, opt) if with_optimizer else gon
 
@@ -152,7 +156,14 @@ class GON:
         if self.gaussian is None:
             raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
         mean, cov = (t.double() for t in self.gaussian)
-        L = torch.linalg.cholesky(cov + 1e-8 * torch.eye(K, dtype=cov.dtype))  # jitter: a rank-deficient fit
+        if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
+            raise GONError("this run's latent Gaussian is not finite (NaN or inf latents): refit it with "
+                           "`implicit-gon sample RUN --refit`, or retrain")
+        try:
+            L = torch.linalg.cholesky(cov + 1e-8 * torch.eye(K, dtype=cov.dtype))  # jitter: a rank-deficient fit
+        except torch.linalg.LinAlgError:
+            raise GONError("this run's latent Gaussian has no valid covariance (not positive definite): refit it "
+                           "with `implicit-gon sample RUN --refit`") from None
         return (mean + eps.double() @ L.T).float()
 
     def decode_prior(self, eps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

@@ -1,22 +1,28 @@
 """Checkpoints: one safetensors file holding the weights, the optimiser state, the latent Gaussian and, in its
-metadata, the resolved config as JSON; plus RUN/config.json for people. Never pickled; written atomically."""
+metadata, the resolved config as JSON; plus RUN/config.json for people. Never pickled; written atomically.
+
+The metadata holds a sha256 over every tensor (name, dtype, shape, bytes, in name order) and every other metadata
+entry, checked on load, so a flipped bit in the weights or the header is a one-line error rather than a silently
+different model or a silently dropped Adam state. The format version is checked: a newer or unknown one is refused."""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
 CKPT = "checkpoint.safetensors"
 BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)  # format 1 had no checksum
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], str]:
@@ -36,10 +42,24 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: str) -> dict:
     return {"state": state, "param_groups": json.loads(groups)}
 
 
+def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """sha256 over the tensors (name, dtype, shape, raw bytes; in name order) and the other metadata entries."""
+    h = hashlib.sha256()
+    for k in sorted(metadata):
+        if k != "sha256":
+            h.update(json.dumps([k, metadata[k]]).encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimizer_state: dict | None = None,
          extra: dict[str, torch.Tensor] | None = None, name: str = CKPT) -> Path:
-    """Write RUN/checkpoint.safetensors (or RUN/name) and RUN/config.json. `info` holds config, meta, step
-    (JSON-able); config.json always describes the last checkpoint, so writing BEST leaves it alone."""
+    """Write RUN/config.json, then RUN/checkpoint.safetensors (so config.json never lags the checkpoint it
+    describes), or RUN/name alone: config.json describes the last checkpoint, so writing BEST leaves it alone.
+    `info` holds config, meta, step (JSON-able)."""
     run = Path(run)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"info": json.dumps(info), "format": str(FORMAT_VERSION)}
@@ -49,33 +69,111 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
         metadata["optim_groups"] = groups
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    with atomic_path(run / name) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    metadata["sha256"] = checksum(tensors, metadata)
     if name == CKPT:
         write_json(run / "config.json", info)
+    with atomic_path(run / name) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return run / name
+
+
+def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return metadata, load_file(str(path))
+    except Exception as e:  # safetensors raises several types for a corrupt header or truncated data
+        raise GONError(f"{path}: not a readable implicit-gon checkpoint ({type(e).__name__})") from None
+
+
+def _check_format(path: Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    fmt = metadata.get("format", "")
+    if not fmt.isdigit() or int(fmt) not in READS:
+        newer = fmt.isdigit() and int(fmt) > FORMAT_VERSION
+        raise GONError(f"{path}: checkpoint format {fmt!r:.20} is " + ("newer than this implicit-gon reads "
+                       "(upgrade it)" if newer else f"unknown (this implicit-gon reads {', '.join(map(str, READS))})"))
+    if int(fmt) >= 2 and metadata.get("sha256") != checksum(tensors, metadata):
+        raise GONError(f"{path}: checksum mismatch: the checkpoint is corrupt (flipped or truncated bytes)")
 
 
 def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict | None,
                                                      dict[str, torch.Tensor]]:
-    """Returns (info, model state dict, optimiser state dict or None, extra tensors) of RUN/name."""
+    """Returns (info, model state dict, optimiser state dict or None, extra tensors) of RUN/name, verified and
+    checked."""
     path = Path(run) / name if Path(run).is_dir() else Path(run)
     if name == BEST and Path(run).is_dir() and (Path(run) / CKPT).is_file() and not path.is_file():
         raise GONError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
                        f"fit --val-every N); use --checkpoint last")
     if not path.is_file():
         raise GONError(f"{path}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
+    metadata, tensors = _read(path)
+    _check_format(path, metadata, tensors)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
         info = json.loads(metadata["info"])
-    except (SafetensorError, KeyError, json.JSONDecodeError, OSError) as e:
-        raise GONError(f"{path}: not a readable implicit-gon checkpoint ({type(e).__name__})") from None
+        opt_groups = json.loads(metadata["optim_groups"]) if "optim_groups" in metadata else None
+    except (KeyError, json.JSONDecodeError):
+        raise GONError(f"{path}: not a readable implicit-gon checkpoint (metadata)") from None
+    check_info(info, str(path))
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     opt = None
-    if "optim_groups" in metadata:
+    if opt_groups is not None:
         opt = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")},
                                    metadata["optim_groups"])
     return info, model, opt, extra
+
+
+# what a run's meta holds, per signal: key -> (type, min, max); every signal has coord_dim and out_dim
+_META = {
+    "images": {"res": (int, 1, 1 << 16), "channels": (int, 1, 3)},
+    "audio": {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
+              "channels": (int, 1, 64)},
+    "sdf": {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)},
+}
+_COORD_DIM = {"images": 2, "audio": 1, "sdf": 3}
+
+
+def check_info(info: Any, source: str) -> dict[str, Any]:
+    """A checkpoint's info (config, meta, step), every value checked: one-line GONError naming the checkpoint."""
+    from .config import Config
+    if not isinstance(info, dict) or not isinstance(info.get("meta"), dict) or not isinstance(info.get("config"), dict):
+        raise GONError(f"{source}: checkpoint metadata is not a mapping of config, meta and step")
+    step = info.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise GONError(f"{source}: checkpoint step = {step!r:.40}: must be a non-negative integer")
+    Config.from_dict(info["config"], source)
+    _check_meta(info["meta"], source)
+    return info
+
+
+def _check_meta(meta: dict, source: str) -> None:
+    signal = meta.get("signal")
+    if signal not in _META:
+        raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {', '.join(_META)}")
+    rules = {**_META[signal], "coord_dim": (int, _COORD_DIM[signal], _COORD_DIM[signal]), "out_dim": (int, 1, 64)}
+    for key, (tp, lo, hi) in rules.items():
+        v = meta.get(key)
+        size = len(v) if isinstance(v, list) else v
+        if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
+            what = "a list of" if tp is list else "an integer"
+            raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
+    channels = meta.get("channels")
+    if channels is not None and meta["out_dim"] != channels:
+        raise GONError(f"{source}: meta.out_dim = {meta['out_dim']} differs from meta.channels = {channels}")
+    if signal == "sdf":
+        _check_sdf_meta(meta, source)
+
+
+def _check_sdf_meta(meta: dict, source: str) -> None:
+    """names: one file name per shape; transforms: [[x, y, z], scale > 0] per shape."""
+    if not all(isinstance(n, str) for n in meta["names"]) or len(meta["names"]) != len(meta["transforms"]):
+        raise GONError(f"{source}: meta.names must be one file name per shape of meta.transforms")
+    for t in meta["transforms"]:
+        ok = (isinstance(t, list) and len(t) == 2 and isinstance(t[0], list) and len(t[0]) == 3
+              and all(_finite(v) for v in t[0]) and _finite(t[1]) and t[1] > 0)
+        if not ok:
+            raise GONError(f"{source}: meta.transforms entry {t!r:.40}: must be [[x, y, z], scale > 0]")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

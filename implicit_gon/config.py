@@ -426,3 +426,38 @@ def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def to_yaml(cfg: Config) -> str:
     """The resolved config as YAML, sections in their usual order."""
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+
+
+RESUMABLE = frozenset({
+    "train.steps", "train.lr", "train.batch_size", "train.points", "train.device", "train.log_every",
+    "train.ckpt_every", "train.val_every", "train.val_samples", "train.grad_clip", "train.tensorboard",
+    "train.max_time", "train.patience", "train.precision", "data.data_dir", "data.cache_dir", "data.download"})
+"""Fields a resumed run may change (its schedule, where its data is); every other one defines the model, the
+objective or the data, so changing it on --resume would silently make another run under the same name."""
+
+
+def resume_config(cfg: Config, config_files: str | Path | list | None, flags: dict[str, Any],
+                  sets: list[str] | tuple[str, ...] = ()) -> tuple[Config, dict[str, list]]:
+    """A resumed run's config: its own, with --config files, flags and --set on top, checked like any other layer.
+    Returns (config, {"section.key": [old, new]} of what changed); a change outside RESUMABLE is a one-line error."""
+    new = cfg
+    files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
+    for path in files:
+        data = load_yaml(path)
+        extra = data.pop("variational", None) or {}
+        new = merge(new, data, str(path))
+        if cfg.model.variational:
+            new = merge(new, extra, f"{path}: variational")
+    cli = _nest(flags)
+    for dotted, val in parse_sets(sets).items():
+        section, key = dotted.split(".")
+        cli.setdefault(section, {})[key] = val
+    new = check_rules(merge(new, cli, "command line"), "config")
+    old_d, new_d = cfg.to_dict(), new.to_dict()
+    changed = {f"{s}.{k}": [old_d[s][k], v] for s in new_d for k, v in new_d[s].items() if old_d[s][k] != v}
+    fixed = [k for k in changed if k not in RESUMABLE]
+    if fixed:
+        k = fixed[0]
+        raise GONError(f"--resume: {k} cannot change when a run is resumed (the run has {_short(changed[k][0])}, "
+                       f"given {_short(changed[k][1])}); start a new run with another --out")
+    return new, changed

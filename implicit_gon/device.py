@@ -1,6 +1,8 @@
 """Device selection: `auto` picks CUDA when it is there; everything else is passed around explicitly."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 from .errors import GONError
@@ -14,9 +16,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if re.fullmatch(r"cuda(:\d+)?", name):
         if not torch.cuda.is_available():
             raise GONError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+        if ":" in name and int(name[5:]) >= torch.cuda.device_count():
+            raise GONError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return torch.device(name)
     raise GONError(f"--device {name!r}: unknown device (choose auto, cpu or cuda)")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import GONError
-from .fsio import atomic_path
+from .fsio import atomic_path, disk_full
 
 IMAGE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
 """Still images, written by Pillow."""
@@ -28,6 +28,8 @@ def check_out(path: str | Path, *kinds: dict, what: str = "--out", folder: bool 
     else a one-line GONError listing what is accepted."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir() and not folder:
+        raise GONError(f"{what} {path}: is a directory (name a file, e.g. {path / ('out' + sorted(kinds[0])[0])})")
     if any(suffix in k for k in kinds) or (folder and not suffix):
         return path
     accepted = sorted({s for k in kinds for s in k})
@@ -140,15 +142,19 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 15) -> None:
         frames = np.repeat(frames, 3, axis=-1)
     codec = VIDEO[path.suffix.lower()]
     with atomic_path(path) as tmp:
-        if codec == "GIF":
-            imageio.mimwrite(tmp, list(frames), duration=1000 / fps, loop=0)
+        if codec == "GIF":  # Pillow directly: imageio's GIF writer retries a failed write (a full disk) in __del__
+            from PIL import Image
+            pics = [Image.fromarray(f) for f in frames]
+            pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=1000 / fps, loop=0)
             return
         # even sizes suffice for yuv420p; macro_block_size=1 keeps the frames' exact size
         h, w = frames.shape[1:3]
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         imageio.mimwrite(tmp, list(frames), fps=fps, codec=codec, quality=8, macro_block_size=1,
-                         ffmpeg_log_level="error", pixelformat="yuv420p")
-
+                         ffmpeg_log_level="quiet", pixelformat="yuv420p")
+        if tmp.stat().st_size == 0 or disk_full(tmp.parent):  # ffmpeg reports a failed write only in its log
+            raise GONError(f"{path}: cannot write (ffmpeg could not write the video: "
+                           f"{'no space left on device' if disk_full(tmp.parent) else 'nothing written'})")
 
 # -- sound -----------------------------------------------------------------------------------------------------------
 def write_audio(x, sample_rate: int, path: str | Path) -> None:

@@ -46,3 +46,45 @@ class PlainProgress:
 
     def close(self) -> None:
         pass
+
+
+def work_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = True, file: TextIO | None = None,
+             **tqdm_kw: Any):
+    """A bar for counted work (decoding a split, a download): tqdm on a terminal; elsewhere a line at most every
+    `PlainWork.EVERY_S` seconds, so a quick build stays silent and a long one still shows it is alive in a log."""
+    file = file or sys.stderr
+    if enabled and _is_tty(file):
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit=unit, file=file, mininterval=1.0, **tqdm_kw)
+    return PlainWork(total, desc, unit, enabled, file, tqdm_kw.get("initial", 0))
+
+
+class PlainWork:
+    """`desc: n/total unit` every EVERY_S seconds, and the final count if any line was written; a context manager."""
+    EVERY_S = 30.0
+
+    def __init__(self, total: int | None, desc: str, unit: str, enabled: bool, file: TextIO, initial: int = 0):
+        import time
+        self.total, self.desc, self.unit, self.enabled, self.file, self.n = total, desc, unit, enabled, file, initial
+        self._clock = time.monotonic
+        self._last, self._shown = self._clock(), None  # _shown: the count the last line showed
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.enabled and self._clock() - self._last >= self.EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        of = f"/{self.total}" if self.total else ""
+        print(f"{self.desc}: {self.n}{of} {self.unit}", file=self.file, flush=True)
+        self._last, self._shown = self._clock(), self.n
+
+    def close(self) -> None:
+        if self._shown is not None and self._shown != self.n:
+            self._line()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -15,6 +15,7 @@ from .errors import GONError
 from .fsio import append_jsonl
 from .precision import Precision
 from .progress import progress_bar
+from .rundir import training
 from .step import kl_standard_normal, nll_per_sample, per_sample
 from .stopping import EarlyStop
 from .tasks import evaluate as task_evaluate, objective
@@ -100,6 +101,7 @@ def make_optimizer(model, tc) -> torch.optim.Adam:
                                                   for m, mult in fast], lr=tc.lr)
 
 
+@training  # holds RUN: a lock, stale temporary files removed, metrics cut to the step, Ctrl-C as one line
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
           progress: bool = True, dist: Dist = SINGLE) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing.

@@ -384,6 +384,8 @@ def score_shapes(gon, sig: SDFSignal, n: int, batch_size: int, res: int, n_surfa
 
 
 def render_run(gon, input_=None, index=None, res=None, out=None, **_) -> None:
+    from implicit_gon import limits
+    limits.check_sphere_trace(res or 512)
     z, _, _ = latent_for(gon, index, input_)
     from .images import save_png
     save_png(sphere_trace(_field(gon, z), res or 512)[None], out)
@@ -410,12 +412,14 @@ def _ends(gon, a, b) -> torch.Tensor:
 
 def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
     """slerp between two shapes: one mesh per frame into a folder, or a video of shaded renders (.mp4/.gif)."""
-    from implicit_gon import slerp
+    from implicit_gon import limits, slerp
     from implicit_gon.media import VIDEO_SUFFIXES, write_video
+    out = Path(out)
+    video = out.suffix.lower() in VIDEO_SUFFIXES
+    limits.check_sphere_trace(res or 256, frames) if video else limits.check_volume(res or 128)
     z = _ends(gon, a, b)
     path = slerp(z[0], z[1], torch.linspace(0, 1, frames))
-    out = Path(out)
-    if out.suffix.lower() in VIDEO_SUFFIXES:
+    if video:
         write_video(np.stack([sphere_trace(_field(gon, p[None]), res or 256) for p in path]), out, fps)
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -425,9 +429,12 @@ def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
 
 def sample(gon, n: int, generator, temperature: float, out) -> None:
     """n shapes from the prior or fitted Gaussian: a PNG grid of renders, or one mesh each into a folder."""
+    from implicit_gon import limits
     from implicit_gon.media import IMAGE
 
     from .images import save_png
+    out = Path(out)
+    limits.check_sphere_trace(160, n) if out.suffix.lower() == ".png" else limits.check_volume(128)
     z = gon.sample_latents(n, generator, temperature)
     fields = [_prior_field(gon, z[i:i + 1]) for i in range(n)]
     out = Path(out)

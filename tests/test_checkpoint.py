@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from implicit_gon import GON, Config
-from implicit_gon.checkpoint import CKPT
+from implicit_gon.checkpoint import CKPT, FORMAT_VERSION
 from implicit_gon.config import merge
 from implicit_gon.errors import GONError
 from implicit_gon.train import batch_indices, train
@@ -49,7 +49,8 @@ def test_checkpoint_is_safetensors_not_pickle(tmp_path):
     train(new_gon(cfg, sig), sig, tmp_path, progress=False)
     raw = (tmp_path / CKPT).read_bytes()
     header_len = int.from_bytes(raw[:8], "little")
-    assert json.loads(raw[8:8 + header_len])["__metadata__"]["format"] == "1"
+    meta = json.loads(raw[8:8 + header_len])["__metadata__"]
+    assert meta["format"] == str(FORMAT_VERSION) and len(meta["sha256"]) == 64
     assert not list(tmp_path.glob("*.tmp*"))  # the temporary file was renamed into place
 
 

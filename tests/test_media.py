@@ -107,6 +107,25 @@ def test_plain_progress_writes_a_line_every_few_steps():
     assert quiet.getvalue() == ""
 
 
+def test_work_bar_is_silent_when_quick_and_writes_lines_when_slow(monkeypatch):
+    """Off a terminal, decoding and downloads write nothing when quick (an error stays one line) and a line per
+    PlainWork.EVERY_S seconds when slow, ending on the total."""
+    from implicit_gon import progress
+    quick = io.StringIO()
+    with progress.work_bar(297, "decoding digits test", "img", True, quick) as bar:
+        bar.update(297)
+    assert quick.getvalue() == ""
+    now = [0.0]
+    monkeypatch.setattr(progress.PlainWork, "EVERY_S", 30.0)
+    slow = io.StringIO()
+    with progress.work_bar(4, "decoding celeba train", "img", True, slow) as bar:
+        bar._clock, bar._last = (lambda: now[0]), 0.0
+        for _ in range(4):
+            now[0] += 20.0  # 20 s an image: a line once 30 s have passed since the last one
+            bar.update(1)
+    assert slow.getvalue().splitlines() == ["decoding celeba train: 2/4 img", "decoding celeba train: 4/4 img"]
+
+
 def test_every_fit_flag_that_sets_a_config_field_has_its_docstring():
     import cli
     from implicit_gon.config_help import field_docs

@@ -306,11 +306,13 @@ def test_sdf_validates_on_held_out_meshes(tmp_path, capsys):
     assert code == 0, err
 
 
-def test_resume_refuses_flags_it_cannot_apply(early_run, tmp_path, capsys):
+def test_resume_refuses_what_would_make_another_run(early_run, tmp_path, capsys):
+    """Schedule fields (--lr, --val-every) may change on --resume; the model's may not, in one line, run untouched."""
     run = tmp_path / "r"
     shutil.copytree(early_run, run)
-    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--lr", "0.1", "--val-every", "3"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "train.lr, train.val_every" in err
-    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--set", "train.log_every=1"], capsys)
-    assert code == 1 and "--config / --set" in err
-    assert info(run)["step"] == info(early_run)["step"]
+    before = (run / "checkpoint.safetensors").read_bytes()
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--hidden", "8", "--val-every", "3"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "model.hidden cannot change" in err
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--set", "gon.step_size=0.5"], capsys)
+    assert code == 1 and "gon.step_size cannot change" in err
+    assert (run / "checkpoint.safetensors").read_bytes() == before

@@ -174,10 +174,9 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
 
     def build(out: np.ndarray) -> None:
         """Decode chunk by chunk into the memory map: memory stays bounded whatever the dataset's size."""
-        from tqdm import tqdm
+        from implicit_gon.progress import work_bar
         pos = 0
-        with tqdm(total=sp.n, desc=f"decoding {name} {split}", unit="img", disable=not progress, file=sys.stderr,
-                  mininterval=1.0) as bar:
+        with work_bar(sp.n, f"decoding {name} {split}", "img", progress) as bar:
             for chunk in sp.read():
                 for img in chunk:
                     out[pos] = resize_square(img, res, channels, found.crop)

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
+from implicit_gon.progress import work_bar
 
 from implicit_gon.errors import DataError
 
@@ -64,9 +64,8 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
         if have and resp.status != 206:  # the server ignored Range: start again
             have = 0
         total = int(resp.headers.get("Content-Length", 0)) + have or None
-        with open(part, "ab" if have else "wb") as f, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
-                disable=not progress, file=sys.stderr) as bar:
+        with open(part, "ab" if have else "wb") as f, work_bar(
+                total, part.name[:-5], "B", progress, initial=have, unit_scale=True) as bar:
             while block := resp.read(CHUNK):
                 f.write(block)
                 bar.update(len(block))

@@ -1,0 +1,169 @@
+"""Memory and work bounds, in one place, for every verb: estimates of what a command will allocate, checked
+against the memory this process can have before anything is built, so a huge --res, --n or a model too large
+for the machine is a one-line refusal rather than gigabytes of swap or an out-of-memory kill.
+
+The budget is BUDGET_FRACTION of the least of: MemAvailable (/proc/meminfo, else sysconf), the cgroup's
+memory.max minus its usage, and the address-space limit (RLIMIT_AS) minus what the process already maps.
+IMPLICIT_GON_MEMORY (bytes, or with a K/M/G suffix) sets it explicitly."""
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+from .errors import GONError
+
+BUDGET_FRACTION = 0.7
+MAX_FRAMES = 3600  # frames per interpolated pair: 4 minutes at 15 fps
+MAX_SAMPLES = 10000  # sample --n, render --n
+F32 = 4
+
+
+def _meminfo(key: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _physical_available() -> int | None:
+    avail = _meminfo("MemAvailable")
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return avail
+
+
+def _cgroup_available() -> int | None:
+    try:
+        cap = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cap == "max":
+            return None
+        return int(cap) - int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_available() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return soft - int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return soft
+
+
+def _parse_bytes(text: str) -> int:
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().rstrip("B")
+    try:
+        return int(float(t[:-1]) * mult[t[-1]]) if t and t[-1] in mult else int(float(t))
+    except (ValueError, OverflowError):
+        raise GONError(f"IMPLICIT_GON_MEMORY={text!r}: expected bytes, e.g. 8G") from None
+
+
+def budget() -> int:
+    """Bytes a command may allocate."""
+    if os.environ.get("IMPLICIT_GON_MEMORY"):
+        return _parse_bytes(os.environ["IMPLICIT_GON_MEMORY"])
+    found = [v for v in (_physical_available(), _cgroup_available(), _address_space_available()) if v is not None]
+    return max(0, int(BUDGET_FRACTION * min(found))) if found else 1 << 62
+
+
+def human(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def check(what: str, nbytes: float, hint: str = "") -> None:
+    """Refuse with one line when `what` would need more than the budget."""
+    b = budget()
+    if nbytes > b:
+        raise GONError(f"{what} needs about {human(nbytes)} of memory, more than the {human(b)} available"
+                       + (f" ({hint})" if hint else ""))
+
+
+# -- the estimates ---------------------------------------------------------------------------------------------------
+def model_parameters(model_cfg, coord_dim: int, out_dim: int) -> int:
+    """Parameters of the SIREN a config describes, counted on torch's meta device (nothing is allocated)."""
+    import torch
+
+    from .siren import Siren
+    with torch.device("meta"):
+        return sum(p.numel() for p in Siren(coord_dim, out_dim, model_cfg).parameters())
+
+
+def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool = False) -> None:
+    """Weights (and for training their gradients and Adam's two moments) must fit."""
+    n = model_parameters(model_cfg, coord_dim, out_dim)
+    copies = 4 if training else 1
+    check(f"a model of {n:,} parameters (hidden {model_cfg.hidden} x layers {model_cfg.layers})"
+          + (" with its gradients and Adam state" if training else ""), n * F32 * copies,
+          "lower model.hidden or model.layers")
+
+
+def check_image_output(n: int, res: int, channels: int, what: str = "render") -> None:
+    """n images decoded on a res x res grid: the coordinates, the float output and its uint8 picture and grid."""
+    pixels = res * res
+    check(f"{what} of {n} x {res}x{res} images", pixels * (4 * F32 + n * channels * (F32 + 2)), "lower --res or --n")
+
+
+def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length: int, hop: int) -> None:
+    """A clip of n_in samples rendered at sr_out: overlap-added windows (each output sample rendered by
+    length / hop windows), their weights and indices, the output and the WAV written from it."""
+    n_out = n_in * sr_out / max(1, sr_in)
+    overlap = max(1.0, length / max(1, hop))
+    check(f"rendering {n_out / max(1, sr_out):.1f} s at {sr_out} Hz", n_out * (overlap * (channels * F32 + 16)
+                                                                            + 4 * channels * F32 + 8),
+          "lower --sample-rate or render a shorter clip")
+
+
+def check_volume(res: int) -> None:
+    """Marching cubes over a res^3 grid: the float volume and skimage's working copies."""
+    check(f"a {res}^3 volume", float(res) ** 3 * F32 * 3, "lower --res")
+
+
+def check_sphere_trace(res: int, frames: int = 1) -> None:
+    """Sphere-traced pictures: per ray about twenty floats of state, and frames of uint8 RGB kept for a video."""
+    check(f"{frames} sphere-traced {res}x{res} picture(s)", res * res * (20 * F32 + 3 * frames), "lower --res")
+
+
+ENCODE_FLOATS_PER_UNIT = 8  # floats kept per point and hidden unit of a layer while encoding (forward + its gradient)
+
+
+def encode_batch(gon, requested: int) -> int:
+    """The largest batch, up to `requested`, whose one-step encoding fits the budget. Latents do not depend on the
+    batch size, so a smaller batch changes only the time taken, never a result."""
+    m = gon.meta
+    points = {"images": m.get("res", 1) ** 2, "audio": m.get("length", 1)}.get(m["signal"], 16384)  # sdf: ENCODE_POINTS
+    per_sample = points * gon.cfg.model.hidden * gon.cfg.model.layers * ENCODE_FLOATS_PER_UNIT * F32
+    check(f"encoding one sample of {points} points", per_sample, "the model is too large for this machine")
+    return int(min(requested, max(1, budget() // per_sample)))
+
+
+TRAIN_FLOATS_PER_UNIT = 6  # measured ~3 per point and hidden unit of a layer for a step through the origin step (x2)
+
+
+def check_training(cfg, signal) -> None:
+    """One training step: activations of the batch through the origin step and its double backward."""
+    import torch
+
+    from .device import make_generator
+    b = signal.batch(torch.tensor([0]), cfg.train.points, make_generator(0), "cpu")  # one sample's coordinates
+    points = b.values.shape[1] + (b.query.values.shape[1] if b.query is not None else 0)
+    batch = min(cfg.train.batch_size, len(signal))
+    units = batch * points * cfg.model.hidden * cfg.model.layers
+    check(f"a training step of {batch} samples x {points} points", units * TRAIN_FLOATS_PER_UNIT * F32,
+          "lower --batch-size or --points")

@@ -1,0 +1,245 @@
+"""Run directories: one writer at a time, no stale temporary files, a metrics log that matches the checkpoint.
+
+A run directory is held by an advisory lock (fcntl.flock on RUN/.lock, which records the holder's pid) while a
+process trains or writes into it; a second process gets a one-line error naming that pid. The lock goes with the
+process, so a crash or kill -9 never leaves a run locked. When a run starts or resumes, the temporary files that a
+killed writer left (fsio.atomic_path's `.NAME.XXXXXXXX.tmpSUFFIX`) are removed and metrics.jsonl is cut back to the
+checkpoint's step, so a resumed run logs every step once.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from .errors import GONError, Interrupted
+
+LOCK = ".lock"
+METRICS = "metrics.jsonl"
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]*)?")  # fsio.atomic_path's temporary names
+_HELD: dict[Path, list] = {}  # run -> [fd, depth]: the lock is re-entrant within a process (flock is not)
+
+
+def check_out(run: str | os.PathLike) -> Path:
+    """A run directory path that can hold a run: an existing file there is a one-line error."""
+    run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise GONError(f"{run}: exists and is not a directory (--out names a run directory)")
+    return run
+
+
+def _holder(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 32).decode(errors="replace").strip()
+    return f"pid {text}" if text.isdigit() else "a process that is starting"
+
+
+@contextlib.contextmanager
+def locked(run: str | os.PathLike) -> Iterator[Path]:
+    """Hold RUN's advisory lock (creating RUN); refuse with one line when another process holds it."""
+    run = check_out(run)
+    key = run.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield run
+        finally:
+            _HELD[key][1] -= 1
+        return
+    created = not run.exists()
+    fd = _acquire(run)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = [fd, 1]
+    try:
+        yield run
+    finally:
+        del _HELD[key]
+        if created:  # a start that failed leaves nothing behind
+            with contextlib.suppress(OSError):
+                if [p.name for p in run.iterdir()] == [LOCK]:
+                    (run / LOCK).unlink()
+                    run.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def _acquire(run: Path) -> int:
+    """An fd of RUN/.lock holding its flock. The lock file can be removed (a failed start), so after locking the fd
+    must still be the file at that path; else another process may lock the new file, and we try again."""
+    while True:
+        fd = _open_lock(run)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = _holder(fd)
+            os.close(fd)
+            raise GONError(f"{run}: in use by another implicit-gon process ({who}); wait for it or choose "
+                           f"another --out") from None
+        try:
+            if os.stat(run / LOCK).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _open_lock(run: Path) -> int:
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        return os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise GONError(f"{run}: cannot write the run directory ({e.strerror})") from None
+
+
+@contextlib.contextmanager
+def writing_into(path: str | os.PathLike | None) -> Iterator[None]:
+    """Hold the lock of the run directory that `path` lies in, if it lies in one (a verb writing its output beside
+    a checkpoint must not race a `fit` of that run); elsewhere, or for no path, nothing to hold."""
+    from .checkpoint import CKPT
+    if path is None:
+        yield
+        return
+    parent = Path(path).parent
+    if (parent / CKPT).is_file() or (parent / LOCK).is_file():
+        with locked(parent):
+            yield
+    else:
+        yield
+
+
+def clean_temps(run: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed writer left in RUN (call with RUN locked): the removed paths."""
+    gone = []
+    for p in Path(run).iterdir():
+        if _TEMP.fullmatch(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The rows of a metrics.jsonl; a torn or unreadable line (a kill or a full disk mid-append) is skipped."""
+    rows = []
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except FileNotFoundError:
+        return rows
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def repair_metrics(run: str | os.PathLike, step: int) -> int:
+    """Cut RUN/metrics.jsonl back to the rows of steps <= step (the checkpoint's) and drop torn lines, so a
+    resumed run logs each step once. Returns the number of lines removed."""
+    from .fsio import atomic_path
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return 0
+    before = len(path.read_bytes().splitlines())
+    rows = [r for r in read_metrics(path) if r["step"] <= step]
+    if len(rows) != before:
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return before - len(rows)
+
+
+def checkpoint_step(run: str | os.PathLike) -> int | None:
+    """The step of RUN's checkpoint from its metadata alone (None: no readable checkpoint)."""
+    from safetensors import safe_open
+
+    from .checkpoint import CKPT
+    try:
+        with safe_open(str(Path(run) / CKPT), framework="pt") as f:
+            return int(json.loads((f.metadata() or {})["info"])["step"])
+    except Exception:  # any unreadable checkpoint: there is none to point to
+        return None
+
+
+def interrupted(run: str | os.PathLike) -> Interrupted:
+    """The one line for Ctrl-C during work on RUN: where the last checkpoint is and how to go on."""
+    from .checkpoint import CKPT
+    step = checkpoint_step(run)
+    if step is None:
+        return Interrupted(f"interrupted: no checkpoint was written yet in {run}")
+    return Interrupted(f"interrupted: the last checkpoint is {Path(run) / CKPT} (step {step}); "
+                       f"continue with `fit ... --out {run} --resume`")
+
+
+@contextlib.contextmanager
+def session(run: str | os.PathLike, step: int | None = None) -> Iterator[Path]:
+    """Hold RUN for training: locked, stale temporary files removed, metrics cut back to `step` (the step the run
+    starts or resumes from; None leaves them), and Ctrl-C turned into one line naming the last checkpoint."""
+    with locked(run) as run:
+        try:
+            if step is not None:
+                clean_temps(run)
+                repair_metrics(run, step)
+            yield run
+        except KeyboardInterrupt:
+            raise interrupted(run) from None
+
+
+def training(train_fn):
+    """Decorator for train(gon, signal, run, ...): runs it inside session(run, gon.step)."""
+    @functools.wraps(train_fn)
+    def wrapper(gon, signal, run, *args, **kwargs):
+        dist = kwargs.get("dist")
+        if dist is not None and not dist.main:  # under torchrun rank 0 alone holds and writes the run
+            return train_fn(gon, signal, run, *args, **kwargs)
+        with session(run, gon.step):
+            return train_fn(gon, signal, run, *args, **kwargs)
+    return wrapper
+
+
+
+def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, flags: dict, sets=(),
+           log: bool = True) -> dict:
+    """Apply a `fit --resume`'s flags, --config files and --set to a loaded run (config.resume_config decides what
+    may change), scale the stored Adam learning rates to a new --lr, and log what changed as a metrics.jsonl row
+    (unless log is False: the ranks other than 0 under torchrun). A checkpoint without optimiser state cannot
+    continue the same run and is refused."""
+    import time
+
+    from .config import resume_config
+    from .fsio import append_jsonl
+    if opt_state is None:
+        raise GONError(f"{run}: the checkpoint holds no optimiser state, so the run cannot be resumed exactly "
+                       f"(start a new run with another --out)")
+    _check_optimizer(gon, opt_state, run)
+    cfg, changed = resume_config(gon.cfg, config_files, flags, sets)
+    if cfg.train.steps < gon.step:
+        raise GONError(f"--steps {cfg.train.steps}: the run is already at step {gon.step}")
+    if "train.lr" in changed:  # load_state_dict restores the stored rates; the head keeps its multiple
+        for group in opt_state["param_groups"]:
+            group["lr"] *= cfg.train.lr / gon.cfg.train.lr
+    gon.cfg = cfg
+    if changed and log:
+        repair_metrics(run, gon.step)  # first, so the row never lands after a torn line
+        append_jsonl(Path(run) / METRICS, {"step": gon.step, "event": "resume", "changed": changed, "time": time.time()})
+    return changed
+
+
+def _check_optimizer(gon, opt_state: dict, run) -> None:
+    """The stored Adam state must fit the model: its groups load, and every moment has its parameter's shape."""
+    from .train import make_optimizer
+    opt = make_optimizer(gon.model, gon.cfg.train)
+    try:
+        opt.load_state_dict(opt_state)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise GONError(f"{run}: the checkpoint's optimiser state does not fit its model ({str(e).splitlines()[0]})") from None
+    for p, state in opt.state.items():
+        for k, v in state.items():
+            if k in ("exp_avg", "exp_avg_sq") and v.shape != p.shape:
+                raise GONError(f"{run}: the checkpoint's optimiser state does not fit its model ({k} has shape "
+                               f"{tuple(v.shape)}, its parameter {tuple(p.shape)})")
