@@ -918,7 +918,7 @@ def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, o
     from signals import ImageSignal, images
     from signals.datasets import resize_square
     from signals.datasets.base import open_image
-    from signals.views import as_run_signal, load_mask
+    from signals.views import ConvertSignal, as_run_signal, load_mask, render_conversion
 
     if input_ is None:
         raise _err("--mask needs --input IMAGE (the image whose pixels it selects)")
@@ -927,8 +927,10 @@ def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, o
     a = np.asarray(open_image(input_, input_).convert("L" if gon.meta["channels"] == 1 else "RGB"))
     a = resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"])
     m = load_mask(mask, gon.meta["res"]) if mask is not None else None
-    z = gon.encode_signal(as_run_signal(gon, ImageSignal(a[None]), m))
-    images.save_png(images.render(gon, z, res), out)
+    sig = as_run_signal(gon, ImageSignal(a[None]), m)
+    pic = render_conversion(gon, sig, [0], res) if isinstance(sig, ConvertSignal) else \
+        images.render(gon, gon.encode_signal(sig), res)
+    images.save_png(pic, out)
     print(f"wrote {out} ({res}x{res} from {input_})", file=sys.stderr)
 
 

@@ -145,9 +145,11 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
 
 
 def outer_loss(model: Siren, z, coords, values, cfg: GONConfig, scale: float = 1.0,
-               generator: torch.Generator | None = None, beta: float | None = None):
-    """Reconstruction (or negative ELBO) of values at coords from latents z (B, K): (loss, parts)."""
+               generator: torch.Generator | None = None, beta: float | None = None, adjust=None):
+    """Reconstruction (or negative ELBO) of values at coords from latents z (B, K): (loss, parts). adjust, if
+    given, maps F's output to what is compared with values (a colourisation keeps the source's luminance)."""
     y, mu, logvar = model(coords, z, generator)  # (B, N', C)
+    y = adjust(y) if adjust is not None else y
     recon = scale * per_sample(step_loss(model, cfg)(y, values))  # (B,)
     parts = {"recon": recon.mean()}
     if mu is None:

@@ -209,14 +209,32 @@ def as_run_signal(gon, images: ImageSignal, mask: torch.Tensor | None = None):
     return ConvertSignal(images, view, mask)
 
 
+def render_conversion(gon, sig: ConvertSignal, idx, res: int) -> np.ndarray:
+    """The conversion of images idx from their source view alone, at res x res: (B, res, res, C) uint8. A gray
+    source's luminance, known at the training resolution, is resized bilinearly to res and kept
+    (implicit_gon.tasks.convert.keep_luminance)."""
+    from implicit_gon.tasks.convert import keep_luminance
+
+    from .images import grid, to_uint8
+
+    idx = torch.as_tensor(idx)
+    y = gon.decode(gon.encode_signal(sig, idx), grid(res))  # (B, res*res, C)
+    if sig.view.kind == "gray":
+        lum = luminance(sig.images.full(idx, "cpu").values).reshape(len(idx), 1, sig.res, sig.res)
+        if res != sig.res:
+            lum = torch.nn.functional.interpolate(lum, size=(res, res), mode="bilinear", align_corners=False)
+        y = keep_luminance(y, lum.reshape(len(idx), res * res, 1))
+    return to_uint8(y, res)
+
+
 def comparison(gon, sig: ConvertSignal, n: int, res: int) -> np.ndarray:
     """Rows of n held-out images at res x res: the source's naive reconstruction, the GON's conversion from the
     source alone, and the target. (3 n, res, res, C) uint8 (training-resolution rows upsampled by nearest)."""
-    from .images import render, to_uint8
+    from .images import to_uint8
 
     idx = torch.arange(n)
 
     def up(v: torch.Tensor) -> np.ndarray:  # (n, N, C) at the training resolution -> (n, res, res, C) uint8
         return to_uint8(upsample_nearest(v.cpu(), sig.res, res), res)
-    out = render(gon, gon.encode_signal(sig, idx), res)
+    out = render_conversion(gon, sig, idx, res)
     return np.concatenate([up(sig.naive(idx)), out, up(sig.images.full(idx, "cpu").values)])

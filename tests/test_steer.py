@@ -213,7 +213,7 @@ def audio_run(tmp_path_factory, shared_data):
 
 def test_audio_holds_out_every_tenth_clip_and_validates(audio_run, shared_data):
     data = info(audio_run)["config"]["data"]
-    clips = sorted(str(p) for p in (shared_data / "audio").iterdir())
+    clips = sorted(str(p.resolve()) for p in (shared_data / "audio").iterdir())  # runs store resolved paths
     # 8 clips: fewer than 10, so the last in path order is held out
     assert data["val_paths"] == clips[-1:] and data["paths"] == clips[:-1]
     vals = [r for r in rows(audio_run) if "val_snr_db" in r]
@@ -222,8 +222,8 @@ def test_audio_holds_out_every_tenth_clip_and_validates(audio_run, shared_data):
 
 
 def test_audio_val_flag_and_too_few_clips(shared_data, tmp_path, capsys):
-    wav = shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav"
-    other = shared_data / "audio" / "cmu_arctic_us_aew_a0002.wav"
+    wav = (shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav").resolve()  # runs store resolved paths
+    other = (shared_data / "audio" / "cmu_arctic_us_aew_a0002.wav").resolve()
     code, _, err = run_cli(["fit", "audio", "--data", wav, "--out", tmp_path / "one", "--steps", "2",
                             "--val-every", "1", "--patience", "1", *AUDIO_SMALL], capsys)
     assert code == 1 and err.count("\n") == 1 and "1 cannot be split" in err and "--val" in err

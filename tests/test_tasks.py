@@ -127,6 +127,24 @@ def test_gray_inner_loss_sees_the_luminance_of_the_output():
     torch.testing.assert_close(inner_loss(m, cfg)(y, x), make_loss("mse")(lum, x))
 
 
+def test_colourisation_keeps_the_source_luminance_and_a_grey_f_gives_the_naive_answer(shared_data):
+    from implicit_gon.tasks.convert import keep_luminance, luminance, target_of
+    m, cfg = tiny(out=3, task="convert")
+    cfg.data.source = "gray"
+    target = torch.rand(2, 5, 3, dtype=torch.float64)
+    y = torch.rand(2, 5, 3, dtype=torch.float64)
+    out = target_of(cfg, y, target)
+    torch.testing.assert_close(luminance(out), luminance(target))  # the luminance is the source's
+    torch.testing.assert_close(out - out.mean(-1, keepdim=True), y - y.mean(-1, keepdim=True))  # the chroma is F's
+    grey = torch.rand(2, 5, 1).expand(2, 5, 3)
+    imgs = _real_cifar(shared_data)
+    sig = ConvertSignal(ImageSignal(imgs), View("gray"))
+    x = sig.images.full(torch.arange(4), "cpu").values
+    torch.testing.assert_close(keep_luminance(grey[:1, :1].expand_as(x), luminance(x)), sig.naive(torch.arange(4)))
+    cfg.data.source = "mask"
+    assert target_of(cfg, y, target) is y  # other views convert with F's output as it is
+
+
 # -- the views -------------------------------------------------------------------------------------------------------
 def _real_cifar(shared_data, n=4):
     from signals.datasets.cifar import parse_batch

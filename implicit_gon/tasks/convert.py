@@ -1,7 +1,11 @@
 """Modality conversion (paper Sec. 3.5): the inner loss compares a view of F's output with the source signal, the
 outer loss compares F's output with the whole target. For images the views are the luminance of a colour image,
 a box-downsampled image and a subset of the pixels (signals/views.py builds the sources); only `gray` changes what
-F's output looks like to the inner loss (its luminance), the others change where it is sampled."""
+F's output looks like to the inner loss (its luminance), the others change where it is sampled.
+
+Colourisation keeps the luminance it is given (as colourisation methods that predict chrominance from a known
+lightness do): the conversion is F's output shifted to the source's luminance, so F's colours carry the chroma and a
+grey F gives exactly the naive answer (the gray image replicated to RGB)."""
 from __future__ import annotations
 
 from typing import Any
@@ -19,6 +23,18 @@ def luminance(values: torch.Tensor) -> torch.Tensor:
     return values @ values.new_tensor(LUMA)[:, None]
 
 
+def keep_luminance(y: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+    """F's colours y (..., 3) shifted, equally in every channel, to luminance lum (..., 1): the luma weights sum
+    to 1, so luminance(result) == lum exactly, and the chroma is F's."""
+    return y + (lum - luminance(y))
+
+
+def target_of(cfg, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The conversion F's output y (B, N, C) stands for, at the points where target (B, N, C) is: for a gray
+    source, y at the source's luminance there (the target's own luminance is the source); else y itself."""
+    return keep_luminance(y, luminance(target)) if cfg.data.source == "gray" else y
+
+
 def inner_loss(model, cfg) -> LossFn:
     """The configured per-element loss between the source and the view of F's output the source is."""
     base = step_loss(model, cfg.gon)
@@ -34,7 +50,8 @@ def objective(model, batch, cfg, generator=None, beta=None):
     if cfg.gon.detach:
         z = z.detach()
     q = batch.query
-    return outer_loss(model, z, q.coords, q.values, cfg.gon, q.scale, generator, beta)
+    return outer_loss(model, z, q.coords, q.values, cfg.gon, q.scale, generator, beta,
+                      adjust=lambda y: target_of(cfg, y, q.values))
 
 
 def evaluate(gon, signal, idx: torch.Tensor, batch_size: int) -> dict[str, Any]:
@@ -46,7 +63,8 @@ def evaluate(gon, signal, idx: torch.Tensor, batch_size: int) -> dict[str, Any]:
         z = gon.encode(b)
         with torch.no_grad():
             t = b.query
-            err = per_sample((gon.model(t.coords, z)[0] - t.values).square()).cpu()  # (B,)
+            y = target_of(gon.cfg, gon.model(t.coords, z)[0], t.values)
+            err = per_sample((y - t.values).square()).cpu()  # (B,)
             n = t.values[0].numel()
             sse.append(err)
             psnr.append(psnr_from_mse(err / n))
