@@ -447,6 +447,8 @@ def eval_cmd(
     from implicit_gon.train import evaluate
 
     options.check("eval", split=split, n=n, batch_size=batch_size, device=device)
+    if compare and plot is None:
+        raise _err("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE too")
     gon = _load(run, device, checkpoint)
     _refuse_unused(ctx, "eval", gon.meta["signal"])
     _outputs(gon.meta["signal"], None, plot)
@@ -816,6 +818,7 @@ def export_mesh_cmd(
     from implicit_gon import limits, options, rundir
     from signals import sdf
     options.check("export-mesh", index=index, res=res, format=fmt and fmt.lower(), device=device)
+    fmt = _mesh_format(out, fmt)
     limits.check_volume(res)
     gon = _load(run, device, checkpoint)
     if gon.meta["signal"] != "sdf":
@@ -823,6 +826,16 @@ def export_mesh_cmd(
     with rundir.writing_into(out):
         mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
     print(f"wrote {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)", file=sys.stderr)
+
+
+def _mesh_format(out: Path, fmt: Optional[str]) -> str:
+    """The mesh format --out names (and --format, if given, agrees with), checked before any work."""
+    from implicit_gon.media import check_out
+    mesh = {".ply", ".obj", ".glb", ".stl"}
+    check_out(out, mesh)
+    if fmt and fmt.lower() != out.suffix.lower().lstrip("."):
+        raise _err(f"--format {fmt} but --out {out} names {out.suffix.lstrip('.')}: give one of them, or both alike")
+    return out.suffix.lower().lstrip(".")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -305,9 +305,34 @@ def _check_range(val: Any, meta: dict) -> None:
         raise ValueError(f"must be at most {meta['max']}")
 
 
+SIGNAL_DATA = {
+    "images": {"dataset", "data_dir", "res", "channels", "camera", "download", "train_limit", "source", "source_res",
+               "source_frac"},
+    "audio": {"paths", "val_paths", "channels", "sample_rate", "window", "hop", "oversample"},
+    "sdf": {"paths", "val_paths", "sdf_samples", "sdf_near_std", "sdf_uniform_frac"},
+}
+"""The data fields each signal reads (besides data.signal and data.cache_dir): a value given for another signal's
+field would be stored in the run and never used, so it is refused."""
+CONVERT_DATA = ("source", "source_res", "source_frac")
+
+
+def _check_data_fields(cfg: Config, source: str) -> None:
+    """Data fields the run's signal (or task) does not read must keep their defaults."""
+    d, default = cfg.data, DataConfig()
+    used = SIGNAL_DATA[d.signal] - (set() if cfg.gon.task == "convert" else set(CONVERT_DATA))
+    for f in dataclasses.fields(DataConfig):
+        if f.name in ("signal", "cache_dir") or f.name in used or getattr(d, f.name) == getattr(default, f.name):
+            continue
+        users = [s for s, names in SIGNAL_DATA.items() if f.name in names]
+        what = "the convert task" if f.name in CONVERT_DATA else f"{' and '.join(users)} runs"
+        raise GONError(f"{source}: data.{f.name} = {_short(getattr(d, f.name))} is for {what}; this {d.signal} run "
+                       f"({cfg.gon.task}) would ignore it")
+
+
 def check_rules(cfg: Config, source: str = "config") -> Config:
     """The rules that tie fields together (each field alone was checked by check_field)."""
     m, d = cfg.model, cfg.data
+    _check_data_fields(cfg, source)
     if m.zero_origin and m.out_activation != "identity":
         raise GONError(f"{source}: model.zero_origin needs model.out_activation identity (a sigmoid's zero is not 0)")
     if d.hop is not None and d.hop > d.window:
@@ -315,6 +340,9 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if d.signal == "images" and d.channels == 2 and d.camera != "both":
         raise GONError(f"{source}: data.channels = 2 is only for smallnorb's --camera both")
     t = cfg.train
+    if t.points > 1 and t.points != int(t.points):
+        raise GONError(f"{source}: train.points = {t.points}: above 1 it is a count of coordinates, a whole number "
+                       f"(a fraction of them is at most 1)")
     if t.patience and not t.val_every:
         raise GONError(f"{source}: train.patience = {t.patience} needs train.val_every > 0 (--val-every N: how often "
                        f"the held-out data are evaluated)")

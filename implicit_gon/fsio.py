@@ -24,6 +24,15 @@ def write_error(target: str | os.PathLike, e: BaseException) -> GONError:
     return GONError(f"{target}: cannot write ({why})")
 
 
+def wrapped_errno(e: BaseException) -> int | None:
+    """The write errno an exception of a writer's own type carries in its message, as safetensors' "I/O error: No
+    space left on device (os error 28)" does; None if it names none."""
+    import re
+    m = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(e))
+    code = int(m.group(1) or m.group(2)) if m else None
+    return code if code in WRITE_ERRNOS else None
+
+
 def disk_full(path: Path) -> bool:
     """Less than 64 KiB left for an ordinary user on path's file system."""
     try:
@@ -68,8 +77,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             raise write_error(target, e) from None
         raise
     except Exception as e:  # writers that wrap the OS error in their own type (safetensors, soundfile, ffmpeg)
-        if not isinstance(e, GONError) and disk_full(target.parent):
-            raise write_error(target, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+        code = None if isinstance(e, GONError) else wrapped_errno(e)
+        if code is None and not isinstance(e, GONError) and disk_full(target.parent):
+            code = errno.ENOSPC
+        if code is not None:
+            raise write_error(target, OSError(code, os.strerror(code))) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)

@@ -181,13 +181,39 @@ def session(run: str | os.PathLike, step: int | None = None) -> Iterator[Path]:
     """Hold RUN for training: locked, stale temporary files removed, metrics cut back to `step` (the step the run
     starts or resumes from; None leaves them), and Ctrl-C turned into one line naming the last checkpoint."""
     with locked(run) as run:
+        before = _own_files(run)
         try:
             if step is not None:
                 clean_temps(run)
                 repair_metrics(run, step)
             yield run
         except KeyboardInterrupt:
+            _drop_unfinished(run, before)
             raise interrupted(run) from None
+        except BaseException:
+            _drop_unfinished(run, before)
+            raise
+
+
+OWN = ("config.json", METRICS, "best.safetensors")
+"""What a run writes besides its checkpoint: removed again when a new run fails before its first checkpoint."""
+
+
+def _own_files(run: Path) -> set[str]:
+    return {n for n in OWN if (run / n).exists()}
+
+
+def _drop_unfinished(run: Path, before: set[str]) -> None:
+    """A run that ends in an error before its first checkpoint leaves nothing it wrote (config.json, metrics.jsonl
+    of a run that does not exist); a run with a checkpoint, and files that were there before, are left alone."""
+    from .checkpoint import CKPT
+    if (run / CKPT).exists():
+        return
+    for name in set(OWN) - before:
+        with contextlib.suppress(OSError):
+            (run / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        clean_temps(run)
 
 
 def training(train_fn):
