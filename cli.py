@@ -575,7 +575,7 @@ def render_cmd(
 def _render_other(gon, input_, index, res, sample_rate, plot, out, hop) -> None:
     """render for audio (a clip at any rate) and SDF (a sphere-traced picture)."""
     if input_ and len(input_) > 1:
-        raise _err(f"render --input: a {gon.meta['signal']} run renders one file at a time ({len(input_)} given)")
+        raise _err(f"render --input: an {gon.meta['signal']} run renders one file at a time ({len(input_)} given)")
     from implicit_gon import rundir
     with rundir.writing_into(out), rundir.writing_into(plot):
         _signal_module(gon).render_run(gon, input_=input_[0] if input_ else None, index=index, res=res,
@@ -856,12 +856,16 @@ def dataset_info(
     res: Optional[int] = Opt(None, help="Resolution to report (default: the dataset's native one)."),
     camera: str = Opt("left", help="SmallNORB: left, right or both."),
     as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
+    quick: bool = Opt(False, "--quick", help="Count from the files' headers only, without decoding every image and "
+                      "label as `fit` does (the decoded cache is what `fit` then reuses)."),
 ):
-    """Per split, the number of images and their shape (C, H, W)."""
+    """Per split, the number of images and their shape (C, H, W), after the checks `fit` makes."""
     from implicit_gon import options
     from signals.datasets import split_shapes
     options.check("dataset info", res=res, camera=camera)
     info = split_shapes(name, data_dir, res, None, None, camera)
+    if not quick:
+        _decode_splits(name, data_dir, res, camera, info)
     for split, v in info.items():
         print(f"{split:>8}: {v['n']} images of shape {tuple(v['shape'])}", file=sys.stderr if as_json else sys.stdout)
     classes = next(iter(info.values()), {}).get("classes")
@@ -869,6 +873,15 @@ def dataset_info(
         print(f" classes: {len(classes)} ({', '.join(classes)})", file=sys.stderr if as_json else sys.stdout)
     if as_json:
         print(json.dumps(info))
+
+
+def _decode_splits(name: str, data_dir: Optional[Path], res: Optional[int], camera: str, info: dict) -> None:
+    """Decode every split (and its labels) as `fit` would, so a file `fit` would refuse is refused here."""
+    from signals.datasets import load_images, load_labels
+    for split in info:
+        load_images(name, split, data_dir, res, None, None, camera=camera, notes=False)
+        if info[split].get("classes"):
+            load_labels(name, split, data_dir, None, camera)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ CKPT = "checkpoint.safetensors"
 BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
 FORMAT_VERSION = 2
 READS = (1, 2)  # format 1 had no checksum
+_NOTED_LEGACY: set = set()
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], str]:
@@ -92,6 +94,10 @@ def _check_format(path: Path, metadata: dict[str, str], tensors: dict[str, torch
         newer = fmt.isdigit() and int(fmt) > FORMAT_VERSION
         raise GONError(f"{path}: checkpoint format {fmt!r:.20} is " + ("newer than this implicit-gon reads "
                        "(upgrade it)" if newer else f"unknown (this implicit-gon reads {', '.join(map(str, READS))})"))
+    if int(fmt) == 1 and path not in _NOTED_LEGACY:  # written before checksums: readable, but unverifiable
+        _NOTED_LEGACY.add(path)
+        print(f"note: {path}: format 1 (before checksums), so corruption cannot be detected; the next checkpoint "
+              f"this run writes carries one", file=sys.stderr)
     if int(fmt) >= 2 and metadata.get("sha256") != checksum(tensors, metadata):
         raise GONError(f"{path}: checksum mismatch: the checkpoint is corrupt (flipped or truncated bytes)")
 

@@ -149,8 +149,9 @@ class DataConfig:
     """Audio clips or meshes (files or folders, searched recursively)."""
     res: int | None = field(default=None, metadata={"min": 1, "max": 4096})
     """Image side length; None uses the dataset's native resolution."""
-    channels: int | None = field(default=None, metadata={"min": 1, "max": 3})
-    """Image channels (1 or 3); None uses the dataset's own."""
+    channels: int | None = field(default=None, metadata={"min": 1, "max": 8})
+    """Image channels (1 or 3; SmallNORB's both cameras: 2), audio channels (1: mixed to mono, up to 8); None uses
+    the data's own (audio: mono)."""
     camera: str = field(default="left", metadata={"choices": ("left", "right", "both")})
     """SmallNORB camera: `left`, `right` or `both` (two channels)."""
     download: bool = False
@@ -337,6 +338,8 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
         raise GONError(f"{source}: model.zero_origin needs model.out_activation identity (a sigmoid's zero is not 0)")
     if d.hop is not None and d.hop > d.window:
         raise GONError(f"{source}: data.hop = {d.hop} is longer than data.window = {d.window} (samples would be skipped)")
+    if d.signal == "images" and d.channels is not None and d.channels > 3:
+        raise GONError(f"{source}: data.channels = {d.channels}: images have 1 (gray) or 3 (RGB) channels")
     if d.signal == "images" and d.channels == 2 and d.camera != "both":
         raise GONError(f"{source}: data.channels = 2 is only for smallnorb's --camera both")
     t = cfg.train

@@ -67,10 +67,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions a plain open() would
-        yield tmp
+        # mkstemp makes 0600, and some writers (safetensors) replace the file: after writing, give it the
+        # permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except OSError as e:
         if e.errno in WRITE_ERRNOS:

@@ -135,9 +135,17 @@ def check_volume(res: int) -> None:
     check(f"a {res}^3 volume", float(res) ** 3 * F32 * 3, "lower --res")
 
 
+MAX_TRACE_RES = 4096
+"""Side of a sphere-traced SDF picture at most: each ray costs a network pass per marching step, so 10,000 px a side
+(10^8 rays) would run for hours on a CPU, however little memory it takes."""
+
+
 def check_sphere_trace(res: int, frames: int = 1) -> None:
     """Sphere-traced pictures: per ray about twenty floats of state, and frames of uint8 RGB kept for a video."""
     check(f"{frames} sphere-traced {res}x{res} picture(s)", res * res * (20 * F32 + 3 * frames), "lower --res")
+    if res > MAX_TRACE_RES:
+        raise GONError(f"--res {res}: sphere-traced SDF pictures are at most {MAX_TRACE_RES} pixels a side (each ray "
+                       f"costs a network pass per step); export-mesh gives the surface at any resolution")
 
 
 ENCODE_FLOATS_PER_UNIT = 8  # floats kept per point and hidden unit of a layer while encoding (forward + its gradient)

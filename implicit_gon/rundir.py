@@ -264,6 +264,12 @@ def _check_optimizer(gon, opt_state: dict, run) -> None:
         opt.load_state_dict(opt_state)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise GONError(f"{run}: the checkpoint's optimiser state does not fit its model ({str(e).splitlines()[0]})") from None
+    params = [p for g in opt.param_groups for p in g["params"]]
+    missing = [i for i, p in enumerate(params) if p.requires_grad and not {"step", "exp_avg", "exp_avg_sq"}
+               <= set(opt.state.get(p, {}))]
+    if gon.step > 0 and missing:  # Adam keeps moments for every trained parameter from the first step on
+        raise GONError(f"{run}: the checkpoint's optimiser state is incomplete ({len(missing)} of {len(params)} "
+                       f"parameters have no Adam moments), so the run cannot be resumed exactly")
     for p, state in opt.state.items():
         for k, v in state.items():
             if k in ("exp_avg", "exp_avg_sq") and v.shape != p.shape:

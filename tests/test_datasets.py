@@ -30,10 +30,12 @@ def write_idx(path, images, gz=True):
     path.write_bytes(gzip.compress(raw) if gz else raw)
 
 
-def write_cifar_batch(path, images):
+def write_cifar_batch(path, images, labels=None):
     data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
-        pickle.dump({b"batch_label": b"x", b"labels": [0] * len(images), b"data": data}, f, protocol=2)
+        pickle.dump({b"batch_label": b"x", b"labels": [0] * len(images) if labels is None else labels,
+                     b"data": data}, f, protocol=2)
 
 
 def write_norb(path, pairs, gz=False):

@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -39,6 +40,12 @@ def one_line_error(code: int, err: str, *needles: str, status: int = 1) -> None:
 def cli_env(shared_data, tmp_path) -> dict:
     return dict(os.environ, IMPLICIT_GON_DATA=str(shared_data), IMPLICIT_GON_CACHE=str(tmp_path / "cache"),
                 OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+
+
+def _ctrl_c_default() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A shell's background job (or a test runner started as one)
+    ignores SIGINT, and an ignored SIGINT stays ignored across exec, as it should for `nohup implicit-gon fit &`."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_limited(args, env, limit=2 << 30, timeout=300) -> subprocess.CompletedProcess:
@@ -84,7 +91,7 @@ def run(tiny, tmp_path):
 
 
 # -- bad verb options: one line, exit 1 ---------------------------------------------------------------------------------
-OUT = {"render": "o.png", "sample": "o.png", "interpolate": "o.png", "export-mesh": "o.ply", "encode": "z.npy"}
+OUT = {"render": "o.png", "sample": "o.png", "interpolate": "o.gif", "export-mesh": "o.ply", "encode": "z.npy"}
 BAD_OPTIONS = [
     ("images", "render", ["--n", "0"]), ("images", "render", ["--res", "0"]), ("images", "render", ["--res", "-5"]),
     ("images", "render", ["--split", "validation"]), ("images", "render", ["--device", "bogus"]),
@@ -107,7 +114,7 @@ BAD_OPTIONS = [
     ("sdf", "export-mesh", ["--index", "-1"]), ("sdf", "export-mesh", ["--index", "0", "--res", "5000"]),
     ("sdf", "export-mesh", ["--index", "0", "--format", "xyz"]), ("sdf", "export-mesh", ["--device", "x", "--index", "0"]),
     ("sdf", "render", ["--index", "7"]), ("sdf", "render", ["--index", "0", "--res", "20000"]),
-    ("sdf", "sample", ["--n", "0"]),
+    ("sdf", "sample", ["--n", "0"]), ("sdf", "interpolate", ["--from", "0", "--to", "0", "--frames", "2", "--res", "10000"]),
     # flags the run's signal cannot use are refused, never ignored
     ("images", "render", ["--index", "3"]), ("images", "render", ["--sample-rate", "48000"]),
     ("images", "eval", ["--data", CLIP]), ("audio", "sample", ["--res", "64"]), ("audio", "eval", ["--n", "3"]),
@@ -148,7 +155,8 @@ def test_second_fit_is_locked_out_and_ctrl_c_names_the_checkpoint(tmp_path, shar
     p = subprocess.Popen(EXE + ["fit", "images", "--dataset", "digits", "--out", str(out), "--steps", "1000000",
                                 "--hidden", "16", "--layers", "2", "--quiet", "--set", "train.ckpt_every=3",
                                 "--set", "train.log_every=1"],
-                         stderr=subprocess.PIPE, text=True, env=cli_env(shared_data, tmp_path), cwd=REPO)
+                         stderr=subprocess.PIPE, text=True, env=cli_env(shared_data, tmp_path), cwd=REPO,
+                         preexec_fn=_ctrl_c_default)
     try:
         _wait_for(lambda: (out / checkpoint.CKPT).is_file(), p, "the first checkpoint")
         # a second fit of the same run (with or without --resume), and a refit into it, are refused while it trains
@@ -188,7 +196,8 @@ def _rss_mib(pid: int) -> float:
 def test_ctrl_c_during_render_exits_130_with_one_line(tiny, tmp_path, shared_data):
     out = tmp_path / "big.png"
     p = subprocess.Popen(EXE + ["render", str(tiny), "--res", "4000", "--n", "16", "--out", str(out)],
-                         stderr=subprocess.PIPE, text=True, env=cli_env(shared_data, tmp_path), cwd=REPO)
+                         stderr=subprocess.PIPE, text=True, env=cli_env(shared_data, tmp_path), cwd=REPO,
+                         preexec_fn=_ctrl_c_default)
     try:
         _wait_for(lambda: _rss_mib(p.pid) > 700, p, "the render's output to grow")  # decoding: 1 GB of output
         p.send_signal(signal.SIGINT)
@@ -508,7 +517,13 @@ def test_legacy_format_1_checkpoints_without_checksum_still_load(run, capsys):
     del metadata["sha256"]
     save_file(t, str(path), metadata={**metadata, "format": "1"})
     code, _, err = run_cli(["eval", run], capsys)
-    assert code == 0, err
+    assert code == 0 and "format 1 (before checksums)" in err, err
+
+
+def test_resume_refuses_a_partial_optimiser_state(run, capsys):
+    rewrite(run, tensors=lambda t: {k: v for k, v in t.items() if not k.startswith("optim.3.")})
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", "4", "--quiet"], capsys)
+    one_line_error(code, err, "optimiser state is incomplete", "1 of")
 
 
 def test_eval_lowers_its_batch_to_the_memory_budget_with_the_same_result(tiny, monkeypatch, capsys):
@@ -523,3 +538,12 @@ def test_eval_lowers_its_batch_to_the_memory_budget_with_the_same_result(tiny, m
     assert a["n"] == b["n"] == 297 and a["sse"] == pytest.approx(b["sse"], rel=1e-5)
     code, _, err = run_cli(["render", tiny, "--res", "64", "--out", tiny.parent / "o.png"], capsys)
     one_line_error(code, err, "memory", "97.7 KiB")
+
+
+def test_run_files_get_the_permissions_a_plain_open_gives(tiny):
+    """mkstemp makes 0600 and safetensors replaces the file it is given: the checkpoint must still be readable by
+    whoever may read config.json (the umask's choice)."""
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tiny.iterdir() if not p.name.startswith(".")}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert set(modes.values()) == {0o666 & ~umask}, modes

@@ -499,3 +499,22 @@ def test_archive_with_too_many_members_is_refused(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="more than 50 members"):
         extract(arch, tmp_path / "t")
     assert list((tmp_path / "t").iterdir()) == []
+
+
+def test_dataset_info_checks_what_fit_checks(tmp_path, capsys):
+    """A truncated image in a folder and a CIFAR batch with too few or out-of-range labels: `dataset info` decodes
+    as `fit` does and gives fit's one line naming the file; --quick counts from headers alone."""
+    folder = tmp_path / "fold"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((8, 8, 3), i * 20, np.uint8)).save(folder / f"{i:02d}.png")
+    (folder / "05.png").write_bytes((folder / "05.png").read_bytes()[:40])
+    code, _, err = run_cli(["dataset", "info", "folder", "--data-dir", folder], capsys)
+    _one_line_error(code, err, str(folder / "05.png"), "not a readable image")
+    code, out, err = run_cli(["dataset", "info", "folder", "--data-dir", folder, "--quick"], capsys)
+    assert code == 0 and "11 images" in out, err
+    for labels, needle in ((list(range(3)), "(train split): 3 labels for 5 images"), ([0, 1, 99, 2, 3, 4], "got 99")):
+        root = tmp_path / f"cifar{len(labels)}{labels[2]}" / "cifar-10-batches-py"
+        write_cifar_batch(root / "test_batch", np.zeros((6, 32, 32, 3), np.uint8), labels=labels)
+        code, _, err = run_cli(["dataset", "info", "cifar10", "--data-dir", root], capsys)
+        _one_line_error(code, err, "test_batch", needle)

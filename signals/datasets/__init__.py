@@ -224,5 +224,8 @@ def load_labels(name: str, split: str = "train", data_dir: str | Path | None = N
         raise DataError(f"{name}: no class labels{where} (classification needs a dataset with labels: mnist, "
                         f"fashion-mnist, cifar10, smallnorb, coil20, digits, or folder with a subfolder per class)")
     key = cache_key(found.files + found.label_files, {"name": name, "split": split, "classes": found.classes, "v": 1})
-    lab = cached_labels(cache, f"labels-{name}-{dir_tag(data_dir)}-{split}", key, sp.n, sp.labels)
+    files = list(found.label_files or found.files)
+    source = str(files[0]) if len(files) == 1 else f"{name} labels in {files[0].parent if files else data_dir}"
+    source += f" ({split} split)"
+    lab = cached_labels(cache, f"labels-{name}-{dir_tag(data_dir)}-{split}", key, sp.n, sp.labels, source)
     return lab, list(found.classes)

@@ -23,10 +23,14 @@ from .limits import CHUNK, GZIP_MAX_RATIO
 MAX_MEMBERS = 100_000
 
 
+class _Outside(DataError):
+    """A member that would land outside the extraction folder; extract() names the archive in its message."""
+
+
 def _inside(target: Path, name: str) -> Path:
     dest = (target / name).resolve()
     if dest != target and target not in dest.parents:
-        raise DataError(f"archive member {name!r} would be written outside {target}: refused")
+        raise _Outside(f"member {name!r} would be written outside the extraction folder: refused")
     return dest
 
 
@@ -41,6 +45,8 @@ def extract(archive: Path, target: Path) -> Path:
             raise DataError(f"{archive}: not a readable zip archive (corrupt or truncated)")
         else:
             _extract_tar(archive, target)
+    except _Outside as e:
+        raise DataError(f"{archive}: {e}") from None
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError,
             RuntimeError, NotImplementedError) as e:  # zipfile: an encrypted member, an unknown compression method
         why = " ".join(str(e).split())  # tarfile lists one reason per compression method, on separate lines

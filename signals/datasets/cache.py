@@ -109,8 +109,10 @@ def _reserve(tmp: Path, what: str) -> None:
                             f"--cache-dir") from None
         if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without fallocate: go on unreserved
             raise DataError(f"{tmp.parent}: cannot write {what} ({e.strerror})") from None
-def cached_labels(cache_dir: Path, stem: str, key: str, n: int, read: Callable[[], np.ndarray]) -> np.ndarray:
-    """cache_dir/{stem}-{key}.npy holding (n,) int64 class indices, from read() the first time."""
+def cached_labels(cache_dir: Path, stem: str, key: str, n: int, read: Callable[[], np.ndarray],
+                  source: str | None = None) -> np.ndarray:
+    """cache_dir/{stem}-{key}.npy holding (n,) int64 class indices, from read() the first time. source names the
+    label files in errors (default: the stem)."""
     path = cache_dir / f"{stem}-{key}.npy"
     if path.is_file():
         try:
@@ -122,7 +124,7 @@ def cached_labels(cache_dir: Path, stem: str, key: str, n: int, read: Callable[[
     arr = np.asarray(read(), np.int64)
     if arr.shape != (n,):
         from implicit_gon.errors import DataError
-        raise DataError(f"{stem}: expected {n} labels, read {arr.shape[0] if arr.ndim else 0}")
+        raise DataError(f"{source or stem}: {arr.shape[0] if arr.ndim else 0} labels for {n} images")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -77,8 +77,11 @@ def cifar_batch_labels(path: Path) -> np.ndarray:
         lab = np.asarray(d[b"labels"] if b"labels" in d else d["labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: CIFAR-10 batch without readable labels ({type(e).__name__}: {e})") from None
-    if lab.ndim != 1 or (lab.size and not 0 <= lab.min() <= lab.max() < 10):
-        raise DataError(f"{path}: CIFAR-10 labels should be 0..9, got shape {lab.shape}")
+    if lab.ndim != 1:
+        raise DataError(f"{path}: CIFAR-10 labels should be a list, got shape {lab.shape}")
+    bad = lab[(lab < 0) | (lab > 9)]
+    if bad.size:
+        raise DataError(f"{path}: CIFAR-10 labels should be 0..9, got {bad[0]} ({bad.size} out of range)")
     return lab
 
 
