@@ -996,6 +996,7 @@ def compare_cmd(
     variational: bool = Opt(False, "--variational", help="Table 2: variational GON against a VAE, in bits/dim."),
     val_every: Optional[int] = Opt(None, help="Steps between held-out points of the curves (default steps/10)."),
     val_samples: int = Opt(256, help="Held-out images scored at each curve point (the final score uses all)."),
+    held_out: Optional[int] = Opt(None, help="Score the final table on the first N held-out images (default all)."),
     batch_size: Optional[int] = Opt(None), lr: Optional[float] = Opt(None), latent_dim: Optional[int] = Opt(None),
     train_limit: Optional[int] = Opt(None, help="Train on the first N training images only."),
     device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
@@ -1011,7 +1012,7 @@ def compare_cmd(
         raise _err(f"compare --decoder {decoder}: choose conv or siren")
     options.check("compare", batch_size=batch_size, device=device)
     for name, v in (("steps", steps), ("seeds", seeds), ("val-samples", val_samples), ("val-every", val_every),
-                    ("train-limit", train_limit)):
+                    ("train-limit", train_limit), ("held-out", held_out)):
         if v is not None and v < 1:
             raise _err(f"compare --{name} {v}: must be at least 1")
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else \
@@ -1020,7 +1021,8 @@ def compare_cmd(
              "train.batch_size": batch_size, "train.lr": lr, "model.latent_dim": latent_dim,
              "data.train_limit": train_limit, "train.device": device}
     table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
-                            {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples)
+                            {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
+                            held_out)
     print((out / "table.md").read_text(), end="")
     print(f"wrote {out}/table.md, table.json, curves.png ({len(table['methods'])} methods x {seeds} seeds)",
           file=sys.stderr)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .errors import GONError
 from .fsio import write_json
 
@@ -73,7 +75,8 @@ def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets
 
 def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int, decoder: str = "conv",
             variational: bool = False, resume: bool = False, flags: dict[str, Any] | None = None,
-            sets=(), val_every: int | None = None, val_samples: int = 256, log=None) -> dict[str, Any]:
+            sets=(), val_every: int | None = None, val_samples: int = 256, held_out: int | None = None,
+            log=None) -> dict[str, Any]:
     """Train every (method, seed), score each on the whole held-out split, write the table and the curves."""
     from signals import task_signal
 
@@ -91,6 +94,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     cfg0 = run_config(dataset, methods[0], 0, base, sets)
     train_sig = task_signal(cfg0.data, "reconstruct", "train")
     val_sig = task_signal(cfg0.data, "reconstruct", "test", notes=False)
+    n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
     runs = [(m, s) for m in methods for s in range(seeds)]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     t_all = time.perf_counter()
@@ -106,14 +110,14 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
         t0 = time.perf_counter()
         gon = fit(train_sig, cfg, run, val_sig, progress=False, overwrite=True)
         seconds = time.perf_counter() - t0
-        final = evaluate(gon, val_sig, None, cfg.train.batch_size)
+        final = evaluate(gon, val_sig, torch.arange(n_val), cfg.train.batch_size)
         row = {"method": m, "seed": s, "steps": gon.step, "train_seconds": gon.train_state.get("elapsed", seconds),
                "seconds": seconds, "parameters": parameters(gon.model), **final}
         write_json(done, row)
         results[m].append(row)
         log(f"[{k}/{len(runs)}] {m} seed {s}: held-out {metric} {row[metric]:.4g} ({seconds:.0f} s; "
             f"{time.perf_counter() - t_all:.0f} s so far)")
-    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), len(val_sig))
+    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
     write_json(out / "table.json", table)
     (out / "table.md").write_text(markdown(table))
     plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder")
