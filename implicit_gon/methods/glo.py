@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import GONError
 from ..step import outer_loss, per_sample, step_loss
 
 
@@ -23,7 +24,7 @@ class Latents(nn.Module):
 def attach(model, cfg, meta) -> None:
     n = meta.get("train_samples")
     if not n:
-        raise ValueError("method glo needs meta.train_samples (the number of training images)")
+        raise GONError("method glo needs meta.train_samples (the number of training images its latents are for)")
     model.glo = Latents(int(n), model.latent_dim, cfg.method.glo_lr_mult)
 
 
