@@ -60,7 +60,8 @@ FLAG_KEYS = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "tr
              "oversample": "data.oversample", "samples": "data.sdf_samples",
              "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
              "precision": "train.precision", "patience": "train.patience", "val_metric": "train.val_metric",
-             "max_time": "train.max_time"}
+             "max_time": "train.max_time", "decoder": "model.decoder", "conv_width": "model.conv_width",
+             "method": "method.name"}
 """fit flags -> the config fields they set (their help text and default come from there)."""
 
 
@@ -182,8 +183,11 @@ def fit_images(
     task: Optional[str] = Opt(None, help="reconstruct, classify (Eq. 13), joint (both) or convert (--source)."),
     class_weight: Optional[float] = Opt(None, help="joint: weight of the cross-entropy."),
     source: Optional[str] = Opt(None, help="convert: the view the step encodes: gray, low-res:N or mask:P."),
+    decoder: Optional[str] = Opt(None, help="siren (implicit F(c ⊕ z)) or conv (the paper's convolutional GON)."),
+    conv_width: Optional[int] = Opt(None),
+    method: Optional[str] = Opt(None, help="gon, or a baseline: ae, tied-ae, glo, vae (implicit_gon/methods)."),
 ):
-    """Train an implicit GON on an image dataset."""
+    """Train an implicit GON (or, with --decoder conv, the convolutional one) on an image dataset."""
     from signals import task_signal
 
     flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet", "set_")})
@@ -512,8 +516,8 @@ def _finite_or_null(v):
 def render_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    res: int = Opt(256, help="Images and SDF: output side in pixels (above the training resolution: "
-                   "super-resolution)."),
+    res: Optional[int] = Opt(None, help="Images and SDF: output side in pixels (default 256; above the training "
+                             "resolution: super-resolution; conv runs: their training grid only)."),
     n: int = Opt(16, help="Images: number of test images; 1 writes a single image, more a grid."),
     split: str = Opt("test", help="Images: split the images come from."),
     data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
@@ -544,6 +548,12 @@ def render_cmd(
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "render", kind)
     _outputs(kind, out, plot)
+    if res is None:  # a conv decoder has only its training grid to render
+        res = gon.meta["res"] if getattr(gon.model, "grid_only", False) else 256
+    elif getattr(gon.model, "grid_only", False) and res != gon.meta["res"]:
+        r = gon.meta["res"]
+        raise _err(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no coordinates; "
+                   f"leave out --res, or train an implicit GON with --decoder siren)")
     if kind != "images":
         return _render_other(gon, input_, index, res, sample_rate, plot, out, hop)
     if gon.cfg.gon.task == "convert" and (input_ or mask is not None):
@@ -998,6 +1008,54 @@ def latents_cmd(
     title = f"{gon.cfg.data.dataset} {split}: {len(idx)} latents of {run.name} ({gon.cfg.gon.task})"
     latent_plot.write(z, labels, classes, out, title)
     print(f"wrote {out} ({len(idx)} latents of dimension {z.shape[1]})", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compare (the paper's Tables 1 and 2, Figure 2b)
+@app.command("compare")
+def compare_cmd(
+    dataset: str = Opt("mnist", help="Image dataset (`implicit-gon dataset list`)."),
+    data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
+    methods: Optional[str] = Opt(None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, detach-10, glo "
+                                 "(Table 1, the default); with --variational: vgon, vae (Table 2)."),
+    steps: int = Opt(..., help="Training steps of every run."),
+    seeds: int = Opt(3, help="Seeds per method (0, 1, ...)."),
+    decoder: str = Opt("conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; vgon)."),
+    variational: bool = Opt(False, "--variational", help="Table 2: variational GON against a VAE, in bits/dim."),
+    val_every: Optional[int] = Opt(None, help="Steps between held-out points of the curves (default steps/10)."),
+    val_samples: int = Opt(256, help="Held-out images scored at each curve point (the final score uses all)."),
+    held_out: Optional[int] = Opt(None, help="Score the final table on the first N held-out images (default all)."),
+    batch_size: Optional[int] = Opt(None, help="Images per step (default: the dataset's config)."),
+    lr: Optional[float] = Opt(None, help="Adam learning rate of every run (default: the dataset's config)."),
+    latent_dim: Optional[int] = Opt(None, help="Latent size K (default: the dataset's config)."),
+    train_limit: Optional[int] = Opt(None, help="Train on the first N training images only."),
+    device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
+    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
+    resume: bool = Opt(False, "--resume", help="Continue the comparison in --out: finished runs are skipped, "
+                       "unfinished ones start again."),
+    out: Path = Opt(..., help="Folder: a run directory per method and seed, table.md, table.json, curves.png."),
+):
+    """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
+    (held-out error against step) at a budget of your choosing."""
+    from implicit_gon import compare, options
+    if decoder not in ("conv", "siren"):
+        raise _err(f"compare --decoder {decoder}: choose conv or siren")
+    options.check("compare", batch_size=batch_size, device=device)
+    for name, v in (("steps", steps), ("seeds", seeds), ("val-samples", val_samples), ("val-every", val_every),
+                    ("train-limit", train_limit), ("held-out", held_out)):
+        if v is not None and v < 1:
+            raise _err(f"compare --{name} {v}: must be at least 1")
+    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else \
+        compare.default_methods(decoder, variational)
+    flags = {"data.data_dir": str(data_dir.expanduser().resolve()) if data_dir else None,
+             "train.batch_size": batch_size, "train.lr": lr, "model.latent_dim": latent_dim,
+             "data.train_limit": train_limit, "train.device": device}
+    table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
+                            {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
+                            held_out)
+    print((out / "table.md").read_text(), end="")
+    print(f"wrote {out}/table.md, table.json, curves.png ({len(table['methods'])} methods x {seeds} seeds)",
+          file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,9 +34,11 @@ class GON:
         self.cfg, self.meta = cfg, dict(meta)
         limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"])  # before anything is allocated
         self.device = resolve_device(device) if isinstance(device, str) else device
-        self.model = Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
-        from .tasks import attach_heads  # tasks use this module's helpers: imported when first needed
+        self.model = make_decoder(cfg, meta)
+        from . import methods  # methods and tasks use this module's helpers: imported when first needed
+        from .tasks import attach_heads
         attach_heads(self.model, cfg, self.meta)
+        methods.attach(self.model, cfg, self.meta)
         self.model.to(self.device)
         self.step = 0
         self.gaussian: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean (K,), covariance (K, K))
@@ -79,17 +81,22 @@ class GON:
                 "audio": lambda: f"audio {m['sample_rate']} Hz, {m['length']}-sample windows",
                 "sdf": lambda: "signed distance fields"}.get(m.get("signal"), lambda: str(m.get("signal")))()
         kind = "variational GON" if mc.variational else "GON"
-        return (f"<{kind}: {what}, latent {mc.latent_dim}, SIREN {mc.layers}x{mc.hidden}, step {self.step}, "
-                f"{self.device}>")
+        if self.cfg.method.name != "gon":
+            kind = self.cfg.method.name
+        net = f"SIREN {mc.layers}x{mc.hidden}" if mc.decoder == "siren" else f"conv width {mc.conv_width}"
+        return f"<{kind}: {what}, latent {mc.latent_dim}, {net}, step {self.step}, {self.device}>"
 
     # -- the model as a representation --------------------------------------------------------------------------
     def encode(self, batch) -> torch.Tensor:
         """Latents in one gradient step from the origin (no training graph): (B, K) on self.device. `batch` is a
         signals Batch, or, for an image run, images as an array or tensor (B, H, W, C) (see encode_images)."""
+        from . import methods
         from .tasks import inner_loss
         if not hasattr(batch, "coords"):
             return self.encode_images(batch)
         self.model.eval()
+        if self.cfg.method.name != "gon":  # a baseline's encoder (ae, tied-ae, vae) or latent fit (glo)
+            return methods.encode(self, batch).detach()
         with torch.enable_grad():
             z = gon_latents(self.model, batch.coords, batch.values, self.cfg.gon, batch.scale, create_graph=False,
                             inner_loss=inner_loss(self.model, self.cfg))
@@ -120,6 +127,9 @@ class GON:
         from signals.images import render
 
         train_res, _ = self._image_run("render")
+        if res and res != train_res and getattr(self.model, "grid_only", False):
+            raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
+                           f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
         z = torch.as_tensor(z, dtype=torch.float32)
         return render(self, z[None] if z.ndim == 1 else z, res or train_res)
 
@@ -140,6 +150,8 @@ class GON:
         """f(coords chunk (m, d)) -> (n, m, C) over coords (M, d) in chunks sized to DECODE_BUDGET: (n, M, C)."""
         self.model.eval()
         chunk = max(1, DECODE_BUDGET // (max(1, n) * self.cfg.model.hidden))
+        if getattr(self.model, "grid_only", False):
+            chunk = len(coords)  # a conv decoder renders its whole grid at once
         out = torch.empty(n, len(coords), self.meta["out_dim"], device=out_device)
         for s in range(0, len(coords), chunk):
             out[:, s:s + chunk] = f(coords[s:s + chunk].to(self.device)).to(out_device)
@@ -153,6 +165,8 @@ class GON:
         eps = torch.randn(n, K, generator=generator) * temperature
         if self.model.head is not None:
             return eps  # decode() feeds z through head.mu; sampling the prior means z' = eps directly
+        if self.cfg.method.name == "vae":
+            return eps  # the VAE's prior N(0, I), decoded as it is
         if self.gaussian is None:
             raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
         mean, cov = (t.double() for t in self.gaussian)
@@ -178,10 +192,23 @@ class GON:
 
     def fit_gaussian(self, signal, max_samples: int = 10000, batch_size: int = 64) -> None:
         """Fit mean and full covariance to the latents of (up to max_samples of) the training data."""
+        from . import methods
         n = min(len(signal), max_samples)
         idx = torch.linspace(0, len(signal) - 1, n).round().long() if n < len(signal) else None
-        z = self.encode_signal(signal, idx, batch_size).double().cpu()
-        self.gaussian = fit_gaussian(z)
+        z = methods.training_latents(self, signal, idx)  # glo: its learned latents; None: encode them
+        if z is None:
+            z = self.encode_signal(signal, idx, batch_size)
+        self.gaussian = fit_gaussian(z.double().cpu())
+
+
+def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
+    """F for the run: the SIREN F(c ⊕ z), or the conv decoder (images at the run's resolution)."""
+    if cfg.model.decoder == "conv":
+        from .conv import ConvDecoder
+        if meta.get("signal") != "images":
+            raise GONError(f"model.decoder conv renders images only (this run's signal is {meta.get('signal')})")
+        return ConvDecoder(meta["res"], meta["out_dim"], cfg.model)
+    return Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
 
 
 def fit_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

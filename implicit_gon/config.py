@@ -55,6 +55,11 @@ class ModelConfig:
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
     head_init_std: float = field(default=0.2, metadata={"gt": 0, "max": 100})
     """Posterior standard deviation the variational head starts with (its mean map starts as the identity)."""
+    decoder: str = field(default="siren", metadata={"choices": ("siren", "conv")})
+    """F itself: `siren`, the implicit F(c ⊕ z) above; `conv`, the paper's convolutional GON: 4 ConvTranspose2d layers
+    from z as a (K, 1, 1) map to a 28 or 32 px image, no coordinates (it renders only its training grid)."""
+    conv_width: int = field(default=16, metadata={"min": 1, "max": 4096})
+    """Conv decoder: channels of its last hidden layer (ngf); the layers before it have 4x and 2x as many."""
 
 
 @dataclass
@@ -72,7 +77,8 @@ class GONConfig:
     clamp: float = field(default=0.1, metadata={"gt": 0})
     """Clamp distance for `clamped_l1`."""
     fast: bool = True
-    """Share F(c ⊕ 0) and its Jacobian over the batch (exact); False uses plain autograd double backward."""
+    """Share F(c ⊕ 0) and its Jacobian over the batch (exact; SIREN only, other decoders always take the general
+    autograd path); False uses plain autograd double backward."""
     likelihood: str = field(default="bernoulli", metadata={"choices": ("bernoulli", "gaussian")})
     """Variational runs: `bernoulli` (binary cross-entropy) or `gaussian` (squared error with fixed sigma)."""
     sigma: float = field(default=0.1, metadata={"gt": 0})
@@ -87,6 +93,23 @@ class GONConfig:
     the signal, and the outer loss is the whole signal."""
     class_weight: float = field(default=1.0, metadata={"min": 0.0})
     """Weight of the cross-entropy in the `joint` task's outer loss (per sample, beside the summed reconstruction)."""
+
+
+@dataclass
+class MethodConfig:
+    """How latents are found: the gradient origin, or a baseline of the paper's Table 1 and 2 (implicit_gon/methods)."""
+
+    name: str = field(default="gon", metadata={"choices": ("gon", "ae", "tied-ae", "glo", "vae")})
+    """`gon`, latents from the gradient step; `ae`, a conv encoder mirroring the conv decoder; `tied-ae`, that encoder
+    sharing the decoder's weights; `glo`, one learned latent per training image (Bojanowski et al. 2018); `vae`, the
+    ae encoder giving a mean and log-variance, trained on the ELBO."""
+    glo_lr_mult: float = field(default=10.0, metadata={"gt": 0, "max": 1e6})
+    """GLO: learning-rate multiplier of the per-image latents (each is updated only once an epoch)."""
+    glo_encode_steps: int = field(default=100, metadata={"min": 1, "max": 100000})
+    """GLO: Adam steps that fit a latent to an image it was not trained on (the decoder fixed), from the training
+    latents' mean."""
+    glo_encode_lr: float = field(default=0.05, metadata={"gt": 0, "max": 10})
+    """GLO: Adam learning rate of that fit."""
 
 
 @dataclass
@@ -195,6 +218,7 @@ class Config:
     gon: GONConfig = field(default_factory=GONConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,7 +251,8 @@ def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Con
     return Config(**out)
 
 
-_SECTION_NAMES = {ModelConfig: "model", GONConfig: "gon", TrainConfig: "train", DataConfig: "data"}
+_SECTION_NAMES = {ModelConfig: "model", GONConfig: "gon", TrainConfig: "train", DataConfig: "data",
+                  MethodConfig: "method"}
 
 
 def check_field(section_type: type, key: str, val: Any, source: str) -> Any:
@@ -352,9 +377,39 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if t.val_metric != "auto" and d.signal not in VAL_METRICS[t.val_metric][0]:
         raise GONError(f"{source}: train.val_metric = {t.val_metric} is not reported for {d.signal} runs (choose "
                        f"{', '.join(k for k, v in VAL_METRICS.items() if d.signal in v[0])})")
-    if t.val_metric == "bits_per_dim" and not m.variational:
+    if t.val_metric == "bits_per_dim" and not (m.variational or cfg.method.name == "vae"):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
+    _check_decoder_rules(cfg, source)
     return cfg
+
+
+CONV_RES = (28, 32)  # the conv decoder's layer plans (implicit_gon/conv.py)
+
+
+def _check_decoder_rules(cfg: Config, source: str) -> None:
+    """The conv decoder and the baseline methods: what each can be combined with."""
+    m, d, g, meth = cfg.model, cfg.data, cfg.gon, cfg.method.name
+    if m.decoder == "conv":
+        if d.signal != "images":
+            raise GONError(f"{source}: model.decoder = conv renders images only (this run's signal is {d.signal})")
+        if d.res is not None and d.res not in CONV_RES:
+            raise GONError(f"{source}: model.decoder = conv needs data.res 28 or 32 (given {d.res})")
+        if g.task == "convert":
+            raise GONError(f"{source}: gon.task = convert needs coordinates (model.decoder siren)")
+    if meth in ("ae", "tied-ae", "vae") and m.decoder != "conv":
+        raise GONError(f"{source}: method.name = {meth} needs model.decoder conv (its encoder mirrors the conv decoder)")
+    if meth in ("ae", "tied-ae", "vae") and cfg.train.points != 1:
+        raise GONError(f"{source}: train.points = {cfg.train.points:g}: method.name = {meth}'s encoder reads whole "
+                       f"images; use train.points 1")
+    if meth != "gon":
+        if g.task != "reconstruct":
+            raise GONError(f"{source}: gon.task = {g.task} needs method.name gon (the {meth} baseline reconstructs)")
+        if g.detach or g.inner_steps != 1:
+            raise GONError(f"{source}: gon.detach and gon.inner_steps are gradient-origin settings; method.name = "
+                           f"{meth} has no gradient step")
+        if m.variational:
+            raise GONError(f"{source}: model.variational is the variational GON; with method.name = {meth} use "
+                           f"method.name vae for the variational baseline")
 
 
 MAX_YAML_BYTES = 1 << 20

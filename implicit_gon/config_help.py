@@ -14,7 +14,7 @@ def field_docs() -> dict[str, str]:
     """{"section.key": first sentence of the field's docstring} for every config field with one."""
     sections = {cls.__name__: name for name, cls in
                 (("model", config.ModelConfig), ("gon", config.GONConfig), ("train", config.TrainConfig),
-                 ("data", config.DataConfig))}
+                 ("data", config.DataConfig), ("method", config.MethodConfig))}
     docs: dict[str, str] = {}
     for node in ast.parse(inspect.getsource(config)).body:
         if isinstance(node, ast.ClassDef) and node.name in sections:

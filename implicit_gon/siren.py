@@ -91,6 +91,8 @@ class VariationalHead(nn.Module):
 class Siren(nn.Module):
     """F(c ⊕ z) -> values. coords (N, d) shared by the batch or (B, N, d); z (B, K); output (B, N, C)."""
 
+    shared_origin = True  # the first pre-activation at z0 = 0 is the same for every sample: step.inner_grad_at_origin
+
     def __init__(self, coord_dim: int, out_dim: int, cfg: ModelConfig):
         super().__init__()
         self.coord_dim, self.out_dim, self.latent_dim = coord_dim, out_dim, cfg.latent_dim

@@ -13,6 +13,7 @@ import torch
 from torch import autograd
 
 from .config import GONConfig
+from .conv import step_mode
 from .siren import Siren
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) -> per-element loss
@@ -47,13 +48,18 @@ def per_sample(loss: torch.Tensor) -> torch.Tensor:
     return loss.flatten(1).sum(1)  # (B, N, C) -> (B,)
 
 
-def inner_grad(model: Siren, coords, values, z, loss_fn: LossFn, scale: float, create_graph: bool):
-    """Reference path: grad_z sum_c loss(x(c), F(c ⊕ z)) by plain autograd (double backward when training).
-    z (B, K) -> (B, K). Summed, not averaged, over the batch, so each row is that sample's own gradient."""
+def decode_mean(model, coords, z: torch.Tensor) -> torch.Tensor:
+    """F(c ⊕ z) through the variational head's mean (the step is deterministic): (B, K) -> (B, N, C). Any decoder
+    with `head` and `after_head` (Siren, ConvDecoder)."""
+    return model.after_head(coords, z if model.head is None else model.head.mu(z))
+
+
+def inner_grad(model, coords, values, z, loss_fn: LossFn, scale: float, create_graph: bool):
+    """General path, for any decoder: grad_z sum_c loss(x(c), F(c ⊕ z)) by plain autograd (double backward when
+    training). z (B, K) -> (B, K). Summed, not averaged, over the batch, so each row is that sample's own gradient."""
     if not z.requires_grad:
         z = z.requires_grad_()
-    pre_c = model.input.pre_coords(coords)  # (N, H) or (B, N, H)
-    y = model.decode_pre(pre_c + model.latent_pre(z)[:, None, :], pre_c)  # (B, N, C)
+    y = decode_mean(model, coords, z)  # (B, N, C)
     total = scale * loss_fn(y, values).sum()
     return autograd.grad(total, z, create_graph=create_graph)[0]
 
@@ -91,25 +97,26 @@ def likelihood_loss(cfg: GONConfig) -> LossFn:
     raise ValueError(f"gon.likelihood {cfg.likelihood!r}: choose bernoulli or gaussian")
 
 
-def step_loss(model: Siren, cfg: GONConfig) -> LossFn:
+def step_loss(model, cfg: GONConfig) -> LossFn:
     """The loss inside the gradient step: the configured one, or a variational run's likelihood."""
     return likelihood_loss(cfg) if model.head is not None else make_loss(cfg.loss, cfg.clamp)
 
 
-def gon_latents(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True,
+def gon_latents(model, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True,
                 inner_loss: LossFn | None = None):
     """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K).
     inner_loss, if given, replaces the configured loss inside the step (modality conversion compares a view of
     F's output with the source signal, so values may have fewer channels than F's output)."""
     loss_fn = step_loss(model, cfg) if inner_loss is None else inner_loss
-    if cfg.fast:
-        g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
-    else:
-        zero = values.new_zeros(values.shape[0], model.latent_dim)
-        g = inner_grad(model, coords, values, zero, loss_fn, scale, create_graph)
-    z = -cfg.step_size * g
-    for _ in range(cfg.inner_steps - 1):
-        z = z - cfg.step_size * inner_grad(model, coords, values, z, loss_fn, scale, create_graph)
+    with step_mode(model):  # BatchNorm on running statistics: no sample's latent depends on its batch-mates
+        if cfg.fast and getattr(model, "shared_origin", False):  # the SIREN's exact shared-origin path
+            g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
+        else:
+            zero = values.new_zeros(values.shape[0], model.latent_dim)
+            g = inner_grad(model, coords, values, zero, loss_fn, scale, create_graph)
+        z = -cfg.step_size * g  # (B, K)
+        for _ in range(cfg.inner_steps - 1):
+            z = z - cfg.step_size * inner_grad(model, coords, values, z, loss_fn, scale, create_graph)
     return z
 
 
@@ -131,7 +138,7 @@ def nll_per_sample(y, values, cfg: GONConfig, scale: float = 1.0) -> torch.Tenso
     return scale * nll
 
 
-def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1.0,
+def gon_objective(model, coords, values, cfg: GONConfig, scale: float = 1.0,
                   generator: torch.Generator | None = None, beta: float | None = None, query=None):
     """The outer loss of one batch and its parts. Latents come from the gradient-origin step, and F's parameters
     are trained through that step (second order) unless cfg.detach. query (coords, values, scale), if given, is
@@ -144,7 +151,7 @@ def gon_objective(model: Siren, coords, values, cfg: GONConfig, scale: float = 1
     return outer_loss(model, z, coords, values, cfg, scale, generator, beta)
 
 
-def outer_loss(model: Siren, z, coords, values, cfg: GONConfig, scale: float = 1.0,
+def outer_loss(model, z, coords, values, cfg: GONConfig, scale: float = 1.0,
                generator: torch.Generator | None = None, beta: float | None = None, adjust=None):
     """Reconstruction (or negative ELBO) of values at coords from latents z (B, K): (loss, parts). adjust, if
     given, maps F's output to what is compared with values (a colourisation keeps the source's luminance)."""

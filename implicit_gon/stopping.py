@@ -35,7 +35,7 @@ def monitored(cfg: Config) -> tuple[str, bool]:
     variational), audio the SNR of the held-out windows, SDF the Chamfer distance."""
     name = cfg.train.val_metric
     if name == "auto":
-        name = {"images": "bits_per_dim" if cfg.model.variational else "sse", "audio": "snr_db",
+        name = {"images": "bits_per_dim" if cfg.model.variational or cfg.method.name == "vae" else "sse", "audio": "snr_db",
                 "sdf": "chamfer_x1e3"}[cfg.data.signal]
     return name, VAL_METRICS[name][1]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from . import methods
 from .api import GON, bits_per_dim, psnr_from_mse
 from .checkpoint import BEST
 from .device import make_generator
@@ -56,6 +57,9 @@ def evaluate(gon: GON, signal, idx=None, batch_size: int = 64) -> dict[str, Any]
     idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
     if gon.cfg.gon.task != "reconstruct":  # classify, joint, convert: implicit_gon/tasks
         return task_evaluate(gon, signal, idx, batch_size)
+    own = methods.evaluate(gon, signal, idx, batch_size)  # vae: bits/dim from its own posterior
+    if own is not None:
+        return own
     sse, psnr, bpd = [], [], []
     gen = make_generator(0, gon.device)
     for s in range(0, len(idx), batch_size):
@@ -93,6 +97,7 @@ def make_optimizer(model, tc) -> torch.optim.Adam:
     tc.lr * tc.classifier_lr_mult, each a group of its own after F's."""
     fast = [(m, mult) for m, mult in ((model.head, tc.head_lr_mult),
                                       (getattr(model, "classifier", None), tc.classifier_lr_mult)) if m is not None]
+    fast += [(m, m.lr_mult) for m in model.children() if hasattr(m, "lr_mult")]  # e.g. GLO's per-image latents
     if not fast:
         return torch.optim.Adam(model.parameters(), lr=tc.lr)
     own = {id(p) for m, _ in fast for p in m.parameters()}
@@ -276,6 +281,8 @@ def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, ov
         _claim_run(Path(run), overwrite)
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
+    if cfg.method.name == "glo":
+        meta["train_samples"] = len(signal)  # one learned latent per training image
     gon = GON(cfg, meta, device_for(dist, cfg.train.device))
     if dist.main:
         (Path(run) / BEST).unlink(missing_ok=True)  # a new run: best weights of an earlier attempt here do not apply

@@ -23,6 +23,8 @@ class Batch:
     Audio's oversampled training encodes the samples, as rendering does, and fits F between them."""
     labels: torch.Tensor | None = None
     """(B,) int64 class indices, for signals read with labels (classification)."""
+    index: torch.Tensor | None = None
+    """(B,) int64 positions of the samples in their split (image signals): GLO's per-image latents are looked up by it."""
 
 
 @runtime_checkable

@@ -54,16 +54,17 @@ class ImageSignal:
         sub, scale = draw_subset(self.res * self.res, points, generator)
         values, coords = self._values(idx), self._grid
         labels = self._labels(idx, device)
+        index = torch.as_tensor(idx).to(device)
         if sub is not None and self.encode_full:  # latents as at test time; the outer loss on the subset
             query = Batch(coords[sub].to(device), values[:, sub].to(device), scale)
-            return Batch(coords.to(device), values.to(device), 1.0, query, labels)
+            return Batch(coords.to(device), values.to(device), 1.0, query, labels, index)
         if sub is not None:  # one subset shared by the batch keeps the origin step's shared Jacobian
             values, coords = values[:, sub], coords[sub]
-        return Batch(coords.to(device), to_device(values, device), scale, labels=labels)
+        return Batch(coords.to(device), to_device(values, device), scale, labels=labels, index=index)
 
     def full(self, idx, device) -> Batch:
         return Batch(self._grid.to(device), to_device(self._values(idx), device), 1.0,
-                     labels=self._labels(idx, device))
+                     labels=self._labels(idx, device), index=torch.as_tensor(idx).to(device))
 
     def _labels(self, idx: torch.Tensor, device) -> torch.Tensor | None:
         if self.labels is None:

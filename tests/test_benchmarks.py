@@ -12,7 +12,8 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-@pytest.mark.parametrize("script", ["step_speed.py", "mnist_vs_eq12.py", "peak_memory.py", "ddp_parity.py"])
+@pytest.mark.parametrize("script", ["step_speed.py", "mnist_vs_eq12.py", "peak_memory.py", "ddp_parity.py",
+                                    "conv_vs_siren.py", "conv_batchnorm.py"])
 def test_missing_data_is_one_line_naming_the_way_to_give_it(script, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "IMPLICIT_GON_DATA": str(tmp_path / "nowhere"), "HOME": str(tmp_path)}
     p = subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], capture_output=True, text=True, env=env,

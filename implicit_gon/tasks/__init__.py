@@ -24,6 +24,9 @@ LABELLED = ("classify", "joint")
 def objective(model, batch, cfg, generator: torch.Generator | None = None, beta: float | None = None):
     """(loss, parts) of one training batch for cfg.gon.task."""
     task = cfg.gon.task
+    if cfg.method.name != "gon":  # a baseline's own way to latents (implicit_gon/methods)
+        from .. import methods
+        return methods.objective(model, batch, cfg, generator, beta)
     if task == "reconstruct":
         q = batch.query
         query = None if q is None else (q.coords, q.values, q.scale)

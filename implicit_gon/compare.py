@@ -1,0 +1,207 @@
+"""`implicit-gon compare`: the paper's Table 1 (held-out summed squared error per image; GON against autoencoders,
+its own ablations and GLO) or, with --variational, Table 2 (bits per dimension; variational GON against a VAE),
+and Figure 2b (held-out error against training step), re-run at a budget of one's choosing.
+
+Every method trains the same decoder on the same data, seeds and schedule; each (method, seed) is an ordinary run
+directory OUT/<method>-s<seed> (`eval`, `render`, ... accept it), scored at the end on the whole held-out split.
+OUT/table.md and OUT/table.json hold mean and spread over seeds beside the paper's figure; OUT/curves.png the
+held-out curves, a band over seeds.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import GONError
+from .fsio import write_json
+
+BOTH = ("conv", "siren")
+METHODS: dict[str, tuple[dict[str, Any], tuple[str, ...], bool]] = {
+    # name: (config overrides, decoders it runs with, Table 2 (variational) method)
+    "gon": ({}, BOTH, False),
+    "detach": ({"gon.detach": True}, BOTH, False),
+    "gon-10": ({"gon.inner_steps": 10}, BOTH, False),
+    "detach-10": ({"gon.detach": True, "gon.inner_steps": 10}, BOTH, False),
+    "ae": ({"method.name": "ae"}, ("conv",), False),
+    "tied-ae": ({"method.name": "tied-ae"}, ("conv",), False),
+    "glo": ({"method.name": "glo"}, BOTH, False),
+    "vgon": ({"model.variational": True}, BOTH, True),
+    "vae": ({"method.name": "vae"}, ("conv",), True),
+}
+TABLE1 = ("gon", "ae", "tied-ae", "detach", "gon-10", "detach-10", "glo")
+TABLE2 = ("vgon", "vae")
+
+PAPER_SOURCE = ("Bond-Taylor & Willcocks, Gradient Origin Networks, ICLR 2021 (arXiv 2007.02798), Tables 1 and 2. "
+                "n/a: the tables' figures could not be retrieved here (only the paper's opening pages were "
+                "reachable offline), so none are quoted rather than any guessed.")
+PAPER: dict[tuple[str, str], float | None] = {}  # (dataset, method) -> the paper's figure; empty: see PAPER_SOURCE
+
+
+def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
+    """The methods to run, checked: one-line errors for an unknown name or a method the setting cannot run."""
+    for m in methods:
+        if m not in METHODS:
+            raise GONError(f"compare --methods: unknown method {m!r} (choose from {', '.join(METHODS)})")
+        _, decoders, table2 = METHODS[m]
+        if decoder not in decoders:
+            runs = ", ".join(k for k, v in METHODS.items() if decoder in v[1] and v[2] == variational)
+            raise GONError(f"compare --methods {m}: needs --decoder conv (with --decoder {decoder}: {runs})")
+        if table2 != variational:
+            raise GONError(f"compare --methods {m}: a Table {2 if table2 else 1} method; "
+                           + ("add --variational" if table2 else "leave out --variational"))
+    if len(set(methods)) != len(methods):
+        raise GONError("compare --methods: a method is named twice")
+    return methods
+
+
+def default_methods(decoder: str, variational: bool) -> list[str]:
+    return [m for m in (TABLE2 if variational else TABLE1) if decoder in METHODS[m][1]]
+
+
+def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets=()):
+    """The resolved config of one (method, seed) run."""
+    from .config import resolve
+    f = {**flags, "train.seed": seed, **METHODS[method][0]}
+    if f.get("model.decoder") == "conv":
+        f.setdefault("train.points", 1.0)  # the conv decoder renders every pixel anyway; subsampling saves nothing
+    return resolve("images", dataset, None, f, sets)
+
+
+def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int, decoder: str = "conv",
+            variational: bool = False, resume: bool = False, flags: dict[str, Any] | None = None,
+            sets=(), val_every: int | None = None, val_samples: int = 256, held_out: int | None = None,
+            log=None) -> dict[str, Any]:
+    """Train every (method, seed), score each on the whole held-out split, write the table and the curves."""
+    from signals import task_signal
+
+    from .train import evaluate, fit
+    log = log or (lambda s: print(s, file=sys.stderr))
+    methods = plan(methods, decoder, variational)
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
+    out.mkdir(parents=True, exist_ok=True)
+    metric = "bits_per_dim" if variational else "sse"
+    val_every = val_every or max(1, steps // 10)
+    base = {**(flags or {}), "model.decoder": decoder, "train.steps": steps, "train.val_every": val_every,
+            "train.val_samples": val_samples, "train.ckpt_every": max(steps, 1)}
+    cfg0 = run_config(dataset, methods[0], 0, base, sets)
+    train_sig = task_signal(cfg0.data, "reconstruct", "train")
+    val_sig = task_signal(cfg0.data, "reconstruct", "test", notes=False)
+    n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
+    runs = [(m, s) for m in methods for s in range(seeds)]
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    t_all = time.perf_counter()
+    for k, (m, s) in enumerate(runs, 1):
+        run = out / f"{m}-s{s}"
+        done = run / "compare.json"
+        if resume and done.is_file():
+            results[m].append(json.loads(done.read_text()))
+            log(f"[{k}/{len(runs)}] {m} seed {s}: finished earlier, skipped")
+            continue
+        log(f"[{k}/{len(runs)}] {m} seed {s}: {steps} steps ...")
+        cfg = run_config(dataset, m, s, base, sets)
+        t0 = time.perf_counter()
+        gon = fit(train_sig, cfg, run, val_sig, progress=False, overwrite=True)
+        seconds = time.perf_counter() - t0
+        final = evaluate(gon, val_sig, torch.arange(n_val), cfg.train.batch_size)
+        row = {"method": m, "seed": s, "steps": gon.step, "train_seconds": gon.train_state.get("elapsed", seconds),
+               "seconds": seconds, "parameters": parameters(gon.model), **final}
+        write_json(done, row)
+        results[m].append(row)
+        log(f"[{k}/{len(runs)}] {m} seed {s}: held-out {metric} {row[metric]:.4g} ({seconds:.0f} s; "
+            f"{time.perf_counter() - t_all:.0f} s so far)")
+    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
+    write_json(out / "table.json", table)
+    (out / "table.md").write_text(markdown(table))
+    plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder")
+    return table
+
+
+def parameters(model) -> int:
+    """Trainable parameters of the networks (decoder, encoder, heads), not GLO's per-image latents; a tied
+    encoder's shared weights count once."""
+    glo = getattr(model, "glo", None)
+    skip = {id(p) for p in glo.parameters()} if glo is not None else set()
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if id(p) not in skip)
+
+
+def _mean_std(v: list[float]) -> tuple[float, float]:
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+    return m, sd
+
+
+def summarise(results, dataset, decoder, metric, steps, seeds, n_train, n_val) -> dict[str, Any]:
+    rows = {}
+    for m, rs in results.items():
+        vals = [r[metric] for r in rs]
+        mean, sd = _mean_std(vals)
+        rows[m] = {"mean": mean, "std": sd, "per_seed": vals, "steps": steps,
+                   "seconds": _mean_std([r["seconds"] for r in rs])[0], "parameters": rs[0]["parameters"],
+                   "paper": PAPER.get((dataset, m))}
+    return {"dataset": dataset, "decoder": decoder, "metric": metric, "steps": steps, "seeds": seeds,
+            "train_samples": n_train, "held_out_samples": n_val, "methods": rows, "paper_source": PAPER_SOURCE}
+
+
+def markdown(t: dict[str, Any]) -> str:
+    unit = "bits/dim" if t["metric"] == "bits_per_dim" else "SSE per image"
+    table_no = 2 if t["metric"] == "bits_per_dim" else 1
+    lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "
+             f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seeds", "",
+             f"| method | {unit} (mean ± std) | per seed | steps | seconds | parameters | paper (Table {table_no}) |",
+             "|---|---|---|---|---|---|---|"]
+    for m, r in t["methods"].items():
+        paper = "n/a" if r["paper"] is None else f"{r['paper']:g}"
+        seeds = ", ".join(f"{v:.4g}" for v in r["per_seed"])
+        lines.append(f"| {m} | {r['mean']:.4g} ± {r['std']:.2g} | {seeds} | {r['steps']} | {r['seconds']:.0f} | "
+                     f"{r['parameters']:,} | {paper} |")
+    lines += ["", f"Paper: {t['paper_source']}", ""]
+    return "\n".join(lines)
+
+
+def curve(run: Path, metric: str) -> tuple[list[int], list[float]]:
+    """(steps, held-out metric) from a run's metrics.jsonl."""
+    steps, vals = [], []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if f"val_{metric}" in row:
+            steps.append(row["step"])
+            vals.append(row[f"val_{metric}"])
+    return steps, vals
+
+
+def plot_curves(out: Path, results, metric: str, path: Path, title: str) -> None:
+    """Held-out metric against step, log scale: the mean over seeds, a band from the lowest to the highest."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fsio import atomic_path
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for m, rs in results.items():
+        curves = [curve(out / f"{m}-s{r['seed']}", metric) for r in rs]
+        steps = curves[0][0]
+        n = min(len(c[1]) for c in curves)
+        if not n:
+            continue
+        cols = [[c[1][i] for c in curves] for i in range(n)]
+        mean = [sum(c) / len(c) for c in cols]
+        ax.plot(steps[:n], mean, label=m)
+        ax.fill_between(steps[:n], [min(c) for c in cols], [max(c) for c in cols], alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out " + ("bits/dim" if metric == "bits_per_dim" else "SSE per image"))
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,113 @@
+"""The paper's convolutional GON decoder (Bond-Taylor & Willcocks 2021, Sec. 4.1): z as a (K, 1, 1) map through
+4 ConvTranspose2d layers, BatchNorm and ELU between them, to a 28 or 32 px image with a sigmoid output.
+
+It has no coordinates: F renders the whole training grid, and the values at a batch's coordinates (pixel centres of
+that grid, as signals.images.grid makes them; a Monte Carlo subset when train.points < 1) are gathered from it.
+Any other coordinates (another resolution) are a one-line error.
+
+BatchNorm: the authors' conv script keeps F in training mode for both passes, so the gradient step sees batch
+statistics (each latent depends on the other samples of its batch, and at z0 = 0 every sample has the same input,
+so the first layer's batch variance is 0). Here the step always uses running statistics (`step_mode`), in training
+and at encode time alike, so a latent is a function of its own image only, the same in training and after it; the
+outer pass trains with batch statistics, as the authors', and alone updates the running ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from .config import CONV_RES, ModelConfig
+from .errors import GONError
+from .siren import VariationalHead
+
+# (kernel, stride, padding) per layer: 1 -> 4 -> 7 -> 14 -> 28, or 1 -> 4 -> 8 -> 16 -> 32
+PLANS = {28: ((4, 1, 0), (3, 2, 1), (4, 2, 1), (4, 2, 1)), 32: ((4, 1, 0), (4, 2, 1), (4, 2, 1), (4, 2, 1))}
+
+
+def widths(latent_dim: int, width: int, channels: int) -> list[int]:
+    """Channels along the decoder: K -> 4w -> 2w -> w -> C (the DCGAN-style halving of the authors' script)."""
+    return [latent_dim, 4 * width, 2 * width, width, channels]
+
+
+class ConvDecoder(nn.Module):
+    """F(z) -> values (B, N, C) at the pixel centres given as coords (N, 2) or (B, N, 2) of the res x res grid."""
+
+    shared_origin = False  # no shared-origin fast path: the step takes the general autograd path
+    grid_only = True  # renders its training grid only (GON.decode does not chunk coordinates)
+
+    def __init__(self, res: int, out_dim: int, cfg: ModelConfig):
+        super().__init__()
+        if res not in PLANS:
+            raise GONError(f"model.decoder conv renders {' or '.join(map(str, CONV_RES))} px images (this run's "
+                           f"data are {res} px: set data.res)")
+        self.res, self.out_dim, self.latent_dim = res, out_dim, cfg.latent_dim
+        w = widths(cfg.latent_dim, cfg.conv_width, out_dim)
+        layers: list[nn.Module] = []
+        for i, (k, s, p) in enumerate(PLANS[res]):
+            layers.append(nn.ConvTranspose2d(w[i], w[i + 1], k, s, p))
+            if i < len(PLANS[res]) - 1:
+                layers += [nn.BatchNorm2d(w[i + 1]), nn.ELU()]
+        self.main = nn.Sequential(*layers)
+        self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
+
+    def convs(self) -> list[nn.ConvTranspose2d]:
+        """The four transposed convolutions in order (a tied encoder shares their weights)."""
+        return [m for m in self.main if isinstance(m, nn.ConvTranspose2d)]
+
+    def image(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, K) -> images (B, C, res, res) in [0, 1]."""
+        return torch.sigmoid(self.main(z[:, :, None, None]))
+
+    def forward(self, coords: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None):
+        """Returns (values (B, N, C), mu, logvar), as Siren.forward."""
+        mu = logvar = None
+        if self.head is not None:
+            z, mu, logvar = self.head(z, generator)
+        return self.after_head(coords, z), mu, logvar
+
+    def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """F on z' (after the head): the image's values at coords, (B, N, C)."""
+        y = self.image(z).permute(0, 2, 3, 1).reshape(len(z), -1, self.out_dim)  # (B, res*res, C), row-major
+        idx = self.pixel_index(coords)
+        if idx is None:
+            return y
+        if idx.dim() == 1:
+            return y[:, idx]
+        return torch.gather(y, 1, idx[..., None].expand(-1, -1, self.out_dim))  # per-sample subsets
+
+    def pixel_index(self, coords: torch.Tensor) -> torch.Tensor | None:
+        """Row-major pixel indices of coords (..., N, 2) on the training grid (None: the whole grid in order).
+        Coordinates off the grid's pixel centres (another resolution) are an error: there is nothing to render."""
+        r = self.res
+        if coords.dim() == 2 and len(coords) == r * r:
+            from signals.images import grid
+            if torch.allclose(coords, grid(r, coords.device, coords.dtype), atol=1e-5):
+                return None
+        pos = (coords.detach() + 1) / 2 * r - 0.5  # (..., N, 2) in pixel units
+        rc = pos.round()
+        if not torch.allclose(pos, rc, atol=1e-3) or rc.min() < 0 or rc.max() > r - 1:
+            n = coords.shape[-2]
+            side = math.isqrt(n)
+            asked = f"{side}x{side}" if side * side == n else f"{n} points"
+            raise GONError(f"a conv GON renders only its {r}x{r} training grid (asked for {asked}): it has no "
+                           f"coordinates; train an implicit (SIREN) GON for other resolutions")
+        rc = rc.long()
+        return rc[..., 0] * r + rc[..., 1]
+
+
+@contextlib.contextmanager
+def step_mode(model: nn.Module):
+    """BatchNorm layers of model use their running statistics (and leave them alone) inside the gradient step, in
+    training as at encode time: the step's per-sample sum then has no terms coupling samples, so a latent does not
+    depend on which batch it was computed in. A no-op for models without BatchNorm."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()

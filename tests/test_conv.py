@@ -1,0 +1,248 @@
+"""The conv GON decoder, the general gradient step, the baselines (ae, tied-ae, glo, vae) and `compare`."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from implicit_gon import GON
+from implicit_gon.config import GONConfig, ModelConfig, resolve
+from implicit_gon.conv import ConvDecoder
+from implicit_gon.errors import GONError
+from implicit_gon.methods.ae import ConvEncoder
+from implicit_gon.step import gon_latents, make_loss
+from signals.images import grid
+
+pytestmark = pytest.mark.xdist_group("conv")
+
+
+def decoder(res=28, channels=1, latent=5, width=3, variational=False, seed=0):
+    torch.manual_seed(seed)
+    return ConvDecoder(res, channels, ModelConfig(latent_dim=latent, conv_width=width, variational=variational))
+
+
+def images(B=4, res=28, C=1, seed=1, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, res * res, C, generator=g, dtype=dtype)
+
+
+@pytest.mark.parametrize("res,channels", [(28, 1), (32, 3)])
+def test_decoder_renders_its_grid_and_gathers_subsets(res, channels):
+    m = decoder(res, channels).eval()
+    z = torch.randn(3, 5)
+    full = m(grid(res), z)[0]
+    assert full.shape == (3, res * res, channels) and 0 <= full.min() and full.max() <= 1
+    sub = torch.tensor([5, 0, res * res - 1, 17])
+    assert torch.equal(m(grid(res)[sub], z)[0], full[:, sub])  # a Monte Carlo subset: those pixels of the image
+    per = torch.stack([sub, sub.flip(0), sub, sub])[:3]  # (B, N) per-sample subsets
+    got = m(grid(res)[per], z)[0]
+    assert torch.equal(got[1], full[1, sub.flip(0)])
+    with pytest.raises(GONError, match="renders only its"):
+        m(grid(64), z)
+
+
+def test_general_step_matches_finite_differences():
+    """z = -a dL/dz0 at 0 by the general autograd path, with L the per-sample summed loss (BatchNorm on running
+    statistics, as in every step): central differences of L."""
+    m = decoder().double()
+    with torch.no_grad():  # running statistics away from their (0, 1) start, so they matter
+        for bn in (b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+    m.train()  # the step must still use running statistics
+    x = images(B=3, dtype=torch.float64)
+    cfg = GONConfig(step_size=0.3)
+    z = gon_latents(m, grid(28, dtype=torch.float64), x, cfg, create_graph=False)
+    m.eval()
+    fn = make_loss("mse")
+    eps = 1e-6
+    for b in range(3):
+        for k in range(5):
+            e = torch.zeros(1, 5, dtype=torch.float64)
+            e[0, k] = eps
+            fd = (fn(m(grid(28, dtype=torch.float64), e)[0], x[b:b + 1]).sum()
+                  - fn(m(grid(28, dtype=torch.float64), -e)[0], x[b:b + 1]).sum()) / (2 * eps)
+            assert torch.isclose(z[b, k], -0.3 * fd, rtol=1e-5, atol=1e-10)
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_conv_latents_do_not_depend_on_the_batch(train_mode):
+    m = decoder()
+    m.train()
+    m(grid(28), torch.randn(8, 5))  # one training pass: running statistics off their start
+    m.train(train_mode)
+    x = images(B=8)
+    cfg = GONConfig(step_size=0.5, inner_steps=2)
+    whole = gon_latents(m, grid(28), x, cfg, create_graph=False)
+    parts = torch.cat([gon_latents(m, grid(28), x[:3], cfg, create_graph=False),
+                       gon_latents(m, grid(28), x[3:], cfg, create_graph=False)])
+    assert torch.allclose(whole, parts, atol=1e-6)
+    assert m.training == train_mode  # the step leaves BatchNorm's mode as it found it
+
+
+def test_tied_ae_shares_the_decoders_weights_by_identity():
+    m = decoder()
+    enc = ConvEncoder(m, 5, tied=True)
+    convs = m.convs()[::-1]
+    assert all(w is c.weight for w, c in zip(enc.weights, convs))
+    assert enc(images(B=2)).shape == (2, 5)
+    own = {id(p) for p in enc.parameters()}
+    assert not own & {id(c.weight) for c in convs}  # registered once, in the decoder
+    m.zero_grad()
+    enc(images(B=2)).sum().backward()
+    assert convs[0].weight.grad is not None  # the encoder's loss reaches the decoder's weights
+
+
+METHODS = {"gon": {}, "detach": {"gon.detach": True}, "gon-10": {"gon.inner_steps": 10},
+           "detach-10": {"gon.detach": True, "gon.inner_steps": 10}, "ae": {"method.name": "ae"},
+           "tied-ae": {"method.name": "tied-ae"}, "glo": {"method.name": "glo", "method.glo_encode_steps": 3},
+           "vae": {"method.name": "vae"}, "vgon": {"model.variational": True}}
+
+
+@pytest.fixture(scope="module")
+def digits(shared_data):
+    """32 real MNIST digits to train on and 16 held out."""
+    from signals import task_signal
+    cfg = resolve("images", "mnist", None, {"data.data_dir": str(shared_data / "mnist"), "data.train_limit": 32})
+    train = task_signal(cfg.data, "reconstruct", "train", progress=False, notes=False)
+    test = task_signal(cfg.data, "reconstruct", "test", progress=False, notes=False)
+    return train, test
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_trains_and_evaluates_on_real_digits(method, digits, tmp_path, shared_data):
+    from implicit_gon.train import evaluate, fit
+    flags = {"data.data_dir": str(shared_data / "mnist"), "model.decoder": "conv", "train.points": 1.0,
+             "train.steps": 2, "train.batch_size": 8, "train.log_every": 1, **METHODS[method]}
+    cfg = resolve("images", "mnist", None, flags)
+    train, test = digits
+    gon = fit(train, cfg, tmp_path / method, progress=False)
+    rows = [json.loads(r) for r in (tmp_path / method / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
+    res = evaluate(GON.load(tmp_path / method, "cpu"), test, torch.arange(16), 8)
+    assert np.isfinite(res["sse"]) and res["n"] == 16
+    assert ("bits_per_dim" in res) == (method in ("vae", "vgon"))
+
+
+def test_glo_latents_and_batchnorm_buffers_are_in_the_checkpoint(digits, tmp_path, shared_data):
+    from safetensors.torch import load_file
+    from implicit_gon.train import fit
+    cfg = resolve("images", "mnist", None, {"data.data_dir": str(shared_data / "mnist"), "model.decoder": "conv",
+                                            "method.name": "glo", "train.steps": 2, "train.batch_size": 8,
+                                            "method.glo_encode_steps": 2})
+    gon = fit(digits[0], cfg, tmp_path / "glo", progress=False)
+    tensors = load_file(str(tmp_path / "glo" / "checkpoint.safetensors"))
+    assert tensors["model.glo.z"].shape == (32, cfg.model.latent_dim)
+    assert torch.equal(tensors["model.glo.z"], gon.model.glo.z.detach())
+    assert any(k.endswith("running_var") for k in tensors)
+    again = GON.load(tmp_path / "glo", "cpu")
+    assert torch.equal(again.model.glo.z, gon.model.glo.z)
+    assert torch.allclose(again.gaussian[0].float(), gon.model.glo.z.detach().mean(0).double().float())
+
+
+def test_config_rules_for_the_conv_decoder_and_baselines():
+    with pytest.raises(GONError, match="data.res 28 or 32"):
+        resolve("images", "mnist", None, {"model.decoder": "conv", "data.res": 64})
+    with pytest.raises(GONError, match="encoder reads whole images"):
+        resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": "ae"})  # mnist.yaml: points 0.25
+    with pytest.raises(GONError, match="needs model.decoder conv"):
+        resolve("images", "mnist", None, {"method.name": "tied-ae", "train.points": 1.0})
+    with pytest.raises(GONError, match="no gradient step"):
+        resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": "glo", "gon.detach": True})
+
+
+# -- the command line --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def conv_run(tmp_path_factory, shared_data):
+    import cli
+    run = tmp_path_factory.mktemp("runs") / "conv"
+    cli.main(["fit", "images", "--dataset", "mnist", "--data-dir", str(shared_data / "mnist"), "--out", str(run),
+              "--decoder", "conv", "--steps", "2", "--batch-size", "8", "--quiet", "--set", "data.train_limit=32",
+              "--device", "cpu"])
+    return run
+
+
+def test_cli_conv_run_every_verb(conv_run, tmp_path, capsys):
+    code, out, _ = run_cli(["eval", conv_run, "--n", "16", "--json"], capsys)
+    assert code == 0 and np.isfinite(json.loads(out)["sse"])
+    code, _, err = run_cli(["render", conv_run, "--n", "4", "--out", tmp_path / "r.png"], capsys)
+    assert code == 0 and "28x28" in err
+    from PIL import Image
+    img = np.asarray(Image.open(tmp_path / "r.png"))
+    code, _, _ = run_cli(["render", conv_run, "--n", "1", "--out", tmp_path / "one.png"], capsys)
+    assert code == 0 and np.asarray(Image.open(tmp_path / "one.png")).shape[:2] == (28, 28) and img.size
+    Image.fromarray(np.asarray(Image.open(tmp_path / "one.png"))).save(tmp_path / "in.png")
+    code, _, _ = run_cli(["encode", conv_run, tmp_path / "in.png", "--out", tmp_path / "z.npy"], capsys)
+    assert code == 0 and np.load(tmp_path / "z.npy").shape == (1, 32)
+    code, _, _ = run_cli(["decode", conv_run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
+    assert code == 0
+    code, _, _ = run_cli(["sample", conv_run, "--n", "4", "--out", tmp_path / "s.png"], capsys)
+    assert code == 0
+    code, _, _ = run_cli(["interpolate", conv_run, "--pairs", "1", "--frames", "3", "--out", tmp_path / "i.png"],
+                         capsys)
+    assert code == 0
+
+
+def test_cli_conv_render_above_its_grid_is_one_line(conv_run, tmp_path, capsys):
+    code, _, err = run_cli(["render", conv_run, "--res", "256", "--out", tmp_path / "r.png"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "28x28 training grid" in err
+    code, _, err = run_cli(["sample", conv_run, "--res", "64", "--n", "2", "--out", tmp_path / "s.png"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "28x28 training grid" in err
+
+
+def test_cli_variational_conv_samples_from_the_prior(tmp_path, shared_data, capsys):
+    run = tmp_path / "vgon"
+    code, _, _ = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out", run,
+                          "--decoder", "conv", "--variational", "--steps", "2", "--batch-size", "8", "--quiet",
+                          "--set", "data.train_limit=16", "--points", "1"], capsys)
+    assert code == 0
+    code, _, _ = run_cli(["sample", run, "--n", "4", "--out", tmp_path / "s.png"], capsys)
+    assert code == 0
+
+
+def test_cli_fit_method_smoke(tmp_path, shared_data, capsys):
+    run = tmp_path / "tied"
+    code, _, _ = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out", run,
+                          "--decoder", "conv", "--method", "tied-ae", "--points", "1", "--steps", "2",
+                          "--batch-size", "8", "--quiet", "--set", "data.train_limit=16"], capsys)
+    assert code == 0
+    code, out, _ = run_cli(["eval", run, "--n", "8", "--json"], capsys)
+    assert code == 0 and np.isfinite(json.loads(out)["sse"])
+
+
+def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
+    out = tmp_path / "cmp"
+    methods = ["gon", "ae", "tied-ae", "detach", "gon-10", "detach-10", "glo"]
+    args = ["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods", ",".join(methods),
+            "--steps", "2", "--seeds", "2", "--val-every", "1", "--val-samples", "8", "--batch-size", "8",
+            "--train-limit", "16", "--held-out", "16", "--set", "method.glo_encode_steps=2", "--out", out]
+    code, stdout, err = run_cli(args, capsys)
+    assert code == 0, err
+    for f in ("table.md", "table.json", "curves.png"):
+        assert (out / f).is_file()
+    table = json.loads((out / "table.json").read_text())
+    assert set(table["methods"]) == set(methods)
+    for m in methods:
+        r = table["methods"][m]
+        assert len(r["per_seed"]) == 2 and all(np.isfinite(r["per_seed"])) and r["parameters"] > 0
+        assert f"| {m} |" in (out / "table.md").read_text()
+        for s in range(2):
+            assert (out / f"{m}-s{s}" / "checkpoint.safetensors").is_file()
+    assert table["methods"]["tied-ae"]["parameters"] < table["methods"]["ae"]["parameters"]
+    assert "[14/14]" in err
+    code, _, _ = run_cli(["eval", out / "glo-s1", "--n", "4"], capsys)  # a normal run directory
+    assert code == 0
+    code, _, err = run_cli(args + ["--resume"], capsys)
+    assert code == 0 and err.count("skipped") == 14
+    code, _, err = run_cli(args, capsys)
+    assert code == 1 and "--resume" in err
+
+
+@pytest.mark.parametrize("extra,needle", [(["--methods", "gon,nope"], "unknown method 'nope'"),
+                                          (["--methods", "ae", "--decoder", "siren"], "needs --decoder conv"),
+                                          (["--methods", "vae"], "add --variational")])
+def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsys):
+    code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
+                            tmp_path / "c", *extra], capsys)
+    assert code == 1 and err.count("\n") == 1 and needle in err
