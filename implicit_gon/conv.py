@@ -21,7 +21,7 @@ from torch import nn
 
 from .config import CONV_RES, ModelConfig
 from .errors import GONError
-from .siren import VariationalHead
+from .siren import HeadedDecoder, VariationalHead
 
 # (kernel, stride, padding) per layer: 1 -> 4 -> 7 -> 14 -> 28, or 1 -> 4 -> 8 -> 16 -> 32
 PLANS = {28: ((4, 1, 0), (3, 2, 1), (4, 2, 1), (4, 2, 1)), 32: ((4, 1, 0), (4, 2, 1), (4, 2, 1), (4, 2, 1))}
@@ -32,7 +32,7 @@ def widths(latent_dim: int, width: int, channels: int) -> list[int]:
     return [latent_dim, 4 * width, 2 * width, width, channels]
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(HeadedDecoder):
     """F(z) -> values (B, N, C) at the pixel centres given as coords (N, 2) or (B, N, 2) of the res x res grid."""
 
     shared_origin = False  # no shared-origin fast path: the step takes the general autograd path
@@ -60,13 +60,6 @@ class ConvDecoder(nn.Module):
     def image(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, K) -> images (B, C, res, res) in [0, 1]."""
         return torch.sigmoid(self.main(z[:, :, None, None]))
-
-    def forward(self, coords: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None):
-        """Returns (values (B, N, C), mu, logvar), as Siren.forward."""
-        mu = logvar = None
-        if self.head is not None:
-            z, mu, logvar = self.head(z, generator)
-        return self.after_head(coords, z), mu, logvar
 
     def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """F on z' (after the head): the image's values at coords, (B, N, C)."""

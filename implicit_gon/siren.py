@@ -88,7 +88,19 @@ class VariationalHead(nn.Module):
         return mu + eps * torch.exp(0.5 * logvar), mu, logvar
 
 
-class Siren(nn.Module):
+class HeadedDecoder(nn.Module):
+    """A decoder F whose latent may pass a variational head first: subclasses set self.head (or None) and define
+    after_head(coords, z'); forward is the same for every decoder."""
+
+    def forward(self, coords: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None):
+        """Returns (values (B, N, C), mu, logvar); mu and logvar are None without the variational head."""
+        mu = logvar = None
+        if self.head is not None:
+            z, mu, logvar = self.head(z, generator)
+        return self.after_head(coords, z), mu, logvar
+
+
+class Siren(HeadedDecoder):
     """F(c ⊕ z) -> values. coords (N, d) shared by the batch or (B, N, d); z (B, K); output (B, N, C)."""
 
     shared_origin = True  # the first pre-activation at z0 = 0 is the same for every sample: step.inner_grad_at_origin
@@ -126,13 +138,6 @@ class Siren(nn.Module):
         if self.head is not None:
             z = self.head.mu(z)
         return self.input.pre_latent(z)
-
-    def forward(self, coords: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None):
-        """Returns (values (B, N, C), mu, logvar); mu and logvar are None without the variational head."""
-        mu = logvar = None
-        if self.head is not None:
-            z, mu, logvar = self.head(z, generator)
-        return self.after_head(coords, z), mu, logvar
 
     def after_head(self, coords: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """F on z' (the head's output, or z itself without a head): (B, K) -> values (B, N, C)."""
