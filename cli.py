@@ -1037,7 +1037,8 @@ def compare_cmd(
 ):
     """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
     (held-out error against step) at a budget of your choosing."""
-    from implicit_gon import compare, options
+    from implicit_gon import compare, options, rundir
+    rundir.check_out(out)  # a file in the way is one line, before any training
     if decoder not in ("conv", "siren"):
         raise _err(f"compare --decoder {decoder}: choose conv or siren")
     options.check("compare", batch_size=batch_size, device=device)
@@ -1098,7 +1099,7 @@ def main(argv: Optional[list] = None) -> None:
     except usage as e:
         e.show()
         sys.exit(e.exit_code)
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
     if isinstance(rc, int) and rc == 130:  # typer returns Ctrl-C as exit code 130 when not standalone

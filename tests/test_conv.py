@@ -241,8 +241,11 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
 
 @pytest.mark.parametrize("extra,needle", [(["--methods", "gon,nope"], "unknown method 'nope'"),
                                           (["--methods", "ae", "--decoder", "siren"], "needs --decoder conv"),
-                                          (["--methods", "vae"], "add --variational")])
+                                          (["--methods", "vae"], "add --variational"),
+                                          (["--out", "FILE"], "is not a directory")])
 def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsys):
+    (tmp_path / "FILE").write_text("keep")
+    extra = [tmp_path / a if a == "FILE" else a for a in extra]
     code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
                             tmp_path / "c", *extra], capsys)
     assert code == 1 and err.count("\n") == 1 and needle in err
