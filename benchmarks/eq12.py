@@ -37,3 +37,34 @@ def eq12_loss(model: ConcatSiren, coords, values):
     inner = ((model(coords, z0) - values) ** 2).sum((1, 2)).mean()
     z = -torch.autograd.grad(inner, z0, create_graph=True)[0]
     return ((model(coords, z) - values) ** 2).sum((1, 2)).mean()
+
+
+TRAIN_BATCH = 64
+"""Eq. 12 averages its inner loss over the batch, so each latent is the step scaled by 1 / batch size: it is
+scored at the scale it was trained at, 1/64, for every held-out batch (1,000 = 15 x 64 + 40: a `.mean()` would give
+the last 40 digits 1/40)."""
+
+
+def eq12_step(model, opt, sig, step: int) -> None:
+    """One training step of the baseline: batch TRAIN_BATCH of the engine's (seed 0, step) sequence, full grid."""
+    from implicit_gon.train import batch_indices
+    b = sig.full(batch_indices(len(sig), TRAIN_BATCH, 0, step), "cpu")
+    opt.zero_grad()
+    eq12_loss(model, b.coords, b.values).backward()
+    opt.step()
+
+
+def eval_eq12(model: ConcatSiren, sig) -> dict[str, float]:
+    """Held-out PSNR (peak 1) and SSE per sample, each latent one step on the full grid at the training scale."""
+    psnr, sse = [], []
+    latent = model.net[0].linear.in_features - sig.coord_dim
+    for s in range(0, len(sig), TRAIN_BATCH):
+        b = sig.full(torch.arange(s, min(s + TRAIN_BATCH, len(sig))), "cpu")
+        z0 = torch.zeros(len(b.values), latent, requires_grad=True)
+        inner = ((model(b.coords, z0) - b.values) ** 2).sum() / TRAIN_BATCH  # the training scale, any batch length
+        z = -torch.autograd.grad(inner, z0)[0]
+        with torch.no_grad():
+            err = (model(b.coords, z) - b.values) ** 2  # (B, N, C)
+        psnr.append(10 * torch.log10(1 / err.mean((1, 2))))
+        sse.append(err.sum((1, 2)))
+    return {"psnr": torch.cat(psnr).mean().item(), "sse": torch.cat(sse).mean().item()}

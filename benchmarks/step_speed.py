@@ -4,6 +4,10 @@
 
 (a) Eq. 12 as written: latent repeated per coordinate and concatenated, autograd double backward, full grid.
 (b) the engine (split first layer, shared-origin Jacobian), on the full grid and on 25% of coordinates.
+(c) the floor: one forward and backward of F over the same points with a fixed latent (no gradient step), what any
+    training step of a decoder this size must at least cost; "of floor" is the engine's speed as a fraction of it.
+The process keeps freed memory for reuse (implicit_gon/host.py) for every row, the baseline included; --plain-malloc
+measures without it.
 """
 from __future__ import annotations
 
@@ -26,8 +30,12 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--min-time", type=float, default=10.0)
+    ap.add_argument("--plain-malloc", action="store_true", help="leave glibc's allocator settings alone")
     add_data_dir(ap)
     args = ap.parse_args()
+    if not args.plain_malloc:
+        from implicit_gon.host import keep_freed_memory
+        keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
@@ -59,14 +67,26 @@ def main():
         opt_e.step()
         sync()
 
-    rows = [("eq12, full grid", steps_per_second(step_naive, args.min_time)),
-            ("engine, full grid", steps_per_second(lambda: step_engine(1.0), args.min_time)),
-            ("engine, 25% of coordinates", steps_per_second(lambda: step_engine(0.25), args.min_time))]
+    z = torch.randn(args.batch_size, mc.latent_dim, generator=gen).to(dev) * 0.1
+
+    def step_floor(points):  # F forward and backward over the batch's points, the latent given
+        b = sig.batch(idx, points, gen, dev)
+        opt_e.zero_grad()
+        ((engine(b.coords, z)[0] - b.values) ** 2).sum().backward()
+        opt_e.step()
+        sync()
+
+    rows = [("eq12, full grid", steps_per_second(step_naive, args.min_time), None)]
+    for points, label in ((1.0, "full grid"), (0.25, "25% of coordinates")):
+        rows.append((f"engine, {label}", steps_per_second(lambda: step_engine(points), args.min_time), points))
+        rows.append((f"floor, {label}", steps_per_second(lambda: step_floor(points), args.min_time), points))
     print(f"device {dev}, threads {torch.get_num_threads()}, batch {args.batch_size}, 28x28 MNIST, "
-          f"SIREN {mc.layers}x{mc.hidden}, latent {mc.latent_dim}")
-    base = rows[0][1]
-    for name, rate in rows:
-        print(f"{name:<30} {rate:8.3f} steps/s   {rate / base:6.2f}x")
+          f"SIREN {mc.layers}x{mc.hidden}, latent {mc.latent_dim}, allocator "
+          f"{'glibc defaults' if args.plain_malloc else 'keeps freed memory'}")
+    base, floor = rows[0][1], {p: r for name, r, p in rows if name.startswith("floor")}
+    for name, rate, points in rows:
+        of_floor = f"   {rate / floor[points]:5.0%} of floor" if name.startswith("engine") else ""
+        print(f"{name:<30} {rate:8.3f} steps/s   {rate / base:6.2f}x{of_floor}")
 
 
 if __name__ == "__main__":

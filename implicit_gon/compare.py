@@ -70,6 +70,7 @@ def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets
     f = {**flags, "train.seed": seed, **METHODS[method][0]}
     if f.get("model.decoder") == "conv":
         f.setdefault("train.points", 1.0)  # the conv decoder renders every pixel anyway; subsampling saves nothing
+    f.setdefault("train.encode", "subset")  # the paper's step (and the only one GLO and the encoders can take)
     return resolve("images", dataset, None, f, sets)
 
 

@@ -143,9 +143,10 @@ class TrainConfig:
     """Clip the gradient norm to this value (0: off)."""
     tensorboard: bool = False
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
-    precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16")})
+    precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16", "auto")})
     """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
-    arguments in float32; fp16 adds a gradient scaler). Evaluation and rendering always run in float32."""
+    arguments in float32; fp16 adds a gradient scaler); `auto`: bf16 where the device has it natively, else fp32.
+    Evaluation and rendering always run in float32."""
     patience: int = field(default=0, metadata={"min": 0})
     """Held-out evaluations (every val_every steps) without improvement before training stops early (0: never)."""
     val_metric: str = field(default="auto", metadata={"choices": ("auto",) + tuple(VAL_METRICS)})
@@ -153,6 +154,23 @@ class TrainConfig:
     when variational), snr_db for audio, chamfer_x1e3 for SDF."""
     max_time: float = field(default=0.0, metadata={"min": 0})
     """Wall-clock budget of one `fit` (or `--resume`) in seconds, checked before each step (0: none)."""
+    sampling: str = field(default="uniform", metadata={"choices": ("uniform", "stratified")})
+    """How each step's Monte Carlo subset of coordinates is drawn: `uniform` (without replacement), or `stratified`,
+    one pixel drawn uniformly in each b x b block of the grid (a jittered grid; images, with train.points = 1 / b^2
+    for a whole b that divides the resolution: 0.25 is 2 x 2 blocks). Both are unbiased; stratified estimates
+    have lower variance."""
+    encode: str = field(default="subset", metadata={"choices": ("subset", "full")})
+    """Where the gradient step encodes in training: `subset`, the outer loss's Monte Carlo points (the paper), or
+    `full`, every pixel, as at test time, with train.points thinning only the outer loss (images; the shared origin
+    makes the full-grid step cheap, and latents carry no Monte Carlo noise). The classify, joint and convert tasks
+    always encode every pixel of what they encode."""
+    schedule: str = field(default="constant", metadata={"choices": ("constant", "cosine")})
+    """Learning-rate schedule over the run's budget (train.steps, or train.max_time when that ends first):
+    `constant`, or `cosine` decay from lr to lr * final_lr."""
+    warmup: int = field(default=0, metadata={"min": 0, "max": 10**9})
+    """Steps of linear learning-rate warm-up from 0 (0: none)."""
+    final_lr: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
+    """The cosine schedule's last learning rate, as a fraction of lr."""
     classifier_lr_mult: float = field(default=30.0, metadata={"gt": 0.0})
     """Learning-rate multiplier of the classify and joint tasks' linear layer: the one-step latents are small
     (a x a gradient), so at F's rate the layer would need ~1e5 steps to reach logits of order one."""
@@ -355,6 +373,26 @@ def _check_data_fields(cfg: Config, source: str) -> None:
                        f"({cfg.gon.task}) would ignore it")
 
 
+def strata_block(points: float) -> int | None:
+    """b such that points = 1 / b^2 (stratified sampling's block side), or None when there is no such whole b."""
+    if not 0 < points <= 1:
+        return None
+    b = round((1 / points) ** 0.5)
+    return b if abs(b * b * points - 1) < 1e-9 else None
+
+
+def _check_strata(points: float, d: DataConfig, source: str) -> None:
+    if d.signal != "images":
+        raise GONError(f"{source}: train.sampling = stratified is for image grids (this run is {d.signal}); use "
+                       f"train.sampling uniform")
+    b = strata_block(points)
+    if b is None:
+        raise GONError(f"{source}: train.points = {points:g}: stratified sampling draws one pixel per b x b block, so "
+                       f"points must be 1 / b^2 (0.25, 0.111, 0.0625, ...)")
+    if d.res is not None and d.res % b:
+        raise GONError(f"{source}: train.points = {points:g} is {b} x {b} blocks, which do not tile data.res = {d.res}")
+
+
 def check_rules(cfg: Config, source: str = "config") -> Config:
     """The rules that tie fields together (each field alone was checked by check_field)."""
     m, d = cfg.model, cfg.data
@@ -371,6 +409,11 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if t.points > 1 and t.points != int(t.points):
         raise GONError(f"{source}: train.points = {t.points}: above 1 it is a count of coordinates, a whole number "
                        f"(a fraction of them is at most 1)")
+    if t.sampling == "stratified":
+        _check_strata(t.points, d, source)
+    if t.encode == "full" and d.signal != "images":
+        raise GONError(f"{source}: train.encode = full is for image runs (this one is {d.signal}); use train.encode "
+                       f"subset")
     if t.patience and not t.val_every:
         raise GONError(f"{source}: train.patience = {t.patience} needs train.val_every > 0 (--val-every N: how often "
                        f"the held-out data are evaluated)")
@@ -404,9 +447,9 @@ def _check_decoder_rules(cfg: Config, source: str) -> None:
     if meth != "gon":
         if g.task != "reconstruct":
             raise GONError(f"{source}: gon.task = {g.task} needs method.name gon (the {meth} baseline reconstructs)")
-        if g.detach or g.inner_steps != 1:
-            raise GONError(f"{source}: gon.detach and gon.inner_steps are gradient-origin settings; method.name = "
-                           f"{meth} has no gradient step")
+        if g.detach or g.inner_steps != 1 or cfg.train.encode != "subset":
+            raise GONError(f"{source}: gon.detach, gon.inner_steps and train.encode are gradient-origin settings; "
+                           f"method.name = {meth} has no gradient step")
         if m.variational:
             raise GONError(f"{source}: model.variational is the variational GON; with method.name = {meth} use "
                            f"method.name vae for the variational baseline")

@@ -156,6 +156,17 @@ def agree(d: Dist, reason: str | None, device) -> str | None:
     return reason if d.main else "stopped with rank 0"
 
 
+def agree_value(d: Dist, value: float, device) -> float:
+    """Rank 0's value of a number every rank must share (the schedule's progress, which a time budget makes
+    depend on each rank's clock)."""
+    if not d.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    with collective(d):
+        dist.broadcast(t, 0)
+    return t.item()
+
+
 def check_batch(global_batch: int, d: Dist) -> None:
     if d.active and global_batch < d.world:
         raise GONError(f"train.batch_size = {global_batch}: smaller than the {d.world} processes it is split over")

@@ -11,10 +11,35 @@ import torch
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether the device does bf16 arithmetic natively: a CUDA GPU from Ampere on, or a CPU with AVX-512 BF16 or
+    AMX (elsewhere bf16 is emulated, slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(name: str, device: torch.device | str) -> str:
+    """`auto`: bf16 where the device has it natively (it trains as well as float32 there, 1.8x faster on an
+    AVX-512 BF16 CPU: README), fp32 elsewhere. Other names are themselves."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 class Precision:
     """One training precision on one device: autocast context, backward, unscale and optimiser step."""
 
     def __init__(self, name: str, device: torch.device | str):
+        name = resolve_precision(name, device)
         self.name, self.dtype = name, DTYPES[name]
         self.device_type = torch.device(device).type
         self.scaler = torch.amp.GradScaler(self.device_type) if name == "fp16" else None

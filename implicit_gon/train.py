@@ -7,13 +7,14 @@ from typing import Any
 
 import torch
 
-from . import methods
+from . import methods, schedule
 from .api import GON, bits_per_dim, psnr_from_mse
 from .checkpoint import BEST
 from .device import make_generator
-from .distributed import SINGLE, Dist, agree, check_batch, reduce_gradients, shard_batch
+from .distributed import SINGLE, Dist, agree, agree_value, check_batch, reduce_gradients, shard_batch
 from .errors import GONError
 from .fsio import append_jsonl
+from .host import keep_freed_memory
 from .precision import Precision
 from .progress import progress_bar
 from .rundir import training
@@ -108,23 +109,31 @@ def make_optimizer(model, tc) -> torch.optim.Adam:
 
 @training  # holds RUN: a lock, stale temporary files removed, metrics cut to the step, Ctrl-C as one line
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
-          progress: bool = True, dist: Dist = SINGLE) -> dict[str, Any]:
+          progress: bool = True, dist: Dist = SINGLE, on_step=None) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing.
     With train.val_every, the held-out data are scored every val_every steps and RUN/best.safetensors keeps the
     best weights by the monitored metric; training stops earlier after train.patience evaluations without
     improvement or after train.max_time seconds (gon.stop_reason says why). Either way the run ends as at
     train.steps: a final validation, the latent Gaussian fitted (on the last and on the best weights), a checkpoint
     that --resume continues. Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0
-    alone validates, decides when to stop and writes."""
+    alone validates, decides when to stop and writes. on_step(gon, seconds), when given, is called after every
+    step with the seconds this invocation has trained (benchmarks snapshot the weights at time marks with it)."""
     cfg, run = gon.cfg, Path(run)
     run.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
+    if gon.device.type == "cpu":
+        keep_freed_memory()  # 1.5x on CPU for steps with large activations (host.py)
     batch_size = min(tc.batch_size, len(signal))
+    if tc.encode == "full":
+        signal.encode_full = True  # ImageSignal: latents from every pixel; `points` thins the outer loss only
+    sampling = {"stratified": True} if tc.sampling == "stratified" else {}  # image signals take it (config.py)
     check_batch(batch_size, dist)
     opt = make_optimizer(gon.model, tc)
+    base_lr = [g["lr"] for g in opt.param_groups]  # the config's rates; the schedule scales them every step
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
     amp = Precision(tc.precision, gon.device)
+    gon.train_state["precision"] = amp.name  # what `auto` chose on this device, kept with the run
     writer = _tensorboard(run) if tc.tensorboard and dist.main else None
     validating = val_signal is not None and tc.val_every > 0
     if tc.patience and not validating:
@@ -136,9 +145,12 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     t0, s0, elapsed0, val = time.perf_counter(), gon.step, gon.train_state.get("elapsed", 0.0), None
     while gon.step < tc.steps and gon.stop_reason is None:
         step = gon.step
+        p = schedule.progress(tc, step, time.perf_counter() - t0)
+        p = agree_value(dist, p, gon.device) if tc.max_time else p  # a time budget reads each rank's own clock
+        schedule.set_lr(opt, base_lr, schedule.lr_factor(tc, step, p))
         gen = step_generator(tc.seed, step, "cpu")
         idx = batch_indices(len(signal), batch_size, tc.seed, step)
-        batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device), dist)  # this rank's rows
+        batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device, **sampling), dist)  # this rank's rows
         gon.model.train()
         with amp.autocast():
             loss, parts = objective(gon.model, batch, cfg, step_generator(tc.seed, step, gon.device),
@@ -155,6 +167,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         seconds = time.perf_counter() - t0
         gon.train_state["elapsed"] = elapsed0 + seconds  # training time over every invocation, for `plot --x time`
         rate = (gon.step - s0) / max(1e-9, seconds)
+        if on_step is not None:
+            on_step(gon, seconds)
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}")
         evaluating = validating and gon.step % tc.val_every == 0
@@ -164,7 +178,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
             parts = global_mean({"loss": loss, **parts}, batch.values.shape[0] / batch_size, dist)  # every rank
             if dist.main:
-                row = {"step": gon.step, **parts, "steps_per_s": rate, "time": time.time(),
+                row = {"step": gon.step, **parts, "lr": opt.param_groups[0]["lr"], "steps_per_s": rate,
+                       "time": time.time(),
                        "elapsed": gon.train_state["elapsed"]}
                 row.update({f"val_{k}": v for k, v in (val or {}).items()})
                 append_jsonl(run / "metrics.jsonl", row)
@@ -269,13 +284,14 @@ def _tensorboard(run: Path):
 
 
 def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, overwrite: bool = False,
-        dist: Dist = SINGLE) -> GON:
+        dist: Dist = SINGLE, on_step=None) -> GON:
     """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
 
         gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist-notebook")
 
     A run directory that already holds a checkpoint is refused, as on the command line; overwrite=True replaces
-    that run (its checkpoint and metrics.jsonl). Under torchrun, dist says which rank this is."""
+    that run (its checkpoint and metrics.jsonl). Under torchrun, dist says which rank this is; on_step as in
+    train()."""
     from .distributed import broadcast_parameters, device_for
     if dist.main:
         _claim_run(Path(run), overwrite)
@@ -287,5 +303,5 @@ def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, ov
     if dist.main:
         (Path(run) / BEST).unlink(missing_ok=True)  # a new run: best weights of an earlier attempt here do not apply
     broadcast_parameters(gon.model, dist)
-    train(gon, signal, run, val_signal, progress=progress, dist=dist)
+    train(gon, signal, run, val_signal, progress=progress, dist=dist, on_step=on_step)
     return gon

@@ -50,8 +50,12 @@ class ImageSignal:
         x = torch.from_numpy(np.ascontiguousarray(self.images[rows]))  # (B, H, W, C) uint8
         return x.reshape(len(rows), -1, self.out_dim).float().div_(255)  # (B, N, C)
 
-    def batch(self, idx, points, generator, device) -> Batch:
-        sub, scale = draw_subset(self.res * self.res, points, generator)
+    def batch(self, idx, points, generator, device, stratified: bool = False) -> Batch:
+        """A Monte Carlo subset of pixels shared by the batch: uniform, or one per block (stratified)."""
+        if stratified:
+            sub, scale = stratified_subset(self.res, points, generator)
+        else:
+            sub, scale = draw_subset(self.res * self.res, points, generator)
         values, coords = self._values(idx), self._grid
         labels = self._labels(idx, device)
         index = torch.as_tensor(idx).to(device)
@@ -74,6 +78,24 @@ class ImageSignal:
     def meta(self) -> dict[str, Any]:
         meta = {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
         return meta if self.classes is None else {**meta, "classes": list(self.classes)}
+
+
+def stratified_subset(res: int, points: float, generator: torch.Generator) -> tuple[torch.Tensor | None, float]:
+    """One pixel drawn uniformly in each b x b block of the res x res grid, b = 1 / sqrt(points), and the scale b^2.
+    Every pixel is drawn with probability 1 / b^2, so the scaled sum is unbiased, as a uniform subset's is; but no
+    two points fall in one block, so the estimate varies less from draw to draw (neighbouring pixels are alike)."""
+    from implicit_gon.config import strata_block
+    from implicit_gon.errors import GONError
+    b = strata_block(points)
+    if b is None or res % b:
+        raise GONError(f"train.points = {points:g}: stratified sampling needs 1 / b^2 for a whole b that divides the "
+                       f"resolution {res}")
+    if b == 1:
+        return None, 1.0
+    m = res // b
+    oy, ox = torch.randint(0, b, (2, m, m), generator=generator)  # each block's offset
+    by, bx = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
+    return ((by * b + oy) * res + bx * b + ox).flatten(), float(b * b)  # (m * m,) raster indices
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:

@@ -149,10 +149,10 @@ class ConvertSignal:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, idx, points, generator, device) -> Batch:
+    def batch(self, idx, points, generator, device, **sampling) -> Batch:
         target = self.images.full(idx, "cpu")
         coords, values, scale = self.source(target.values, generator=generator, shared=True)
-        query = self.images.batch(idx, points, generator, device)
+        query = self.images.batch(idx, points, generator, device, **sampling)
         return Batch(coords.to(device), values.to(device), scale, query)
 
     def full(self, idx, device) -> Batch:

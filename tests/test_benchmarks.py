@@ -12,7 +12,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-@pytest.mark.parametrize("script", ["step_speed.py", "mnist_vs_eq12.py", "peak_memory.py", "ddp_parity.py",
+@pytest.mark.parametrize("script", ["step_speed.py", "time_to_quality.py", "peak_memory.py", "ddp_parity.py",
                                     "conv_vs_siren.py", "conv_batchnorm.py"])
 def test_missing_data_is_one_line_naming_the_way_to_give_it(script, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "IMPLICIT_GON_DATA": str(tmp_path / "nowhere"), "HOME": str(tmp_path)}
@@ -32,8 +32,7 @@ def test_data_dir_flag_wins_over_the_environment(tmp_path, shared_data, monkeypa
 def test_eq12_latents_are_scored_at_the_training_scale_whatever_the_batch_length():
     """8 images scored alone (a batch of 8) must score as they do inside a full batch of 64 (8 copies each): the
     baseline's latents get 1/64 either way, where a .mean() over the batch gave the short batch 1/8."""
-    from eq12 import ConcatSiren
-    from mnist_vs_eq12 import eval_eq12
+    from eq12 import ConcatSiren, eval_eq12
 
     from implicit_gon.config import ModelConfig
     from signals import ImageSignal
@@ -42,5 +41,27 @@ def test_eq12_latents_are_scored_at_the_training_scale_whatever_the_batch_length
     with torch.no_grad():  # a latent that matters (as after training), so its scale shows in the PSNR
         model.net[0].linear.weight[:, 2:] *= 10
     imgs = np.random.default_rng(0).integers(0, 256, (8, 6, 6, 1), dtype=np.uint8)
-    alone, in_full_batch = eval_eq12(model, ImageSignal(imgs)), eval_eq12(model, ImageSignal(np.tile(imgs, (8, 1, 1, 1))))
+    alone = eval_eq12(model, ImageSignal(imgs))["psnr"]
+    in_full_batch = eval_eq12(model, ImageSignal(np.tile(imgs, (8, 1, 1, 1))))["psnr"]
     assert abs(alone - in_full_batch) < 1e-4  # a .mean() differs by 0.05 dB here
+
+
+def test_time_to_quality_trains_both_for_the_budget_and_writes_the_curve(tmp_path, shared_data):
+    """A 3-second budget each on real MNIST: the engine is `fit` with max_time (it stops on time, far short of
+    its 5,000 steps), the baseline runs as long; both curves are scored and plotted."""
+    import json
+    out = tmp_path / "ttq"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "time_to_quality.py"), "--seconds", "3", "--marks",
+                        "2", "--data-dir", str(shared_data), "--out", str(out), "--threads", "1"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((out / "time_to_quality.json").read_text())
+    assert len(r["engine"]["curve"]) == 2  # both marks (one full-grid Eq. 12 step can outlast the budget)
+    for name in ("engine", "eq12"):
+        curve = r[name]["curve"]
+        assert curve and [c["seconds"] for c in curve] == sorted(c["seconds"] for c in curve)
+        assert 2.9 < curve[-1]["seconds"] < 60 and 0 < r[name]["steps"] < 5000
+        assert all(5 < c["psnr"] < 40 and c["sse"] > 0 for c in curve)
+    assert r["engine"]["steps_per_s"] > r["eq12"]["steps_per_s"]
+    assert (out / "time_to_quality.png").read_bytes()[:4] == b"\x89PNG"
+    assert "lead" in p.stdout and "steps/s" in p.stdout
