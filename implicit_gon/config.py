@@ -388,9 +388,10 @@ def _check_strata(points: float, d: DataConfig, source: str) -> None:
     b = strata_block(points)
     if b is None:
         raise GONError(f"{source}: train.points = {points:g}: stratified sampling draws one pixel per b x b block, so "
-                       f"points must be 1 / b^2 (0.25, 0.111, 0.0625, ...)")
+                       f"points must be 1 / b^2 (0.25, 0.111, 0.0625, ...), or set train.sampling=uniform")
     if d.res is not None and d.res % b:
-        raise GONError(f"{source}: train.points = {points:g} is {b} x {b} blocks, which do not tile data.res = {d.res}")
+        raise GONError(f"{source}: train.points = {points:g} is {b} x {b} blocks, which do not tile data.res = {d.res} "
+                       f"(set train.sampling=uniform)")
 
 
 def check_rules(cfg: Config, source: str = "config") -> Config:
