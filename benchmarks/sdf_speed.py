@@ -27,8 +27,24 @@ DEFAULT_VARIANTS = ["shipped=", "bf16=train.precision=bf16"]
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
-    name, _, sets = text.partition("=")
-    return name, [s for s in sets.split(",") if s]
+    """'NAME=' (the shipped config) or 'NAME=key=value,key=value'; anything else is a usage error."""
+    name, eq, sets = text.partition("=")
+    items = [x for x in sets.split(",") if x]
+    if not name or not eq or any("=" not in x for x in items):
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME= or NAME=key=value[,key=value...]")
+    return name, items
+
+
+def shared_meshes() -> Path:
+    """The shared data's meshes/ ($IMPLICIT_GON_DATA, else ../shared/data); missing: one line naming --meshes."""
+    import os
+
+    from implicit_gon.errors import DataError
+    root = Path(os.environ.get("IMPLICIT_GON_DATA") or ROOT.parent / "shared" / "data").expanduser()
+    if not (root / "meshes").is_dir():
+        raise DataError(f"{root / 'meshes'}: no meshes folder; pass --meshes DIR (a folder of OBJ/PLY/STL files) or "
+                        f"set IMPLICIT_GON_DATA to the shared data folder")
+    return root / "meshes"
 
 
 def profile_step(cfg, sig) -> str:
@@ -57,13 +73,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--meshes", type=Path, default=None, help="folder of meshes (default: the shared data's meshes/)")
-    ap.add_argument("--variant", action="append", default=None, help="NAME=key=value,key=value (repeatable)")
+    ap.add_argument("--variant", action="append", type=parse_variant, default=None,
+                    help="NAME=key=value,key=value (repeatable; NAME= alone is the shipped config)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--plain-malloc", action="store_true",
                     help="leave glibc's allocator settings alone (the engine before implicit_gon/host.py)")
     args = ap.parse_args()
-    from common import data_dir
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.plain_malloc:
@@ -71,9 +87,9 @@ def main():
         implicit_gon.host._done = True  # train() then leaves malloc alone
     else:
         keep_freed_memory()
-    meshes = args.meshes or data_dir(None) / "meshes"
+    meshes = args.meshes or shared_meshes()
     rows = []
-    for name, sets in map(parse_variant, args.variant or DEFAULT_VARIANTS):
+    for name, sets in args.variant or [parse_variant(v) for v in DEFAULT_VARIANTS]:
         cfg = resolve("sdf", "default", None, {"train.device": "cpu", "data.paths": [str(meshes)],
                                                "train.max_time": args.seconds}, sets)
         sig = load_signal(cfg.data.paths, cfg.data, quiet=True)

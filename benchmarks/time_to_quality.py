@@ -127,6 +127,8 @@ def main():
     ap.add_argument("--set", dest="sets", action="append", default=[], help="engine config override key=value")
     ap.add_argument("--skip-eq12", action="store_true", help="engine only (for trying configs)")
     args = ap.parse_args()
+    if args.marks < 1 or args.seconds <= 0:
+        ap.error("--marks must be at least 1 and --seconds positive")
     from common import data_dir
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -378,7 +378,7 @@ def strata_block(points: float) -> int | None:
     if not 0 < points <= 1:
         return None
     b = round((1 / points) ** 0.5)
-    return b if abs(b * b * points - 1) < 1e-9 else None
+    return b if abs(b * b * points - 1) < 5e-3 else None  # 0.111 means 1/9: the draw is exactly one per block
 
 
 def _check_strata(points: float, d: DataConfig, source: str) -> None:
@@ -412,6 +412,12 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"(a fraction of them is at most 1)")
     if t.sampling == "stratified":
         _check_strata(t.points, d, source)
+    if t.final_lr and t.schedule != "cosine":
+        raise GONError(f"{source}: train.final_lr = {t.final_lr:g} is the cosine schedule's last rate; this run's "
+                       f"train.schedule is {t.schedule} (set train.schedule=cosine)")
+    if t.warmup and t.warmup >= t.steps:
+        raise GONError(f"{source}: train.warmup = {t.warmup} is not shorter than train.steps = {t.steps}: the run "
+                       f"would never reach its learning rate")
     if t.encode == "full" and d.signal != "images":
         raise GONError(f"{source}: train.encode = full is for image runs (this one is {d.signal}); use train.encode "
                        f"subset")

@@ -77,6 +77,23 @@ def test_bad_schedule_values_are_refused(field, value):
         resolve("images", "digits", None, {f"train.{field}": value})
 
 
+@pytest.mark.parametrize("flags, needle", [({"train.final_lr": 0.1}, "final_lr = 0.1 is the cosine schedule's"),
+                                           ({"train.warmup": 100, "train.steps": 100}, "never reach its learning rate")])
+def test_schedule_settings_that_would_do_nothing_or_never_finish_are_refused(flags, needle):
+    from implicit_gon.config import resolve
+    with pytest.raises(GONError, match=needle):
+        resolve("images", "digits", None, flags)
+
+
+def test_a_rounded_stratified_fraction_means_its_exact_block():
+    from implicit_gon.config import resolve
+    from signals.images import stratified_subset
+    cfg = resolve("images", "mnist", None, {"train.sampling": "stratified", "train.points": 0.0625, "data.res": 28})
+    assert cfg.train.points == 0.0625
+    sub, scale = stratified_subset(30, 0.111, torch.Generator().manual_seed(0))
+    assert scale == 9.0 and len(sub) == 100
+
+
 def test_encode_full_takes_the_latents_from_every_pixel_and_the_loss_from_the_subset(tmp_path):
     """train.encode = full: step 1's logged loss is the outer loss on that step's Monte Carlo subset, of latents
     found on the full grid (as at test time), not on the subset."""
