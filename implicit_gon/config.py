@@ -415,9 +415,6 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if t.final_lr and t.schedule != "cosine":
         raise GONError(f"{source}: train.final_lr = {t.final_lr:g} is the cosine schedule's last rate; this run's "
                        f"train.schedule is {t.schedule} (set train.schedule=cosine)")
-    if t.warmup and t.warmup >= t.steps:
-        raise GONError(f"{source}: train.warmup = {t.warmup} is not shorter than train.steps = {t.steps}: the run "
-                       f"would never reach its learning rate")
     if t.encode == "full" and d.signal != "images":
         raise GONError(f"{source}: train.encode = full is for image runs (this one is {d.signal}); use train.encode "
                        f"subset")

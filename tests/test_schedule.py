@@ -77,9 +77,8 @@ def test_bad_schedule_values_are_refused(field, value):
         resolve("images", "digits", None, {f"train.{field}": value})
 
 
-@pytest.mark.parametrize("flags, needle", [({"train.final_lr": 0.1}, "final_lr = 0.1 is the cosine schedule's"),
-                                           ({"train.warmup": 100, "train.steps": 100}, "never reach its learning rate")])
-def test_schedule_settings_that_would_do_nothing_or_never_finish_are_refused(flags, needle):
+@pytest.mark.parametrize("flags, needle", [({"train.final_lr": 0.1}, "final_lr = 0.1 is the cosine schedule's")])
+def test_schedule_settings_that_would_do_nothing_are_refused(flags, needle):
     from implicit_gon.config import resolve
     with pytest.raises(GONError, match=needle):
         resolve("images", "digits", None, flags)
