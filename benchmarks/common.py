@@ -24,10 +24,15 @@ def add_data_dir(ap) -> None:
     ap.add_argument("--data-dir", type=Path, default=None, help=DATA_HELP)
 
 
+def shared_root(arg: Path | None = None) -> Path:
+    """--data-dir, else $IMPLICIT_GON_DATA, else ../shared/data (not checked)."""
+    return Path(arg or os.environ.get("IMPLICIT_GON_DATA") or ROOT.parent / "shared" / "data").expanduser()
+
+
 def data_dir(arg: Path | None) -> Path:
-    """--data-dir, else $IMPLICIT_GON_DATA, else ../shared/data; a missing folder is a one-line error."""
+    """shared_root(arg); a missing folder is a one-line error."""
     from implicit_gon.errors import DataError
-    path = Path(arg or os.environ.get("IMPLICIT_GON_DATA") or ROOT.parent / "shared" / "data").expanduser()
+    path = shared_root(arg)
     if not path.is_dir():
         raise DataError(f"{path}: data folder not found; pass --data-dir DIR (MNIST's IDX files, or a folder with "
                         "mnist/ in it) or set IMPLICIT_GON_DATA")

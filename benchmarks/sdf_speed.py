@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, run_benchmark
+from common import run_benchmark, shared_root
 from implicit_gon.config import resolve
 from implicit_gon.host import keep_freed_memory
 from implicit_gon.train import fit
@@ -37,10 +36,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 
 def shared_meshes() -> Path:
     """The shared data's meshes/ ($IMPLICIT_GON_DATA, else ../shared/data); missing: one line naming --meshes."""
-    import os
-
     from implicit_gon.errors import DataError
-    root = Path(os.environ.get("IMPLICIT_GON_DATA") or ROOT.parent / "shared" / "data").expanduser()
+    root = shared_root()
     if not (root / "meshes").is_dir():
         raise DataError(f"{root / 'meshes'}: no meshes folder; pass --meshes DIR (a folder of OBJ/PLY/STL files) or "
                         f"set IMPLICIT_GON_DATA to the shared data folder")

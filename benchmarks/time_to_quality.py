@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shutil
 import tempfile
 import time
@@ -24,9 +23,8 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, run_benchmark
+from common import run_benchmark
 from eq12 import ConcatSiren, eq12_step, eval_eq12
-from implicit_gon import GON
 from implicit_gon.config import resolve
 from implicit_gon.fsio import write_json
 from implicit_gon.host import keep_freed_memory

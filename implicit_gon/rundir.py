@@ -246,10 +246,7 @@ def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, fl
     cfg, changed = resume_config(gon.cfg, config_files, flags, sets)
     if cfg.train.steps < gon.step:
         raise GONError(f"--steps {cfg.train.steps}: the run is already at step {gon.step}")
-    if "train.lr" in changed:  # load_state_dict restores the stored rates; the head keeps its multiple
-        for group in opt_state["param_groups"]:
-            group["lr"] *= cfg.train.lr / gon.cfg.train.lr
-    gon.cfg = cfg
+    gon.cfg = cfg  # train() sets every group's rate from this config each step (a new --lr included)
     if changed and log:
         repair_metrics(run, gon.step)  # first, so the row never lands after a torn line
         append_jsonl(Path(run) / METRICS, {"step": gon.step, "event": "resume", "changed": changed, "time": time.time()})

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from implicit_gon import GON
-from implicit_gon.config import merge
 from implicit_gon.errors import GONError
 from implicit_gon.schedule import lr_factor, progress
 from implicit_gon.train import train
