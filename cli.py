@@ -122,7 +122,7 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
             holdout(cfg)
         gon, opt_state = None, None
     cfg = gon.cfg if gon else cfg
-    limits.check_model(cfg.model, training=True)
+    limits.check_model(cfg.model, training=True, res=cfg.data.res)
     with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
         train_sig, val_sig = make_signals(cfg)
     limits.check_training(cfg, train_sig)

@@ -28,11 +28,11 @@ DECODE_BUDGET = 1 << 23
 
 
 class GON:
-    """An implicit GON: the SIREN, its resolved config, what it was trained on and where it runs."""
+    """A GON: its decoder (the SIREN or the conv GON), its resolved config, what it was trained on and where it runs."""
 
     def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
         self.cfg, self.meta = cfg, dict(meta)
-        limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"])  # before anything is allocated
+        limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"], res=meta.get("res"))  # before allocating
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = make_decoder(cfg, meta)
         from . import methods  # methods and tasks use this module's helpers: imported when first needed

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .errors import GONError
-from .fsio import write_json
+from .fsio import atomic_path, write_json
 
 BOTH = ("conv", "siren")
 METHODS: dict[str, tuple[dict[str, Any], tuple[str, ...], bool]] = {
@@ -67,9 +67,7 @@ def default_methods(decoder: str, variational: bool) -> list[str]:
 def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets=()):
     """The resolved config of one (method, seed) run."""
     from .config import resolve
-    f = {**flags, "train.seed": seed, **METHODS[method][0]}
-    if f.get("model.decoder") == "conv":
-        f.setdefault("train.points", 1.0)  # the conv decoder renders every pixel anyway; subsampling saves nothing
+    f = {**flags, "train.seed": seed, **METHODS[method][0]}  # conv runs take the config's conv: section
     f.setdefault("train.encode", "subset")  # the paper's step (and the only one GLO and the encoders can take)
     return resolve("images", dataset, None, f, sets)
 
@@ -120,9 +118,14 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
             f"{time.perf_counter() - t_all:.0f} s so far)")
     table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
     write_json(out / "table.json", table)
-    (out / "table.md").write_text(markdown(table))
+    write_text(out / "table.md", markdown(table))
     plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder")
     return table
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def parameters(model) -> int:
@@ -139,31 +142,52 @@ def _mean_std(v: list[float]) -> tuple[float, float]:
     return m, sd
 
 
+def paired(rs: list[dict], ref: list[dict], metric: str) -> dict[str, Any] | None:
+    """method - reference on the same seeds (the same decoder initialisation and batches): mean, std, n. The
+    seeds' spread is mostly shared by every method, so the paired difference is the sharper comparison."""
+    by_seed = {r["seed"]: r[metric] for r in ref}
+    d = [r[metric] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed]
+    if not d:
+        return None
+    mean, sd = _mean_std(d)
+    return {"mean": mean, "std": sd, "n": len(d)}
+
+
 def summarise(results, dataset, decoder, metric, steps, seeds, n_train, n_val) -> dict[str, Any]:
+    ref = "vgon" if metric == "bits_per_dim" else "gon"
     rows = {}
     for m, rs in results.items():
         vals = [r[metric] for r in rs]
         mean, sd = _mean_std(vals)
         rows[m] = {"mean": mean, "std": sd, "per_seed": vals, "steps": steps,
                    "seconds": _mean_std([r["seconds"] for r in rs])[0], "parameters": rs[0]["parameters"],
+                   "minus_reference": paired(rs, results[ref], metric) if ref in results and m != ref else None,
                    "paper": PAPER.get((dataset, m))}
     return {"dataset": dataset, "decoder": decoder, "metric": metric, "steps": steps, "seeds": seeds,
-            "train_samples": n_train, "held_out_samples": n_val, "methods": rows, "paper_source": PAPER_SOURCE}
+            "train_samples": n_train, "held_out_samples": n_val, "reference": ref if ref in results else None,
+            "methods": rows, "paper_source": PAPER_SOURCE}
 
 
 def markdown(t: dict[str, Any]) -> str:
     unit = "bits/dim" if t["metric"] == "bits_per_dim" else "SSE per image"
     table_no = 2 if t["metric"] == "bits_per_dim" else 1
+    ref = t.get("reference")
     lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "
              f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seeds", "",
-             f"| method | {unit} (mean ± std) | per seed | steps | seconds | parameters | paper (Table {table_no}) |",
-             "|---|---|---|---|---|---|---|"]
+             f"| method | {unit} (mean ± std) | per seed | minus {ref or 'n/a'}, same seed | steps | seconds | "
+             f"parameters | paper (Table {table_no}) |",
+             "|---|---|---|---|---|---|---|---|"]
     for m, r in t["methods"].items():
         paper = "n/a" if r["paper"] is None else f"{r['paper']:g}"
         seeds = ", ".join(f"{v:.4g}" for v in r["per_seed"])
-        lines.append(f"| {m} | {r['mean']:.4g} ± {r['std']:.2g} | {seeds} | {r['steps']} | {r['seconds']:.0f} | "
-                     f"{r['parameters']:,} | {paper} |")
+        d = r.get("minus_reference")
+        diff = "—" if d is None else f"{d['mean']:+.3g} ± {d['std']:.2g}"
+        lines.append(f"| {m} | {r['mean']:.4g} ± {r['std']:.2g} | {seeds} | {diff} | {r['steps']} | "
+                     f"{r['seconds']:.0f} | {r['parameters']:,} | {paper} |")
     lines += ["", f"Paper: {t['paper_source']}", ""]
+    if ref:
+        lines.insert(-2, f"minus {ref}: the method's figure less {ref}'s on the same seed (the same decoder "
+                         "initialisation and batches), mean ± std over seeds.")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -518,32 +518,57 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+OVERLAYS: dict[str, Callable[["Config"], bool]] = {
+    "conv": lambda cfg: cfg.model.decoder == "conv",
+    "variational": lambda cfg: cfg.model.variational,
+}
+"""A config file's optional sections, applied right after the rest of that file when the run is of that kind, in
+this order (a conv run's settings, then a variational run's)."""
+
+
+def split_overlays(data: dict) -> tuple[dict, dict[str, dict]]:
+    """A config file's data -> (its plain sections, {overlay name: its sections})."""
+    extras = {}
+    for name in OVERLAYS:
+        extra = data.pop(name, None) or {}
+        if not isinstance(extra, dict):
+            raise GONError(f"{name}: a section of sections (e.g. `{name}: {{train: {{lr: 0.001}}}}`), got {extra!r}")
+        extras[name] = extra
+    return data, extras
+
+
+def apply_layer(cfg: "Config", data: dict, extras: dict[str, dict], source: str, kinds) -> "Config":
+    """cfg with one config file on top, and those of its overlay sections named in kinds."""
+    cfg = merge(cfg, data, source)
+    for name in OVERLAYS:
+        if name in kinds:
+            cfg = merge(cfg, extras[name], f"{source}: {name}")
+    return cfg
+
+
 def resolve(signal: str, name: str, config_files: str | Path | list | None = None,
             flags: dict[str, Any] | None = None, sets: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults -> configs/<signal>/<name>.yaml -> each --config file in turn -> flags (dotted keys, None means
-    unset) -> --set. A layer's `variational:` section (the same sections inside) applies right after that layer
-    when the resolved run is variational."""
+    unset) -> --set. A layer's `conv:` and `variational:` sections (the same sections inside) apply right after
+    that layer when the resolved run has the conv decoder or is variational."""
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
-    layers = []
-    for path in [default_config_path(signal, name), *map(Path, files)]:
-        data = load_yaml(path)
-        extra = data.pop("variational", None) or {}
-        layers.append((str(path), data, extra))
+    paths = [default_config_path(signal, name), *map(Path, files)]
+    layers = [(str(path), *split_overlays(load_yaml(path))) for path in paths]
     cli = {**_nest(flags or {})}
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")
         cli.setdefault(section, {})[key] = val
 
-    def build(with_extra: bool) -> Config:
+    def build(kinds) -> Config:
         cfg = Config()
-        for source, data, extra in layers:
-            cfg = merge(cfg, data, source)
-            if with_extra:
-                cfg = merge(cfg, extra, f"{source}: variational")
+        for source, data, extras in layers:
+            cfg = apply_layer(cfg, data, extras, source, kinds)
         return merge(cfg, cli, "command line")
 
-    cfg, with_extra = build(False), build(True)  # the variational sections are checked even when they do not apply
-    return check_rules(with_extra if cfg.model.variational else cfg, "config")
+    plain = build(())
+    for kind in OVERLAYS:  # every section is checked, even where it does not apply
+        build((kind,))
+    return check_rules(build(tuple(k for k, applies in OVERLAYS.items() if applies(plain))), "config")
 
 
 def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -576,11 +601,8 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
     new = cfg
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
     for path in files:
-        data = load_yaml(path)
-        extra = data.pop("variational", None) or {}
-        new = merge(new, data, str(path))
-        if cfg.model.variational:
-            new = merge(new, extra, f"{path}: variational")
+        new = apply_layer(new, *split_overlays(load_yaml(path)), str(path),
+                          tuple(k for k, applies in OVERLAYS.items() if applies(cfg)))
     cli = _nest(flags)
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")

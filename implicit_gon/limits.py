@@ -96,22 +96,30 @@ def check(what: str, nbytes: float, hint: str = "") -> None:
 
 
 # -- the estimates ---------------------------------------------------------------------------------------------------
-def model_parameters(model_cfg, coord_dim: int, out_dim: int) -> int:
-    """Parameters of the SIREN a config describes, counted on torch's meta device (nothing is allocated)."""
+def model_parameters(model_cfg, coord_dim: int, out_dim: int, res: int | None = None) -> int:
+    """Parameters of the decoder a config describes (the SIREN, or the conv GON at res px, 32 if unknown), counted
+    on torch's meta device (nothing is allocated)."""
     import torch
 
+    from .conv import PLANS, ConvDecoder
     from .siren import Siren
     with torch.device("meta"):
-        return sum(p.numel() for p in Siren(coord_dim, out_dim, model_cfg).parameters())
+        if model_cfg.decoder == "conv":
+            model = ConvDecoder(res if res in PLANS else 32, out_dim, model_cfg)
+        else:
+            model = Siren(coord_dim, out_dim, model_cfg)
+        return sum(p.numel() for p in model.parameters())
 
 
-def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool = False) -> None:
+def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool = False,
+                res: int | None = None) -> None:
     """Weights (and for training their gradients and Adam's two moments) must fit."""
-    n = model_parameters(model_cfg, coord_dim, out_dim)
+    n = model_parameters(model_cfg, coord_dim, out_dim, res)
     copies = 4 if training else 1
-    check(f"a model of {n:,} parameters (hidden {model_cfg.hidden} x layers {model_cfg.layers})"
-          + (" with its gradients and Adam state" if training else ""), n * F32 * copies,
-          "lower model.hidden or model.layers")
+    conv = model_cfg.decoder == "conv"
+    shape = f"conv width {model_cfg.conv_width}" if conv else f"hidden {model_cfg.hidden} x layers {model_cfg.layers}"
+    check(f"a model of {n:,} parameters ({shape})" + (" with its gradients and Adam state" if training else ""),
+          n * F32 * copies, "lower model.conv_width or model.latent_dim" if conv else "lower model.hidden or model.layers")
 
 
 def check_image_output(n: int, res: int, channels: int, what: str = "render") -> None:

@@ -98,6 +98,30 @@ def test_variational_section_of_a_config_file_applies_after_it(tmp_path):
     assert var.gon.beta == 2.0 and var.gon.step_size == 0.25  # mnist.yaml's section, then this file's
 
 
+def test_conv_section_applies_to_conv_runs_only_and_flags_win(tmp_path):
+    siren = resolve("images", "mnist")
+    conv = resolve("images", "mnist", None, {"model.decoder": "conv"})
+    assert (siren.train.lr, siren.train.points, siren.train.schedule) == (3e-4, 0.25, "cosine")
+    assert (conv.train.lr, conv.train.points, conv.train.schedule, conv.train.sampling) == \
+        (1e-4, 1.0, "constant", "uniform")  # the authors' conv script
+    assert resolve("images", "mnist", None, {"model.decoder": "conv", "train.lr": 1e-3}).train.lr == 1e-3
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("conv:\n  train: {batch_size: 16}\nvariational:\n  train: {batch_size: 8}\n")
+    assert resolve("images", "mnist", extra, {"model.decoder": "conv"}).train.batch_size == 16
+    both = resolve("images", "mnist", extra, {"model.decoder": "conv", "model.variational": True})
+    assert both.train.batch_size == 8  # the variational section comes after the conv one
+
+
+def test_a_bad_conv_section_is_an_error_even_for_a_siren_run(tmp_path):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("conv:\n  train: {lr: -1}\n")
+    with pytest.raises(GONError, match="conv"):
+        resolve("images", "mnist", extra)
+    extra.write_text("conv: 3\n")
+    with pytest.raises(GONError, match="conv: a section of sections"):
+        resolve("images", "mnist", extra)
+
+
 def test_config_show_round_trips(tmp_path, capsys):
     code, out, err = run_cli(["config", "show", "images", "mnist", "--set", "train.log_every=5"], capsys)
     assert code == 0, err

@@ -81,6 +81,23 @@ def test_conv_latents_do_not_depend_on_the_batch(train_mode):
     assert m.training == train_mode  # the step leaves BatchNorm's mode as it found it
 
 
+@pytest.mark.parametrize("loss,inner_steps,affine", [("mse", 1, True), ("bce", 1, True), ("mse", 10, False)])
+def test_one_step_latents_are_affine_in_the_image(loss, inner_steps, affine):
+    """One step from the origin is an affine encoder: F(0) and dF/dz at 0 do not depend on x, and the loss
+    derivative (MSE; BCE through the sigmoid) is affine in x. Ten steps are not: that is what gon-10 adds
+    (README, Table 1)."""
+    m = decoder(latent=6, width=4).double()
+    m.train()
+    m(grid(28, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64))  # running statistics off their start
+    x = images(B=2, dtype=torch.float64)
+    cfg = GONConfig(step_size=0.5, inner_steps=inner_steps, loss=loss)
+    mix = 0.3 * x[:1] + 0.7 * x[1:]
+    z = gon_latents(m, grid(28, dtype=torch.float64), torch.cat([x, mix]), cfg, create_graph=False)
+    assert z.abs().max() > 1e-3
+    gap = (z[2] - (0.3 * z[0] + 0.7 * z[1])).abs().max() / z.abs().max()
+    assert (gap < 1e-9) if affine else (gap > 1e-4)
+
+
 def test_tied_ae_shares_the_decoders_weights_by_identity():
     m = decoder()
     enc = ConvEncoder(m, 5, tied=True)
@@ -145,7 +162,8 @@ def test_config_rules_for_the_conv_decoder_and_baselines():
     with pytest.raises(GONError, match="data.res 28 or 32"):
         resolve("images", "mnist", None, {"model.decoder": "conv", "data.res": 64})
     with pytest.raises(GONError, match="encoder reads whole images"):
-        resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": "ae"})  # mnist.yaml: points 0.25
+        resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": "ae", "train.points": 0.25})
+    assert resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": "ae"}).train.points == 1.0
     with pytest.raises(GONError, match="needs model.decoder conv"):
         resolve("images", "mnist", None, {"method.name": "tied-ae", "train.points": 1.0})
     with pytest.raises(GONError, match="no gradient step"):
@@ -230,6 +248,14 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
         for s in range(2):
             assert (out / f"{m}-s{s}" / "checkpoint.safetensors").is_file()
     assert table["methods"]["tied-ae"]["parameters"] < table["methods"]["ae"]["parameters"]
+    assert table["reference"] == "gon" and table["methods"]["gon"]["minus_reference"] is None
+    gon = table["methods"]["gon"]["per_seed"]
+    for m in methods[1:]:  # the same-seed difference from gon
+        d = [a - b for a, b in zip(table["methods"][m]["per_seed"], gon)]
+        got = table["methods"][m]["minus_reference"]
+        assert got["n"] == 2 and got["mean"] == pytest.approx(sum(d) / 2)
+        assert got["std"] == pytest.approx(abs(d[0] - d[1]) / 2 ** 0.5)
+    assert "minus gon, same seed" in (out / "table.md").read_text()
     assert "[14/14]" in err
     code, _, _ = run_cli(["eval", out / "glo-s1", "--n", "4"], capsys)  # a normal run directory
     assert code == 0
@@ -249,3 +275,27 @@ def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsy
     code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
                             tmp_path / "c", *extra], capsys)
     assert code == 1 and err.count("\n") == 1 and needle in err
+
+
+def test_a_seed_gives_every_method_the_same_decoder_initialisation():
+    """compare pairs methods by seed: that is only fair if a seed starts every method from the same decoder."""
+    meta = {"signal": "images", "res": 28, "channels": 1, "coord_dim": 2, "out_dim": 1}
+    starts = []
+    for method in ("gon", "ae", "tied-ae", "glo"):
+        cfg = resolve("images", "mnist", None, {"model.decoder": "conv", "method.name": method})
+        torch.manual_seed(cfg.train.seed)
+        starts.append(GON(cfg, {**meta, "train_samples": 10}).model.main.state_dict())
+    for other in starts[1:]:
+        assert all(torch.equal(other[k], starts[0][k]) for k in starts[0])
+
+
+def test_memory_check_counts_the_conv_decoder_it_will_build(monkeypatch):
+    from implicit_gon import limits
+    cfg = ModelConfig(decoder="conv", latent_dim=32, conv_width=16)
+    for res, channels in [(28, 1), (32, 3)]:
+        real = sum(p.numel() for p in ConvDecoder(res, channels, cfg).parameters())
+        assert limits.model_parameters(cfg, 2, channels, res) == real
+    monkeypatch.setenv("IMPLICIT_GON_MEMORY", str(4 * real))  # the weights fit; with Adam's state they do not
+    limits.check_model(cfg, 2, 3, res=32)
+    with pytest.raises(GONError, match=r"\(conv width 16\) with .*lower model.conv_width"):
+        limits.check_model(cfg, 2, 3, training=True, res=32)
