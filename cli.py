@@ -100,7 +100,7 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
                 make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
     from implicit_gon import GON, distributed, limits, rundir
     from implicit_gon.checkpoint import CKPT
-    from implicit_gon.config import resolve
+    from implicit_gon.config import check_decoder_keys, given_keys, resolve
     from implicit_gon.errors import GONError
     from implicit_gon.train import fit, train
 
@@ -116,6 +116,7 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
         if (out / CKPT).is_file():
             raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
         cfg = resolve(signal, name, config, flags, sets or ())
+        check_decoder_keys(cfg, given_keys(flags, sets))
         if cfg.data.data_dir:
             cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
         if holdout is not None:
@@ -903,13 +904,14 @@ def config_show(
     config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
     set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     variational: bool = Opt(False, "--variational", help="Resolve as a variational run."),
+    decoder: Optional[str] = Opt(None, help="Resolve for this decoder: siren or conv (the config's conv: section)."),
 ):
     """Print the config a `fit` would use, as YAML: the defaults every flag starts from."""
     from implicit_gon.config import resolve, to_yaml
     from signals import SIGNALS
     if signal not in SIGNALS:
         raise _err(f"signal {signal!r}: choose one of {', '.join(SIGNALS)}")
-    flags = {"model.variational": True} if variational else {}
+    flags = {"model.variational": True if variational else None, "model.decoder": decoder}
     print(to_yaml(resolve(signal, name, config, flags, set_ or ())), end="")
 
 
@@ -933,6 +935,10 @@ def plot_cmd(
 
 
 # tasks (paper Sec. 3.5): classify, joint, convert; the latents picture
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _task_flags(task: Optional[str], class_weight: Optional[float], source: Optional[str]) -> dict:
     """--task, --class-weight and --source as config keys (--source low-res:8 sets data.source and its size)."""
     from signals.views import parse_view
@@ -1046,8 +1052,10 @@ def compare_cmd(
                     ("train-limit", train_limit), ("held-out", held_out)):
         if v is not None and v < 1:
             raise _err(f"compare --{name} {v}: must be at least 1")
-    names = [m.strip() for m in methods.split(",") if m.strip()] if methods else \
+    names = [m.strip() for m in methods.split(",")] if methods is not None else \
         compare.default_methods(decoder, variational)
+    if not all(names):
+        raise _err(f"compare --methods {methods!r}: an empty name (give comma-separated methods, e.g. gon,ae)")
     flags = {"data.data_dir": str(data_dir.expanduser().resolve()) if data_dir else None,
              "train.batch_size": batch_size, "train.lr": lr, "model.latent_dim": latent_dim,
              "data.train_limit": train_limit, "train.device": device}
@@ -1055,7 +1063,7 @@ def compare_cmd(
                             {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
                             held_out)
     print((out / "table.md").read_text(), end="")
-    print(f"wrote {out}/table.md, table.json, curves.png ({len(table['methods'])} methods x {seeds} seeds)",
+    print(f"wrote {out}/table.md, table.json, curves.png ({_count(len(table['methods']), 'method')} x {_count(seeds, 'seed')})",
           file=sys.stderr)
 
 

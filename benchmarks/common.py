@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: data, timing, the Eq. 12 baseline."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -17,6 +18,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DATA_HELP = ("folder holding MNIST's IDX files (or a folder with mnist/ in it); default $IMPLICIT_GON_DATA, "
              "else ../shared/data beside the repository")
+
+
+def positive(kind):
+    """An argparse type: a number of `kind` above 0 (a bad one is a usage error naming the value)."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return v
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def positive_list(kind):
+    """An argparse type: comma-separated numbers of `kind`, each above 0."""
+    one = positive(kind)
+    def parse(text: str):
+        return [one(x.strip()) for x in text.split(",")]
+    parse.__name__ = f"comma-separated positive {kind.__name__}s"
+    return parse
+
+
+def writable_file(text: str) -> Path:
+    """An argparse type: a file path whose folder exists and can be written (checked before any training)."""
+    p = Path(text).expanduser()
+    if not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: its folder {p.parent} does not exist or is not writable")
+    return p
 
 
 def add_data_dir(ap) -> None:

@@ -16,7 +16,7 @@ import tempfile
 
 import torch
 
-from common import add_data_dir, data_dir
+from common import add_data_dir, data_dir, positive
 
 
 def encode_with_batch_statistics(gon, b, cfg):
@@ -34,11 +34,11 @@ def encode_with_batch_statistics(gon, b, cfg):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_dir(ap)
-    ap.add_argument("--steps", type=int, default=1000, help="1,000: the authors' script's budget")
-    ap.add_argument("--lr", type=float, default=None, help="Adam rate (default: the config's conv section)")
-    ap.add_argument("--val-samples", type=int, default=256)
+    ap.add_argument("--steps", type=positive(int), default=1000, help="1,000: the authors' script's budget")
+    ap.add_argument("--lr", type=positive(float), default=None, help="Adam rate (default: the config's conv section)")
+    ap.add_argument("--val-samples", type=positive(int), default=256, help="held-out digits scored (at most 1,000)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     from implicit_gon import step
@@ -61,14 +61,11 @@ def main() -> None:
                 gon = fit(train, cfg, run, None, progress=False)
         finally:
             step.step_mode = real
-        ev = evaluate(gon, test, torch.arange(a.val_samples))["sse"]
+        ev = evaluate(gon, test, torch.arange(min(a.val_samples, len(test))))["sse"]
         bs = encode_with_batch_statistics(gon, test.full(torch.arange(64), "cpu"), cfg)
         print(f"{scheme:>38} | {ev:18.2f} | {bs:.2f}")
 
 
 if __name__ == "__main__":
-    from implicit_gon.errors import GONError
-    try:
-        main()
-    except GONError as e:
-        raise SystemExit(f"error: {e}")
+    from common import run_benchmark
+    run_benchmark(main)

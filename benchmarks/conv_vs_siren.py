@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from common import add_data_dir, data_dir
+from common import add_data_dir, data_dir, positive, positive_list, writable_file
 
 
 def train_curve(flags: dict, steps: int, val_every: int, val_samples: int, data) -> list[tuple[int, float, float]]:
@@ -44,7 +44,7 @@ def train_curve(flags: dict, steps: int, val_every: int, val_samples: int, data)
     out = []
     for step, seconds, state in snaps:
         gon.model.load_state_dict(state)
-        out.append((step, seconds, evaluate(gon, test, torch.arange(val_samples), 64)["sse"]))
+        out.append((step, seconds, evaluate(gon, test, torch.arange(min(val_samples, len(test))), 64)["sse"]))
     return out
 
 
@@ -53,29 +53,31 @@ def first_reach(curve, threshold: float):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_dir(ap)
-    ap.add_argument("--conv-steps", type=int, default=3000)
-    ap.add_argument("--siren-steps", type=int, default=1350, help="1,350 steps: about 240 s on 2 cores")
-    ap.add_argument("--conv-lr", default=None, help="comma-separated Adam rates of conv runs (default: the config's)")
-    ap.add_argument("--val-every", type=int, default=50)
-    ap.add_argument("--val-samples", type=int, default=256)
-    ap.add_argument("--thresholds", default="40,30,20,15,10,8", help="held-out SSE levels, comma-separated")
-    ap.add_argument("--json", default=None, help="also write the curves and times here")
+    ap.add_argument("--conv-steps", type=positive(int), default=3000)
+    ap.add_argument("--siren-steps", type=positive(int), default=1350, help="1,350 steps: about 240 s on 2 cores")
+    ap.add_argument("--conv-lr", type=positive_list(float), default=None,
+                    help="comma-separated Adam rates of conv runs (default: the config's)")
+    ap.add_argument("--val-every", type=positive(int), default=50)
+    ap.add_argument("--val-samples", type=positive(int), default=256)
+    ap.add_argument("--thresholds", type=positive_list(float), default=[40, 30, 20, 15, 10, 8],
+                    help="held-out SSE levels, comma-separated")
+    ap.add_argument("--json", type=writable_file, default=None, help="also write the curves and times here")
     a = ap.parse_args()
     torch.set_num_threads(1)
     data = data_dir(a.data_dir)
     data = data / "mnist" if (data / "mnist").is_dir() else data
-    rates = [None] if a.conv_lr is None else [float(x) for x in a.conv_lr.split(",")]
-    if any(r <= 0 for r in rates if r is not None) or a.val_every < 1 or min(a.conv_steps, a.siren_steps) < 1:
-        ap.error("--conv-lr, --val-every and the step counts must be positive")
+    rates = a.conv_lr or [None]
+    if a.val_every > min(a.conv_steps, a.siren_steps):
+        ap.error(f"--val-every {a.val_every}: more than a run's steps, so there would be no point to score")
     curves = {}
     for r in rates:
         name = "conv GON" + ("" if r is None else f" (lr {r:g})")
         curves[name] = train_curve({"model.decoder": "conv", **({} if r is None else {"train.lr": r})},
                                    a.conv_steps, a.val_every, a.val_samples, data)
     curves["SIREN GON"] = train_curve({}, a.siren_steps, a.val_every, a.val_samples, data)
-    levels = [float(x) for x in a.thresholds.split(",")]
+    levels = a.thresholds
     print("| held-out SSE | " + " | ".join(f"{k}: step, training s" for k in curves) + " |")
     print("|---" * (len(curves) + 1) + "|")
     for lv in levels:
@@ -88,14 +90,11 @@ def main() -> None:
         s, t, v = c[-1]
         print(f"{k}: {s} steps in {t:.1f} s of training, final held-out SSE {v:.3g} ({s / t:.1f} steps/s)")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"curves": curves, "thresholds": levels, "args": {k: str(v) for k, v in vars(a).items()}}, f,
-                      indent=1)
+        from implicit_gon.fsio import write_json
+        write_json(a.json, {"curves": curves, "thresholds": levels,
+                            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}})
 
 
 if __name__ == "__main__":
-    from implicit_gon.errors import GONError
-    try:
-        main()
-    except GONError as e:
-        raise SystemExit(f"error: {e}")
+    from common import run_benchmark
+    run_benchmark(main)

@@ -60,6 +60,37 @@ def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
     return methods
 
 
+OWN = {"train.seed": "--seeds", "train.steps": "--steps", "model.decoder": "--decoder",
+       "model.variational": "--variational", "method.name": "--methods", "gon.detach": "--methods",
+       "gon.inner_steps": "--methods", "train.val_every": "--val-every", "train.val_samples": "--val-samples"}
+"""Fields compare sets for each run itself: a --set of one would make rows other than their labels say."""
+IGNORED_ON_RESUME = {"data.data_dir", "data.cache_dir", "data.download", "train.device", "train.tensorboard",
+                     "train.log_every", "train.ckpt_every"}
+"""Fields a finished run may differ in from this comparison's and still be reused by --resume (where, not what)."""
+
+
+def check_sets(sets) -> None:
+    from .config import parse_sets
+    for key in parse_sets(sets or ()):
+        if key in OWN:
+            raise GONError(f"compare --set {key}: compare sets it for every run itself; use {OWN[key]}")
+
+
+def check_finished(run: Path, cfg) -> None:
+    """--resume reuses a finished run only if it was trained with the config this comparison gives it."""
+    from .config import Config
+    try:
+        stored = Config.from_dict(json.loads((run / "config.json").read_text())["config"]).to_dict()
+    except (OSError, ValueError, KeyError, TypeError, GONError) as e:
+        raise GONError(f"{run}/config.json: unreadable ({e}); remove {run} to train it again") from None
+    want = cfg.to_dict()
+    for section, fields in want.items():
+        for k, v in fields.items():
+            if f"{section}.{k}" not in IGNORED_ON_RESUME and stored[section][k] != v:
+                raise GONError(f"compare --resume: {run} was trained with {section}.{k} = {stored[section][k]!r}, "
+                               f"this comparison gives {v!r}; use another --out, or remove {run}")
+
+
 def default_methods(decoder: str, variational: bool) -> list[str]:
     return [m for m in (TABLE2 if variational else TABLE1) if decoder in METHODS[m][1]]
 
@@ -82,6 +113,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     from .train import evaluate, fit
     log = log or (lambda s: print(s, file=sys.stderr))
     methods = plan(methods, decoder, variational)
+    check_sets(sets)
     out = Path(out)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
@@ -90,7 +122,11 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     val_every = val_every or max(1, steps // 10)
     base = {**(flags or {}), "model.decoder": decoder, "train.steps": steps, "train.val_every": val_every,
             "train.val_samples": val_samples, "train.ckpt_every": max(steps, 1)}
-    cfg0 = run_config(dataset, methods[0], 0, base, sets)
+    from .config import check_decoder_keys, given_keys
+    configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
+    for cfg in configs.values():
+        check_decoder_keys(cfg, given_keys(flags, sets))
+    cfg0 = configs[methods[0]]
     train_sig = task_signal(cfg0.data, "reconstruct", "train")
     val_sig = task_signal(cfg0.data, "reconstruct", "test", notes=False)
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
@@ -100,12 +136,13 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     for k, (m, s) in enumerate(runs, 1):
         run = out / f"{m}-s{s}"
         done = run / "compare.json"
+        cfg = run_config(dataset, m, s, base, sets)
         if resume and done.is_file():
+            check_finished(run, cfg)
             results[m].append(json.loads(done.read_text()))
             log(f"[{k}/{len(runs)}] {m} seed {s}: finished earlier, skipped")
             continue
         log(f"[{k}/{len(runs)}] {m} seed {s}: {steps} steps ...")
-        cfg = run_config(dataset, m, s, base, sets)
         t0 = time.perf_counter()
         gon = fit(train_sig, cfg, run, val_sig, progress=False, overwrite=True)
         seconds = time.perf_counter() - t0
@@ -117,6 +154,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
         log(f"[{k}/{len(runs)}] {m} seed {s}: held-out {metric} {row[metric]:.4g} ({seconds:.0f} s; "
             f"{time.perf_counter() - t_all:.0f} s so far)")
     table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
+    table["curves"] = mean_curves(out, results, metric)
     write_json(out / "table.json", table)
     write_text(out / "table.md", markdown(table))
     plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder")
@@ -168,27 +206,57 @@ def summarise(results, dataset, decoder, metric, steps, seeds, n_train, n_val) -
             "methods": rows, "paper_source": PAPER_SOURCE}
 
 
+def _pm(sd: float, n: int) -> str:
+    return f" ± {sd:.2g}" if n > 1 else ""
+
+
 def markdown(t: dict[str, Any]) -> str:
     unit = "bits/dim" if t["metric"] == "bits_per_dim" else "SSE per image"
     table_no = 2 if t["metric"] == "bits_per_dim" else 1
     ref = t.get("reference")
     lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "
              f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seeds", "",
-             f"| method | {unit} (mean ± std) | per seed | minus {ref or 'n/a'}, same seed | steps | seconds | "
-             f"parameters | paper (Table {table_no}) |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| method | {unit} ({'mean ± std' if t['seeds'] > 1 else 'one seed'}) | per seed | "
+             + (f"minus {ref}, same seed | " if ref else "") + f"steps | seconds | parameters | paper (Table {table_no}) |",
+             "|---" * (8 if ref else 7) + "|"]
     for m, r in t["methods"].items():
         paper = "n/a" if r["paper"] is None else f"{r['paper']:g}"
         seeds = ", ".join(f"{v:.4g}" for v in r["per_seed"])
         d = r.get("minus_reference")
-        diff = "—" if d is None else f"{d['mean']:+.3g} ± {d['std']:.2g}"
-        lines.append(f"| {m} | {r['mean']:.4g} ± {r['std']:.2g} | {seeds} | {diff} | {r['steps']} | "
+        diff = "" if not ref else "— | " if d is None else f"{d['mean']:+.3g}{_pm(d['std'], d['n'])} | "
+        lines.append(f"| {m} | {r['mean']:.4g}{_pm(r['std'], len(r['per_seed']))} | {seeds} | {diff}{r['steps']} | "
                      f"{r['seconds']:.0f} | {r['parameters']:,} | {paper} |")
-    lines += ["", f"Paper: {t['paper_source']}", ""]
     if ref:
-        lines.insert(-2, f"minus {ref}: the method's figure less {ref}'s on the same seed (the same decoder "
-                         "initialisation and batches), mean ± std over seeds.")
+        lines += ["", f"minus {ref}: the method's figure less {ref}'s on the same seed (the same decoder "
+                      "initialisation and batches)" + (", mean ± std over seeds." if t["seeds"] > 1 else ".")]
+    lines += ["", *along_training(t), f"Paper: {t['paper_source']}", ""]
     return "\n".join(lines)
+
+
+def mean_curves(out: Path, results, metric: str) -> dict[str, dict[str, list]]:
+    """Per method, the held-out curve (on the val_samples images) averaged over seeds, at the steps all seeds have."""
+    curves = {}
+    for m, rs in results.items():
+        runs = [curve(out / f"{m}-s{r['seed']}", metric) for r in rs]
+        n = min(len(c[1]) for c in runs)
+        curves[m] = {"steps": runs[0][0][:n], "mean": [sum(c[1][i] for c in runs) / len(runs) for i in range(n)]}
+    return curves
+
+
+def along_training(t: dict[str, Any], fractions=(0.1, 0.25, 0.5, 0.75, 1.0)) -> list[str]:
+    """A markdown table of the mean curves at the steps nearest these fractions of the last: where methods cross."""
+    curves = t.get("curves") or {}
+    steps = sorted(set.intersection(*(set(c["steps"]) for c in curves.values()))) if curves else []
+    if not steps:
+        return []
+    picked = sorted({min(steps, key=lambda s: abs(s - f * steps[-1])) for f in fractions})
+    lines = [f"Held-out {'bits/dim' if t['metric'] == 'bits_per_dim' else 'SSE'} along training (the first "
+             f"val_samples held-out images, mean over seeds):", "",
+             "| method | " + " | ".join(f"step {s}" for s in picked) + " |", "|---" * (len(picked) + 1) + "|"]
+    for m, c in curves.items():
+        at = dict(zip(c["steps"], c["mean"]))
+        lines.append(f"| {m} | " + " | ".join(f"{at[s]:.4g}" for s in picked) + " |")
+    return lines + [""]
 
 
 def curve(run: Path, metric: str) -> tuple[list[int], list[float]]:

@@ -373,6 +373,33 @@ def _check_data_fields(cfg: Config, source: str) -> None:
                        f"({cfg.gon.task}) would ignore it")
 
 
+DECODER_ONLY = {
+    "siren": ("model.hidden", "model.layers", "model.w0_first", "model.w0_hidden", "model.w0_latent",
+              "model.first_init", "model.out_activation", "model.zero_origin", "gon.fast"),
+    "conv": ("model.conv_width",),
+}
+"""Settings only one decoder reads: given for the other, they would be stored in the run and never used."""
+
+
+def given_keys(flags: dict[str, Any] | None, sets=()) -> dict[str, str]:
+    """The dotted keys a command line gave, each with how it was given: flags that are set (`--conv-width`, named
+    after the key), then every --set (`--set model.conv_width`)."""
+    given = {k: "--" + k.split(".")[1].replace("_", "-") for k, v in (flags or {}).items() if v is not None}
+    return {**given, **{k: f"--set {k}" for k in parse_sets(sets or ())}}
+
+
+def check_decoder_keys(cfg: Config, given) -> None:
+    """Refuse keys the user gave (given_keys) that only the other decoder reads. Config files are not checked:
+    a dataset's file sets the SIREN's shape, and its conv: section the conv decoder's."""
+    for decoder, keys in DECODER_ONLY.items():
+        if decoder == cfg.model.decoder:
+            continue
+        hit = [k for k in keys if k in given]
+        if hit:
+            raise GONError(f"{given[hit[0]]}: a {decoder} decoder setting ({hit[0]}); this run's decoder is "
+                           f"{cfg.model.decoder}, which would ignore it")
+
+
 def strata_block(points: float) -> int | None:
     """b such that points = 1 / b^2 (stratified sampling's block side), or None when there is no such whole b."""
     if not 0 < points <= 1:
@@ -455,8 +482,9 @@ def _check_decoder_rules(cfg: Config, source: str) -> None:
             raise GONError(f"{source}: gon.detach, gon.inner_steps and train.encode are gradient-origin settings; "
                            f"method.name = {meth} has no gradient step")
         if m.variational:
-            raise GONError(f"{source}: model.variational is the variational GON; with method.name = {meth} use "
-                           f"method.name vae for the variational baseline")
+            raise GONError(f"{source}: model.variational is the variational GON's head; method.name = {meth} "
+                           + ("is variational itself: leave out --variational" if meth == "vae" else
+                              "has none (method.name vae is the variational baseline)"))
 
 
 MAX_YAML_BYTES = 1 << 20
@@ -526,13 +554,19 @@ OVERLAYS: dict[str, Callable[["Config"], bool]] = {
 this order (a conv run's settings, then a variational run's)."""
 
 
-def split_overlays(data: dict) -> tuple[dict, dict[str, dict]]:
+def split_overlays(data: dict, source: str) -> tuple[dict, dict[str, dict]]:
     """A config file's data -> (its plain sections, {overlay name: its sections})."""
     extras = {}
     for name in OVERLAYS:
-        extra = data.pop(name, None) or {}
+        extra = data.pop(name, None)
+        extra = {} if extra is None else extra
         if not isinstance(extra, dict):
-            raise GONError(f"{name}: a section of sections (e.g. `{name}: {{train: {{lr: 0.001}}}}`), got {extra!r}")
+            raise GONError(f"{source}: {name}: a section of sections (e.g. `{name}: {{train: {{lr: 0.001}}}}`), "
+                           f"got {extra!r}")
+        model = extra.get("model") or {}
+        if isinstance(model, dict) and {"decoder", "variational"} & set(model):
+            raise GONError(f"{source}: {name}: sets model.{sorted({'decoder', 'variational'} & set(model))[0]}, "
+                           f"which decides which sections apply; set it outside the {name}: section")
         extras[name] = extra
     return data, extras
 
@@ -553,7 +587,7 @@ def resolve(signal: str, name: str, config_files: str | Path | list | None = Non
     that layer when the resolved run has the conv decoder or is variational."""
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
     paths = [default_config_path(signal, name), *map(Path, files)]
-    layers = [(str(path), *split_overlays(load_yaml(path))) for path in paths]
+    layers = [(str(path), *split_overlays(load_yaml(path), str(path))) for path in paths]
     cli = {**_nest(flags or {})}
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")
@@ -601,7 +635,7 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
     new = cfg
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
     for path in files:
-        new = apply_layer(new, *split_overlays(load_yaml(path)), str(path),
+        new = apply_layer(new, *split_overlays(load_yaml(path), str(path)), str(path),
                           tuple(k for k, applies in OVERLAYS.items() if applies(cfg)))
     cli = _nest(flags)
     for dotted, val in parse_sets(sets).items():

@@ -117,9 +117,22 @@ def test_a_bad_conv_section_is_an_error_even_for_a_siren_run(tmp_path):
     extra.write_text("conv:\n  train: {lr: -1}\n")
     with pytest.raises(GONError, match="conv"):
         resolve("images", "mnist", extra)
-    extra.write_text("conv: 3\n")
-    with pytest.raises(GONError, match="conv: a section of sections"):
-        resolve("images", "mnist", extra)
+    for bad in ("conv: 3", "conv: 0", "conv: []", "conv: false"):
+        extra.write_text(bad + "\n")
+        with pytest.raises(GONError, match=r"extra.yaml: conv: a section of sections"):
+            resolve("images", "mnist", extra)
+    for bad in ("conv:\n  model: {decoder: siren}", "conv:\n  model: {variational: true}",
+                "variational:\n  model: {decoder: conv}"):
+        extra.write_text(bad + "\n")
+        with pytest.raises(GONError, match=r"which decides which sections apply"):
+            resolve("images", "mnist", extra)
+
+
+def test_config_show_resolves_for_a_decoder(capsys):
+    code, out, err = run_cli(["config", "show", "images", "mnist", "--decoder", "conv"], capsys)
+    assert code == 0, err
+    shown = yaml.safe_load(out)
+    assert shown["model"]["decoder"] == "conv" and shown["train"]["lr"] == 1e-4 and shown["train"]["points"] == 1.0
 
 
 def test_config_show_round_trips(tmp_path, capsys):

@@ -256,6 +256,10 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
         assert got["n"] == 2 and got["mean"] == pytest.approx(sum(d) / 2)
         assert got["std"] == pytest.approx(abs(d[0] - d[1]) / 2 ** 0.5)
     assert "minus gon, same seed" in (out / "table.md").read_text()
+    for m in methods:  # the curves averaged over seeds, one point per validation (--val-every 1: steps 1 and 2)
+        c = table["curves"][m]
+        assert c["steps"] == [1, 2] and len(c["mean"]) == 2 and all(np.isfinite(c["mean"]))
+    assert "| step 1 | step 2 |" in (out / "table.md").read_text()
     assert "[14/14]" in err
     code, _, _ = run_cli(["eval", out / "glo-s1", "--n", "4"], capsys)  # a normal run directory
     assert code == 0
@@ -263,18 +267,41 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     assert code == 0 and err.count("skipped") == 14
     code, _, err = run_cli(args, capsys)
     assert code == 1 and "--resume" in err
+    before = (out / "table.md").read_text()
+    code, _, err = run_cli(args + ["--resume", "--lr", "0.003"], capsys)  # finished runs of another comparison
+    assert code == 1 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
+    assert (out / "table.md").read_text() == before
 
 
 @pytest.mark.parametrize("extra,needle", [(["--methods", "gon,nope"], "unknown method 'nope'"),
                                           (["--methods", "ae", "--decoder", "siren"], "needs --decoder conv"),
                                           (["--methods", "vae"], "add --variational"),
-                                          (["--out", "FILE"], "is not a directory")])
+                                          (["--out", "FILE"], "is not a directory"),
+                                          (["--methods", "gon,,ae"], "an empty name"),
+                                          (["--set", "train.seed=3"], "compare --set train.seed: compare sets it"),
+                                          (["--set", "method.name=ae"], "use --methods"),
+                                          (["--hidden-flag-via-set"], "a siren decoder setting"),
+                                          (["--methods", "gon,ae", "--set", "train.points=0.25"],
+                                           "ae's encoder reads whole images")])
 def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsys):
+    """Refused before anything is trained: no run directory is left (the ae refusal comes from its own config,
+    checked with gon's before gon trains)."""
     (tmp_path / "FILE").write_text("keep")
     extra = [tmp_path / a if a == "FILE" else a for a in extra]
+    extra = ["--set", "model.hidden=64"] if extra == ["--hidden-flag-via-set"] else extra
     code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
                             tmp_path / "c", *extra], capsys)
     assert code == 1 and err.count("\n") == 1 and needle in err
+    assert not list((tmp_path / "c").glob("*-s*")) if (tmp_path / "c").is_dir() else True
+
+
+@pytest.mark.parametrize("flags,needle", [(["--decoder", "conv", "--hidden", "64"], "--hidden: a siren decoder"),
+                                          (["--decoder", "conv", "--set", "gon.fast=false"], "--set gon.fast: a siren"),
+                                          (["--conv-width", "8"], "--conv-width: a conv decoder setting")])
+def test_fit_refuses_the_other_decoders_settings(flags, needle, tmp_path, shared_data, capsys):
+    code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
+                            tmp_path / "r", "--steps", "1", "--quiet", *flags], capsys)
+    assert code == 1 and err.count("\n") == 1 and needle in err and not (tmp_path / "r" / "config.json").exists()
 
 
 def test_a_seed_gives_every_method_the_same_decoder_initialisation():
