@@ -157,7 +157,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     table["curves"] = mean_curves(out, results, metric)
     write_json(out / "table.json", table)
     write_text(out / "table.md", markdown(table))
-    plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder")
+    plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder", table["reference"])
     return table
 
 
@@ -270,14 +270,35 @@ def curve(run: Path, metric: str) -> tuple[list[int], list[float]]:
     return steps, vals
 
 
-def plot_curves(out: Path, results, metric: str, path: Path, title: str) -> None:
-    """Held-out metric against step, log scale: the mean over seeds, a band from the lowest to the highest."""
+def paired_curves(out: Path, results, metric: str, ref: str) -> dict[str, dict[str, list]]:
+    """Per method but ref, its held-out curve less ref's on the same seed, step by step: mean, lowest, highest.
+    The seeds' spread is mostly shared by every method (the same initialisation and batches), so this shows
+    where methods really part, which the bands of the raw curves hide."""
+    refs = {r["seed"]: curve(out / f"{ref}-s{r['seed']}", metric) for r in results.get(ref, [])}
+    diffs = {}
+    for m, rs in results.items():
+        pairs = [(curve(out / f"{m}-s{r['seed']}", metric), refs[r["seed"]]) for r in rs if m != ref and r["seed"] in refs]
+        if not pairs:
+            continue
+        common = sorted(set.intersection(*(set(c[0]) & set(q[0]) for c, q in pairs)))
+        cols = [[dict(zip(*c))[s] - dict(zip(*q))[s] for c, q in pairs] for s in common]  # (steps, seeds)
+        diffs[m] = {"steps": common, "mean": [sum(c) / len(c) for c in cols],
+                    "min": [min(c) for c in cols], "max": [max(c) for c in cols]}
+    return diffs
+
+
+def plot_curves(out: Path, results, metric: str, path: Path, title: str, ref: str | None = None) -> None:
+    """Held-out metric against step, log scale: the mean over seeds, a band from the lowest to the highest; with
+    ref, a second panel of each method less ref on the same seed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .fsio import atomic_path
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    diffs = paired_curves(out, results, metric, ref) if ref else {}
+    fig, axes = plt.subplots(1, 2 if diffs else 1, figsize=(12.0 if diffs else 6.4, 4.2), squeeze=False)
+    unit = "bits/dim" if metric == "bits_per_dim" else "SSE per image"
+    ax = axes[0, 0]
     for m, rs in results.items():
         curves = [curve(out / f"{m}-s{r['seed']}", metric) for r in rs]
         steps = curves[0][0]
@@ -286,15 +307,36 @@ def plot_curves(out: Path, results, metric: str, path: Path, title: str) -> None
             continue
         cols = [[c[1][i] for c in curves] for i in range(n)]
         mean = [sum(c) / len(c) for c in cols]
-        ax.plot(steps[:n], mean, label=m)
-        ax.fill_between(steps[:n], [min(c) for c in cols], [max(c) for c in cols], alpha=0.2)
+        ax.plot(steps[:n], mean, label=m, color=_colour(m, results))
+        ax.fill_between(steps[:n], [min(c) for c in cols], [max(c) for c in cols], alpha=0.2,
+                        color=_colour(m, results))
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("held-out " + ("bits/dim" if metric == "bits_per_dim" else "SSE per image"))
+    ax.set_ylabel(f"held-out {unit}")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    if diffs:
+        _plot_paired(axes[0, 1], diffs, results, ref, unit)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
+
+def _colour(m: str, results) -> str:
+    """The same colour for a method in both panels."""
+    return f"C{list(results).index(m) % 10}"
+
+
+def _plot_paired(ax, diffs, results, ref: str, unit: str) -> None:
+    for m, d in diffs.items():
+        ax.plot(d["steps"], d["mean"], label=m, color=_colour(m, results))
+        ax.fill_between(d["steps"], d["min"], d["max"], alpha=0.2, color=_colour(m, results))
+    ax.axhline(0.0, color=_colour(ref, results), lw=1.0, label=ref)
+    ax.set_yscale("symlog", linthresh=1.0 if unit.startswith("SSE") else 0.01)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"held-out {unit}, less {ref}'s (same seed)")
+    ax.set_title(f"each method less {ref} (below 0: better than {ref})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()

@@ -271,6 +271,28 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     code, _, err = run_cli(args + ["--resume", "--lr", "0.003"], capsys)  # finished runs of another comparison
     assert code == 1 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
     assert (out / "table.md").read_text() == before
+    from PIL import Image
+    width, height = Image.open(out / "curves.png").size
+    assert width > 1.5 * height  # the second panel: each method less gon on the same seed
+
+
+def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
+    from implicit_gon.compare import paired_curves
+
+    def run(name, vals):
+        (tmp_path / name).mkdir()
+        rows = [{"step": 10 * (i + 1), "val_sse": v} for i, v in enumerate(vals)] + [{"step": 5, "loss": 1.0}]
+        (tmp_path / name / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+
+    run("gon-s0", [10.0, 8.0, 6.0])
+    run("gon-s1", [20.0, 16.0, 12.0])
+    run("ae-s0", [11.0, 7.0, 6.5])
+    run("ae-s1", [23.0, 15.0, 11.0])
+    results = {"gon": [{"seed": 0}, {"seed": 1}], "ae": [{"seed": 0}, {"seed": 1}]}
+    d = paired_curves(tmp_path, results, "sse", "gon")
+    assert set(d) == {"ae"} and d["ae"]["steps"] == [10, 20, 30]
+    assert d["ae"]["mean"] == pytest.approx([2.0, -1.0, -0.25])
+    assert d["ae"]["min"] == pytest.approx([1.0, -1.0, -1.0]) and d["ae"]["max"] == pytest.approx([3.0, -1.0, 0.5])
 
 
 @pytest.mark.parametrize("extra,needle", [(["--methods", "gon,nope"], "unknown method 'nope'"),
