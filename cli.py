@@ -80,8 +80,6 @@ VAL_METRIC_HELP = ("Held-out metric for best.safetensors and --patience (default
 MAX_TIME_HELP = "Wall-clock budget, e.g. 240s, 4m, 2h, 1h30m: stop, checkpoint, stay resumable (0: none)."
 VAL_PATHS_HELP = ("Held-out {what} (files or folders, repeatable); without it, --val-every holds out every tenth "
                   "(with 2-9, the last).")
-RESUMABLE = ("train.steps", "train.max_time", "train.patience", "train.precision")  # flags a --resume may change
-RESUME_KEEPS = ("train.device", "data.signal", "data.dataset")  # where to run it, and what the verb names
 
 
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
@@ -100,7 +98,7 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
                 make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
     from implicit_gon import GON, distributed, limits, rundir
     from implicit_gon.checkpoint import CKPT
-    from implicit_gon.config import check_decoder_keys, given_keys, resolve
+    from implicit_gon.config import check_given_keys, given_keys, resolve
     from implicit_gon.errors import GONError
     from implicit_gon.train import fit, train
 
@@ -116,7 +114,7 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
         if (out / CKPT).is_file():
             raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
         cfg = resolve(signal, name, config, flags, sets or ())
-        check_decoder_keys(cfg, given_keys(flags, sets))
+        check_given_keys(cfg, given_keys(flags, sets))
         if cfg.data.data_dir:
             cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
         if holdout is not None:
@@ -633,7 +631,8 @@ def encode_cmd(
 @app.command("decode")
 def decode_cmd(
     run: Path = typer.Argument(..., help="Run directory of an image run."),
-    latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes."),
+    latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes, "
+                                   "or the .npz `implicit-gon latents` writes."),
     res: Optional[int] = Opt(None, help="Output side in pixels (default: the training resolution; above it: "
                              "super-resolution)."),
     nrow: Optional[int] = Opt(None, help="Images per row of the grid (default: a square-ish grid)."),
@@ -714,6 +713,8 @@ def sample_cmd(
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "sample", kind)
     _outputs(kind, out, folder=True)
+    if refit and (gon.model.head is not None or gon.cfg.method.name == "vae"):
+        raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
     if refit:
         _refit(gon, run, checkpoint)
     gen = make_generator(seed)
@@ -781,6 +782,8 @@ def interpolate_cmd(
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "interpolate", kind)
     _outputs(kind, out, video=True, folder=True)
+    if _given(ctx, "fps") and kind in ("images", "sdf") and not is_video(out):
+        raise _err(f"interpolate --fps: {out} is not a video (.mp4, .webm, .gif), so it has no frame rate")
     if kind == "audio":
         with rundir.writing_into(out):
             wrote = _signal_module(gon).interpolate(gon, from_, to, frames, out)
@@ -907,12 +910,14 @@ def config_show(
     decoder: Optional[str] = Opt(None, help="Resolve for this decoder: siren or conv (the config's conv: section)."),
 ):
     """Print the config a `fit` would use, as YAML: the defaults every flag starts from."""
-    from implicit_gon.config import resolve, to_yaml
+    from implicit_gon.config import check_given_keys, given_keys, resolve, to_yaml
     from signals import SIGNALS
     if signal not in SIGNALS:
         raise _err(f"signal {signal!r}: choose one of {', '.join(SIGNALS)}")
     flags = {"model.variational": True if variational else None, "model.decoder": decoder}
-    print(to_yaml(resolve(signal, name, config, flags, set_ or ())), end="")
+    cfg = resolve(signal, name, config, flags, set_ or ())
+    check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read
+    print(to_yaml(cfg), end="")
 
 
 # ---------------------------------------------------------------------------------------------------------------

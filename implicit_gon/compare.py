@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .config import given_keys, unread_keys
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
@@ -91,6 +92,35 @@ def check_finished(run: Path, cfg) -> None:
                                f"this comparison gives {v!r}; use another --out, or remove {run}")
 
 
+MANIFEST = "comparison.json"
+
+
+def check_manifest(out: Path, what: dict[str, Any]) -> None:
+    """OUT/comparison.json names what the folder compares; --resume into a folder of another comparison (another
+    table, dataset or held-out set) is refused, a new folder gets the file."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return write_json(path, what)
+    try:
+        had = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise GONError(f"{path}: unreadable ({e}); remove it to continue") from None
+    for k, v in what.items():
+        if k in had and had[k] != v:
+            flag = {"table": "--variational", "held_out": "--held-out"}.get(k, f"--{k}")
+            raise GONError(f"compare --resume: {out} holds a comparison with {k} {had[k]!r}, this one has {v!r} "
+                           f"({flag}); use another --out")
+
+
+def check_keys_read(configs: dict, given: dict[str, str]) -> None:
+    """Refuse a key the user gave that no method of this comparison reads (gon.step_size is read by the GON
+    methods alone, and is fine beside ae)."""
+    unread = [unread_keys(cfg, given) for cfg in configs.values()]
+    never = [k for k in unread[0] if all(k in u for u in unread)]
+    if never:
+        raise GONError(f"{given[never[0]]}: {unread[0][never[0]]}")
+
+
 def default_methods(decoder: str, variational: bool) -> list[str]:
     return [m for m in (TABLE2 if variational else TABLE1) if decoder in METHODS[m][1]]
 
@@ -115,21 +145,23 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
     methods = plan(methods, decoder, variational)
     check_sets(sets)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GONError(f"{out}: is not a directory")
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
-    out.mkdir(parents=True, exist_ok=True)
     metric = "bits_per_dim" if variational else "sse"
     val_every = val_every or max(1, steps // 10)
     base = {**(flags or {}), "model.decoder": decoder, "train.steps": steps, "train.val_every": val_every,
             "train.val_samples": val_samples, "train.ckpt_every": max(steps, 1)}
-    from .config import check_decoder_keys, given_keys
     configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
-    for cfg in configs.values():
-        check_decoder_keys(cfg, given_keys(flags, sets))
+    check_keys_read(configs, given_keys(flags, sets))
     cfg0 = configs[methods[0]]
     train_sig = task_signal(cfg0.data, "reconstruct", "train")
     val_sig = task_signal(cfg0.data, "reconstruct", "test", notes=False)
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused comparison leaves no folder behind
+    check_manifest(out, {"dataset": dataset, "decoder": decoder, "table": 2 if variational else 1,
+                         "held_out": n_val})
     runs = [(m, s) for m in methods for s in range(seeds)]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     t_all = time.perf_counter()
@@ -215,7 +247,8 @@ def markdown(t: dict[str, Any]) -> str:
     table_no = 2 if t["metric"] == "bits_per_dim" else 1
     ref = t.get("reference")
     lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "
-             f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seeds", "",
+             f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seed"
+             f"{'s' if t['seeds'] != 1 else ''}", "",
              f"| method | {unit} ({'mean ± std' if t['seeds'] > 1 else 'one seed'}) | per seed | "
              + (f"minus {ref}, same seed | " if ref else "") + f"steps | seconds | parameters | paper (Table {table_no}) |",
              "|---" * (8 if ref else 7) + "|"]
@@ -277,7 +310,8 @@ def paired_curves(out: Path, results, metric: str, ref: str) -> dict[str, dict[s
     refs = {r["seed"]: curve(out / f"{ref}-s{r['seed']}", metric) for r in results.get(ref, [])}
     diffs = {}
     for m, rs in results.items():
-        pairs = [(curve(out / f"{m}-s{r['seed']}", metric), refs[r["seed"]]) for r in rs if m != ref and r["seed"] in refs]
+        pairs = [(curve(out / f"{m}-s{r['seed']}", metric), refs[r["seed"]])
+                 for r in rs if m != ref and r["seed"] in refs]
         if not pairs:
             continue
         common = sorted(set.intersection(*(set(c[0]) & set(q[0]) for c, q in pairs)))

@@ -388,16 +388,43 @@ def given_keys(flags: dict[str, Any] | None, sets=()) -> dict[str, str]:
     return {**given, **{k: f"--set {k}" for k in parse_sets(sets or ())}}
 
 
-def check_decoder_keys(cfg: Config, given) -> None:
-    """Refuse keys the user gave (given_keys) that only the other decoder reads. Config files are not checked:
-    a dataset's file sets the SIREN's shape, and its conv: section the conv decoder's."""
+READ_ONLY_BY = (
+    (("gon.step_size",), lambda c: c.method.name == "gon", "a gradient-step setting",
+     lambda c: f"method.name {c.method.name} has no gradient step"),
+    (("method.glo_lr_mult", "method.glo_encode_steps", "method.glo_encode_lr"), lambda c: c.method.name == "glo",
+     "a GLO setting", lambda c: f"this run's method is {c.method.name}"),
+    (("gon.likelihood", "gon.sigma", "gon.beta", "gon.beta_warmup"),
+     lambda c: c.model.variational or c.method.name == "vae", "an ELBO setting",
+     lambda c: "this run is not variational (--variational, or method.name vae)"),
+    (("train.head_lr_mult",), lambda c: c.model.variational, "the variational head's setting",
+     lambda c: "this run has no variational head"),
+    (("train.classifier_lr_mult",), lambda c: c.gon.task in ("classify", "joint"), "the classifier's setting",
+     lambda c: f"gon.task {c.gon.task} has no classifier"),
+)
+"""(keys, whether a run reads them, what they are, why this one does not): given where unread, they would be
+stored in the run and never used."""
+
+
+def unread_keys(cfg: Config, given) -> dict[str, str]:
+    """Of the keys the user gave (given_keys), those this run would never read, each with why."""
+    out = {}
     for decoder, keys in DECODER_ONLY.items():
-        if decoder == cfg.model.decoder:
-            continue
-        hit = [k for k in keys if k in given]
-        if hit:
-            raise GONError(f"{given[hit[0]]}: a {decoder} decoder setting ({hit[0]}); this run's decoder is "
-                           f"{cfg.model.decoder}, which would ignore it")
+        if decoder != cfg.model.decoder:
+            out.update({k: f"a {decoder} decoder setting ({k}); this run's decoder is {cfg.model.decoder}, which "
+                           f"would ignore it" for k in keys if k in given})
+    for keys, reads, what, why in READ_ONLY_BY:
+        if not reads(cfg):
+            out.update({k: f"{what} ({k}); {why(cfg)}, so it would be ignored" for k in keys if k in given})
+    return out
+
+
+def check_given_keys(cfg: Config, given) -> None:
+    """Refuse keys the user gave that this run would never read. Config files are not checked: a dataset's file
+    sets the SIREN's shape, and its conv: section the conv decoder's."""
+    unread = unread_keys(cfg, given)
+    if unread:
+        k = next(iter(unread))
+        raise GONError(f"{given[k]}: {unread[k]}")
 
 
 def strata_block(points: float) -> int | None:

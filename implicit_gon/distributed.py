@@ -173,5 +173,11 @@ def check_batch(global_batch: int, d: Dist) -> None:
 
 
 def shutdown(d: Dist) -> None:
+    """Leave the group together: a rank that tears gloo down while its peer still talks to it can abort the peer
+    ("terminate called without an active exception", seen on a loaded 2-core machine), so all meet first."""
     if d.active and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass  # a peer already gone: nothing left to wait for
         dist.destroy_process_group()

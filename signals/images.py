@@ -166,7 +166,8 @@ def render_prior(gon, z: torch.Tensor, res: int) -> np.ndarray:
 
 
 def read_latents(path, latent_dim: int) -> torch.Tensor:
-    """Latents from a .npy file (n, K) or (K,), checked against the run's latent size: (n, K) float32."""
+    """Latents from a .npy file (n, K) or (K,), or the .npz that `latents` writes, checked against the run's
+    latent size: (n, K) float32."""
     from pathlib import Path
 
     from implicit_gon.errors import DataError
@@ -178,6 +179,10 @@ def read_latents(path, latent_dim: int) -> torch.Tensor:
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    if isinstance(z, np.lib.npyio.NpzFile):  # what `latents --out X.npz` writes: its latents array
+        if "latents" not in z.files:
+            raise DataError(f"{path}: an .npz without a 'latents' array (it has {', '.join(z.files) or 'none'})")
+        z = z["latents"]
     z = z[None] if z.ndim == 1 else z
     if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.issubdtype(z.dtype, np.number):
         raise DataError(f"{path}: latents of shape {tuple(z.shape)} ({z.dtype}); this run needs (n, {latent_dim})")

@@ -48,6 +48,8 @@ def write(z: torch.Tensor, labels, classes, out: Path, title: str) -> None:
         return
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise GONError(f"{out}: write latents as .png, .pdf, .svg (a scatter) or .npz (the arrays)")
+    if len(z) < 2:
+        raise GONError(f"{out}: a scatter of latents needs at least 2 of them (got {len(z)}); write .npz for one")
     scatter(z, labels, classes, out, title)
 
 

@@ -133,6 +133,9 @@ def test_config_show_resolves_for_a_decoder(capsys):
     assert code == 0, err
     shown = yaml.safe_load(out)
     assert shown["model"]["decoder"] == "conv" and shown["train"]["lr"] == 1e-4 and shown["train"]["points"] == 1.0
+    code, _, err = run_cli(["config", "show", "images", "mnist", "--decoder", "conv", "--set", "model.hidden=3"],
+                           capsys)  # refused as fit refuses it: the conv decoder has no hidden width
+    assert code == 1 and err.count("\n") == 1 and "--set model.hidden: a siren decoder setting" in err
 
 
 def test_config_show_round_trips(tmp_path, capsys):

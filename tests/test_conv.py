@@ -200,6 +200,14 @@ def test_cli_conv_run_every_verb(conv_run, tmp_path, capsys):
     code, _, _ = run_cli(["interpolate", conv_run, "--pairs", "1", "--frames", "3", "--out", tmp_path / "i.png"],
                          capsys)
     assert code == 0
+    code, _, err = run_cli(["latents", conv_run, "--n", "6", "--out", tmp_path / "l.npz"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["decode", conv_run, tmp_path / "l.npz", "--out", tmp_path / "dl.png"], capsys)
+    assert code == 0 and Image.open(tmp_path / "dl.png").size[0] > 28, err  # the .npz latents writes, read back
+    code, _, err = run_cli(["latents", conv_run, "--n", "1", "--out", tmp_path / "l1.png"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "at least 2" in err
+    code, _, err = run_cli(["interpolate", conv_run, "--fps", "10", "--out", tmp_path / "f.png"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "no frame rate" in err
 
 
 def test_cli_conv_render_above_its_grid_is_one_line(conv_run, tmp_path, capsys):
@@ -217,6 +225,10 @@ def test_cli_variational_conv_samples_from_the_prior(tmp_path, shared_data, caps
     assert code == 0
     code, _, _ = run_cli(["sample", run, "--n", "4", "--out", tmp_path / "s.png"], capsys)
     assert code == 0
+    before = (run / "checkpoint.safetensors").read_bytes()
+    code, _, err = run_cli(["sample", run, "--refit", "--n", "4", "--out", tmp_path / "r.png"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "samples from its prior" in err
+    assert (run / "checkpoint.safetensors").read_bytes() == before and not (tmp_path / "r.png").exists()
 
 
 def test_cli_fit_method_smoke(tmp_path, shared_data, capsys):
@@ -271,6 +283,13 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     code, _, err = run_cli(args + ["--resume", "--lr", "0.003"], capsys)  # finished runs of another comparison
     assert code == 1 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
     assert (out / "table.md").read_text() == before
+    code, _, err = run_cli(args + ["--resume", "--held-out", "8"], capsys)  # scored on 16: not reusable
+    assert code == 1 and err.count("\n") == 1 and "held_out 16" in err and "--held-out" in err
+    t2 = ["compare", "--data-dir", shared_data / "mnist", "--variational", "--steps", "2", "--seeds", "2",
+          "--val-every", "1", "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out]
+    code, _, err = run_cli(t2 + ["--resume"], capsys)  # Table 2 into Table 1's folder
+    assert code == 1 and err.count("\n") == 1 and "table 1" in err and "--variational" in err
+    assert (out / "table.md").read_text() == before and not (out / "vgon-s0").exists()
     from PIL import Image
     width, height = Image.open(out / "curves.png").size
     assert width > 1.5 * height  # the second panel: each method less gon on the same seed
@@ -304,23 +323,31 @@ def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
                                           (["--set", "method.name=ae"], "use --methods"),
                                           (["--hidden-flag-via-set"], "a siren decoder setting"),
                                           (["--methods", "gon,ae", "--set", "train.points=0.25"],
-                                           "ae's encoder reads whole images")])
+                                           "ae's encoder reads whole images"),
+                                          (["--methods", "ae,tied-ae", "--set", "gon.step_size=0.5"],
+                                           "a gradient-step setting"),
+                                          (["--data-dir", "MISSING"], "MISSING")])
 def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsys):
     """Refused before anything is trained: no run directory is left (the ae refusal comes from its own config,
     checked with gon's before gon trains)."""
     (tmp_path / "FILE").write_text("keep")
-    extra = [tmp_path / a if a == "FILE" else a for a in extra]
+    extra = [tmp_path / a if a in ("FILE", "MISSING") else a for a in extra]
     extra = ["--set", "model.hidden=64"] if extra == ["--hidden-flag-via-set"] else extra
     code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
                             tmp_path / "c", *extra], capsys)
     assert code == 1 and err.count("\n") == 1 and needle in err
-    assert not list((tmp_path / "c").glob("*-s*")) if (tmp_path / "c").is_dir() else True
+    assert not (tmp_path / "c").exists()  # a refused comparison leaves no folder behind
 
 
 @pytest.mark.parametrize("flags,needle", [(["--decoder", "conv", "--hidden", "64"], "--hidden: a siren decoder"),
                                           (["--decoder", "conv", "--set", "gon.fast=false"], "--set gon.fast: a siren"),
-                                          (["--conv-width", "8"], "--conv-width: a conv decoder setting")])
-def test_fit_refuses_the_other_decoders_settings(flags, needle, tmp_path, shared_data, capsys):
+                                          (["--conv-width", "8"], "--conv-width: a conv decoder setting"),
+                                          (["--decoder", "conv", "--method", "ae", "--set", "gon.step_size=0.5"],
+                                           "--set gon.step_size: a gradient-step setting"),
+                                          (["--set", "method.glo_encode_steps=5"], "a GLO setting"),
+                                          (["--set", "train.head_lr_mult=3"], "has no variational head"),
+                                          (["--set", "gon.beta_warmup=10"], "this run is not variational")])
+def test_fit_refuses_settings_the_run_would_not_read(flags, needle, tmp_path, shared_data, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
                             tmp_path / "r", "--steps", "1", "--quiet", *flags], capsys)
     assert code == 1 and err.count("\n") == 1 and needle in err and not (tmp_path / "r" / "config.json").exists()
