@@ -186,10 +186,11 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
         log(f"[{k}/{len(runs)}] {m} seed {s}: held-out {metric} {row[metric]:.4g} ({seconds:.0f} s; "
             f"{time.perf_counter() - t_all:.0f} s so far)")
     table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
-    table["curves"] = mean_curves(out, results, metric)
+    curves = load_curves(out, results, metric)
+    table["curves"] = {m: {"steps": c["steps"], "mean": c["mean"]} for m, c in seed_bands(curves).items()}
     write_json(out / "table.json", table)
     write_text(out / "table.md", markdown(table))
-    plot_curves(out, results, metric, out / "curves.png", f"{dataset}, {decoder} decoder", table["reference"])
+    plot_curves(curves, metric, out / "curves.png", f"{dataset}, {decoder} decoder", table["reference"])
     return table
 
 
@@ -266,14 +267,21 @@ def markdown(t: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def mean_curves(out: Path, results, metric: str) -> dict[str, dict[str, list]]:
-    """Per method, the held-out curve (on the val_samples images) averaged over seeds, at the steps all seeds have."""
-    curves = {}
-    for m, rs in results.items():
-        runs = [curve(out / f"{m}-s{r['seed']}", metric) for r in rs]
-        n = min(len(c[1]) for c in runs)
-        curves[m] = {"steps": runs[0][0][:n], "mean": [sum(c[1][i] for c in runs) / len(runs) for i in range(n)]}
-    return curves
+def load_curves(out: Path, results, metric: str) -> dict[str, dict[int, tuple[list[int], list[float]]]]:
+    """Per method, per seed, its held-out curve (steps, values) from the run's metrics.jsonl, read once."""
+    return {m: {r["seed"]: curve(out / f"{m}-s{r['seed']}", metric) for r in rs} for m, rs in results.items()}
+
+
+def seed_bands(curves: dict[str, dict[int, tuple[list[int], list[float]]]]) -> dict[str, dict[str, list]]:
+    """Per method with points, at the steps all its seeds have: the mean over seeds, the lowest and the highest."""
+    bands = {}
+    for m, by_seed in curves.items():
+        steps = sorted(set.intersection(*(set(c[0]) for c in by_seed.values())))
+        cols = [[dict(zip(*c))[s] for c in by_seed.values()] for s in steps]  # (steps, seeds)
+        if cols:
+            bands[m] = {"steps": steps, "mean": [sum(c) / len(c) for c in cols],
+                        "min": [min(c) for c in cols], "max": [max(c) for c in cols]}
+    return bands
 
 
 def along_training(t: dict[str, Any], fractions=(0.1, 0.25, 0.5, 0.75, 1.0)) -> list[str]:
@@ -303,47 +311,35 @@ def curve(run: Path, metric: str) -> tuple[list[int], list[float]]:
     return steps, vals
 
 
-def paired_curves(out: Path, results, metric: str, ref: str) -> dict[str, dict[str, list]]:
+def paired_curves(curves, ref: str) -> dict[str, dict[str, list]]:
     """Per method but ref, its held-out curve less ref's on the same seed, step by step: mean, lowest, highest.
     The seeds' spread is mostly shared by every method (the same initialisation and batches), so this shows
     where methods really part, which the bands of the raw curves hide."""
-    refs = {r["seed"]: curve(out / f"{ref}-s{r['seed']}", metric) for r in results.get(ref, [])}
-    diffs = {}
-    for m, rs in results.items():
-        pairs = [(curve(out / f"{m}-s{r['seed']}", metric), refs[r["seed"]])
-                 for r in rs if m != ref and r["seed"] in refs]
-        if not pairs:
-            continue
-        common = sorted(set.intersection(*(set(c[0]) & set(q[0]) for c, q in pairs)))
-        cols = [[dict(zip(*c))[s] - dict(zip(*q))[s] for c, q in pairs] for s in common]  # (steps, seeds)
-        diffs[m] = {"steps": common, "mean": [sum(c) / len(c) for c in cols],
-                    "min": [min(c) for c in cols], "max": [max(c) for c in cols]}
-    return diffs
+    refs = {seed: dict(zip(*c)) for seed, c in curves.get(ref, {}).items()}
+
+    def less_ref(seed: int, steps: list[int], vals: list[float]) -> tuple[list[int], list[float]]:
+        pairs = [(s, v - refs[seed][s]) for s, v in zip(steps, vals) if s in refs[seed]]
+        return [s for s, _ in pairs], [d for _, d in pairs]
+
+    diffs = {m: {seed: less_ref(seed, *c) for seed, c in by_seed.items() if seed in refs}
+             for m, by_seed in curves.items() if m != ref}
+    return seed_bands({m: d for m, d in diffs.items() if d})
 
 
-def plot_curves(out: Path, results, metric: str, path: Path, title: str, ref: str | None = None) -> None:
+def plot_curves(curves, metric: str, path: Path, title: str, ref: str | None = None) -> None:
     """Held-out metric against step, log scale: the mean over seeds, a band from the lowest to the highest; with
     ref, a second panel of each method less ref on the same seed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .fsio import atomic_path
-    diffs = paired_curves(out, results, metric, ref) if ref else {}
+    diffs = paired_curves(curves, ref) if ref else {}
     fig, axes = plt.subplots(1, 2 if diffs else 1, figsize=(12.0 if diffs else 6.4, 4.2), squeeze=False)
     unit = "bits/dim" if metric == "bits_per_dim" else "SSE per image"
     ax = axes[0, 0]
-    for m, rs in results.items():
-        curves = [curve(out / f"{m}-s{r['seed']}", metric) for r in rs]
-        steps = curves[0][0]
-        n = min(len(c[1]) for c in curves)
-        if not n:
-            continue
-        cols = [[c[1][i] for c in curves] for i in range(n)]
-        mean = [sum(c) / len(c) for c in cols]
-        ax.plot(steps[:n], mean, label=m, color=_colour(m, results))
-        ax.fill_between(steps[:n], [min(c) for c in cols], [max(c) for c in cols], alpha=0.2,
-                        color=_colour(m, results))
+    for m, b in seed_bands(curves).items():
+        ax.plot(b["steps"], b["mean"], label=m, color=_colour(m, curves))
+        ax.fill_between(b["steps"], b["min"], b["max"], alpha=0.2, color=_colour(m, curves))
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(f"held-out {unit}")
@@ -351,7 +347,7 @@ def plot_curves(out: Path, results, metric: str, path: Path, title: str, ref: st
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     if diffs:
-        _plot_paired(axes[0, 1], diffs, results, ref, unit)
+        _plot_paired(axes[0, 1], diffs, curves, ref, unit)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -296,7 +296,7 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
 
 
 def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
-    from implicit_gon.compare import paired_curves
+    from implicit_gon.compare import load_curves, paired_curves
 
     def run(name, vals):
         (tmp_path / name).mkdir()
@@ -308,7 +308,7 @@ def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
     run("ae-s0", [11.0, 7.0, 6.5])
     run("ae-s1", [23.0, 15.0, 11.0])
     results = {"gon": [{"seed": 0}, {"seed": 1}], "ae": [{"seed": 0}, {"seed": 1}]}
-    d = paired_curves(tmp_path, results, "sse", "gon")
+    d = paired_curves(load_curves(tmp_path, results, "sse"), "gon")
     assert set(d) == {"ae"} and d["ae"]["steps"] == [10, 20, 30]
     assert d["ae"]["mean"] == pytest.approx([2.0, -1.0, -0.25])
     assert d["ae"]["min"] == pytest.approx([1.0, -1.0, -1.0]) and d["ae"]["max"] == pytest.approx([3.0, -1.0, 0.5])
