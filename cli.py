@@ -713,7 +713,7 @@ def sample_cmd(
     kind = gon.meta["signal"]
     _refuse_unused(ctx, "sample", kind)
     _outputs(kind, out, folder=True)
-    if refit and (gon.model.head is not None or gon.cfg.method.name == "vae"):
+    if refit and gon.samples_prior:
         raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
     if refit:
         _refit(gon, run, checkpoint)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, limits
-from .config import Config
+from .config import Config, trains_elbo
 from .device import resolve_device
 from .errors import GONError
 from .siren import Siren
@@ -158,15 +158,18 @@ class GON:
         return out
 
     # -- generation -------------------------------------------------------------------------------------------
+    @property
+    def samples_prior(self) -> bool:
+        """Whether samples come from the prior N(0, I) (a variational GON, a VAE), not the fitted Gaussian."""
+        return trains_elbo(self.cfg)
+
     def sample_latents(self, n: int, generator: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
         """Latents to decode: from the prior N(0, I) through the head's mean map for a variational run, else
         from the Gaussian fitted to the training latents (the paper's early-stop sampling). (n, K) on CPU."""
         K = self.cfg.model.latent_dim
         eps = torch.randn(n, K, generator=generator) * temperature
-        if self.model.head is not None:
-            return eps  # decode() feeds z through head.mu; sampling the prior means z' = eps directly
-        if self.cfg.method.name == "vae":
-            return eps  # the VAE's prior N(0, I), decoded as it is
+        if self.samples_prior:
+            return eps  # a variational GON's decode() feeds z through head.mu; a VAE decodes it as it is
         if self.gaussian is None:
             raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
         mean, cov = (t.double() for t in self.gaussian)

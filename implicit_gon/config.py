@@ -388,13 +388,18 @@ def given_keys(flags: dict[str, Any] | None, sets=()) -> dict[str, str]:
     return {**given, **{k: f"--set {k}" for k in parse_sets(sets or ())}}
 
 
+def trains_elbo(cfg: Config) -> bool:
+    """A variational GON or the VAE baseline: trained on the ELBO, scored in bits/dim, sampled from N(0, I)."""
+    return cfg.model.variational or cfg.method.name == "vae"
+
+
 READ_ONLY_BY = (
     (("gon.step_size",), lambda c: c.method.name == "gon", "a gradient-step setting",
      lambda c: f"method.name {c.method.name} has no gradient step"),
     (("method.glo_lr_mult", "method.glo_encode_steps", "method.glo_encode_lr"), lambda c: c.method.name == "glo",
      "a GLO setting", lambda c: f"this run's method is {c.method.name}"),
     (("gon.likelihood", "gon.sigma", "gon.beta", "gon.beta_warmup"),
-     lambda c: c.model.variational or c.method.name == "vae", "an ELBO setting",
+     trains_elbo, "an ELBO setting",
      lambda c: "this run is not variational (--variational, or method.name vae)"),
     (("train.head_lr_mult",), lambda c: c.model.variational, "the variational head's setting",
      lambda c: "this run has no variational head"),
@@ -478,7 +483,7 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if t.val_metric != "auto" and d.signal not in VAL_METRICS[t.val_metric][0]:
         raise GONError(f"{source}: train.val_metric = {t.val_metric} is not reported for {d.signal} runs (choose "
                        f"{', '.join(k for k, v in VAL_METRICS.items() if d.signal in v[0])})")
-    if t.val_metric == "bits_per_dim" and not (m.variational or cfg.method.name == "vae"):
+    if t.val_metric == "bits_per_dim" and not trains_elbo(cfg):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
     _check_decoder_rules(cfg, source)
     return cfg

@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import VAL_METRICS, Config
+from .config import VAL_METRICS, Config, trains_elbo
 from .errors import GONError
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
@@ -35,7 +35,7 @@ def monitored(cfg: Config) -> tuple[str, bool]:
     variational), audio the SNR of the held-out windows, SDF the Chamfer distance."""
     name = cfg.train.val_metric
     if name == "auto":
-        name = {"images": "bits_per_dim" if cfg.model.variational or cfg.method.name == "vae" else "sse", "audio": "snr_db",
+        name = {"images": "bits_per_dim" if trains_elbo(cfg) else "sse", "audio": "snr_db",
                 "sdf": "chamfer_x1e3"}[cfg.data.signal]
     return name, VAL_METRICS[name][1]
 
