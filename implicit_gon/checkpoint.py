@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .errors import GONError
 from .fsio import atomic_path, write_json
@@ -80,10 +80,11 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors from one open file: a `fit` replacing the checkpoint between two opens would pair
+    one checkpoint's checksum with the next one's weights."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        return metadata, load_file(str(path))
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for a corrupt header or truncated data
         raise GONError(f"{path}: not a readable implicit-gon checkpoint ({type(e).__name__})") from None
 

@@ -94,3 +94,24 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / CKPT).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(GONError, match="not a readable implicit-gon checkpoint"):
         GON.load(tmp_path, "cpu")
+
+
+def test_a_checkpoint_replaced_while_it_is_read_loads_whole(tmp_path, monkeypatch):
+    """`render RUN` while `fit` writes RUN: the file is replaced (renamed over) the moment the reader has opened it;
+    the reader gets the checkpoint it opened, checksum and weights from the same file, never a mix of two."""
+    from implicit_gon import checkpoint
+    sig = signal()
+    for run, steps in (("a", 2), ("b", 4)):  # other weights, other checksum
+        train(new_gon(small_cfg(steps=steps), sig), sig, tmp_path / run, progress=False)
+    opened, real = [], checkpoint.safe_open
+
+    def open_then_replace(path, **kw):
+        handle = real(path, **kw)
+        if not opened:  # the next checkpoint lands while the first reader holds the old one open
+            opened.append(path)
+            (tmp_path / "b" / CKPT).replace(path)
+        return handle
+    monkeypatch.setattr(checkpoint, "safe_open", open_then_replace)
+    info, state, _, _ = checkpoint.load(tmp_path / "a")
+    assert opened and info["step"] == 2
+    assert info["step"] != checkpoint.load(tmp_path / "a")[0]["step"] == 4  # the replacement is what is there now
