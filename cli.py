@@ -90,10 +90,10 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
     if not dist.main:
         _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
-        return distributed.leave(dist)
-    with rundir.session(rundir.check_out(out)):
-        _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
-    distributed.leave(dist)  # after the lock is released
+    else:
+        with rundir.session(rundir.check_out(out)):
+            _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
+    distributed.leave(dist)  # rank 0 after its lock is released
 
 
 def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,

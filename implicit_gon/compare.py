@@ -354,16 +354,16 @@ def plot_curves(curves, metric: str, path: Path, title: str, ref: str | None = N
     plt.close(fig)
 
 
-def _colour(m: str, results) -> str:
-    """The same colour for a method in both panels."""
-    return f"C{list(results).index(m) % 10}"
+def _colour(m: str, curves) -> str:
+    """The same colour for a method in both panels: its place among the compared methods."""
+    return f"C{list(curves).index(m) % 10}"
 
 
-def _plot_paired(ax, diffs, results, ref: str, unit: str) -> None:
+def _plot_paired(ax, diffs, curves, ref: str, unit: str) -> None:
     for m, d in diffs.items():
-        ax.plot(d["steps"], d["mean"], label=m, color=_colour(m, results))
-        ax.fill_between(d["steps"], d["min"], d["max"], alpha=0.2, color=_colour(m, results))
-    ax.axhline(0.0, color=_colour(ref, results), lw=1.0, label=ref)
+        ax.plot(d["steps"], d["mean"], label=m, color=_colour(m, curves))
+        ax.fill_between(d["steps"], d["min"], d["max"], alpha=0.2, color=_colour(m, curves))
+    ax.axhline(0.0, color=_colour(ref, curves), lw=1.0, label=ref)
     ax.set_yscale("symlog", linthresh=1.0 if unit.startswith("SSE") else 0.01)
     ax.set_xlabel("step")
     ax.set_ylabel(f"held-out {unit}, less {ref}'s (same seed)")
