@@ -26,8 +26,9 @@ class DatasetInfo:
     """The paper's training resolution."""
     channels: int
     formats: str
-    downloads: tuple[tuple[str, str, str], ...] = ()
-    """(url, file name, checksum) of a public download; empty when none is stable or it needs a sign-in."""
+    downloads: tuple[tuple, ...] = ()
+    """(url, file name, checksum[, size in bytes]) of a public download; empty when none is stable or it needs a
+    sign-in. The size, where known, limits the bytes accepted (else download.MAX_BYTES)."""
     missing: str = ""
     """What to put where, for a dataset that cannot be downloaded."""
 
@@ -40,11 +41,11 @@ NORB = "smallnorb-5x{}x9x18x6x2x96x96-{}-dat.mat.gz"
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
     DatasetInfo("digits", 8, 1, "bundled with scikit-learn (offline)"),
     DatasetInfo("mnist", 28, 1, "IDX files, gzipped or not", (
-        (MNIST_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        (MNIST_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"))),
+        (MNIST_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
+        (MNIST_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3", 1_648_877))),
     DatasetInfo("fashion-mnist", 28, 1, "IDX files, gzipped or not", (
-        (FASHION_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        (FASHION_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:bef4ecab320f06d8554ea6380940ec79"))),
+        (FASHION_URL + "train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz", "md5:8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26_421_880),
+        (FASHION_URL + "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "md5:bef4ecab320f06d8554ea6380940ec79", 4_422_102))),
     DatasetInfo("smallnorb", 32, 1, "binary .mat files (-dat), gzipped or not", (
         (NORB_URL + NORB.format("46789", "training"), NORB.format("46789", "training"), "md5:66054832f9accfe74a0f4c36a75bc0a2"),
         (NORB_URL + NORB.format("01235", "testing"), NORB.format("01235", "testing"), "md5:e4ad715691ed5a3a5f138751a4ceb071"))),
@@ -52,7 +53,7 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
                 missing="put the processed COIL-20 images obj{i}__{j}.png (or coil-20-proc.zip) in DIR"),
     DatasetInfo("cifar10", 32, 3, "python batches or cifar-10-python.tar.gz", (
         ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz",
-         "md5:c58f30108f718f92721af3b95e74349a"),)),
+         "md5:c58f30108f718f92721af3b95e74349a", 170_498_071),)),
     DatasetInfo("celeba", 64, 3, "img_align_celeba/*.jpg + list_eval_partition.txt",
                 missing="CelebA needs a sign-in to download: put img_align_celeba/*.jpg and list_eval_partition.txt "
                         "(from 'Align&Cropped Images' and 'Eval') in DIR"),
@@ -120,8 +121,8 @@ def fetch(name: str, target: Path, progress: bool = True) -> None:
     info = get_info(name)
     if not info.downloads:
         raise DataError(f"{name}: no public download; {info.missing.replace('DIR', str(target))}")
-    for url, fname, checksum in info.downloads:
-        download(url, target / fname, checksum, progress)
+    for url, fname, checksum, *size in info.downloads:
+        download(url, target / fname, checksum, progress, size=size[0] if size else None)
 
 
 def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = None) -> np.ndarray:
