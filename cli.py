@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -1031,7 +1032,10 @@ def compare_cmd(
     data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
     methods: Optional[str] = Opt(None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, detach-10, glo "
                                  "(Table 1, the default); with --variational: vgon, vae (Table 2)."),
-    steps: int = Opt(..., help="Training steps of every run."),
+    steps: Optional[int] = Opt(None, help="Training steps of every run (or --epochs)."),
+    epochs: Optional[float] = Opt(None, help="Passes over the training split instead of --steps: steps = "
+                                  "ceil(epochs x training images / batch size), recorded in OUT/comparison.json "
+                                  "(the paper: 500 epochs for Table 1, 1,000 for Table 2)."),
     seeds: int = Opt(3, help="Seeds per method (0, 1, ...)."),
     decoder: str = Opt("conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; vgon)."),
     variational: bool = Opt(False, "--variational", help="Table 2: variational GON against a VAE, in bits/dim."),
@@ -1049,8 +1053,12 @@ def compare_cmd(
     out: Path = Opt(..., help="Folder: a run directory per method and seed, table.md, table.json, curves.png."),
 ):
     """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
-    (held-out error against step) at a budget of your choosing."""
+    (held-out error against step) at a budget of your choosing, beside the paper's figures."""
     from implicit_gon import compare, options, rundir
+    if (steps is None) == (epochs is None):
+        raise _err("compare: give --steps N or --epochs N (one of them)")
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise _err(f"compare --epochs {epochs}: must be a number above 0")
     rundir.check_out(out)  # a file in the way is one line, before any training
     if decoder not in ("conv", "siren"):
         raise _err(f"compare --decoder {decoder}: choose conv or siren")
@@ -1068,7 +1076,7 @@ def compare_cmd(
              "data.train_limit": train_limit, "train.device": device}
     table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
                             {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
-                            held_out)
+                            held_out, epochs=epochs)
     print((out / "table.md").read_text(), end="")
     print(f"wrote {out}/table.md, table.json, curves.png ({_count(len(table['methods']), 'method')} x {_count(seeds, 'seed')})",
           file=sys.stderr)

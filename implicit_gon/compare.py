@@ -14,10 +14,11 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
+from . import paper_tables
 from .config import given_keys, unread_keys
 from .errors import GONError
 from .fsio import atomic_path, write_json
@@ -37,11 +38,6 @@ METHODS: dict[str, tuple[dict[str, Any], tuple[str, ...], bool]] = {
 }
 TABLE1 = ("gon", "ae", "tied-ae", "detach", "gon-10", "detach-10", "glo")
 TABLE2 = ("vgon", "vae")
-
-PAPER_SOURCE = ("Bond-Taylor & Willcocks, Gradient Origin Networks, ICLR 2021 (arXiv 2007.02798), Tables 1 and 2. "
-                "n/a: the tables' figures could not be retrieved here (only the paper's opening pages were "
-                "reachable offline), so none are quoted rather than any guessed.")
-PAPER: dict[tuple[str, str], float | None] = {}  # (dataset, method) -> the paper's figure; empty: see PAPER_SOURCE
 
 
 def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
@@ -95,19 +91,20 @@ def check_finished(run: Path, cfg) -> None:
 MANIFEST = "comparison.json"
 
 
-def check_manifest(out: Path, what: dict[str, Any]) -> None:
+def check_manifest(out: Path, what: dict[str, Any], notes: dict[str, Any] | None = None) -> None:
     """OUT/comparison.json names what the folder compares; --resume into a folder of another comparison (another
-    table, dataset or held-out set) is refused, a new folder gets the file."""
+    table, dataset, held-out set or number of steps) is refused, a new folder gets the file, with notes (how
+    --epochs became steps) written beside what is checked."""
     path = out / MANIFEST
     if not path.is_file():
-        return write_json(path, what)
+        return write_json(path, {**what, **(notes or {})})
     try:
         had = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise GONError(f"{path}: unreadable ({e}); remove it to continue") from None
     for k, v in what.items():
         if k in had and had[k] != v:
-            flag = {"table": "--variational", "held_out": "--held-out"}.get(k, f"--{k}")
+            flag = {"table": "--variational", "held_out": "--held-out", "steps": "--steps or --epochs"}.get(k, f"--{k}")
             raise GONError(f"compare --resume: {out} holds a comparison with {k} {had[k]!r}, this one has {v!r} "
                            f"({flag}); use another --out")
 
@@ -133,14 +130,25 @@ def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets
     return resolve("images", dataset, None, f, sets)
 
 
-def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int, decoder: str = "conv",
+def budget(steps: int | None, epochs: float | None, n_train: int, batch_size: int) -> int:
+    """Training steps from --steps, or from --epochs: passes over the training split at the batch size (rounded
+    up: the last epoch is trained whole)."""
+    if (steps is None) == (epochs is None):
+        raise GONError("compare: give --steps N or --epochs N, not both and not neither")
+    if steps is not None:
+        return steps
+    if not epochs > 0:
+        raise GONError(f"compare --epochs {epochs}: must be above 0")
+    return max(1, math.ceil(epochs * n_train / batch_size))
+
+
+def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int | None, decoder: str = "conv",
             variational: bool = False, resume: bool = False, flags: dict[str, Any] | None = None,
             sets=(), val_every: int | None = None, val_samples: int = 256, held_out: int | None = None,
-            log=None) -> dict[str, Any]:
-    """Train every (method, seed), score each on the whole held-out split, write the table and the curves."""
+            log=None, epochs: float | None = None) -> dict[str, Any]:
+    """Train every (method, seed) for `steps` (or `epochs` of the training split), score each on the whole
+    held-out split and on as many training images, write the table and the curves."""
     from signals import task_signal
-
-    from .train import evaluate, fit
     log = log or (lambda s: print(s, file=sys.stderr))
     methods = plan(methods, decoder, variational)
     check_sets(sets)
@@ -149,49 +157,79 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int,
         raise GONError(f"{out}: is not a directory")
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
-    metric = "bits_per_dim" if variational else "sse"
-    val_every = val_every or max(1, steps // 10)
-    base = {**(flags or {}), "model.decoder": decoder, "train.steps": steps, "train.val_every": val_every,
-            "train.val_samples": val_samples, "train.ckpt_every": max(steps, 1)}
+    base = {**(flags or {}), "model.decoder": decoder, "train.val_samples": val_samples}
+    probe = run_config(dataset, methods[0], 0, base, sets)  # the data and batch size, which --epochs needs
+    train_sig = task_signal(probe.data, "reconstruct", "train")
+    val_sig = task_signal(probe.data, "reconstruct", "test", notes=False)
+    steps = budget(steps, epochs, len(train_sig), probe.train.batch_size)
+    base.update({"train.steps": steps, "train.val_every": val_every or max(1, steps // 10),
+                 "train.ckpt_every": max(steps, 1)})
     configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
     check_keys_read(configs, given_keys(flags, sets))
-    cfg0 = configs[methods[0]]
-    train_sig = task_signal(cfg0.data, "reconstruct", "train")
-    val_sig = task_signal(cfg0.data, "reconstruct", "test", notes=False)
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
+    n_fit = min(n_val, len(train_sig))  # training images scored the same way: the train-test gap (Fig. 2c)
+    bs = probe.train.batch_size
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused comparison leaves no folder behind
     check_manifest(out, {"dataset": dataset, "decoder": decoder, "table": 2 if variational else 1,
-                         "held_out": n_val})
+                         "held_out": n_val, "steps": steps},
+                   {"epochs": steps * bs / len(train_sig), "epochs_asked": epochs, "batch_size": bs,
+                    "train_samples": len(train_sig)})
+    metric = "bits_per_dim" if variational else "sse"
     runs = [(m, s) for m in methods for s in range(seeds)]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     t_all = time.perf_counter()
     for k, (m, s) in enumerate(runs, 1):
-        run = out / f"{m}-s{s}"
-        done = run / "compare.json"
         cfg = run_config(dataset, m, s, base, sets)
-        if resume and done.is_file():
-            check_finished(run, cfg)
-            results[m].append(json.loads(done.read_text()))
-            log(f"[{k}/{len(runs)}] {m} seed {s}: finished earlier, skipped")
-            continue
-        log(f"[{k}/{len(runs)}] {m} seed {s}: {steps} steps ...")
-        t0 = time.perf_counter()
-        gon = fit(train_sig, cfg, run, val_sig, progress=False, overwrite=True)
-        seconds = time.perf_counter() - t0
-        final = evaluate(gon, val_sig, torch.arange(n_val), cfg.train.batch_size)
-        row = {"method": m, "seed": s, "steps": gon.step, "train_seconds": gon.train_state.get("elapsed", seconds),
-               "seconds": seconds, "parameters": parameters(gon.model), **final}
-        write_json(done, row)
+        tag = f"[{k}/{len(runs)}] {m} seed {s}"
+        row = train_one(out / f"{m}-s{s}", m, cfg, resume, Scoring(train_sig, val_sig, n_fit, n_val, log), tag)
         results[m].append(row)
-        log(f"[{k}/{len(runs)}] {m} seed {s}: held-out {metric} {row[metric]:.4g} ({seconds:.0f} s; "
-            f"{time.perf_counter() - t_all:.0f} s so far)")
-    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val)
+        log(f"{tag}: held-out {metric} {row[metric]:.4g}, training split {row['train'][metric]:.4g} "
+            f"({row['seconds']:.0f} s; {time.perf_counter() - t_all:.0f} s so far)")
+    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs)
     curves = load_curves(out, results, metric)
     table["curves"] = {m: {"steps": c["steps"], "mean": c["mean"]} for m, c in seed_bands(curves).items()}
     write_json(out / "table.json", table)
     write_text(out / "table.md", markdown(table))
     plot_curves(curves, metric, out / "curves.png", f"{dataset}, {decoder} decoder", table["reference"])
     return table
+
+
+class Scoring(NamedTuple):
+    """What every run of a comparison is scored on: the first n_val held-out images and the first n_fit
+    training images, each encoded as at test time (the training split's score gives the train-test gap)."""
+    train: Any
+    val: Any
+    n_fit: int
+    n_val: int
+    log: Any
+
+
+def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) -> dict[str, Any]:
+    """One (method, seed): trained (or, with resume, its finished run reused) and scored; its row is kept in
+    run/compare.json."""
+    from .train import evaluate, fit
+    done = run / "compare.json"
+    if resume and done.is_file():
+        check_finished(run, cfg)
+        row = json.loads(done.read_text())
+        if (row.get("train") or {}).get("n") == sc.n_fit:
+            sc.log(f"{tag}: finished earlier, skipped")
+            return row
+        from .api import GON  # finished before compare scored the training split: score it now
+        gon = GON.load(run, cfg.train.device)
+        sc.log(f"{tag}: finished earlier, skipped; scoring its training split")
+    else:
+        sc.log(f"{tag}: {cfg.train.steps} steps ...")
+        t0 = time.perf_counter()
+        gon = fit(sc.train, cfg, run, sc.val, progress=False, overwrite=True)
+        seconds = time.perf_counter() - t0
+        row = {"method": method, "seed": cfg.train.seed, "steps": gon.step,
+               "train_seconds": gon.train_state.get("elapsed", seconds), "seconds": seconds,
+               "parameters": parameters(gon.model),
+               **evaluate(gon, sc.val, torch.arange(sc.n_val), cfg.train.batch_size)}
+    row["train"] = evaluate(gon, sc.train, torch.arange(sc.n_fit), cfg.train.batch_size)
+    write_json(done, row)
+    return row
 
 
 def write_text(path: Path, text: str) -> None:
@@ -224,47 +262,103 @@ def paired(rs: list[dict], ref: list[dict], metric: str) -> dict[str, Any] | Non
     return {"mean": mean, "std": sd, "n": len(d)}
 
 
-def summarise(results, dataset, decoder, metric, steps, seeds, n_train, n_val) -> dict[str, Any]:
-    ref = "vgon" if metric == "bits_per_dim" else "gon"
-    rows = {}
-    for m, rs in results.items():
-        vals = [r[metric] for r in rs]
-        mean, sd = _mean_std(vals)
-        rows[m] = {"mean": mean, "std": sd, "per_seed": vals, "steps": steps,
-                   "seconds": _mean_std([r["seconds"] for r in rs])[0], "parameters": rs[0]["parameters"],
-                   "minus_reference": paired(rs, results[ref], metric) if ref in results and m != ref else None,
-                   "paper": PAPER.get((dataset, m))}
+def summarise(results, dataset, decoder, metric, steps, seeds, n_train, n_val, batch_size=None) -> dict[str, Any]:
+    """The table: per method our mean and spread over seeds, the same-seed difference from the reference, the
+    training split's score and the gap to the held-out one, the paper's figure and ours over it; the paper's
+    ordering checked against ours, and its train-test gap claim (Appendix E, Fig. 2c)."""
+    variational = metric == "bits_per_dim"
+    ref = "vgon" if variational else "gon"
+    rows = {m: _row(rs, results.get(ref), m == ref, metric, steps, paper_tables.figure(dataset, m, variational))
+            for m, rs in results.items()}
+    paper = {m: r["paper"] for m, r in rows.items() if r["paper"] is not None}
     return {"dataset": dataset, "decoder": decoder, "metric": metric, "steps": steps, "seeds": seeds,
-            "train_samples": n_train, "held_out_samples": n_val, "reference": ref if ref in results else None,
-            "methods": rows, "paper_source": PAPER_SOURCE}
+            "train_samples": n_train, "held_out_samples": n_val, "batch_size": batch_size,
+            "epochs": steps * batch_size / n_train if batch_size else None,
+            "reference": ref if ref in results else None, "methods": rows,
+            "ordering": paper_tables.ordering({m: r["mean"] for m, r in rows.items()}, paper),
+            "gap_claim": gap_claim(rows), "paper_source": paper_tables.SOURCE}
+
+
+def _row(rs: list[dict], ref_rs, is_ref: bool, metric: str, steps: int, paper) -> dict[str, Any]:
+    """One method's row from its runs' records (rs: one per seed)."""
+    vals = [r[metric] for r in rs]
+    mean, sd = _mean_std(vals)
+    trained = [r for r in rs if r.get("train")]  # runs that scored the training split
+    train = _mean_std([r["train"][metric] for r in trained]) if trained else None
+    gap = _mean_std([r[metric] - r["train"][metric] for r in trained]) if trained else None
+    return {"mean": mean, "std": sd, "per_seed": vals, "steps": steps,
+            "seconds": _mean_std([r["seconds"] for r in rs])[0], "parameters": rs[0]["parameters"],
+            "minus_reference": paired(rs, ref_rs, metric) if ref_rs and not is_ref else None,
+            "train": None if train is None else {"mean": train[0], "std": train[1], "n": trained[0]["train"]["n"]},
+            "gap": None if gap is None else {"mean": gap[0], "std": gap[1], "n": len(trained)},
+            "paper": paper, "ours_over_paper": mean / paper["mean"] if paper else None}
+
+
+GON_LIKE, AE_LIKE = ("gon", "gon-10", "vgon"), ("ae", "tied-ae", "vae")
+
+
+def gap_claim(rows: dict[str, dict]) -> dict[str, Any] | None:
+    """The paper's Appendix E / Fig. 2c: the held-out less training-split loss is smaller for GONs than for
+    autoencoders of the same decoder. Every (GON, autoencoder) pair with gaps: whether it holds for each."""
+    gaps = {m: r["gap"]["mean"] for m, r in rows.items() if r.get("gap")}
+    pairs = [[g, a, gaps[g] < gaps[a]] for g in GON_LIKE if g in gaps for a in AE_LIKE if a in gaps]
+    return {"gaps": gaps, "pairs": pairs, "holds": all(p[2] for p in pairs)} if pairs else None
 
 
 def _pm(sd: float, n: int) -> str:
     return f" ± {sd:.2g}" if n > 1 else ""
 
 
+def _cells(r: dict[str, Any], ref: str | None, seeds: int) -> str:
+    """One method's markdown cells after its name."""
+    d, tr, gap, p = r.get("minus_reference"), r.get("train"), r.get("gap"), r.get("paper")
+    diff = "" if not ref else "— | " if d is None else f"{d['mean']:+.3g}{_pm(d['std'], d['n'])} | "
+    train = "—" if tr is None else f"{tr['mean']:.4g}{_pm(tr['std'], seeds)}"
+    gap_s = "—" if gap is None else f"{gap['mean']:+.3g}{_pm(gap['std'], gap['n'])}"
+    paper = "n/a" if p is None else f"{p['mean']:g}" + (f" ± {p['std']:g}" if p.get("std") else "")
+    ratio = "—" if r.get("ours_over_paper") is None else f"{r['ours_over_paper']:.3g}"
+    return (f"{r['mean']:.4g}{_pm(r['std'], len(r['per_seed']))} | {', '.join(f'{v:.4g}' for v in r['per_seed'])} | "
+            f"{diff}{train} | {gap_s} | {r['steps']} | {r['seconds']:.0f} | {r['parameters']:,} | {paper} | {ratio} |")
+
+
 def markdown(t: dict[str, Any]) -> str:
     unit = "bits/dim" if t["metric"] == "bits_per_dim" else "SSE per image"
     table_no = 2 if t["metric"] == "bits_per_dim" else 1
-    ref = t.get("reference")
+    ref, first = t.get("reference"), next(iter(t["methods"].values()))
+    epochs = f" ({t['epochs']:.3g} epochs at batch {t['batch_size']})" if t.get("epochs") else ""
+    paper_epochs = f", {first['paper']['epochs']} epochs" if first.get("paper") else ""
+    n_fit = next((r["train"]["n"] for r in t["methods"].values() if r.get("train")), 0)
     lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "
-             f"{t['train_samples']} trained on), {t['steps']} steps, {t['seeds']} seed"
+             f"{t['train_samples']} trained on), {t['steps']} steps{epochs}, {t['seeds']} seed"
              f"{'s' if t['seeds'] != 1 else ''}", "",
              f"| method | {unit} ({'mean ± std' if t['seeds'] > 1 else 'one seed'}) | per seed | "
-             + (f"minus {ref}, same seed | " if ref else "") + f"steps | seconds | parameters | paper (Table {table_no}) |",
-             "|---" * (8 if ref else 7) + "|"]
-    for m, r in t["methods"].items():
-        paper = "n/a" if r["paper"] is None else f"{r['paper']:g}"
-        seeds = ", ".join(f"{v:.4g}" for v in r["per_seed"])
-        d = r.get("minus_reference")
-        diff = "" if not ref else "— | " if d is None else f"{d['mean']:+.3g}{_pm(d['std'], d['n'])} | "
-        lines.append(f"| {m} | {r['mean']:.4g}{_pm(r['std'], len(r['per_seed']))} | {seeds} | {diff}{r['steps']} | "
-                     f"{r['seconds']:.0f} | {r['parameters']:,} | {paper} |")
+             + (f"minus {ref}, same seed | " if ref else "") + f"training split ({n_fit} images) | gap | steps | "
+             f"seconds | parameters | paper (Table {table_no}{paper_epochs}) | ours / paper |",
+             "|---" * (11 if ref else 10) + "|"]
+    lines += [f"| {m} | {_cells(r, ref, t['seeds'])}" for m, r in t["methods"].items()]
     if ref:
         lines += ["", f"minus {ref}: the method's figure less {ref}'s on the same seed (the same decoder "
                       "initialisation and batches)" + (", mean ± std over seeds." if t["seeds"] > 1 else ".")]
-    lines += ["", *along_training(t), f"Paper: {t['paper_source']}", ""]
+    lines += ["", "training split: the first training images, each encoded as the held-out ones are; gap: held-out "
+              "less training split, same seed.", "", *claims(t, table_no), *along_training(t),
+              f"Paper: {t['paper_source']}", ""]
     return "\n".join(lines)
+
+
+def claims(t: dict[str, Any], table_no: int) -> list[str]:
+    """The paper's ordering and its train-test gap claim, checked against this table, as markdown lines."""
+    lines, o, g = [], t.get("ordering"), t.get("gap_claim")
+    if o and o["holds"] is not None:
+        verdict = "holds" if o["holds"] else "does not hold: " + ", ".join(f"{w} before {b}" for b, w in o["disagree"])
+        lines.append(f"The paper's order (Table {table_no}, {t['dataset']}, best first): {' < '.join(o['paper'])}; "
+                     f"ours: {' < '.join(o['ours'])}. The paper's order {verdict} ({len(o['agree'])} of "
+                     f"{len(o['agree']) + len(o['disagree'])} pairs it tells apart agree).")
+    if g:
+        verdict = "holds" if g["holds"] else "does not hold"
+        pairs = ", ".join(f"{a} {g['gaps'][a]:+.3g} {'<' if ok else '≥'} {b} {g['gaps'][b]:+.3g}" for a, b, ok in g["pairs"])
+        lines.append(f"Train-test gap smaller for GON than for the autoencoders (Appendix E, Fig. 2c): {verdict} "
+                     f"({pairs}).")
+    return [*lines, ""] if lines else []
 
 
 def load_curves(out: Path, results, metric: str) -> dict[str, dict[int, tuple[list[int], list[float]]]]:
