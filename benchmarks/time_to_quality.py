@@ -4,8 +4,8 @@
                                          [--out DIR] [--marks 12] [--set key=value ...]
 
 The engine is `fit` itself with the dataset's shipped config and `train.max_time` (what `implicit-gon fit images
---dataset D --max-time 240s` runs); the baseline is benchmarks/eq12.py, a careful straightforward Eq. 12 (full
-grid, batch 64, Adam 1e-4, the same model and initialisation), trained in the same process with the same
+--dataset D --max-time 240s` runs); the baseline is benchmarks/eq12.py, the authors' Implicit-GON.py rewritten
+(their architecture, initialisation, linspace grid and loss; full grid, batch 64, Adam 1e-4), trained in the same process with the same
 allocator setting for the same seconds. Both are scored the same way on the same held-out images: each latent one
 gradient step on the full grid, PSNR with peak 1 and summed squared error per image. The weights are copied at
 `--marks` evenly spaced times and scored afterwards, so the curve costs neither system any training time.
@@ -98,7 +98,7 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, label in (("engine", "implicit-gon (default config)"), ("eq12", "Eq. 12, straightforward")):
+    for name, label in (("engine", "implicit-gon (default config)"), ("eq12", "authors' Implicit-GON.py (eq12.py)")):
         c = result[name]["curve"]
         ax.plot([r["seconds"] for r in c], [r["psnr"] for r in c], marker="o", ms=3,
                 label=f"{label}: {result[name]['steps_per_s']:.2f} steps/s")

@@ -65,3 +65,61 @@ def test_time_to_quality_trains_both_for_the_budget_and_writes_the_curve(tmp_pat
     assert r["engine"]["steps_per_s"] > r["eq12"]["steps_per_s"]
     assert (out / "time_to_quality.png").read_bytes()[:4] == b"\x89PNG"
     assert "lead" in p.stdout and "steps/s" in p.stdout
+
+
+def test_eq12_is_the_authors_initialisation_grid_and_loss():
+    """benchmarks/eq12.py against the formulas of the authors' Implicit-GON.py: the first layer U(±1/fan_in) over
+    coordinates and latent, every later layer (the output too) U(±sqrt(6/fan_in)/30), biases nn.Linear's
+    U(±1/sqrt(fan_in)), sin(30 x) in every hidden layer and a linear output, a linspace(-1, 1) "ij" grid, and
+    ((F - x) ** 2).sum(1).mean() as the loss."""
+    import math
+
+    from eq12 import ConcatSiren, authors_grid, authors_loss
+
+    from implicit_gon.config import ModelConfig
+    torch.manual_seed(0)
+    model = ConcatSiren(2, 3, ModelConfig(latent_dim=32, hidden=256, layers=4))
+    layers = [m.linear for m in model.net]
+    assert [tuple(w.weight.shape) for w in layers] == [(256, 34), (256, 256), (256, 256), (256, 256), (3, 256)]
+    bounds = [1 / 34] + [math.sqrt(6 / 256) / 30] * 4
+    for lin, bound in zip(layers, bounds):
+        w, b = lin.weight, lin.bias
+        assert w.abs().max() <= bound and w.abs().max() > 0.98 * bound  # uniform up to the bound, not beyond
+        assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05 if w.numel() > 1000 else 0.25)
+        assert w.mean().abs() < 0.1 * bound
+        fan = lin.in_features
+        assert b.abs().max() <= 1 / math.sqrt(fan) and b.abs().max() > 0.8 / math.sqrt(fan)
+    x = torch.randn(5, 34)
+    h = torch.sin(30 * layers[0](x))
+    assert torch.allclose(model.net[0](x), h)
+    for lin in layers[1:4]:
+        h = torch.sin(30 * lin(h))
+    assert torch.allclose(model.net(x), layers[4](h), atol=1e-6)  # linear output, no sigmoid
+    g = authors_grid(28)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, 28), torch.linspace(-1, 1, 28), indexing="ij")
+    assert torch.equal(g, torch.stack([ys, xs], -1).reshape(-1, 2)) and g[0].tolist() == [-1, -1]
+    assert g[1].tolist() == pytest.approx([-1, -1 + 2 / 27])  # the second pixel of the first row
+    y, t = torch.rand(4, 784, 3), torch.rand(4, 784, 3)
+    assert authors_loss(y, t) == pytest.approx(((y - t) ** 2).sum(1).mean().item(), rel=1e-5)
+    assert authors_loss(y, t, batch=64) == pytest.approx(((y - t) ** 2).sum().item() / (64 * 3), rel=1e-5)
+
+
+def test_eq12_trains_and_scores_clamped_outputs(shared_data):
+    """One training step moves the authors' F; the score clamps its linear output to [0, 1] (an output of 2 on
+    a white pixel costs nothing)."""
+    from common import mnist_split
+    from eq12 import ConcatSiren, eq12_step, eval_eq12
+
+    from implicit_gon.config import ModelConfig
+    from signals import ImageSignal
+    sig = ImageSignal(mnist_split("test", shared_data / "mnist")[:64])
+    torch.manual_seed(0)
+    model = ConcatSiren(2, 1, ModelConfig(latent_dim=8, hidden=16, layers=2))
+    before = [p.detach().clone() for p in model.parameters()]
+    eq12_step(model, torch.optim.Adam(model.parameters(), 1e-4), sig, 0)
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    with torch.no_grad():
+        model.net[-1].linear.weight.zero_()
+        model.net[-1].linear.bias.fill_(2.0)  # F = 2 everywhere: clamped to 1
+    r = eval_eq12(model, ImageSignal(np.full((3, 4, 4, 1), 255, np.uint8)))
+    assert r["sse"] == 0 and r["psnr"] == float("inf")
