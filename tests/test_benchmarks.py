@@ -123,3 +123,34 @@ def test_eq12_trains_and_scores_clamped_outputs(shared_data):
         model.net[-1].linear.bias.fill_(2.0)  # F = 2 everywhere: clamped to 1
     r = eval_eq12(model, ImageSignal(np.full((3, 4, 4, 1), 255, np.uint8)))
     assert r["sse"] == 0 and r["psnr"] == float("inf")
+
+
+def test_flops_counts_every_product_of_a_step_forward_and_backward():
+    """A linear layer's forward and backward are three products of 2·B·in·out each (y, dx, dW); a gradient step
+    trained through (double backward, batched products) counts as torch's own FlopCounterMode does."""
+    import flops
+    from torch.utils.flop_counter import FlopCounterMode
+    lin = torch.nn.Linear(16, 8, bias=False)
+    x = torch.randn(4, 16, requires_grad=True)
+    log = flops.count(lambda: lin(x).sum().backward())
+    assert log.flops == 3 * 2 * 4 * 16 * 8 and sum(log.shapes.values()) == 3
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    coords, values = torch.rand(3, 9, 2), torch.rand(3, 9, 1)
+
+    def step():  # Eq. 12's shape of computation; z0 a non-leaf (FlopCounterMode's module hooks refuse a leaf)
+        z0 = torch.zeros(3, 1, 4, requires_grad=True) * 1.0
+        inner = (net(torch.cat([coords, z0.expand(3, 9, 4)], -1)) - values).square().sum()
+        z = -torch.autograd.grad(inner, z0, create_graph=True)[0]
+        (net(torch.cat([coords, z.expand(3, 9, 4)], -1)) - values).square().sum().backward()
+    with FlopCounterMode(display=False) as ref:
+        step()
+    assert flops.count(step).flops == ref.get_total_flops() > 0
+
+
+def test_mm_rate_replays_the_logged_products():
+    import flops
+    from collections import Counter
+    rate = flops.mm_rate(Counter({(1, 8, 8, 8, torch.float32, (False, True)): 2,
+                                  (2, 4, 8, 4, torch.float32, (True, False)): 1}), "cpu", 0.01)
+    assert rate > 0 and flops.total_flops(Counter({(2, 4, 8, 4, torch.float32, (False, False)): 3})) == 3 * 2 * 2 * 4 * 8 * 4
