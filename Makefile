@@ -6,15 +6,26 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO   := runs/demo
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test bench clean lock
 
 setup: $(VENV)/.installed system-deps
 
-$(VENV)/.installed: pyproject.toml
+# The test, docs and benchmark environment is pinned by requirements/constraints.txt (made by `make lock`);
+# pyproject.toml's own ranges stay loose for users who pip install the package.
+LOCK   := requirements/constraints.txt
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -c $(LOCK) "$(TORCH)"
+	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[test,docs]"
 	touch $@
+
+# Re-pin every dependency of the package and its test, docs and tensorboard extras (PyPI names, any platform).
+# The command is recorded in the lock's header; run it after changing a range in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/python -m pip install -q uv
+	cd $(dir $(LOCK)).. && $(abspath $(BIN))/uv pip compile pyproject.toml requirements/torch.in \
+	  --extra test --extra docs --extra tensorboard --universal --python-version 3.10 -o $(LOCK)
 
 # open3d (SDF sampling) needs the system's libusb-1.0 at import time: install it where we may, say so where not
 system-deps: $(VENV)/.installed
