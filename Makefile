@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO   := runs/demo
 
-.PHONY: setup system-deps demo test bench clean lock
+.PHONY: setup system-deps demo test check-data test-data bench clean lock
 
 setup: $(VENV)/.installed system-deps
 
@@ -41,8 +41,19 @@ demo: setup
 	$(BIN)/implicit-gon eval $(DEMO)
 	$(BIN)/implicit-gon render $(DEMO) --res 128 --n 16 --out $(DEMO)/digits-128px.png
 
-test: setup
+# Real test data: $$IMPLICIT_GON_DATA (CI sets it; a missing folder fails the tests), else test-data/ (make
+# test-data), else ../shared/data beside the clone.
+test: setup check-data
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+check-data:
+	@[ -n "$${IMPLICIT_GON_DATA:-}" ] || [ -f test-data/SOURCES.md ] || [ -f ../shared/data/SOURCES.md ] || \
+	  { echo "error: no real test data: run 'make test-data' (fetches it into test-data/) or set IMPLICIT_GON_DATA=DIR" >&2; exit 1; }
+
+# Fetch the real test files from the datasets' published sources into test-data/, checked against
+# tests/data/SHA256SUMS; FROM=DIR copies the files that have no stable public source from another copy.
+test-data: setup
+	$(BIN)/python tests/testdata.py --dest test-data $(if $(FROM),--copy-from $(FROM))
 
 # make bench DATA=DIR: MNIST's IDX files in DIR (default: $$IMPLICIT_GON_DATA, else ../shared/data)
 bench: setup

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real data comes from one place: $IMPLICIT_GON_DATA, else ../shared/data beside the repo.
+"""Shared fixtures. Real data comes from one place: $IMPLICIT_GON_DATA, else test-data/ (make test-data), else
+../shared/data beside the repo.
 A missing folder is an error, never a skip: the real-data tests are part of the contract."""
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = Path(os.environ.get("IMPLICIT_GON_DATA", REPO.parent / "shared" / "data"))
+    fetched = REPO / "test-data"  # make test-data
+    default = fetched if (fetched / "SOURCES.md").is_file() else REPO.parent / "shared" / "data"
+    path = Path(os.environ.get("IMPLICIT_GON_DATA", default))
     if not (path / "SOURCES.md").is_file():
         pytest.fail(f"real test data not found at {path} (set IMPLICIT_GON_DATA)", pytrace=False)
     return path
