@@ -154,3 +154,17 @@ def test_mm_rate_replays_the_logged_products():
     rate = flops.mm_rate(Counter({(1, 8, 8, 8, torch.float32, (False, True)): 2,
                                   (2, 4, 8, 4, torch.float32, (True, False)): 1}), "cpu", 0.01)
     assert rate > 0 and flops.total_flops(Counter({(2, 4, 8, 4, torch.float32, (False, False)): 3})) == 3 * 2 * 2 * 4 * 8 * 4
+
+
+def test_bf16_errors_compares_every_part_of_the_step(tmp_path, shared_data):
+    """One batch in fp32 and bf16: every tensor of the step and every gradient gets a row per variant, and the
+    variant with the step in fp32 has the step's parts exact."""
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bf16_errors.py"), "--batch-size", "2",
+                        "--data-dir", str(shared_data)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.splitlines() if line.startswith(("bf16 ", "bf16,"))]
+    tensors = {r[-5] for r in rows}  # variant words, tensor, rel err, cosine, underflow, Adam flips
+    assert {"r", "jac", "m", "z", "loss", "input.latent.weight", "out.weight"} <= tensors
+    exact = {r[-5]: float(r[-4]) for r in rows if r[:4] == ["bf16,", "step", "in", "fp32"]}
+    assert exact["z"] == 0 and exact["jac"] == 0
+    assert all(0 < float(r[-4]) < 0.1 for r in rows if r[0] == "bf16" and r[1] not in ("+", "loss"))
