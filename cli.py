@@ -972,8 +972,8 @@ def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, o
 
     if input_ is None:
         raise _err("--mask needs --input IMAGE (the image whose pixels it selects)")
-    if not input_.is_file():
-        raise _err(f"{input_}: file not found")
+    from implicit_gon.fsio import input_file
+    input_file(input_, "image file")
     a = np.asarray(open_image(input_, input_).convert("L" if gon.meta["channels"] == 1 else "RGB"))
     a = resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"])
     m = load_mask(mask, gon.meta["res"]) if mask is not None else None
@@ -1063,10 +1063,10 @@ def compare_cmd(
     if decoder not in ("conv", "siren"):
         raise _err(f"compare --decoder {decoder}: choose conv or siren")
     options.check("compare", batch_size=batch_size, device=device)
-    for name, v in (("steps", steps), ("seeds", seeds), ("val-samples", val_samples), ("val-every", val_every),
-                    ("train-limit", train_limit), ("held-out", held_out)):
-        if v is not None and v < 1:
-            raise _err(f"compare --{name} {v}: must be at least 1")
+    compare.check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples,
+                         held_out=held_out)
+    if train_limit is not None and train_limit < 1:
+        raise _err(f"compare --train-limit {train_limit}: must be at least 1")
     names = [m.strip() for m in methods.split(",")] if methods is not None else \
         compare.default_methods(decoder, variational)
     if not all(names):
@@ -1122,8 +1122,10 @@ def main(argv: Optional[list] = None) -> None:
     except usage as e:
         e.show()
         sys.exit(e.exit_code)
-    except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
-        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+    except OSError as e:
+        if e.filename is None and not isinstance(e, (FileNotFoundError, PermissionError)):
+            raise  # not about a path the user gave: a bug to report with its traceback
+        print(f"error: {str(e.filename)[:200]}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
     if isinstance(rc, int) and rc == 130:  # typer returns Ctrl-C as exit code 130 when not standalone
         print("error: interrupted", file=sys.stderr)

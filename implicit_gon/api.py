@@ -25,6 +25,7 @@ from .step import gon_latents
 
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
 DECODE_BUDGET = 1 << 23
+MAX_RES = 1 << 20  # render's res, as the CLI's --res (options.py)
 
 
 class GON:
@@ -126,12 +127,33 @@ class GON:
         this is super-resolution: (B, res, res, C) uint8. Image runs only."""
         from signals.images import render
 
-        train_res, _ = self._image_run("render")
-        if res and res != train_res and getattr(self.model, "grid_only", False):
+        train_res, channels = self._image_run("render")
+        if res is not None and (isinstance(res, bool) or not isinstance(res, (int, np.integer)) or
+                                not 1 <= res <= MAX_RES):
+            raise GONError(f"render res = {res!r:.40}: must be an integer 1..{MAX_RES}")
+        res = int(res or train_res)
+        if res != train_res and getattr(self.model, "grid_only", False):
             raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
                            f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
-        z = torch.as_tensor(z, dtype=torch.float32)
-        return render(self, z[None] if z.ndim == 1 else z, res or train_res)
+        z = self.check_latents(z)
+        limits.check_image_output(len(z), res, channels)  # the same memory check as the CLI's, before decoding
+        return render(self, z, res)
+
+    def check_latents(self, z, finite: bool = True) -> torch.Tensor:
+        """Latents given to the API as (B, K) or (K,), checked: K is the run's latent size, B >= 1, every value
+        finite (a NaN latent renders a NaN picture silently; decode leaves that to its caller, which reports NaN
+        scores). (B, K) float32."""
+        K = self.cfg.model.latent_dim
+        try:
+            z = torch.as_tensor(z, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise GONError(f"latents: not an array of numbers ({str(e).splitlines()[0][:80]})") from None
+        z = z[None] if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[1] != K or len(z) == 0:
+            raise GONError(f"latents of shape {tuple(z.shape)}: this run needs (n, {K}) or ({K},) with n >= 1")
+        if finite and not torch.isfinite(z).all():
+            raise GONError("latents hold NaN or infinite values")
+        return z
 
     def _image_run(self, what: str) -> tuple[int, int]:
         if self.meta.get("signal") != "images":
@@ -142,7 +164,7 @@ class GON:
     def decode(self, z: torch.Tensor, coords: torch.Tensor, out_device="cpu") -> torch.Tensor:
         """F(c ⊕ z) with the head's mean: z (B, K), coords (M, d) -> (B, M, C), evaluated in chunks of
         coordinates so memory stays bounded for any output resolution."""
-        z = z.to(self.device)
+        z = self.check_latents(z, finite=False).to(self.device)
         return self._chunked(lambda c: self.model(c, z)[0], len(z), coords, out_device)
 
     @torch.no_grad()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import struct
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
+from . import jsonio, limits
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
@@ -37,12 +39,12 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], str]:
     return tensors, json.dumps(state["param_groups"])
 
 
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: str) -> dict:
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list) -> dict:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, t in tensors.items():
         _, pid, k = name.split(".", 2)
         state.setdefault(int(pid), {})[k] = t
-    return {"state": state, "param_groups": json.loads(groups)}
+    return {"state": state, "param_groups": groups}
 
 
 def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -80,19 +82,50 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
     return run / name
 
 
+MAX_HEADER = 100 << 20  # bytes of a safetensors header (safetensors' own limit)
+
+
 def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Metadata and tensors from one read of the file's bytes. A `fit` renames each new checkpoint over the old
-    one; safetensors' own loaders go back to the path after opening it (safe_open's tensors too: 59 of 31,798
-    loads of a training run paired one checkpoint's checksum with the next one's weights), a single read cannot."""
+    """Metadata and tensors from one open file. A `fit` renames each new checkpoint over the old one;
+    safetensors' own loaders go back to the path after opening it (safe_open's tensors too: 59 of 31,798
+    loads of a training run paired one checkpoint's checksum with the next one's weights), one fd cannot.
+    The header is read and checked first: the file must be exactly as long as its tensors' offsets say, and fit
+    the memory budget, before its bytes are read (a 3 GB junk file is refused from its first bytes)."""
     try:
-        data = path.read_bytes()
-        tensors = load_bytes(data)  # checks the header and the data offsets
-        (n,) = struct.unpack("<Q", data[:8])  # header: 8-byte little-endian length, then JSON
-        return json.loads(data[8:8 + n]).get("__metadata__") or {}, tensors
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            header = _header(path, f, size)
+            limits.check(f"reading the checkpoint {path} ({size:,} bytes)", 2 * size)
+            f.seek(0)
+            data = f.read()
+        tensors = load_bytes(data)  # checks the header and the data offsets again
     except OSError as e:
         raise GONError(f"{path}: cannot read the checkpoint ({e.strerror})") from None
+    except GONError:
+        raise
     except Exception as e:  # safetensors raises several types for a corrupt header or truncated data
         raise GONError(f"{path}: not a readable implicit-gon checkpoint ({type(e).__name__})") from None
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise GONError(f"{path}: not a readable implicit-gon checkpoint (metadata is not a map of strings)")
+    return meta, tensors
+
+
+def _header(path: Path, f, size: int) -> dict:
+    """The safetensors header (8-byte little-endian length, then JSON), checked against the file's size."""
+    bad = f"{path}: not a readable implicit-gon checkpoint"
+    head = f.read(8)
+    (n,) = struct.unpack("<Q", head) if len(head) == 8 else (-1,)
+    if not 2 <= n <= min(MAX_HEADER, size - 8):
+        raise GONError(f"{bad} (its header length {n} does not fit the file's {size:,} bytes)")
+    header = jsonio.loads(f.read(n), f"{path}: header", MAX_HEADER, max_depth=8)
+    if not isinstance(header, dict):
+        raise GONError(f"{bad} (header)")
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    end = max((e for e in ends if isinstance(e, int)), default=0)
+    if len(ends) != len(header) - ("__metadata__" in header) or 8 + n + end != size:
+        raise GONError(f"{bad} (the file is {size:,} bytes, its header describes {8 + n + end:,})")
+    return header
 
 
 def _check_format(path: Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
@@ -122,17 +155,17 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     metadata, tensors = _read(path)
     _check_format(path, metadata, tensors)
     try:
-        info = json.loads(metadata["info"])
-        opt_groups = json.loads(metadata["optim_groups"]) if "optim_groups" in metadata else None
-    except (KeyError, json.JSONDecodeError):
+        info = jsonio.loads(metadata["info"], f"{path}: metadata info")
+        opt_groups = jsonio.loads(metadata["optim_groups"], f"{path}: metadata optim_groups") \
+            if "optim_groups" in metadata else None
+    except KeyError:
         raise GONError(f"{path}: not a readable implicit-gon checkpoint (metadata)") from None
     check_info(info, str(path))
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     opt = None
     if opt_groups is not None:
-        opt = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")},
-                                   metadata["optim_groups"])
+        opt = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")}, opt_groups)
     return info, model, opt, extra
 
 
@@ -144,6 +177,7 @@ _META = {
     "sdf": {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)},
 }
 _COORD_DIM = {"images": 2, "audio": 1, "sdf": 3}
+MAX_TRAIN_SAMPLES = 10**8
 
 
 def check_info(info: Any, source: str) -> dict[str, Any]:
@@ -170,6 +204,9 @@ def _check_meta(meta: dict, source: str) -> None:
         if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
             what = "a list of" if tp is list else "an integer"
             raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
+    n = meta.get("train_samples")  # GLO: one learned latent per training sample
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TRAIN_SAMPLES):
+        raise GONError(f"{source}: meta.train_samples = {n!r:.40}: must be an integer 1..{MAX_TRAIN_SAMPLES}")
     channels = meta.get("channels")
     if channels is not None and meta["out_dim"] != channels:
         raise GONError(f"{source}: meta.out_dim = {meta['out_dim']} differs from meta.channels = {channels}")

@@ -9,7 +9,6 @@ held-out curves, a band over seeds.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -18,8 +17,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import paper_tables
-from .config import given_keys, unread_keys
+from . import jsonio, paper_tables
+from .config import given_keys, trains_elbo, unread_keys
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
@@ -66,6 +65,18 @@ IGNORED_ON_RESUME = {"data.data_dir", "data.cache_dir", "data.download", "train.
 """Fields a finished run may differ in from this comparison's and still be reused by --resume (where, not what)."""
 
 
+MAX_COUNTS = {"seeds": 1000, "steps": 10**9, "val_every": 10**9, "val_samples": 10**7, "held_out": 10**9}
+"""Bounds of compare's counts, checked before anything is built or written (--seeds 200000000 would otherwise
+build its list of runs until memory ran out, after the folder's comparison.json was written)."""
+
+
+def check_counts(**counts: int | None) -> None:
+    for name, v in counts.items():
+        hi = MAX_COUNTS[name]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
+            raise GONError(f"compare --{name.replace('_', '-')} {v}: must be an integer 1..{hi:,}")
+
+
 def check_sets(sets) -> None:
     from .config import parse_sets
     for key in parse_sets(sets or ()):
@@ -77,7 +88,7 @@ def check_finished(run: Path, cfg) -> None:
     """--resume reuses a finished run only if it was trained with the config this comparison gives it."""
     from .config import Config
     try:
-        stored = Config.from_dict(json.loads((run / "config.json").read_text())["config"]).to_dict()
+        stored = Config.from_dict(jsonio.read(run / "config.json")["config"]).to_dict()
     except (OSError, ValueError, KeyError, TypeError, GONError) as e:
         raise GONError(f"{run}/config.json: unreadable ({e}); remove {run} to train it again") from None
     want = cfg.to_dict()
@@ -99,9 +110,11 @@ def check_manifest(out: Path, what: dict[str, Any], notes: dict[str, Any] | None
     if not path.is_file():
         return write_json(path, {**what, **(notes or {})})
     try:
-        had = json.loads(path.read_text())
+        had = jsonio.read(path)
     except (OSError, ValueError) as e:
-        raise GONError(f"{path}: unreadable ({e}); remove it to continue") from None
+        raise GONError(f"{path}: unreadable ({str(e).splitlines()[0]}); remove it to continue") from None
+    if not isinstance(had, dict):
+        raise GONError(f"{path}: unreadable (not a JSON object); remove it to continue")
     for k, v in what.items():
         if k in had and had[k] != v:
             flag = {"table": "--variational", "held_out": "--held-out", "steps": "--steps or --epochs"}.get(k, f"--{k}")
@@ -151,6 +164,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     from signals import task_signal
     log = log or (lambda s: print(s, file=sys.stderr))
     methods = plan(methods, decoder, variational)
+    check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples, held_out=held_out)
     check_sets(sets)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -209,9 +223,10 @@ def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) 
     run/compare.json."""
     from .train import evaluate, fit
     done = run / "compare.json"
-    if resume and done.is_file():
+    row = finished_row(run, method, cfg.train.seed, "bits_per_dim" if trains_elbo(cfg) else "sse") \
+        if resume else None
+    if row is not None:
         check_finished(run, cfg)
-        row = json.loads(done.read_text())
         if (row.get("train") or {}).get("n") == sc.n_fit:
             sc.log(f"{tag}: finished earlier, skipped")
             return row
@@ -229,6 +244,33 @@ def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) 
                **evaluate(gon, sc.val, torch.arange(sc.n_val), cfg.train.batch_size)}
     row["train"] = evaluate(gon, sc.train, torch.arange(sc.n_fit), cfg.train.batch_size)
     write_json(done, row)
+    return row
+
+
+def finished_row(run: Path, method: str, seed: int, metric: str) -> dict[str, Any] | None:
+    """RUN/compare.json of a finished run, checked (an object naming this method and seed, with a finite held-out
+    score and step count); None when the run is not finished: no record, or its checkpoint is gone (it is trained
+    again). A record that is there but not valid (truncated, a list, NaN, no score) is one line naming it."""
+    from .checkpoint import CKPT
+    done = run / "compare.json"
+    if not done.is_file() or not (run / CKPT).is_file():
+        return None
+    try:
+        row = jsonio.read(done)
+    except (OSError, ValueError) as e:
+        raise GONError(f"{done}: unreadable ({str(e).splitlines()[0]}); remove {run} to train it again") from None
+    bad = None if isinstance(row, dict) else "not a JSON object"
+    if bad is None and (row.get("method") != method or row.get("seed") != seed):
+        bad = f"it records method {row.get('method')!r:.20} seed {row.get('seed')!r:.10}"
+    for key in (metric, "steps", "seconds", "parameters"):
+        v = None if bad else row.get(key)
+        if bad is None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            bad = f"{key} = {v!r:.20} is not a finite number"
+    if bad:
+        raise GONError(f"{done}: not a finished run's record ({bad}); remove {run} to train it again")
+    train = row.get("train")
+    if not (isinstance(train, dict) and isinstance(train.get("n"), int) and _number(train.get(metric))):
+        row.pop("train", None)  # its training-split score is scored again
     return row
 
 
@@ -397,12 +439,16 @@ def along_training(t: dict[str, Any], fractions=(0.1, 0.25, 0.5, 0.75, 1.0)) -> 
 def curve(run: Path, metric: str) -> tuple[list[int], list[float]]:
     """(steps, held-out metric) from a run's metrics.jsonl."""
     steps, vals = [], []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if f"val_{metric}" in row:
+    for row in jsonio.iter_lines(run / "metrics.jsonl"):
+        v = row.get(f"val_{metric}") if isinstance(row, dict) else None
+        if _number(v) and _number(row.get("step")):
             steps.append(row["step"])
-            vals.append(row[f"val_{metric}"])
+            vals.append(v)
     return steps, vals
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def paired_curves(curves, ref: str) -> dict[str, dict[str, list]]:

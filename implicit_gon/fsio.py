@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -53,15 +54,37 @@ def _make_parent(target: Path) -> None:
         raise write_error(target.parent, e) from None
 
 
+NAME_MAX = 255  # bytes in one path component on every file system we write to
+
+
+def check_output_name(target: Path) -> None:
+    """A file name the file system can hold: a longer component is one line, not an OSError later."""
+    for part in target.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise GONError(f"{str(target)[:80]}...: file name too long ({len(os.fsencode(part))} bytes in one "
+                           f"path component, at most {NAME_MAX})")
+
+
+def _temp_affixes(target: Path) -> dict[str, str]:
+    """mkstemp's prefix and suffix: `.NAME.` + 8 random characters + `.tmpSUFFIX`, with NAME cut so that the
+    whole stays within NAME_MAX bytes (an output name of 241-255 bytes is legal; its temporary name must be too)."""
+    suffix = f".tmp{target.suffix}" if len(os.fsencode(target.suffix)) <= 16 else ".tmp"
+    room = NAME_MAX - 2 - 8 - len(os.fsencode(suffix))  # the dots around NAME and mkstemp's 8 characters
+    name = os.fsencode(target.name)[:room].decode(errors="ignore") if len(os.fsencode(target.name)) > room \
+        else target.name
+    return {"prefix": f".{name or 'x'}.", "suffix": suffix}
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces the target, on failure it is removed.
     A write that fails for want of space or permission becomes a one-line GONError naming the target."""
     target = Path(target)
+    check_output_name(target)
     _make_parent(target)
     try:
         # keep the suffix so that writers which pick a format from the name (PIL, imageio) still work
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(**_temp_affixes(target), dir=target.parent)
     except OSError as e:
         raise write_error(target, e) from None
     os.close(fd)
@@ -99,7 +122,7 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     where it was, so it never ends in a torn line."""
     line = (json.dumps(row) + "\n").encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = open_run_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as e:
         raise write_error(path, e) from None
     try:
@@ -112,3 +135,48 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
             raise write_error(path, e) from None
     finally:
         os.close(fd)
+
+
+# -- opening files safely -------------------------------------------------------------------------------------------
+def _kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+
+
+def input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """A path given as an input file, checked to be a regular file (links to one are fine): a missing file, a
+    dangling link, a directory, a FIFO or a device is one precise line, before anything opens it (a FIFO would
+    block, /dev/zero never ends)."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        dangling = os.path.lexists(path)
+        raise GONError(f"{path}: " + ("a symbolic link to a missing file" if dangling else f"{what} not found")) \
+            from None
+    except OSError as e:
+        raise GONError(f"{str(path)[:200]}: cannot open ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise GONError(f"{path}: is {_kind(st.st_mode)}, not a {what}" + (" (give a file in it)"
+                                                                          if stat.S_ISDIR(st.st_mode) else ""))
+    return path
+
+
+def open_run_file(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
+    """An fd of a file in a run or cache folder, opened without following a symbolic link (a link planted at
+    RUN/.lock would have its target overwritten) and refused unless it is a regular file. flags: os.O_* (add
+    os.O_EXCL for a file that must be new)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise GONError(f"{path}: is a symbolic link; refused in a run or cache folder (remove it)") from None
+        if e.errno == errno.ENXIO:  # O_NONBLOCK write-open of a FIFO without a reader
+            raise GONError(f"{path}: is a named pipe (FIFO), not a regular file (remove it)") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise GONError(f"{path}: is {_kind(st.st_mode)}, not a regular file (remove it)")
+    return fd

@@ -187,3 +187,68 @@ def check_training(cfg, signal) -> None:
     units = batch * points * cfg.model.hidden * cfg.model.layers
     check(f"a training step of {batch} samples x {points} points", units * TRAIN_FLOATS_PER_UNIT * F32,
           "lower --batch-size or --points")
+
+
+# -- arrays read from .npy / .npz files: the header's shape and dtype are checked before the data is read -------------
+def load_array(path, member: str, what: str = "array"):
+    """A numeric array from a .npy file, or from member `member` of an .npz, whose declared shape and dtype (the
+    .npy header) are checked against the file's size and the memory budget before its data is read, so a 1 KB file
+    declaring (10^9, 32), or an .npz expanding to gigabytes, is one line. Raises DataError."""
+    import os
+    import zipfile
+
+    from .errors import DataError
+    try:
+        with open(path, "rb") as f:
+            if f.read(4).startswith(b"PK"):  # an .npz is a zip of .npy files
+                f.seek(0)
+                with zipfile.ZipFile(f) as zf:
+                    return _npz_member(zf, path, member, what)
+            f.seek(0)
+            return _read_npy(f, f"{path}", os.fstat(f.fileno()).st_size, what)
+    except DataError:
+        raise
+    except GONError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError) as e:
+        raise DataError(f"{path}: not a readable .npy/.npz {what} ({str(e).splitlines()[0][:120]})") from None
+
+
+def _npz_member(zf, path, member: str, what: str):
+    from .errors import DataError
+    names = [n for n in zf.namelist() if n.endswith(".npy")]
+    if member + ".npy" not in names:
+        have = ", ".join(n[:-4] for n in names[:10]) or "none"
+        raise DataError(f"{path}: an .npz without a '{member}' array (it has {have})")
+    info = zf.getinfo(member + ".npy")
+    check(f"{path}: its '{member}' array ({info.file_size:,} bytes uncompressed)", info.file_size)
+    with zf.open(info) as m:
+        return _read_npy(m, f"{path}[{member}]", info.file_size, what)
+
+
+def _read_npy(f, name: str, size: int, what: str):
+    """The array of an open .npy stream of `size` bytes in all: header first, then exactly its declared bytes."""
+    import numpy as np
+    from numpy.lib import format as npf
+
+    from .errors import DataError
+    start = f.tell()
+    version = npf.read_magic(f)
+    reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+    if version not in ((1, 0), (2, 0)):
+        raise DataError(f"{name}: .npy format version {version} is not supported")
+    shape, fortran, dtype = reader(f)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DataError(f"{name}: {what} of dtype {dtype} (expected numbers)")
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    check(f"{name}: a {what} of shape {tuple(shape)} ({dtype})", nbytes * 2)
+    if nbytes > size - (f.tell() - start):
+        raise DataError(f"{name}: its header declares shape {tuple(shape)} ({dtype}, {nbytes:,} bytes), more than "
+                        f"the file holds")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise DataError(f"{name}: truncated ({len(data):,} of {nbytes:,} bytes)")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")

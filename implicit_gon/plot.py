@@ -2,12 +2,12 @@
 training time, one panel per metric, several runs overlaid (one colour per run, a legend)."""
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from . import jsonio
 from .errors import GONError
 from .fsio import atomic_path
 
@@ -15,41 +15,69 @@ SKIP = {"val_n", "val_clips", "val_no_surface"}  # counts, not scores
 FORMATS = (".png", ".pdf", ".svg")
 
 
-def read_metrics(run: str | Path) -> list[dict[str, Any]]:
-    """The rows of RUN/metrics.jsonl. A line that is not JSON (a run killed mid-write) is skipped with one
-    warning; a run without metrics is an error."""
+MAX_POINTS = 4096
+"""Points kept per curve: a metrics.jsonl of a million rows is drawn from an evenly thinned summary of this size,
+read as a stream, so plotting any run takes bounded memory."""
+MAX_METRICS = 64  # panels at most
+
+
+def read_metrics(run: str | Path) -> Iterator[dict[str, Any]]:
+    """The rows of RUN/metrics.jsonl, streamed (jsonio: bounded line length and depth). A line that is not JSON (a
+    run killed mid-write) is skipped with one warning; a run without metrics is an error."""
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
         raise GONError(f"{path}: no metrics here (expected a run directory written by `implicit-gon fit`)")
-    rows, bad = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+    n, bad = 0, 0
+    for row in jsonio.iter_lines(path):
+        if isinstance(row, dict) and _finite(row.get("step")):
+            n += 1
+            yield row
+        else:
             bad += 1
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
-            rows.append(row)
     if bad:
         print(f"warning: {path}: skipped {bad} unreadable line(s)", file=sys.stderr)
-    if not rows:
+    if not n:
         raise GONError(f"{path}: holds no metric rows yet")
-    return rows
 
 
-def series(rows: list[dict[str, Any]], x: str = "step") -> dict[str, tuple[list[float], list[float]]]:
-    """{metric: (xs, ys)} for `loss` and every val_* score with a finite value. x = "time": training seconds
-    (the `elapsed` column; rows written before it existed fall back to wall-clock since the first row)."""
-    t0 = next((r["time"] for r in rows if "time" in r), 0.0)
-    out: dict[str, tuple[list[float], list[float]]] = {}
+class _Thinned:
+    """A curve's points, every stride-th kept; at 2 x MAX_POINTS every other one is dropped and the stride doubles,
+    so memory stays bounded and the points stay evenly spread. The last point is always drawn."""
+
+    def __init__(self):
+        self.xs, self.ys, self.stride, self.seen, self.last = [], [], 1, 0, None
+
+    def add(self, x: float, y: float) -> None:
+        if self.seen % self.stride == 0:
+            self.xs.append(x)
+            self.ys.append(y)
+            if len(self.xs) >= 2 * MAX_POINTS:
+                self.xs, self.ys, self.stride = self.xs[::2], self.ys[::2], 2 * self.stride
+        self.seen += 1
+        self.last = (x, y)
+
+    def points(self) -> tuple[list[float], list[float]]:
+        if self.last is not None and (not self.xs or self.xs[-1] != self.last[0]):
+            return self.xs + [self.last[0]], self.ys + [self.last[1]]
+        return self.xs, self.ys
+
+
+def series(rows, x: str = "step") -> dict[str, tuple[list[float], list[float]]]:
+    """{metric: (xs, ys)} for `loss` and every val_* score with a finite value, at most about MAX_POINTS each.
+    x = "time": training seconds (the `elapsed` column; rows written before it existed fall back to wall-clock
+    since the first row that has one)."""
+    t0 = None
+    out: dict[str, _Thinned] = {}
     for r in rows:
-        xv = r["step"] if x == "step" else r.get("elapsed", r.get("time", math.nan) - t0)
+        if t0 is None and _finite(r.get("time")):
+            t0 = r["time"]
+        xv = r["step"] if x == "step" else r.get("elapsed", r.get("time", math.nan) - (t0 or 0.0))
         for k, v in r.items():
             if (k == "loss" or k.startswith("val_")) and k not in SKIP and _finite(v) and _finite(xv):
-                xs, ys = out.setdefault(k, ([], []))
-                xs.append(float(xv))
-                ys.append(float(v))
-    return out
+                if k not in out and len(out) >= MAX_METRICS:
+                    continue
+                out.setdefault(k, _Thinned()).add(float(xv), float(v))
+    return {k: t.points() for k, t in out.items()}
 
 
 def _finite(v) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import GONError, Interrupted
+from .fsio import open_run_file
 
 LOCK = ".lock"
 METRICS = "metrics.jsonl"
@@ -28,6 +29,8 @@ _HELD: dict[Path, list] = {}  # run -> [fd, depth]: the lock is re-entrant withi
 def check_out(run: str | os.PathLike) -> Path:
     """A run directory path that can hold a run: an existing file there is a one-line error."""
     run = Path(run)
+    if run.is_symlink() and not run.exists():
+        raise GONError(f"{run}: a symbolic link to a missing path (--out names a run directory)")
     if run.exists() and not run.is_dir():
         raise GONError(f"{run}: exists and is not a directory (--out names a run directory)")
     return run
@@ -91,7 +94,7 @@ def _acquire(run: Path) -> int:
 def _open_lock(run: Path) -> int:
     try:
         run.mkdir(parents=True, exist_ok=True)
-        return os.open(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        return open_run_file(run / LOCK, os.O_RDWR | os.O_CREAT, 0o644)  # never through a planted link
     except OSError as e:
         raise GONError(f"{run}: cannot write the run directory ({e.strerror})") from None
 
@@ -124,34 +127,35 @@ def clean_temps(run: str | os.PathLike) -> list[Path]:
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The rows of a metrics.jsonl; a torn or unreadable line (a kill or a full disk mid-append) is skipped."""
-    rows = []
+    return [row for row, _ in _metric_rows(path) if row is not None]
+
+
+def _metric_rows(path: str | os.PathLike) -> Iterator[tuple[dict | None, int]]:
+    """(row or None for a line that is not one, its step) per line, streamed with bounded line length and depth."""
+    from . import jsonio
     try:
-        lines = Path(path).read_bytes().splitlines()
+        for row in jsonio.iter_lines(path):
+            ok = isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool)
+            yield (row, row["step"]) if ok else (None, -1)
     except FileNotFoundError:
-        return rows
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
+        return
 
 
 def repair_metrics(run: str | os.PathLike, step: int) -> int:
     """Cut RUN/metrics.jsonl back to the rows of steps <= step (the checkpoint's) and drop torn lines, so a
-    resumed run logs each step once. Returns the number of lines removed."""
+    resumed run logs each step once; streamed, so a file of millions of rows takes no memory. Returns the number
+    of lines removed."""
     from .fsio import atomic_path
     path = Path(run) / METRICS
     if not path.is_file():
         return 0
-    before = len(path.read_bytes().splitlines())
-    rows = [r for r in read_metrics(path) if r["step"] <= step]
-    if len(rows) != before:
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return before - len(rows)
+    removed = sum(row is None or s > step for row, s in _metric_rows(path))
+    if removed:
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
+            for row, s in _metric_rows(path):
+                if row is not None and s <= step:
+                    f.write(json.dumps(row) + "\n")
+    return removed
 
 
 def checkpoint_step(run: str | os.PathLike) -> int | None:

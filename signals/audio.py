@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from implicit_gon.errors import DataError
+from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
 
 from .base import Batch, draw_subset, find_files, subset_size
@@ -376,8 +377,7 @@ def pair_signal(gon, a, b) -> AudioSignal:
     if a is None or b is None:
         raise DataError("audio interpolation needs --from CLIP_A --to CLIP_B")
     for p in (a, b):
-        if not Path(p).is_file():
-            raise DataError(f"{p}: file not found (audio interpolation takes two clips)")
+        input_file(p, "audio file")
     clips = [read_clip(Path(p), m["sample_rate"], m["channels"]) for p in (a, b)]
     n = min(map(len, clips))
     window = m["length"] / m["sample_rate"]

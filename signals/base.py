@@ -88,10 +88,9 @@ def find_files(paths, extensions: tuple[str, ...], what: str) -> list:
             if not found:
                 raise DataError(f"{p}: no {what} ({', '.join(extensions)}) in this folder")
             out += found
-        elif p.is_file():
-            out.append(p)
         else:
-            raise DataError(f"{p}: file not found")
+            from implicit_gon.fsio import input_file
+            out.append(input_file(p))  # a missing path, a FIFO or a device: one precise line
     if not out:
         raise DataError(f"no {what} given")
     return out

@@ -117,6 +117,7 @@ def read_images(paths, res: int, channels: int) -> np.ndarray:
     from pathlib import Path
 
     from implicit_gon.errors import DataError
+    from implicit_gon.fsio import input_file
 
     from .datasets import resize_square
     from .datasets.base import open_image
@@ -124,8 +125,7 @@ def read_images(paths, res: int, channels: int) -> np.ndarray:
     mode = "L" if channels == 1 else "RGB"
     out = []
     for p in map(Path, paths):
-        if not p.is_file():
-            raise DataError(f"{p}: file not found")
+        input_file(p, "image file")
         a = np.asarray(open_image(p, p).convert(mode))
         out.append(resize_square(a[..., None] if a.ndim == 2 else a, res, channels))
     if not out:
@@ -144,13 +144,31 @@ def as_uint8_images(x, res: int, channels: int) -> np.ndarray:
     a = a[..., None] if a.ndim == 3 else a
     if a.ndim != 4 or a.shape[-1] not in (1, 2, 3):
         raise GONError(f"images must be (B, H, W, C) with C in 1..3 or (B, H, W), got shape {a.shape}")
-    if a.dtype != np.uint8:
-        if not np.isfinite(a).all():
-            raise GONError("images hold NaN or infinite values")
-        a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    if a.size == 0:
+        raise GONError(f"images of shape {a.shape}: no pixels (every dimension must be at least 1)")
+    a = _to_uint8(a)
     if a.shape[1:] == (res, res, channels):
         return a
     return np.stack([resize_square(im, res, channels) for im in a])
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Pixels by their dtype's range: uint8 as they are, uint16 / 65535, floats in [0, 1] (anything outside is
+    refused, not clipped: a 0..255 float image would turn white); other integer types have no defined range."""
+    from implicit_gon.errors import GONError
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        return (a.astype(np.float32) * (255 / 65535)).round().astype(np.uint8)
+    if a.dtype.kind != "f":
+        raise GONError(f"images of dtype {a.dtype}: give uint8 (0..255), uint16 (0..65535) or floats in [0, 1]")
+    if not np.isfinite(a).all():
+        raise GONError("images hold NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0 or hi > 1:
+        raise GONError(f"float images must lie in [0, 1] (these span {lo:.4g}..{hi:.4g}); for 0..255 values "
+                       f"pass uint8")
+    return (a * 255).round().astype(np.uint8)
 
 
 def render(gon, z: torch.Tensor, res: int) -> np.ndarray:
@@ -168,21 +186,12 @@ def render_prior(gon, z: torch.Tensor, res: int) -> np.ndarray:
 def read_latents(path, latent_dim: int) -> torch.Tensor:
     """Latents from a .npy file (n, K) or (K,), or the .npz that `latents` writes, checked against the run's
     latent size: (n, K) float32."""
-    from pathlib import Path
-
+    from implicit_gon import limits
     from implicit_gon.errors import DataError
+    from implicit_gon.fsio import input_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
-    if isinstance(z, np.lib.npyio.NpzFile):  # what `latents --out X.npz` writes: its latents array
-        if "latents" not in z.files:
-            raise DataError(f"{path}: an .npz without a 'latents' array (it has {', '.join(z.files) or 'none'})")
-        z = z["latents"]
+    path = input_file(path, "latents file")
+    z = limits.load_array(path, "latents", "latents")  # an .npz: what `latents --out X.npz` writes
     z = z[None] if z.ndim == 1 else z
     if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.issubdtype(z.dtype, np.number):
         raise DataError(f"{path}: latents of shape {tuple(z.shape)} ({z.dtype}); this run needs (n, {latent_dim})")

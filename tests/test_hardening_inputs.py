@@ -7,14 +7,23 @@ from __future__ import annotations
 import hashlib
 import http.server
 import importlib
+import json
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import REPO, run_cli
+from test_hardening import TINY, one_line_error, run_limited
 
-from implicit_gon.errors import DataError
+from implicit_gon.errors import DataError, GONError
 dl = importlib.import_module("signals.datasets.download")  # the package exports the function of that name
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
 
 
 # -- downloads against hostile local servers --------------------------------------------------------------------------
@@ -150,3 +159,331 @@ def test_every_known_download_states_its_size():
     from signals.datasets import DATASETS
     sized = [d for info in DATASETS.values() for d in info.downloads if len(d) == 4]
     assert len(sized) >= 5 and all(isinstance(d[3], int) and d[3] > 0 for d in sized)
+
+
+# -- files that are not what they claim: links, FIFOs, devices, directories, long names --------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    code, _, _ = run_cli(["fit", "images", "--dataset", "digits", "--out", run, *TINY])
+    assert code == 0
+    return run
+
+
+@pytest.fixture
+def own_run(tiny_run, tmp_path):
+    shutil.copytree(tiny_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_a_symlink_planted_at_the_lock_is_refused_and_its_target_untouched(own_run, tmp_path, capsys):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (own_run / ".lock").unlink(missing_ok=True)
+    (own_run / ".lock").symlink_to(victim)
+    code, _, err = run_cli(["sample", own_run, "--refit", "--n", "2", "--out", tmp_path / "s.png"], capsys)
+    one_line_error(code, err, ".lock", "symbolic link")
+    assert victim.read_text() == "precious\n" and not (tmp_path / "s.png").exists()
+
+
+def test_a_fifo_at_the_lock_is_refused(own_run, tmp_path, capsys):
+    (own_run / ".lock").unlink(missing_ok=True)
+    os.mkfifo(own_run / ".lock")
+    code, _, err = run_cli(["sample", own_run, "--refit", "--n", "2", "--out", tmp_path / "s.png"], capsys)
+    one_line_error(code, err, ".lock", "FIFO")
+
+
+@pytest.mark.parametrize("kind,needle", [("fifo", "named pipe"), ("dev", "device"), ("dir", "directory"),
+                                         ("dangling", "symbolic link to a missing file"), ("missing", "not found")])
+def test_input_files_that_are_not_regular_files_are_named_precisely(tiny_run, tmp_path, kind, needle, capsys):
+    p = tmp_path / "in.png"
+    {"fifo": lambda: os.mkfifo(p), "dev": lambda: p.symlink_to("/dev/zero"), "dir": lambda: p.mkdir(),
+     "dangling": lambda: p.symlink_to(tmp_path / "gone.png"), "missing": lambda: None}[kind]()
+    code, _, err = run_cli(["encode", tiny_run, p, "--out", tmp_path / "z.npy"], capsys)
+    one_line_error(code, err, str(p), needle)
+    code, _, err = run_cli(["decode", tiny_run, p, "--out", tmp_path / "d.png"], capsys)
+    one_line_error(code, err, str(p), needle)
+    assert not (tmp_path / "z.npy").exists() and not (tmp_path / "d.png").exists()
+
+
+def test_a_dangling_symlink_out_is_named_precisely(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.symlink_to(tmp_path / "nowhere")
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--out", out, *TINY], capsys)
+    one_line_error(code, err, "symbolic link to a missing path")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_256_byte_path_component_is_one_line(tiny_run, tmp_path, capsys):
+    long = "a" * 252 + ".png"
+    code, _, err = run_cli(["render", tiny_run, "--n", "2", "--out", tmp_path / long], capsys)
+    one_line_error(code, err, "too long")
+    code, _, err = run_cli(["encode", tiny_run, tmp_path / long, "--out", tmp_path / "z.npy"], capsys)
+    one_line_error(code, err, "too long")
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--out", tmp_path / ("r" * 256), *TINY], capsys)
+    one_line_error(code, err, "too long")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("length", [241, 250, 255])
+def test_legal_output_names_up_to_255_bytes_are_written(tiny_run, tmp_path, length, capsys):
+    name = "é" * ((length - 4) // 2) + "b" * ((length - 4) % 2) + ".png"  # multi-byte: lengths in bytes count
+    assert len(name.encode()) == length
+    code, _, err = run_cli(["render", tiny_run, "--n", "2", "--out", tmp_path / name], capsys)
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_open_run_file_refuses_links_and_devices(tmp_path):
+    from implicit_gon.fsio import open_run_file
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(GONError, match="symbolic link"):
+        open_run_file(tmp_path / "link", os.O_RDWR | os.O_CREAT)
+    assert not (tmp_path / "target").exists()
+    with pytest.raises(GONError, match="directory"):
+        open_run_file(tmp_path, os.O_RDONLY)
+
+
+# -- latents files: shape and dtype from the header, checked before the data is read ----------------------------------
+def _npy_header(path: Path, shape, dtype="<f4", extra: bytes = b""):
+    from numpy.lib import format as npf
+    with open(path, "wb") as f:
+        npf.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+        f.write(extra)
+
+
+def test_npy_declaring_a_billion_latents_is_refused_from_its_header(tiny_run, tmp_path):
+    _npy_header(tmp_path / "z.npy", (10**9, 32), extra=b"\0" * 1000)
+    r = run_limited(["decode", tiny_run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], ENV)
+    one_line_error(r.returncode, r.stderr, "z.npy")
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_npy_declaring_more_than_it_holds_is_one_line(tiny_run, tmp_path, capsys):
+    _npy_header(tmp_path / "z.npy", (1000, 8), extra=b"\0" * 100)
+    code, _, err = run_cli(["decode", tiny_run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
+    one_line_error(code, err, "more than the file holds")
+
+
+def test_npz_expanding_to_gigabytes_is_refused_before_loading(tiny_run, tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "z.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("latents.npy", "w", force_zip64=True) as m:
+            from numpy.lib import format as npf
+            npf.write_array_header_1_0(m, {"descr": "<f4", "fortran_order": False, "shape": (40_000_000, 32)})
+            block = b"\0" * (1 << 24)
+            for _ in range(40_000_000 * 32 * 4 // len(block)):
+                m.write(block)
+    assert (tmp_path / "z.npz").stat().st_size < 20 << 20
+    r = run_limited(["decode", tiny_run, tmp_path / "z.npz", "--out", tmp_path / "d.png"], ENV, limit=2 << 30)
+    one_line_error(r.returncode, r.stderr, "z.npz")
+
+
+def test_object_and_wrong_dtype_latents_are_one_line(tiny_run, tmp_path, capsys):
+    np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+    code, _, err = run_cli(["decode", tiny_run, tmp_path / "s.npy", "--out", tmp_path / "d.png"], capsys)
+    one_line_error(code, err, "dtype")
+
+
+def test_good_npy_and_npz_latents_still_decode(tiny_run, tmp_path, capsys):
+    k = 0
+    z = np.zeros((3, _latent_dim(tiny_run)), np.float32)
+    np.save(tmp_path / "z.npy", z)
+    np.savez_compressed(tmp_path / "z.npz", latents=z, labels=np.arange(3))
+    for f in ("z.npy", "z.npz"):
+        code, _, err = run_cli(["decode", tiny_run, tmp_path / f, "--out", tmp_path / f"d{k}.png"], capsys)
+        assert code == 0, err
+        k += 1
+
+
+def _latent_dim(run: Path) -> int:
+    return json.loads((run / "config.json").read_text())["config"]["model"]["latent_dim"]
+
+
+# -- JSON read back from a run: depth, size and every field bounded ---------------------------------------------------
+def _rewrite(run: Path, info=None, **meta) -> None:
+    """The checkpoint rewritten with changes and a valid checksum (the sha256 is no defence against a crafted file)."""
+    from safetensors.torch import save_file
+
+    from implicit_gon import checkpoint
+    metadata, t = checkpoint._read(run / checkpoint.CKPT)
+    if info is not None:
+        metadata["info"] = info(json.loads(metadata["info"]))
+    metadata.update(meta)
+    metadata["sha256"] = checkpoint.checksum(t, metadata)
+    save_file(t, str(run / checkpoint.CKPT), metadata=metadata)
+
+
+def test_deeply_nested_checkpoint_metadata_is_one_line(own_run, capsys):
+    _rewrite(own_run, info=lambda d: json.dumps({**d, "train_state": "X"}).replace('"X"', "[" * 5000 + "]" * 5000))
+    code, _, err = run_cli(["eval", own_run], capsys)
+    one_line_error(code, err, "nested")
+    _rewrite(own_run, optim_groups="[" * 100_000)
+    code, _, err = run_cli(["eval", own_run], capsys)
+    one_line_error(code, err, "nested")
+
+
+def test_a_huge_junk_file_behind_a_valid_header_is_refused_before_reading(own_run, tmp_path):
+    from implicit_gon import checkpoint
+    with open(own_run / checkpoint.CKPT, "r+b") as f:  # sparse: 3 GB that take no disk
+        f.truncate(3 << 30)
+    r = run_limited(["eval", own_run], ENV, limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, "3,2", "header describes")
+    (own_run / checkpoint.CKPT).write_bytes(b"\xff" * 64)
+    r = run_limited(["eval", own_run], ENV, limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, "header length")
+
+
+@pytest.fixture(scope="module")
+def glo_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("glo") / "run"
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--method", "glo", "--out",
+                            run, *TINY])
+    assert code == 0, err
+    return run
+
+
+@pytest.mark.parametrize("value,needle", [("abc", "meta.train_samples"), (-5, "meta.train_samples"),
+                                          (10**9, "meta.train_samples"), (True, "meta.train_samples"),
+                                          (2 * 10**7, "GLO latents")])
+def test_glo_train_samples_is_checked_before_allocating(glo_run, tmp_path, value, needle):
+    shutil.copytree(glo_run, tmp_path / "run")
+    _rewrite(tmp_path / "run", info=lambda d: json.dumps({**d, "meta": {**d["meta"], "train_samples": value}}))
+    r = run_limited(["eval", tmp_path / "run"], ENV, limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, needle)
+
+
+def test_metrics_line_of_100000_brackets_is_skipped_by_plot_and_resume(own_run, tmp_path, capsys):
+    with open(own_run / "metrics.jsonl", "a") as f:
+        f.write("[" * 100_000 + "\n")
+    code, _, err = run_cli(["plot", own_run, "--out", tmp_path / "p.png"], capsys)
+    assert code == 0 and "skipped 1 unreadable line" in err, err
+    code, _, err = run_cli(["fit", "images", "--out", own_run, "--resume", "--steps", "3", "--quiet"], capsys)
+    assert code == 0, err
+    assert "[[[" not in (own_run / "metrics.jsonl").read_text()
+
+
+def test_a_metrics_line_longer_than_the_limit_is_skipped_without_reading_it_whole(tmp_path):
+    from implicit_gon import jsonio
+    with open(tmp_path / "m.jsonl", "w") as f:
+        f.write('{"step": 1}\n' + '{"x": "' + "a" * (3 * jsonio.MAX_LINE) + '"}\n{"step": 2}\n')
+    assert list(jsonio.iter_lines(tmp_path / "m.jsonl")) == [{"step": 1}, None, {"step": 2}]
+
+
+def test_plot_of_a_million_rows_takes_bounded_memory(own_run, tmp_path):
+    with open(own_run / "metrics.jsonl", "w") as f:
+        for s in range(1, 1_000_001):
+            f.write(f'{{"step": {s}, "loss": {1 / s}, "time": {s}.5}}\n')
+    r = run_limited(["plot", own_run, "--out", tmp_path / "p.png"], ENV, limit=1536 << 20, timeout=600)
+    assert r.returncode == 0, r.stderr
+    from implicit_gon import plot
+    pts = plot.series(plot.read_metrics(own_run))["loss"]
+    assert len(pts[0]) <= 2 * plot.MAX_POINTS and pts[0][0] == 1 and pts[0][-1] == 1_000_000
+
+
+def test_json_depth_ignores_brackets_in_strings():
+    from implicit_gon import jsonio
+    assert jsonio.depth('{"a": "[[[[\\"[[[", "b": [[1]]}') == 3
+    assert jsonio.loads('{"a": "' + "[" * 1000 + '"}', "x") == {"a": "[" * 1000}
+    with pytest.raises(GONError, match="nested"):
+        jsonio.loads('[{"a": "\\\\"' + "," + "[" * 100 + "]" * 100 + "}]", "x")
+    with pytest.raises(GONError, match="not valid JSON"):
+        jsonio.loads("1" * 5000, "x")  # more digits than Python converts
+
+
+# -- compare: counts bounded before anything is written; --resume checks its records --------------------------------
+def _compare_args(shared_data, out, *extra):
+    return ["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods", "gon", "--steps", "2",
+            "--seeds", "1", "--val-every", "1", "--val-samples", "8", "--batch-size", "8", "--train-limit", "16",
+            "--held-out", "16", "--out", out, *extra]
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, shared_data):
+    out = tmp_path_factory.mktemp("cmp") / "cmp"
+    code, _, err = run_cli(_compare_args(shared_data, out))
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("flag,value", [("--seeds", "200000000"), ("--val-samples", "100000000000"),
+                                        ("--seeds", "0"), ("--held-out", "-1")])
+def test_compare_counts_are_bounded_and_nothing_is_written(shared_data, tmp_path, flag, value):
+    args = _compare_args(shared_data, tmp_path / "c")
+    args[args.index(flag) + 1] = value
+    r = run_limited(args, ENV, limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, flag)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("record,needle", [('{"method": "gon", "seed": 0, "sse"', "not valid JSON"),
+                                           ("[1, 2]", "not a JSON object"),
+                                           ("NO_SSE", "sse = None"), ("NAN_SSE", "sse = nan"),
+                                           ("[" * 10000, "nested")])
+def test_compare_resume_refuses_a_damaged_record_in_one_line(comparison, shared_data, tmp_path, record, needle,
+                                                             capsys):
+    out = tmp_path / "cmp"
+    shutil.copytree(comparison, out)
+    done = out / "gon-s0" / "compare.json"
+    row = json.loads(done.read_text())
+    if record in ("NO_SSE", "NAN_SSE"):
+        row.pop("sse") if record == "NO_SSE" else row.update(sse=float("nan"))
+        record = json.dumps(row)
+    done.write_text(record)
+    before = (out / "table.md").read_text()
+    code, _, err = run_cli(_compare_args(shared_data, out, "--resume"), capsys)
+    one_line_error(code, err, str(done), needle)
+    assert (out / "table.md").read_text() == before
+
+
+def test_compare_resume_trains_again_a_run_whose_checkpoint_was_deleted(comparison, shared_data, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    shutil.copytree(comparison, out)
+    (out / "gon-s0" / "checkpoint.safetensors").unlink()
+    code, _, err = run_cli(_compare_args(shared_data, out, "--resume"), capsys)
+    assert code == 0 and "skipped" not in err, err
+    assert (out / "gon-s0" / "checkpoint.safetensors").is_file()
+
+
+# -- the Python API applies the CLI's checks ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gon(tiny_run):
+    from implicit_gon import GON
+    return GON.load(tiny_run, device="cpu")
+
+
+def test_api_encodes_by_dtype(gon):
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (2, 8, 8, 1)).astype(np.uint8)
+    z8 = gon.encode_images(u8)
+    z16 = gon.encode_images(u8.astype(np.uint16) * 257)  # the same pixels on uint16's range
+    zf = gon.encode_images(u8.astype(np.float32) / 255)
+    assert torch_allclose(z8, z16) and torch_allclose(z8, zf)
+
+
+@pytest.mark.parametrize("arr,needle", [
+    (np.full((1, 8, 8, 1), 3, np.int64), "dtype int64"), (np.full((1, 8, 8, 1), 200.0), "[0, 1]"),
+    (np.full((1, 8, 8, 1), -0.5, np.float32), "[0, 1]"), (np.zeros((1, 0, 8, 1), np.uint8), "no pixels"),
+    (np.zeros((0, 8, 8, 1), np.uint8), "no pixels"), (np.full((1, 8, 8, 1), np.nan), "NaN"),
+    (np.zeros((1, 8, 8, 1), bool), "dtype bool")])
+def test_api_refuses_images_without_a_defined_range(gon, arr, needle):
+    with pytest.raises(GONError) as e:
+        gon.encode_images(arr)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("z,res,needle", [
+    ("ok", 10**6, "memory"), ("ok", -5, "res = -5"), ("ok", 0, "res = 0"), ("ok", 2.5, "res = 2.5"),
+    ("nan", None, "NaN"), ("short", None, "shape"), ("empty", None, "shape"), ("text", None, "not an array")])
+def test_api_render_checks_latents_and_res_in_one_line(gon, z, res, needle):
+    K = gon.cfg.model.latent_dim
+    z = {"ok": np.zeros((1, K)), "nan": np.full((2, K), np.nan), "short": np.zeros((2, K - 1)),
+         "empty": np.zeros((0, K)), "text": [["a"] * K]}[z]
+    with pytest.raises(GONError) as e:
+        gon.render(z, res=res)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+    return bool(torch.allclose(a, b, atol=1e-5))

@@ -22,10 +22,15 @@ class Latents(nn.Module):
 
 
 def attach(model, cfg, meta) -> None:
+    from .. import limits
     n = meta.get("train_samples")
-    if not n:
-        raise GONError("method glo needs meta.train_samples (the number of training images its latents are for)")
-    model.glo = Latents(int(n), model.latent_dim, cfg.method.glo_lr_mult)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise GONError(f"method glo needs meta.train_samples, the number of training images its latents are for "
+                       f"(a positive integer, not {n!r:.40})")
+    # the latents, their gradients and Adam's two moments, before they are allocated
+    limits.check(f"GLO latents of {n:,} training samples", 4 * n * model.latent_dim * limits.F32,
+                 "train on fewer samples (--train-limit)")
+    model.glo = Latents(n, model.latent_dim, cfg.method.glo_lr_mult)
 
 
 def objective(model, batch, cfg, generator=None, beta=None):
