@@ -1,0 +1,144 @@
+"""Does a shipped image config train without diverging? The same config over several seeds, each for a budget.
+
+    python benchmarks/stability.py --dataset celeba --seeds 0,1,2 [--data-dir DIR] [--steps N] [--seconds S]
+                                   [--set section.key=value ...] [--out DIR] [--window 50]
+
+Each seed is `fit` itself (what `implicit-gon fit images --dataset D --seed S` runs) with the loss logged every
+step. Per seed it reports the largest jump of the training loss over the median of the `--window` steps before it
+(a divergence shows as a jump of 10x or more; Monte Carlo noise of a healthy run stays near 1.5x), the final loss
+(the median of the last window), whether every loss was finite, the step reached and the held-out PSNR (each latent
+one gradient step on the full grid, as `implicit-gon eval` scores it). Without --steps or --seconds a seed runs the
+config's whole schedule: a benchmark for a quiet machine, never a test. Writes OUT/stability.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import positive, run_benchmark, shared_root
+from implicit_gon.config import resolve
+from implicit_gon.errors import DataError, GONError
+from implicit_gon.fsio import write_json
+from implicit_gon.train import fit
+from signals import image_signal
+
+DIVERGED = 10.0  # a loss jump over its recent median this large is a divergence, not sampling noise
+
+
+def data_folder(dataset: str, arg: Path | None) -> Path:
+    """--data-dir as given, else the dataset's folder in the shared data ($IMPLICIT_GON_DATA, ../shared/data)."""
+    root = shared_root()
+    folder = arg.expanduser() if arg is not None else root / dataset if (root / dataset).is_dir() else root
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data folder not found; pass --data-dir DIR (the dataset's folder) or set "
+                        "IMPLICIT_GON_DATA (the shared data, holding DATASET/)")
+    return folder
+
+
+def loss_trace(metrics: Path) -> list[tuple[int, float | None]]:
+    """(step, loss) of every training row of a run's metrics.jsonl; a non-finite loss (null or absent) is None."""
+    rows = []
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            r = json.loads(line)
+            if "loss" in r or "lr" in r:  # a training row (validation rows carry val_* only)
+                v = r.get("loss")
+                rows.append((r["step"], float(v) if isinstance(v, (int, float)) and v == v else None))
+    return rows
+
+
+def max_jump(losses: list[float], window: int) -> tuple[float, int]:
+    """The largest loss[t] / median(loss[t - window:t]) and its index t (1.0, -1 when too short)."""
+    best, at = 1.0, -1
+    for t in range(window, len(losses)):
+        ratio = losses[t] / max(1e-12, statistics.median(losses[t - window:t]))
+        if ratio > best:
+            best, at = ratio, t
+    return best, at
+
+
+def summarise(trace: list[tuple[int, float | None]], window: int) -> dict:
+    """Per-seed figures from its loss trace."""
+    finite = [v for _, v in trace if v is not None]
+    jump, at = max_jump(finite, window)
+    tail = finite[-window:] or [float("nan")]
+    return {"steps": trace[-1][0] if trace else 0, "finite": len(finite) == len(trace) and bool(trace),
+            "max_jump": jump, "jump_step": trace[at][0] if at >= 0 else None,
+            "first_loss": finite[0] if finite else None, "final_loss": statistics.median(tail),
+            "min_loss": min(finite) if finite else None}
+
+
+def run_seed(cfg, train, test, out: Path, window: int) -> dict:
+    """Train one seed into out; a stopped run (a non-finite loss, a divergence guard) is recorded, not raised."""
+    error, val = None, {}
+    try:
+        gon = fit(train, cfg, out, test, progress=False, overwrite=True)
+        val = gon.last_validation
+    except GONError as e:
+        error = str(e)
+    s = summarise(loss_trace(out / "metrics.jsonl"), window)
+    s.update(error=error, val_psnr=val.get("psnr"), val_sse=val.get("sse"))
+    s["diverged"] = bool(error) or not s["finite"] or s["max_jump"] >= DIVERGED
+    return s
+
+
+def seed_list(text: str) -> list[int]:
+    """An argparse type: comma-separated seeds, each a whole number in 0 .. 2^31 - 1."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if not all(0 <= s < 2**31 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds must be distinct, in 0 .. 2^31 - 1")
+    return seeds
+
+
+def seed_config(args, folder: Path, seed: int):
+    flags = {"data.data_dir": str(folder), "train.seed": seed, "train.log_every": 1, "train.ckpt_every": 10**9,
+             "train.steps": args.steps, "train.max_time": args.seconds, "train.device": args.device}
+    return resolve("images", args.dataset, None, flags, args.sets)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="celeba", help="a shipped image config (configs/images/NAME.yaml)")
+    ap.add_argument("--data-dir", type=Path, default=None, help="the dataset's folder (default: DATASET/ in "
+                    "$IMPLICIT_GON_DATA, else ../shared/data); with --dataset folder, any image folder")
+    ap.add_argument("--seeds", type=seed_list, default=None, help="comma-separated (default 0,1,2)")
+    ap.add_argument("--steps", type=positive(int), default=None, help="steps per seed (default: the config's)")
+    ap.add_argument("--seconds", type=positive(float), default=None, help="wall-clock budget per seed")
+    ap.add_argument("--window", type=positive(int), default=50, help="steps in the running median")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override section.key=value")
+    ap.add_argument("--out", type=Path, default=Path("stability"))
+    ap.add_argument("--keep", action="store_true", help="keep each seed's run in OUT/seedS (else a temporary folder)")
+    args = ap.parse_args()
+    seeds = [0, 1, 2] if args.seeds is None else args.seeds
+    folder = data_folder(args.dataset, args.data_dir)
+    cfg = seed_config(args, folder, seeds[0])
+    train = image_signal(cfg.data, "train", progress=False)
+    test = image_signal(cfg.data, "test", progress=False, notes=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"dataset": args.dataset, "data_dir": str(folder), "train": len(train), "test": len(test),
+              "sets": args.sets, "window": args.window, "seeds": {}}
+    with tempfile.TemporaryDirectory(dir=args.out) as scratch:
+        for seed in seeds:
+            run = (args.out if args.keep else Path(scratch)) / f"seed{seed}"
+            r = run_seed(seed_config(args, folder, seed), train, test, run, args.window)
+            result["seeds"][seed] = r
+            write_json(args.out / "stability.json", result)
+            print(f"seed {seed}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), "
+                  f"loss {_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, "
+                  f"held-out PSNR {_fmt(r['val_psnr'])} dB{'  DIVERGED' if r['diverged'] else ''}", flush=True)
+    print(f"wrote {args.out / 'stability.json'}")
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+if __name__ == "__main__":
+    run_benchmark(main)
