@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 DEMO   := runs/demo
 
-.PHONY: setup system-deps demo test check-data test-data bench clean lock
+.PHONY: docs setup system-deps demo test check-data test-data bench clean lock
 
 setup: $(VENV)/.installed system-deps
 
@@ -59,5 +59,11 @@ test-data: setup
 bench: setup
 	$(BIN)/python benchmarks/step_speed.py $(if $(DATA),--data-dir $(DATA))
 
+# The documentation site (MkDocs, Material theme) in site/, warnings as errors; the CLI and configuration references
+# and the home page (from README.md) are generated first. Offline: no plugin fetches anything.
+docs: setup
+	$(BIN)/python docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -166,3 +166,34 @@ def write_audio(x, sample_rate: int, path: str | Path) -> None:
     x = np.asarray(x, dtype=np.float32).clip(-1, 1)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), x, sample_rate, subtype=subtype, format=fmt)
+
+
+class Picture:
+    """Images that a notebook shows inline (Jupyter calls _repr_png_): what `show` returns."""
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels  # (H, W, C) uint8, C 1 or 3
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        from PIL import Image
+        buf = io.BytesIO()
+        p = self.pixels[..., 0] if self.pixels.shape[-1] == 1 else self.pixels
+        Image.fromarray(p).save(buf, "PNG")
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        save_image(self.pixels, path)
+
+
+def show(images: np.ndarray, nrow: int | None = None, scale: int = 1) -> Picture:
+    """A notebook picture of images (n, H, W, C) or (H, W, C) uint8, as `render` returns them: a grid of nrow per
+    row, each pixel enlarged `scale` times (nearest) so 8x8 digits are visible."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if not 1 <= scale <= 64:
+        raise GONError(f"show: scale = {scale}: expected 1 to 64")
+    big = images.repeat(scale, axis=1).repeat(scale, axis=2)
+    return Picture(make_grid(big, nrow))

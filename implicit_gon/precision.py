@@ -29,7 +29,7 @@ def native_bf16(device: torch.device | str) -> bool:
 
 def resolve_precision(name: str, device: torch.device | str) -> str:
     """`auto`: bf16 where the device has it natively (it trains as well as float32 there, 1.8x faster on an
-    AVX-512 BF16 CPU: README), fp32 elsewhere. Other names are themselves."""
+    AVX-512 BF16 CPU: docs/scaling.md), fp32 elsewhere. Other names are themselves."""
     if name != "auto":
         return name
     return "bf16" if native_bf16(device) else "fp32"

@@ -85,7 +85,7 @@ def test_conv_latents_do_not_depend_on_the_batch(train_mode):
 def test_one_step_latents_are_affine_in_the_image(loss, inner_steps, affine):
     """One step from the origin is an affine encoder: F(0) and dF/dz at 0 do not depend on x, and the loss
     derivative (MSE; BCE through the sigmoid) is affine in x. Ten steps are not: that is what gon-10 adds
-    (README, Table 1)."""
+    (docs/baselines.md, Table 1)."""
     m = decoder(latent=6, width=4).double()
     m.train()
     m(grid(28, dtype=torch.float64), torch.randn(8, 6, dtype=torch.float64))  # running statistics off their start
