@@ -1106,19 +1106,21 @@ def _click_errors() -> tuple[tuple, tuple]:
 def main(argv: Optional[list] = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback;
     usage errors print typer's usage message and exit 2; Ctrl-C exits 130."""
+    from implicit_gon import interrupts
     from implicit_gon.errors import GONError, Interrupted
     usage, abort = _click_errors()
+    interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     try:
         rc = typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
     except Interrupted as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(e.code)
     except GONError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except abort:  # Ctrl-C outside a command that can say more
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except abort as e:  # a stop signal outside a command that can say more
+        print(f"error: interrupted by {interrupts.signal_name(e)}", file=sys.stderr)
+        sys.exit(interrupts.exit_code(e))
     except usage as e:
         e.show()
         sys.exit(e.exit_code)

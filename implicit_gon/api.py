@@ -55,7 +55,7 @@ class GON:
         extra = {}
         if self.gaussian is not None:
             extra = {"gauss_mean": self.gaussian[0], "gauss_cov": self.gaussian[1]}
-        return checkpoint.save(run, self.model, self.info(), optimizer_state, extra, name)
+        return checkpoint.save(run, self.model, self.info(), optimizer_state, extra, name, self.cfg.train.keep)
 
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False,

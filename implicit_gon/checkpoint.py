@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from . import jsonio, limits
 from .errors import GONError
+from .guard import check_finite
 from .fsio import atomic_path, write_json
 
 CKPT = "checkpoint.safetensors"
@@ -61,10 +62,11 @@ def checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
 
 
 def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimizer_state: dict | None = None,
-         extra: dict[str, torch.Tensor] | None = None, name: str = CKPT) -> Path:
+         extra: dict[str, torch.Tensor] | None = None, name: str = CKPT, keep: int = 1) -> Path:
     """Write RUN/config.json, then RUN/checkpoint.safetensors (so config.json never lags the checkpoint it
     describes), or RUN/name alone: config.json describes the last checkpoint, so writing BEST leaves it alone.
-    `info` holds config, meta, step (JSON-able)."""
+    `info` holds config, meta, step (JSON-able). Any NaN or infinity in what would be written is a NonFinite error
+    and nothing is written; the checkpoint being replaced is kept as checkpoint-STEP (keep in all, see previous)."""
     run = Path(run)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"info": json.dumps(info), "format": str(FORMAT_VERSION)}
@@ -74,12 +76,38 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
         metadata["optim_groups"] = groups
     for k, v in (extra or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    check_finite(tensors, f"{name} not written")  # a diverged state never replaces a good checkpoint
     metadata["sha256"] = checksum(tensors, metadata)
     if name == CKPT:
         write_json(run / "config.json", info)
+        _keep_previous(run, keep, info.get("step"))
     with atomic_path(run / name) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return run / name
+
+
+def previous(run: str | Path) -> list[Path]:
+    """RUN's earlier checkpoints (checkpoint-STEP.safetensors), oldest first."""
+    found = []
+    for p in Path(run).glob("checkpoint-*.safetensors"):
+        step = p.name[len("checkpoint-"):-len(".safetensors")]
+        if step.isdigit():
+            found.append((int(step), p))
+    return [p for _, p in sorted(found)]
+
+
+def _keep_previous(run: Path, keep: int, new_step: int) -> None:
+    """Before RUN/checkpoint.safetensors is replaced, keep it as checkpoint-STEP.safetensors (a hard link: no copy)
+    and remove the oldest, so keep checkpoints in all stay on disk."""
+    from .rundir import checkpoint_step
+    step = checkpoint_step(run) if keep > 1 else None
+    if step is not None and step != new_step:
+        kept = run / f"checkpoint-{step:09d}.safetensors"
+        with atomic_path(kept) as tmp:
+            tmp.unlink()
+            os.link(run / CKPT, tmp)
+    for old in previous(run)[:max(0, len(previous(run)) - (keep - 1))]:
+        old.unlink(missing_ok=True)
 
 
 MAX_HEADER = 100 << 20  # bytes of a safetensors header (safetensors' own limit)
@@ -161,6 +189,7 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     except KeyError:
         raise GONError(f"{path}: not a readable implicit-gon checkpoint (metadata)") from None
     check_info(info, str(path))
+    check_finite(tensors, f"{path}: not finite, refused")  # a run that diverged (before the guard wrote this) renders noise
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     opt = None

@@ -132,6 +132,18 @@ class TrainConfig:
     """Steps between rows of RUN/metrics.jsonl."""
     ckpt_every: int = field(default=500, metadata={"min": 1})
     """Steps between checkpoints (one is always written at the end)."""
+    ckpt_minutes: float = field(default=10.0, metadata={"min": 0, "max": 10**6})
+    """Wall-clock minutes between checkpoints, besides every ckpt_every steps, so a long run is never more than
+    this far from disk (0: steps only)."""
+    keep: int = field(default=3, metadata={"min": 1, "max": 1000})
+    """Checkpoints kept on disk: RUN/checkpoint.safetensors (the last) and the keep - 1 before it as
+    RUN/checkpoint-STEP.safetensors; RUN/best.safetensors is kept besides."""
+    divergence_factor: float = field(default=10.0, metadata={"min": 0, "max": 1e9})
+    """A step's loss above this many times the median of the recent ones (or a non-finite loss, always) is a
+    divergence: training stops, or rolls back (on_divergence), and never checkpoints it (0: non-finite only)."""
+    on_divergence: str = field(default="stop", metadata={"choices": ("stop", "rollback")})
+    """`stop`: exit 1 with one line, the last checkpoint kept as it was; `rollback`: reload the last checkpoint,
+    halve the learning rate and go on (logged to metrics.jsonl as an `event: rollback` row)."""
     val_every: int = field(default=0, metadata={"min": 0})
     """Steps between held-out evaluations logged to metrics.jsonl (0: only at the end)."""
     val_samples: int = field(default=256, metadata={"min": 1})
@@ -655,7 +667,8 @@ def to_yaml(cfg: Config) -> str:
 RESUMABLE = frozenset({
     "train.steps", "train.lr", "train.batch_size", "train.points", "train.device", "train.log_every",
     "train.ckpt_every", "train.val_every", "train.val_samples", "train.grad_clip", "train.tensorboard",
-    "train.max_time", "train.patience", "train.precision", "data.data_dir", "data.cache_dir", "data.download"})
+    "train.max_time", "train.patience", "train.precision", "train.ckpt_minutes", "train.keep",
+    "train.divergence_factor", "train.on_divergence", "data.data_dir", "data.cache_dir", "data.download"})
 """Fields a resumed run may change (its schedule, where its data is); every other one defines the model, the
 objective or the data, so changing it on --resume would silently make another run under the same name."""
 

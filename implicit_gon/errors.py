@@ -10,4 +10,9 @@ class DataError(GONError):
 
 
 class Interrupted(GONError):
-    """Ctrl-C during work that can say where it stopped (e.g. the last checkpoint); the CLI exits 130."""
+    """Ctrl-C, SIGTERM or SIGHUP during work that can say where it stopped (e.g. the last checkpoint); the CLI
+    exits with `code`: 128 + the signal's number (130, 143, 129)."""
+
+    def __init__(self, message: str, code: int = 130):
+        super().__init__(message)
+        self.code = code

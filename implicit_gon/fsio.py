@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -66,13 +68,15 @@ def check_output_name(target: Path) -> None:
 
 
 def _temp_affixes(target: Path) -> dict[str, str]:
-    """mkstemp's prefix and suffix: `.NAME.` + 8 random characters + `.tmpSUFFIX`, with NAME cut so that the
-    whole stays within NAME_MAX bytes (an output name of 241-255 bytes is legal; its temporary name must be too)."""
+    """mkstemp's prefix and suffix: `.NAME.PID.` + 8 random characters + `.tmpSUFFIX`, with NAME cut so that the
+    whole stays within NAME_MAX bytes (an output name of 241-255 bytes is legal; its temporary name must be too).
+    The pid lets a later writer in the folder remove the file once its writer is dead (sweep_stale)."""
     suffix = f".tmp{target.suffix}" if len(os.fsencode(target.suffix)) <= 16 else ".tmp"
-    room = NAME_MAX - 2 - 8 - len(os.fsencode(suffix))  # the dots around NAME and mkstemp's 8 characters
+    pid = str(os.getpid())
+    room = NAME_MAX - 3 - len(pid) - 8 - len(os.fsencode(suffix))  # the dots, the pid, mkstemp's 8 characters
     name = os.fsencode(target.name)[:room].decode(errors="ignore") if len(os.fsencode(target.name)) > room \
         else target.name
-    return {"prefix": f".{name or 'x'}.", "suffix": suffix}
+    return {"prefix": f".{name or 'x'}.{pid}.", "suffix": suffix}
 
 
 @contextlib.contextmanager
@@ -84,6 +88,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     _make_parent(target)
     try:
         # keep the suffix so that writers which pick a format from the name (PIL, imageio) still work
+        sweep_stale(target.parent)
         fd, tmp = tempfile.mkstemp(**_temp_affixes(target), dir=target.parent)
     except OSError as e:
         raise write_error(target, e) from None
@@ -112,15 +117,62 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+TEMP = re.compile(r"\..+\.(\d+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?")
+"""atomic_path's temporary names, `.NAME.PID.XXXXXXXX.tmpSUFFIX`: the pid tells whether their writer is alive."""
+_SWEPT: set = set()
+
+
+def sweep_stale(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of dead writers in folder (once per folder and process): a process killed
+    (kill -9, a power cut) mid-write leaves its temporary file, which the next use of the folder removes."""
+    key = os.path.realpath(folder)
+    if key in _SWEPT:
+        return []
+    _SWEPT.add(key)
+    gone = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            m = TEMP.fullmatch(entry.name)
+            if m and not _alive(int(m.group(1))) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    gone.append(Path(entry.path))
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's live process (or a name that only looks like ours)
+    return True
+
+
+def finite_json(obj):
+    """obj with every NaN or infinity replaced by None: JSON has no such numbers (json.dumps writes a bare NaN
+    that strict readers refuse)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(finite_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     """Append one JSON line in one write; if the write fails (a full disk) or is short, the file is cut back to
     where it was, so it never ends in a torn line."""
-    line = (json.dumps(row) + "\n").encode()
+    line = (json.dumps(finite_json(row), allow_nan=False) + "\n").encode()
     try:
         fd = open_run_file(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as e:

@@ -3,6 +3,7 @@ per step), one plain line every few steps instead."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 LINES = 20
@@ -25,27 +26,55 @@ def _is_tty(file) -> bool:
         return False
 
 
+LINE_S = 30.0
+"""Longest wait between plain lines: a slow run (seconds per step) still shows it is alive in a log."""
+
+
 class PlainProgress:
-    """One line `step N/T: key value ...` every `every` steps and at the last, with tqdm's calls."""
+    """One line `step N/T: key value ...` after the first step, every `every` steps, at least every LINE_S seconds
+    and at the last, with tqdm's calls."""
 
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, file: TextIO | None = None,
-                 every: int | None = None):
+                 every: int | None = None, clock=time.monotonic):
         self.total, self.n, self.enabled, self.file = total, initial, enabled, file or sys.stderr
         self.every = every or max(1, -(-(total - initial) // LINES))
+        self.first, self.clock, self._last = initial + 1, clock, clock()
         self._due = False
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        self._due = self.n % self.every == 0 or self.n >= self.total
+        self._due = (self.n % self.every == 0 or self.n >= self.total or self.n == self.first
+                     or self.clock() - self._last >= LINE_S)
 
     def set_postfix(self, **values: Any) -> None:
         if self.enabled and self._due:
             parts = " ".join(f"{k} {v}" for k, v in values.items())
             print(f"step {self.n}/{self.total}: {parts}", file=self.file, flush=True)
+            self._last = self.clock()
         self._due = False
 
     def close(self) -> None:
         pass
+
+
+def eta(done: int, left: int, seconds: float, max_time: float = 0.0) -> float | None:
+    """Seconds still to go from the measured rate (done steps in seconds), capped by a wall-clock budget."""
+    if done <= 0 or seconds <= 0:
+        return None
+    out = left * seconds / done
+    return min(out, max(0.0, max_time - seconds)) if max_time else out
+
+
+def duration(seconds: float | None) -> str:
+    """12s, 3m05s, 2h07m; ? when unknown."""
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def work_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = True, file: TextIO | None = None,

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Iterator
 
@@ -170,14 +171,15 @@ def checkpoint_step(run: str | os.PathLike) -> int | None:
         return None
 
 
-def interrupted(run: str | os.PathLike) -> Interrupted:
-    """The one line for Ctrl-C during work on RUN: where the last checkpoint is and how to go on."""
+def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrupted:
+    """The one line for a stop signal during work on RUN: where the last checkpoint is and how to go on. Without a
+    checkpoint the run's folder is about to be removed, so the line does not send anyone there."""
     from .checkpoint import CKPT
-    step = checkpoint_step(run)
+    name, step = signal.Signals(signum).name, checkpoint_step(run)
     if step is None:
-        return Interrupted(f"interrupted: no checkpoint was written yet in {run}")
-    return Interrupted(f"interrupted: the last checkpoint is {Path(run) / CKPT} (step {step}); "
-                       f"continue with `fit ... --out {run} --resume`")
+        return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
+    return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {step}); "
+                       f"continue with `fit ... --out {run} --resume`", 128 + signum)
 
 
 @contextlib.contextmanager
@@ -191,9 +193,9 @@ def session(run: str | os.PathLike, step: int | None = None) -> Iterator[Path]:
                 clean_temps(run)
                 repair_metrics(run, step)
             yield run
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             _drop_unfinished(run, before)
-            raise interrupted(run) from None
+            raise interrupted(run, getattr(e, "signum", signal.SIGINT)) from None
         except BaseException:
             _drop_unfinished(run, before)
             raise

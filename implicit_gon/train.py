@@ -1,23 +1,26 @@
 """Training: Adam on the GON objective, with step-seeded randomness so that `--resume` continues the very same run."""
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import methods, schedule
+from . import interrupts, methods, schedule
 from .api import GON, bits_per_dim, psnr_from_mse
-from .checkpoint import BEST
+from .checkpoint import BEST, CKPT
 from .device import make_generator
 from .distributed import SINGLE, Dist, agree, agree_value, check_batch, reduce_gradients, shard_batch
-from .errors import GONError
+from .errors import GONError, Interrupted
 from .fsio import append_jsonl
 from .host import keep_freed_memory
 from .precision import Precision
-from .progress import progress_bar
-from .rundir import training
+from .guard import MAX_ROLLBACKS, Diverged, LossWatch, NonFinite
+from .progress import duration, eta, progress_bar
+from .rundir import checkpoint_step, interrupted, repair_metrics, training
 from .step import kl_standard_normal, nll_per_sample, per_sample
 from .stopping import EarlyStop
 from .tasks import evaluate as task_evaluate, objective
@@ -87,10 +90,44 @@ def _bits_per_dim(gon: GON, b, z, gen) -> torch.Tensor:
     return bits_per_dim(nll + kl_standard_normal(mu, logvar), b.values[0].numel())
 
 
-def _check_finite(loss: torch.Tensor, step: int, run: Path) -> None:
-    if not torch.isfinite(loss):
-        raise GONError(f"training diverged: loss is {loss.item()} at step {step} (lower --lr or gon.step_size); "
-                       f"the last good checkpoint is in {run}")
+def _diverged(run: Path, why: str) -> Diverged:
+    """The one line of a run that diverged: what happened, and the checkpoint that is left (never one written
+    after the divergence: saves refuse non-finite state), or that none is (its folder is about to go)."""
+    step = checkpoint_step(run)
+    kept = (f"the last good checkpoint is {run / CKPT} (step {step}), untouched; fit --resume with a lower --lr "
+            f"continues it" if step is not None else "no checkpoint had been written, so nothing is kept")
+    return Diverged(f"training diverged: {why} (lower --lr or gon.step_size, or set train.grad_clip); {kept}")
+
+
+def _roll_back(gon: GON, opt, run: Path, why: str, dist: Dist, agreed: bool = True) -> None:
+    """train.on_divergence rollback: reload the last checkpoint (weights, Adam state, step), halve the learning
+    rate (kept in train_state, so --resume keeps it) and log it; else, or with nothing to go back to, stop. Under
+    torchrun only a divergence every rank saw (agreed) rolls back: rank 0 alone cannot take the others along."""
+    rolls = gon.train_state.get("rollbacks", 0)
+    if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or checkpoint_step(run) is None \
+            or (dist.active and not agreed):
+        raise _diverged(run, why)
+    good, state = GON.load(run, gon.device, with_optimizer=True)
+    gon.model.load_state_dict(good.model.state_dict())
+    opt.load_state_dict(state)
+    scale = gon.train_state.get("lr_scale", 1.0) / 2
+    gon.step, gon.train_state = good.step, {**good.train_state, "lr_scale": scale, "rollbacks": rolls + 1}
+    if dist.main:
+        repair_metrics(run, gon.step)
+        append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "rollback", "diverged": why,
+                                             "lr_scale": scale, "time": time.time()})
+        print(f"rolled back to step {gon.step} ({why}); learning rate x{scale:g}", file=sys.stderr)
+
+
+def _stop_on_signal(gon: GON, opt, run: Path, dist: Dist, taken: int) -> None:
+    """A stop signal arrived during the step just taken: checkpoint this step (rank 0; unless no step was taken
+    here, when the checkpoint already is at it) and end with the signal's exit status."""
+    signum = interrupts.pending() or signal.SIGTERM  # ranks other than 0 stop with rank 0
+    interrupts.clear()
+    if dist.main and taken:
+        gon.save(run, opt.state_dict())
+    raise interrupted(run, signum) if dist.main else Interrupted(f"rank {dist.rank}: stopped with rank 0",
+                                                                 128 + signum)
 
 
 def make_optimizer(model, tc) -> torch.optim.Adam:
@@ -109,7 +146,7 @@ def make_optimizer(model, tc) -> torch.optim.Adam:
 
 @training  # holds RUN: a lock, stale temporary files removed, metrics cut to the step, Ctrl-C as one line
 def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=None,
-          progress: bool = True, dist: Dist = SINGLE, on_step=None) -> dict[str, Any]:
+          progress: bool = True, dist: Dist = SINGLE, on_step=None, clock=None) -> dict[str, Any]:
     """Train gon on signal from gon.step to cfg.train.steps, logging to RUN/metrics.jsonl and checkpointing.
     With train.val_every, the held-out data are scored every val_every steps and RUN/best.safetensors keeps the
     best weights by the monitored metric; training stops earlier after train.patience evaluations without
@@ -142,57 +179,92 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step, "already ")
     gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
     bar = progress_bar(tc.steps, gon.step, progress and dist.main)  # tqdm on a terminal, a line every few steps else
-    t0, s0, elapsed0, val = time.perf_counter(), gon.step, gon.train_state.get("elapsed", 0.0), None
-    while gon.step < tc.steps and gon.stop_reason is None:
-        step = gon.step
-        p = schedule.progress(tc, step, time.perf_counter() - t0)
-        p = agree_value(dist, p, gon.device) if tc.max_time else p  # a time budget reads each rank's own clock
-        schedule.set_lr(opt, base_lr, schedule.lr_factor(tc, step, p))
-        gen = step_generator(tc.seed, step, "cpu")
-        idx = batch_indices(len(signal), batch_size, tc.seed, step)
-        batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device, **sampling), dist)  # this rank's rows
-        gon.model.train()
-        with amp.autocast():
-            loss, parts = objective(gon.model, batch, cfg, step_generator(tc.seed, step, gon.device),
-                                    kl_weight(cfg, step))
-        _check_finite(loss, step, run)
-        opt.zero_grad(set_to_none=True)
-        amp.backward(loss)
-        reduce_gradients(gon.model, dist, batch.values.shape[0] / batch_size)
-        amp.unscale(opt)
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(gon.model.parameters(), tc.grad_clip)
-        amp.step(opt)
-        gon.step += 1
-        seconds = time.perf_counter() - t0
-        gon.train_state["elapsed"] = elapsed0 + seconds  # training time over every invocation, for `plot --x time`
-        rate = (gon.step - s0) / max(1e-9, seconds)
-        if on_step is not None:
-            on_step(gon, seconds)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}")
-        evaluating = validating and gon.step % tc.val_every == 0
-        val = _keep_best(gon, val_signal, stopper, run) if evaluating and dist.main else None
-        gon.stop_reason = agree(dist, _patience_spent(stopper, tc.patience, gon.step)
-                                or _time_spent(tc, seconds, gon.step), gon.device)
-        if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
-            parts = global_mean({"loss": loss, **parts}, batch.values.shape[0] / batch_size, dist)  # every rank
-            if dist.main:
-                row = {"step": gon.step, **parts, "lr": opt.param_groups[0]["lr"], "steps_per_s": rate,
-                       "time": time.time(),
-                       "elapsed": gon.train_state["elapsed"]}
-                row.update({f"val_{k}": v for k, v in (val or {}).items()})
-                append_jsonl(run / "metrics.jsonl", row)
-                if writer is not None:
-                    for k, v in row.items():
-                        if k not in ("step", "time") and isinstance(v, (int, float)):
-                            writer.add_scalar(k, v, gon.step)
-        if gon.step % tc.ckpt_every == 0 and gon.step < tc.steps and gon.stop_reason is None and dist.main:
-            gon.save(run, opt.state_dict())
-    bar.close()
+    t0, elapsed0, val, taken = time.perf_counter(), gon.train_state.get("elapsed", 0.0), None, 0
+    watch, clock = LossWatch(tc.divergence_factor), clock or time.monotonic
+    last_ckpt = clock()
+    with interrupts.handled(), interrupts.deferred():  # a stop signal waits for the step's end: see _stop_on_signal
+        while gon.step < tc.steps and gon.stop_reason is None:
+            step = gon.step
+            p = schedule.progress(tc, step, time.perf_counter() - t0)
+            p = agree_value(dist, p, gon.device) if tc.max_time else p  # a time budget reads each rank's own clock
+            scale = gon.train_state.get("lr_scale", 1.0)  # halved by each rollback (train.on_divergence)
+            schedule.set_lr(opt, [b * scale for b in base_lr], schedule.lr_factor(tc, step, p))
+            gen = step_generator(tc.seed, step, "cpu")
+            idx = batch_indices(len(signal), batch_size, tc.seed, step)
+            batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device, **sampling), dist)  # this rank's rows
+            gon.model.train()
+            with amp.autocast():
+                loss, parts = objective(gon.model, batch, cfg, step_generator(tc.seed, step, gon.device),
+                                        kl_weight(cfg, step))
+            why = agree(dist, watch.check(loss.item(), step), gon.device)  # rank 0's loss decides for all
+            if why:
+                _roll_back(gon, opt, run, why, dist)
+                stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
+                continue
+            opt.zero_grad(set_to_none=True)
+            amp.backward(loss)
+            reduce_gradients(gon.model, dist, batch.values.shape[0] / batch_size)
+            amp.unscale(opt)
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(gon.model.parameters(), tc.grad_clip)
+            amp.step(opt)
+            gon.step += 1
+            taken += 1
+            seconds = time.perf_counter() - t0
+            gon.train_state["elapsed"] = elapsed0 + seconds  # training time over every invocation, for `plot --x time`
+            rate = taken / max(1e-9, seconds)
+            if on_step is not None:
+                on_step(gon, seconds)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}",
+                            eta=duration(eta(taken, tc.steps - gon.step, seconds, tc.max_time)))
+            evaluating = validating and gon.step % tc.val_every == 0
+            try:
+                val = _keep_best(gon, val_signal, stopper, run) if evaluating and dist.main else None
+            except NonFinite as e:
+                _roll_back(gon, opt, run, f"after step {gon.step}, {e}", dist, agreed=False)
+                stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
+                continue
+            signalled = "signal" if interrupts.pending() else None
+            gon.stop_reason = agree(dist, signalled or _patience_spent(stopper, tc.patience, gon.step)
+                                    or _time_spent(tc, seconds, gon.step), gon.device)
+            if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
+                _log_row(gon, run, opt, writer, dist, val, rate, {"loss": loss, **parts},
+                         batch.values.shape[0] / batch_size)
+            if gon.stop_reason == "signal" or (gon.stop_reason and interrupts.pending()):
+                _stop_on_signal(gon, opt, run, dist, taken)
+            timed = tc.ckpt_minutes > 0 and clock() - last_ckpt >= tc.ckpt_minutes * 60
+            if (gon.step % tc.ckpt_every == 0 or timed) and gon.step < tc.steps and gon.stop_reason is None \
+                    and dist.main:
+                try:
+                    gon.save(run, opt.state_dict())
+                except NonFinite as e:
+                    _roll_back(gon, opt, run, f"after step {gon.step}, {e}", dist, agreed=False)
+                    stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
+                    continue
+                last_ckpt = clock()
+        bar.close()
+        if not dist.main:
+            return {}
+        try:
+            return _finish(gon, signal, run, val_signal, opt, stopper, val)
+        except NonFinite as e:
+            raise _diverged(run, f"at the end of training (step {gon.step}), {e}") from None
+
+
+def _log_row(gon: GON, run: Path, opt, writer, dist: Dist, val, rate: float, parts: dict, share: float) -> None:
+    """One metrics.jsonl row (and TensorBoard scalars) of the step just taken: the global batch's means."""
+    parts = global_mean(parts, share, dist)  # every rank
     if not dist.main:
-        return {}
-    return _finish(gon, signal, run, val_signal, opt, stopper, val)
+        return
+    row = {"step": gon.step, **parts, "lr": opt.param_groups[0]["lr"], "steps_per_s": rate, "time": time.time(),
+           "elapsed": gon.train_state["elapsed"]}
+    row.update({f"val_{k}": v for k, v in (val or {}).items()})
+    append_jsonl(run / "metrics.jsonl", row)
+    if writer is not None:
+        for k, v in row.items():
+            if k not in ("step", "time") and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, gon.step)
 
 
 def _keep_best(gon: GON, val_signal, stopper: EarlyStop, run: Path) -> dict[str, Any]:

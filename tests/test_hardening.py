@@ -362,13 +362,12 @@ def test_checkpoint_metadata_with_wrong_types_is_one_line(run, path, value, need
         one_line_error(code, err, str(run / checkpoint.CKPT), needle)
 
 
-def test_nan_weights_give_valid_json_and_nan_gaussian_one_line(run, capsys):
+def test_nan_weights_and_nan_gaussian_are_refused_with_one_line(run, capsys):
     rewrite(run, tensors=lambda t: {k: (torch.full_like(v, float("nan")) if k.startswith(("model.", "extra."))
                                         else v) for k, v in t.items()})
-    code, out, err = run_cli(["eval", run, "--json"], capsys)
-    assert code == 0, err
-    res = json.loads(out.strip().splitlines()[-1])  # strict JSON: NaN would not parse as a number here
-    assert res["psnr"] is None and res["n"] == 297
+    code, out, err = run_cli(["eval", run, "--json"], capsys)  # issue 21: eval exited 0 with "sse": null
+    one_line_error(code, err, str(run / checkpoint.CKPT), "not finite")
+    assert out == ""
     code, _, err = run_cli(["sample", run, "--out", run.parent / "s.png"], capsys)
     one_line_error(code, err, "not finite")
 

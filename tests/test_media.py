@@ -99,12 +99,36 @@ def test_plain_progress_writes_a_line_every_few_steps():
         bar.update(1)
         bar.set_postfix(loss="0.1")
     lines = out.getvalue().splitlines()
-    assert len(lines) == LINES and lines[-1] == "step 1000/1000: loss 0.1"
+    assert len(lines) == LINES + 1 and lines[-1] == "step 1000/1000: loss 0.1"
+    assert lines[0] == "step 1/1000: loss 0.1"  # at once, not after a twentieth of the run
     quiet = io.StringIO()
     bar = progress_bar(10, 0, False, quiet)
     bar.update(10)
     bar.set_postfix(loss="1")
     assert quiet.getvalue() == ""
+
+
+def test_plain_progress_writes_at_least_every_line_s_seconds():
+    """A slow run (here 7 s a step, 1000 steps: the step count alone would wait 350 s) writes a line after its
+    first step and then at least every LINE_S seconds."""
+    from implicit_gon.progress import LINE_S, PlainProgress
+    now, out = [0.0], io.StringIO()
+    bar = PlainProgress(1000, 0, True, out, clock=lambda: now[0])
+    for _ in range(20):
+        now[0] += 7.0
+        bar.update(1)
+        bar.set_postfix(loss="1")
+    steps = [int(ln.split()[1].split("/")[0]) for ln in out.getvalue().splitlines()]
+    assert steps[0] == 1 and len(steps) >= 140 // LINE_S
+    assert all(7 * (b - a) <= LINE_S + 7 for a, b in zip(steps, steps[1:]))
+
+
+def test_eta_from_rate_and_budget():
+    from implicit_gon.progress import duration, eta
+    assert eta(10, 90, 5.0) == 45.0  # 0.5 s a step, 90 to go
+    assert eta(10, 90, 5.0, max_time=20.0) == 15.0  # the budget ends first
+    assert eta(0, 90, 0.0) is None and duration(None) == "?"
+    assert (duration(45), duration(185), duration(7500)) == ("45s", "3m05s", "2h05m")
 
 
 def test_work_bar_is_silent_when_quick_and_writes_lines_when_slow(monkeypatch):

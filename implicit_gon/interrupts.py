@@ -1,0 +1,96 @@
+"""Ctrl-C, SIGTERM and SIGHUP as exceptions, so that every `finally` and `with` block runs (temporary files go,
+locks are released) whichever of them ends a process; inside `deferred()` (a training step) they wait for the
+step to end, so the run can checkpoint a consistent state at that step and --resume continues it exactly.
+
+A batch scheduler sends SIGTERM before it kills a job, a closed terminal SIGHUP: both are stops, like Ctrl-C, and
+exit with 128 + the signal's number (130, 143, 129)."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_state = {"defer": 0, "pending": None}  # depth of deferred() blocks; the signal that arrived inside one
+
+
+class Stop(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) raised as an exception; a KeyboardInterrupt, so code that handles
+    Ctrl-C handles all three."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def code(self) -> int:
+        return 128 + self.signum
+
+
+def exit_code(e: BaseException) -> int:
+    """The exit status of a stop: 128 + its signal (Ctrl-C, a plain KeyboardInterrupt, is 130)."""
+    return e.code if isinstance(e, Stop) else 128 + signal.SIGINT
+
+
+def signal_name(e: BaseException) -> str:
+    return e.name if isinstance(e, Stop) else "SIGINT"
+
+
+def _handler(signum, frame) -> None:
+    if _state["defer"] and _state["pending"] is None:
+        _state["pending"] = signum  # the step ends first; a second signal stops at once
+        return
+    raise Stop(signum)
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Turn the stop signals into Stop exceptions inside the block (the main thread only: elsewhere Python cannot
+    install handlers, and the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, _handler) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def install() -> None:
+    """handled() for the rest of the process (the CLI's entry point)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, _handler)
+
+
+def pending() -> int | None:
+    """The stop signal that arrived inside the current deferred() block, if any."""
+    return _state["pending"]
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold stop signals until the block ends (or the code inside asks pending() and stops itself): the block's
+    work is never cut in half. A signal still pending at the end is raised there."""
+    _state["defer"] += 1
+    try:
+        yield
+    finally:
+        _state["defer"] -= 1
+        signum = _state["pending"]
+        if not _state["defer"]:
+            _state["pending"] = None
+    if signum is not None and not _state["defer"]:
+        raise Stop(signum)
+
+
+def clear() -> None:
+    """Forget a pending signal (the code inside deferred() has acted on it)."""
+    _state["pending"] = None
