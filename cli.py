@@ -305,10 +305,8 @@ def fit_sdf(
     from signals import sdf
 
     flags = _flags(**{k: v for k, v in locals().items()
-                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "samples", "set_", "val")})
+                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_", "val")})
     _path_flags(flags, paths, data, resume, "sdf", "meshes", val)
-    if samples:
-        flags["data.sdf_samples"] = samples
 
     def make(cfg):
         return (sdf.load_signal(cfg.data.paths, cfg.data),

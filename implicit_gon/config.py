@@ -534,15 +534,26 @@ def _check_decoder_rules(cfg: Config, source: str) -> None:
 MAX_YAML_BYTES = 1 << 20
 
 
+MAX_YAML_DEPTH = 32  # a config is 2 deep; yaml's composer recurses per level (5,000 gave a RecursionError)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """yaml.safe_load that refuses anchors and aliases (a 500-byte file of nested aliases expands to gigabytes)."""
+    """yaml.safe_load that refuses anchors and aliases (a 500-byte file of nested aliases expands to gigabytes),
+    nesting deeper than MAX_YAML_DEPTH, and integers longer than Python converts: each one line."""
+    source = source if len(source) <= 120 else source[:117] + "..."
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise GONError(f"{source}: YAML anchors and aliases are not accepted in configs")
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_YAML_DEPTH:
+                raise GONError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} deep")
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise GONError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except ValueError as e:  # an integer of more digits than int() converts
+        raise GONError(f"{source}: {str(e).split(';')[0]}") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -128,14 +128,27 @@ def check_image_output(n: int, res: int, channels: int, what: str = "render") ->
     check(f"{what} of {n} x {res}x{res} images", pixels * (4 * F32 + n * channels * (F32 + 2)), "lower --res or --n")
 
 
-def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length: int, hop: int) -> None:
-    """A clip of n_in samples rendered at sr_out: overlap-added windows (each output sample rendered by
+def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length: int, hop: int,
+                       clips: int = 1) -> None:
+    """`clips` clips of n_in samples each rendered at sr_out: overlap-added windows (each output sample rendered by
     length / hop windows), their weights and indices, the output and the WAV written from it."""
     n_out = n_in * sr_out / max(1, sr_in)
     overlap = max(1.0, length / max(1, hop))
-    check(f"rendering {n_out / max(1, sr_out):.1f} s at {sr_out} Hz", n_out * (overlap * (channels * F32 + 16)
-                                                                            + 4 * channels * F32 + 8),
-          "lower --sample-rate or render a shorter clip")
+    what = f"{clips} clips of " if clips > 1 else ""
+    check(f"rendering {what}{n_out / max(1, sr_out):.1f} s at {sr_out} Hz",
+          n_out * (overlap * (channels * F32 + 16) + 4 * channels * F32 + 8) * max(1, clips),
+          "lower --sample-rate, --n or --seconds, or render a shorter clip")
+
+
+def check_audio_decode(name: str, frames: int, sr_in: int, ch_in: int, sr_out: int, ch_out: int,
+                       overlap: float = 1.0) -> None:
+    """A clip whose header declares `frames` frames of ch_in channels at sr_in, decoded to float32, mixed to
+    ch_out channels, resampled to sr_out and cut into windows that cover each sample `overlap` times: checked from
+    the header, before anything is decoded (a 40 KB WAV declaring 1 Hz becomes gigabytes at 16 kHz)."""
+    n_out = frames * sr_out / max(1, sr_in)
+    need = frames * ch_in * F32 * 2 + n_out * ch_out * F32 * (3 + max(1.0, overlap))
+    check(f"{name}: {frames:,} frames at {sr_in} Hz, resampled to {sr_out} Hz ({n_out / max(1, sr_out):,.0f} s)",
+          need, "use a shorter clip")
 
 
 def check_volume(res: int) -> None:

@@ -132,6 +132,26 @@ def compare_grid(rows: list[tuple[str, np.ndarray]], cols: int | None = None, pa
 
 
 # -- videos ----------------------------------------------------------------------------------------------------------
+GIF_MAX_MS = 655_350  # a GIF frame's delay: 16 bits of centiseconds
+
+
+def _gif_frames(frames: np.ndarray, fps: int, path: Path) -> tuple[list, list[float]]:
+    """Pictures and their display times (ms): identical consecutive frames become one picture shown for their
+    summed time (Pillow merges them itself, and overflowed the 16-bit delay: 1000 identical frames at 1 fps)."""
+    from PIL import Image
+    keep, durations = [], []
+    for f in frames:
+        if keep and np.array_equal(f, keep[-1]):
+            durations[-1] += 1000 / fps
+        else:
+            keep.append(f)
+            durations.append(1000 / fps)
+    if max(durations) > GIF_MAX_MS:
+        raise GONError(f"{path}: {max(durations) / 1000:g} s of identical frames, more than the "
+                       f"{GIF_MAX_MS / 1000:g} s a GIF can show one picture; use .mp4 or a higher --fps")
+    return [Image.fromarray(f) for f in keep], durations
+
+
 def write_video(frames: np.ndarray, path: str | Path, fps: int = 15) -> None:
     """frames (T, H, W, C) uint8 with C in 1 or 3 -> FILE.mp4, FILE.webm or FILE.gif."""
     import imageio.v2 as imageio
@@ -143,9 +163,12 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 15) -> None:
     codec = VIDEO[path.suffix.lower()]
     with atomic_path(path) as tmp:
         if codec == "GIF":  # Pillow directly: imageio's GIF writer retries a failed write (a full disk) in __del__
-            from PIL import Image
-            pics = [Image.fromarray(f) for f in frames]
-            pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=1000 / fps, loop=0)
+            pics, durations = _gif_frames(frames, fps, path)
+            try:
+                pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)
+            except OverflowError:  # frames that only Pillow's palette makes identical, merged past the limit
+                raise GONError(f"{path}: a GIF shows one picture for at most {GIF_MAX_MS / 1000:g} s; use .mp4 or "
+                               f"a higher --fps") from None
             return
         # even sizes suffice for yuv420p; macro_block_size=1 keeps the frames' exact size
         h, w = frames.shape[1:3]

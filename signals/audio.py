@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from implicit_gon import limits
 from implicit_gon.errors import DataError
 from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
@@ -28,11 +29,15 @@ def find_clips(paths: list[str | Path]) -> list[Path]:
     return find_files(paths, EXTENSIONS, "audio files")
 
 
-def read_clip(path: Path, sample_rate: int, channels: int = 1) -> np.ndarray:
-    """(T, channels) float32 at sample_rate."""
+def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 1.0) -> np.ndarray:
+    """(T, channels) float32 at sample_rate. What decoding, resampling and windows covering each sample `overlap`
+    times will take is estimated from the file's header and checked against the memory budget first."""
     import soundfile as sf
     import soxr
     try:
+        info = sf.info(str(input_file(path, "audio file")))
+        limits.check_audio_decode(str(path), info.frames, info.samplerate, info.channels, sample_rate, channels,
+                                  overlap)
         x, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
@@ -196,7 +201,10 @@ def load_signal(paths, data) -> AudioSignal:
     """An AudioSignal of every clip under paths, with the DataConfig's rate, window and hop."""
     files = find_clips(paths)
     channels = data.channels or 1
-    clips = [read_clip(f, data.sample_rate, channels) for f in files]
+    hop = data.hop or data.window / 2
+    U = max(1, data.oversample)
+    overlap = data.window / hop * (1 + 2 * U if U > 1 else 1)  # the windows, and oversampled ones if any
+    clips = [read_clip(f, data.sample_rate, channels, overlap) for f in files]
     return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files], data.oversample)
 
 
@@ -352,7 +360,19 @@ def write_clips(clips: list[torch.Tensor], sample_rate: int, out: Path, stem: st
     out.mkdir(parents=True, exist_ok=True)
     for k, c in enumerate(clips):
         write_wav(c, sample_rate, out / f"{stem}_{k:03d}.wav")
+    drop_stale(out, stem, len(clips))
     return f"{out}/{stem}_*.wav ({len(clips)} x {len(clips[0]) / sample_rate:.3f} s)"
+
+
+def drop_stale(out: Path, stem: str, n: int) -> None:
+    """Remove out/stem_NNN.wav numbered n and above: frames of an earlier, longer morph or sample in the same
+    folder, which would otherwise sit among the new ones. Only our own numbered names are touched."""
+    import re
+    own = re.compile(re.escape(stem) + r"_(\d{3,})\.wav")
+    for p in out.iterdir():
+        m = own.fullmatch(p.name)
+        if m and int(m.group(1)) >= n and p.is_file() and not p.is_symlink():
+            p.unlink()
 
 
 def sample(gon, n: int, generator, temperature: float, out, seconds: float | None = None) -> str:
@@ -363,6 +383,7 @@ def sample(gon, n: int, generator, temperature: float, out, seconds: float | Non
     out = check_clip_out(out)
     sr, L, hop = gon.meta["sample_rate"], gon.meta["length"], gon.meta["hop"]
     T = max(L, round((seconds or SAMPLE_SECONDS) * sr))
+    limits.check_audio_render(T, sr, sr, gon.meta["channels"], L, hop, clips=2 * n)  # kept, then joined into one
     starts = window_starts(T, L, hop)
     z = gon.sample_latents(n * len(starts), generator, temperature).reshape(n, len(starts), -1)  # (n, W, K)
     decode = gon.decode_prior if gon.model.head is not None else gon.decode  # prior samples skip the head
@@ -378,7 +399,8 @@ def pair_signal(gon, a, b) -> AudioSignal:
         raise DataError("audio interpolation needs --from CLIP_A --to CLIP_B")
     for p in (a, b):
         input_file(p, "audio file")
-    clips = [read_clip(Path(p), m["sample_rate"], m["channels"]) for p in (a, b)]
+    overlap = RENDER_OVERLAP * 2  # the windows of both clips, every eighth of a window
+    clips = [read_clip(Path(p), m["sample_rate"], m["channels"], overlap) for p in (a, b)]
     n = min(map(len, clips))
     window = m["length"] / m["sample_rate"]
     return AudioSignal([c[:n] for c in clips], m["sample_rate"], window, window / RENDER_OVERLAP, [str(a), str(b)])
@@ -396,9 +418,11 @@ def interpolate(gon, a, b, frames: int, out, **_) -> str:
     ib, _ = sig.clip_windows(1)
     z = gon.encode_signal(sig, torch.cat([ia, ib])).cpu()
     za, zb = z[:len(ia)], z[len(ia):]
+    n = sig.clip_lengths[0]
+    limits.check_audio_render(n, sig.sample_rate, sig.sample_rate, sig.out_dim, sig.length, sig.hop,
+                              clips=2 * frames)  # every frame kept, then joined into one WAV
     t = torch.linspace(0, 1, frames)
     path = torch.stack([slerp(za[w], zb[w], t) for w in range(len(ia))], 1)  # (frames, W, K)
-    n = sig.clip_lengths[0]
     clips = [join_windows(lambda ws, tt, zf=zf: gon.decode(zf[ws], tt), starts, sig.length, n, sig.sample_rate,
                           sig.sample_rate) for zf in path]
     return write_clips(clips, sig.sample_rate, out, "frame")

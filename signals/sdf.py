@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from implicit_gon.errors import DataError
-from implicit_gon.fsio import atomic_path
+from implicit_gon import limits
+from implicit_gon.errors import DataError, GONError
+from implicit_gon.fsio import atomic_path, write_error
 
 from .base import Batch, find_files
 
@@ -125,13 +126,16 @@ def cached_samples(path: Path, mesh, data) -> np.ndarray:
     cache = _cache_dir(data) / f"{path.stem}-{h.hexdigest()[:16]}.npy"
     if cache.is_file():
         try:
-            arr = np.load(cache)
+            arr = limits.load_array(cache, "samples", "SDF sample cache")  # its header checked before its data
             if arr.shape == (data.sdf_samples, 4):
                 return arr
-        except (ValueError, OSError):
-            pass
+        except GONError:
+            pass  # a damaged cache entry is sampled again
     arr = sample_sdf(mesh, data.sdf_samples, data.sdf_near_std, data.sdf_uniform_frac)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only or forbidden cache folder: one line, as the image cache says it
+        raise write_error(cache.parent, e) from None
     with atomic_path(cache) as tmp:
         np.save(tmp, arr)
     return arr

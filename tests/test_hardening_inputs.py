@@ -487,3 +487,121 @@ def test_api_render_checks_latents_and_res_in_one_line(gon, z, res, needle):
 def torch_allclose(a, b) -> bool:
     import torch
     return bool(torch.allclose(a, b, atol=1e-5))
+
+
+# -- audio: decoding, resampling and rendering estimated from the header and the request first --------------------------
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory, shared_data):
+    run = tmp_path_factory.mktemp("audio") / "run"
+    code, _, err = run_cli(["fit", "audio", "--data", shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav", "--out",
+                            run, *TINY])
+    assert code == 0, err
+    return run
+
+
+def _wav_declaring(path: Path, rate: int, frames: int) -> None:
+    import struct
+    data = b"\1\0" * frames
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def test_a_wav_declaring_1_hz_is_refused_before_resampling(tmp_path):
+    _wav_declaring(tmp_path / "slow.wav", 1, 20_000)  # 40 KB: 20,000 s at 16 kHz
+    r = run_limited(["fit", "audio", "--data", tmp_path / "slow.wav", "--out", tmp_path / "run", *TINY], ENV,
+                    limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, "slow.wav", "memory")
+    assert not (tmp_path / "run").exists()
+
+
+def test_two_hours_of_flac_silence_is_refused_from_its_header(tmp_path, audio_run):
+    import soundfile as sf
+    rate = 8000
+    with sf.SoundFile(tmp_path / "silence.flac", "w", rate, 1, "PCM_16") as f:
+        block = np.zeros(rate * 60, np.int16)
+        for _ in range(120):
+            f.write(block)
+    assert (tmp_path / "silence.flac").stat().st_size < 5 << 20
+    r = run_limited(["eval", audio_run, "--data", tmp_path / "silence.flac"], ENV, limit=1536 << 20, timeout=120)
+    one_line_error(r.returncode, r.stderr, "silence.flac", "memory")
+
+
+@pytest.mark.parametrize("args", [["--seconds", "3600"], ["--n", "10000", "--seconds", "60"]])
+def test_audio_sample_size_is_checked_before_rendering(audio_run, tmp_path, args):
+    r = run_limited(["sample", audio_run, *args, "--out", tmp_path / "s.wav"], ENV, limit=1536 << 20, timeout=120)
+    one_line_error(r.returncode, r.stderr, "memory")
+    assert not (tmp_path / "s.wav").exists()
+
+
+# -- low: configs, GIF delays, stale frames, EXIF, read-only caches, flags through the typed config -------------------
+@pytest.mark.parametrize("value,needle", [("[" * 5000, "nested more than"), ("1" * 5000, "digits")])
+def test_deep_or_huge_config_values_are_one_line(tmp_path, value, needle, capsys):
+    code, _, err = run_cli(["config", "show", "images", "digits", "--set", f"train.steps={value}"], capsys)
+    one_line_error(code, err, needle)
+    assert len(err) < 400
+    (tmp_path / "c.yaml").write_text(f"train:\n  steps: {value}\n")
+    code, _, err = run_cli(["config", "show", "images", "digits", "--config", tmp_path / "c.yaml"], capsys)
+    one_line_error(code, err, "c.yaml", needle)
+
+
+def test_gif_of_identical_frames_at_1_fps_is_one_line_or_written(tiny_run, tmp_path, capsys):
+    out = tmp_path / "same.gif"
+    code, _, err = run_cli(["interpolate", tiny_run, "--from", "0", "--to", "0", "--frames", "1000", "--fps", "1",
+                            "--out", out], capsys)
+    one_line_error(code, err, "same.gif", "GIF")
+    code, _, err = run_cli(["interpolate", tiny_run, "--from", "0", "--to", "0", "--frames", "300", "--fps", "1",
+                            "--out", out], capsys)
+    assert code == 0, err
+    from PIL import Image
+    with Image.open(out) as im:
+        assert im.n_frames >= 1 and im.info["duration"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["same.gif"]
+
+
+def test_audio_frames_of_an_earlier_longer_morph_are_removed(audio_run, shared_data, tmp_path, capsys):
+    clip = shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav"
+    out = tmp_path / "frames"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for frames in ("5", "2"):
+        code, _, err = run_cli(["interpolate", audio_run, "--from", clip, "--to", clip, "--frames", frames, "--out",
+                                out], capsys)
+        assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000.wav", "frame_001.wav", "notes.txt"]
+
+
+def test_exif_orientation_is_applied_when_images_are_read(tmp_path):
+    from PIL import Image
+
+    from signals.datasets.pixels import open_image
+    a = np.zeros((2, 6, 3), np.uint8)
+    a[:, :3] = 255  # left half white: a landscape 6x2 picture stored as the camera saw it
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    im.save(tmp_path / "p.jpg", exif=exif, quality=100)
+    got = open_image(tmp_path / "p.jpg", "p.jpg")
+    assert got.size == (2, 6)  # portrait, as it is meant to be seen
+    assert np.asarray(got)[0].mean() > 200 and np.asarray(got)[-1].mean() < 50
+
+
+def test_sdf_samples_0_is_refused_by_the_fields_minimum(shared_data, tmp_path, capsys):
+    code, _, err = run_cli(["fit", "sdf", "--data", shared_data / "meshes" / "teapot.obj", "--samples", "0",
+                            "--out", tmp_path / "run", *TINY], capsys)
+    one_line_error(code, err, "sdf_samples")
+    assert not (tmp_path / "run").exists()
+
+
+def test_sdf_cache_on_a_read_only_folder_is_one_line(shared_data, tmp_path, capsys):
+    import subprocess
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(ro)], capture_output=True, text=True)
+    if p.returncode:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({p.stderr.strip()})")
+    try:
+        code, _, err = run_cli(["fit", "sdf", "--data", shared_data / "meshes" / "teapot.obj", "--samples", "2000",
+                                "--set", f"data.cache_dir={ro}", "--out", tmp_path / "run", *TINY], capsys)
+        one_line_error(code, err, str(ro), "Read-only")
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)

@@ -26,11 +26,23 @@ def open_image(path_or_file, name) -> Image.Image:
             with Image.open(path_or_file) as im:
                 _check_size(im, name)
                 im.load()
-                return to_8bit(im, name)
+                return to_8bit(upright(im), name)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{name}: the image is larger than the {PIXEL_LIMIT // 1_000_000}-megapixel limit") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise DataError(f"{name}: not a readable image ({e})") from None
+
+
+ORIENTATION = 0x0112  # the EXIF tag a camera sets instead of rotating the pixels
+
+
+def upright(im: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: EXIF orientation applied (a phone photo taken upright stores its
+    pixels sideways), so it is not encoded rotated or mirrored."""
+    from PIL import ImageOps
+    if im.getexif().get(ORIENTATION, 1) in (None, 1):
+        return im
+    return ImageOps.exif_transpose(im)
 
 
 def _check_size(im: Image.Image, name) -> None:
