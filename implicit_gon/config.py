@@ -210,7 +210,8 @@ class DataConfig:
     download: bool = False
     """Fetch the dataset when it is missing and a public download exists."""
     cache_dir: str | None = None
-    """Where decoded caches and downloads go (default: beside the data, else ~/.cache/implicit-gon)."""
+    """Where decoded caches and downloads go (default: $IMPLICIT_GON_CACHE, else $XDG_CACHE_HOME/implicit-gon, else
+    ~/.cache/implicit-gon; never inside the data folder)."""
     train_limit: int | None = field(default=None, metadata={"min": 1})
     """Use at most this many training samples."""
     sample_rate: int = field(default=16000, metadata={"min": 100, "max": 384000})

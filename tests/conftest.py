@@ -29,6 +29,8 @@ def _isolated_cache(tmp_path_factory):
     their cache beside the data."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("IMPLICIT_GON_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))  # a test that unsets the
+        # first still writes under the session's temp folder, never the user's ~/.cache
         yield
 
 

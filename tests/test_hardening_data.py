@@ -455,19 +455,43 @@ def test_module_fixtures_already_see_the_test_cache(_cache_seen_by_a_module_fixt
     assert _cache_seen_by_a_module_fixture == str(tmp_path_factory.getbasetemp() / "cache")
 
 
-def test_read_only_data_folder_gets_no_cache_beside_it(tmp_path, monkeypatch):
+def test_no_data_folder_gets_a_cache_inside_it(tmp_path, monkeypatch):
+    """Issue 21: caches go to the user's cache folder, never inside the data folder (read-only or shared drives)."""
     from signals.datasets.cache import default_cache_dir
     monkeypatch.delenv("IMPLICIT_GON_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     ro, rw = tmp_path / "ro", tmp_path / "rw"
     ro.mkdir()
     rw.mkdir()
     ro.chmod(0o555)
     try:
-        assert default_cache_dir(ro) == tmp_path / "home" / ".cache" / "implicit-gon"  # even for root
-        assert default_cache_dir(rw) == rw / ".implicit-gon-cache"
+        assert default_cache_dir(ro) == default_cache_dir(rw) == tmp_path / "home" / ".cache" / "implicit-gon"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert default_cache_dir(rw) == tmp_path / "xdg" / "implicit-gon"
+        monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # not absolute: ignored, as the XDG spec says
+        assert default_cache_dir(rw) == tmp_path / "home" / ".cache" / "implicit-gon"
+        monkeypatch.setenv("IMPLICIT_GON_CACHE", str(tmp_path / "env"))
+        assert default_cache_dir(rw) == tmp_path / "env" and str(default_cache_dir(rw, "flag")) == "flag"
     finally:
         ro.chmod(0o755)
+
+
+def test_a_fit_writes_no_cache_into_its_data_folder(tmp_path, monkeypatch, capsys, shared_data):
+    import shutil
+
+    from conftest import run_cli
+    data = tmp_path / "celeba"
+    shutil.copytree(shared_data / "celeba", data)
+    monkeypatch.delenv("IMPLICIT_GON_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    code, _, err = run_cli(["fit", "images", "--dataset", "celeba", "--data-dir", data, "--res", "8", "--steps", "1",
+                            "--hidden", "8", "--layers", "2", "--device", "cpu", "--quiet", "--out",
+                            tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert list((tmp_path / "xdg" / "implicit-gon").glob("celeba-*.npy"))
 
 
 # -- more of the same: corrupt archives ------------------------------------------------------------------------------

@@ -22,24 +22,16 @@ Builder = Callable[[np.ndarray], None]  # fills a (n, H, W, C) uint8 array in pl
 
 
 def default_cache_dir(data_dir: Path | None, cache_dir: str | None = None) -> Path:
-    """--cache-dir, else $IMPLICIT_GON_CACHE, else RUN-independent folders: beside the data when it is writable,
-    else ~/.cache/implicit-gon."""
+    """--cache-dir, else $IMPLICIT_GON_CACHE, else the user's cache folder: $XDG_CACHE_HOME/implicit-gon, else
+    ~/.cache/implicit-gon. Never inside the data folder (read-only or shared lab drives); caches of different data
+    folders differ by dir_tag, the resolved folder's hash, in their names."""
     if cache_dir:
         return Path(cache_dir)
     if os.environ.get("IMPLICIT_GON_CACHE"):
         return Path(os.environ["IMPLICIT_GON_CACHE"])
-    if data_dir is not None and _writable(data_dir):
-        return data_dir / ".implicit-gon-cache"
-    return Path.home() / ".cache" / "implicit-gon"
-
-
-def _writable(d: Path) -> bool:
-    """Writable for us, and not marked read-only: root passes os.access on any folder, but a folder without write
-    bits (a shared, read-only data set) must not get a cache beside it."""
-    try:
-        return d.is_dir() and os.access(d, os.W_OK) and bool(d.stat().st_mode & 0o222)
-    except OSError:
-        return False
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"  # the XDG spec: absolute only
+    return base / "implicit-gon"
 
 
 def dir_tag(data_dir: Path | None) -> str:
