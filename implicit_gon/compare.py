@@ -143,6 +143,15 @@ def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets
     return resolve("images", dataset, None, f, sets)
 
 
+def check_out(out: Path, resume: bool) -> Path:
+    """OUT must be a folder that is empty, absent, or (with resume) a comparison to continue."""
+    if out.exists() and not out.is_dir():
+        raise GONError(f"{out}: is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
+    return out
+
+
 def budget(steps: int | None, epochs: float | None, n_train: int, batch_size: int) -> int:
     """Training steps from --steps, or from --epochs: passes over the training split at the batch size (rounded
     up: the last epoch is trained whole)."""
@@ -150,9 +159,11 @@ def budget(steps: int | None, epochs: float | None, n_train: int, batch_size: in
         raise GONError("compare: give --steps N or --epochs N, not both and not neither")
     if steps is not None:
         return steps
-    if not epochs > 0:
-        raise GONError(f"compare --epochs {epochs}: must be above 0")
-    return max(1, math.ceil(epochs * n_train / batch_size))
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not 0 < epochs < math.inf:
+        raise GONError(f"compare --epochs {epochs}: must be a number above 0")
+    steps = max(1, math.ceil(epochs * n_train / batch_size))
+    check_counts(steps=steps)  # --epochs too large is refused as a --steps of that size would be
+    return steps
 
 
 def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int | None, decoder: str = "conv",
@@ -166,11 +177,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     methods = plan(methods, decoder, variational)
     check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples, held_out=held_out)
     check_sets(sets)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise GONError(f"{out}: is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
+    out = check_out(Path(out), resume)
     base = {**(flags or {}), "model.decoder": decoder, "train.val_samples": val_samples}
     probe = run_config(dataset, methods[0], 0, base, sets)  # the data and batch size, which --epochs needs
     train_sig = task_signal(probe.data, "reconstruct", "train")
@@ -188,8 +195,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
                          "held_out": n_val, "steps": steps},
                    {"epochs": steps * bs / len(train_sig), "epochs_asked": epochs, "batch_size": bs,
                     "train_samples": len(train_sig)})
-    metric = "bits_per_dim" if variational else "sse"
-    runs = [(m, s) for m in methods for s in range(seeds)]
+    metric, runs = "bits_per_dim" if variational else "sse", [(m, s) for m in methods for s in range(seeds)]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     t_all = time.perf_counter()
     for k, (m, s) in enumerate(runs, 1):
@@ -199,12 +205,18 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
         results[m].append(row)
         log(f"{tag}: held-out {metric} {row[metric]:.4g}, training split {row['train'][metric]:.4g} "
             f"({row['seconds']:.0f} s; {time.perf_counter() - t_all:.0f} s so far)")
-    table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs)
-    curves = load_curves(out, results, metric)
+    return write_table(out, summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs),
+                       results)
+
+
+def write_table(out: Path, table: dict[str, Any], results) -> dict[str, Any]:
+    """OUT/table.json, table.md and curves.png of a summarised comparison."""
+    curves = load_curves(out, results, table["metric"])
     table["curves"] = {m: {"steps": c["steps"], "mean": c["mean"]} for m, c in seed_bands(curves).items()}
     write_json(out / "table.json", table)
     write_text(out / "table.md", markdown(table))
-    plot_curves(curves, metric, out / "curves.png", f"{dataset}, {decoder} decoder", table["reference"])
+    plot_curves(curves, table["metric"], out / "curves.png", f"{table['dataset']}, {table['decoder']} decoder",
+                table["reference"])
     return table
 
 

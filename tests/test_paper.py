@@ -100,6 +100,13 @@ def test_budget_turns_epochs_into_steps_rounding_up(steps, epochs, n, bs, want):
     assert compare.budget(steps, epochs, n, bs) == want
 
 
+@pytest.mark.parametrize("epochs", [0, -1, float("inf"), float("nan"), True, "5", 1e12])
+def test_budget_refuses_epochs_it_cannot_train(epochs):
+    from implicit_gon.errors import GONError
+    with pytest.raises(GONError, match="compare --(epochs|steps)"):
+        compare.budget(None, epochs, 9000, 64)
+
+
 @pytest.mark.parametrize("extra, needle", [([], "give --steps N or --epochs N"),
                                            (["--steps", "2", "--epochs", "1"], "give --steps N or --epochs N"),
                                            (["--epochs", "0"], "--epochs 0.0: must be a number above 0"),
