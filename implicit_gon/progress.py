@@ -11,12 +11,35 @@ LINES = 20
 
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True, file: TextIO | None = None):
-    """tqdm when `file` (default stderr) is a terminal, else a PlainProgress; both take update, set_postfix, close."""
+    """tqdm when `file` (default stderr) is a terminal or a notebook runs us (tqdm.auto: a widget when ipywidgets
+    is there), else a PlainProgress; both take update, set_postfix, close."""
     file = file or sys.stderr
+    if enabled and _in_notebook():
+        return _tqdm()(total=total, initial=initial)
     if enabled and _is_tty(file):
         from tqdm import tqdm
         return tqdm(total=total, initial=initial, file=file, dynamic_ncols=True)
     return PlainProgress(total, initial, enabled, file)
+
+
+def _in_notebook() -> bool:
+    """Whether a Jupyter kernel runs this process (its stderr is no terminal, but it shows a bar well)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell else None
+    except Exception:  # an IPython too old or half torn down: no bar, plain lines
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _tqdm():
+    """tqdm.auto's class: the notebook widget where ipywidgets is installed, else the text bar (no warning)."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm
 
 
 def _is_tty(file) -> bool:
@@ -82,6 +105,8 @@ def work_bar(total: int | None, desc: str, unit: str = "img", enabled: bool = Tr
     """A bar for counted work (decoding a split, a download): tqdm on a terminal; elsewhere a line at most every
     `PlainWork.EVERY_S` seconds, so a quick build stays silent and a long one still shows it is alive in a log."""
     file = file or sys.stderr
+    if enabled and _in_notebook():
+        return _tqdm()(total=total, desc=desc, unit=unit, mininterval=1.0, **tqdm_kw)
     if enabled and _is_tty(file):
         from tqdm import tqdm
         return tqdm(total=total, desc=desc, unit=unit, file=file, mininterval=1.0, **tqdm_kw)

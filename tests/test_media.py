@@ -156,3 +156,15 @@ def test_every_fit_flag_that_sets_a_config_field_has_its_docstring():
     docs = field_docs()
     assert all(key in docs for key in cli.FLAG_KEYS.values()), set(cli.FLAG_KEYS.values()) - set(docs)
     assert docs["train.steps"] == "Number of optimiser steps."
+
+
+def test_a_notebook_gets_a_tqdm_bar(monkeypatch):
+    from tqdm import tqdm
+
+    from implicit_gon import progress
+    assert not progress._in_notebook()  # pytest is no Jupyter kernel
+    monkeypatch.setattr(progress, "_in_notebook", lambda: True)
+    bar = progress.progress_bar(10, 0, True, io.StringIO())
+    assert isinstance(bar, tqdm)  # tqdm.auto's class, a widget where ipywidgets is installed
+    bar.close()
+    assert isinstance(progress.progress_bar(10, 0, False), progress.PlainProgress)  # --quiet stays quiet

@@ -27,3 +27,5 @@ def test_the_notebook_executes_and_shows_pictures(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 3  # originals, 64x64 renders, interpolation
+    plain = [o for o in outputs if o.output_type == "stream" and "step " in o.text]
+    assert not plain  # training shows a tqdm bar in a notebook, not a line every few steps
