@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from . import checkpoint, limits
 from .config import Config, trains_elbo
 from .device import resolve_device
 from .errors import GONError
+from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
+from .plugins import signal_adapter
 from .siren import Siren
 from .step import gon_latents
 
@@ -113,20 +114,17 @@ class GON:
         """Latents of images, one gradient step each: (B, K) on self.device. `images` is a list of image files,
         or an array or tensor (B, H, W, C) or (B, H, W), uint8 or floats in [0, 1]; other sizes are centre-cropped
         and resized to the run's resolution (latents are only meaningful there). Image runs only."""
-        from signals.images import ImageSignal, as_uint8_images, read_images
-
         res, ch = self._image_run("encode_images")
+        images_ = signal_adapter("images")
         if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
-            arr = read_images(images, res, ch)
+            arr = images_.read_images(images, res, ch)
         else:
-            arr = as_uint8_images(images, res, ch)
-        return self.encode_signal(ImageSignal(arr), batch_size=batch_size)
+            arr = images_.as_uint8_images(images, res, ch)
+        return self.encode_signal(images_.ImageSignal(arr), batch_size=batch_size)
 
     def render(self, z, res: int | None = None) -> np.ndarray:
         """Decode image latents z (B, K) (or (K,)) on a res x res grid, default the training resolution; above it
         this is super-resolution: (B, res, res, C) uint8. Image runs only."""
-        from signals.images import render
-
         train_res, channels = self._image_run("render")
         if res is not None and (isinstance(res, bool) or not isinstance(res, (int, np.integer)) or
                                 not 1 <= res <= MAX_RES):
@@ -137,7 +135,7 @@ class GON:
                            f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
         z = self.check_latents(z)
         limits.check_image_output(len(z), res, channels)  # the same memory check as the CLI's, before decoding
-        return render(self, z, res)
+        return signal_adapter("images").render(self, z, res)
 
     def check_latents(self, z, finite: bool = True) -> torch.Tensor:
         """Latents given to the API as (B, K) or (K,), checked: K is the run's latent size, B >= 1, every value
@@ -234,33 +232,3 @@ def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
             raise GONError(f"model.decoder conv renders images only (this run's signal is {meta.get('signal')})")
         return ConvDecoder(meta["res"], meta["out_dim"], cfg.model)
     return Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
-
-
-def fit_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (K,) and unbiased covariance (K, K) of latents (n, K), in float64."""
-    mean = z.mean(0)
-    zc = z - mean
-    cov = zc.T @ zc / max(1, len(z) - 1)
-    return mean, cov
-
-
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents z0, z1 (K,) at times t (T,) -> (T, K). The angle is taken between
-    the directions and the norm is interpolated linearly; collinear endpoints fall back to linear interpolation."""
-    n0, n1 = z0.norm(), z1.norm()
-    u0, u1 = z0 / n0.clamp_min(1e-12), z1 / n1.clamp_min(1e-12)
-    omega = torch.arccos((u0 @ u1).clamp(-1, 1))
-    t = t[:, None].to(z0.dtype)
-    if omega.abs() < 1e-6:
-        return (1 - t) * z0 + t * z1
-    so = torch.sin(omega)
-    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / so
-    return direction * ((1 - t) * n0 + t * n1)
-
-
-def psnr_from_mse(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
-    return 10 * torch.log10(peak**2 / mse.clamp_min(1e-12))
-
-
-def bits_per_dim(nats: torch.Tensor, dims: int) -> torch.Tensor:
-    return nats / (dims * math.log(2))

@@ -23,9 +23,8 @@ from . import jsonio, limits
 from .errors import GONError
 from .guard import check_finite
 from .fsio import atomic_path, write_json
+from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
 
-CKPT = "checkpoint.safetensors"
-BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
 FORMAT_VERSION = 2
 READS = (1, 2)  # format 1 had no checksum
 _NOTED_LEGACY: set = set()
@@ -99,7 +98,6 @@ def previous(run: str | Path) -> list[Path]:
 def _keep_previous(run: Path, keep: int, new_step: int) -> None:
     """Before RUN/checkpoint.safetensors is replaced, keep it as checkpoint-STEP.safetensors (a hard link: no copy)
     and remove the oldest, so keep checkpoints in all stay on disk."""
-    from .rundir import checkpoint_step
     step = checkpoint_step(run) if keep > 1 else None
     if step is not None and step != new_step:
         kept = run / f"checkpoint-{step:09d}.safetensors"

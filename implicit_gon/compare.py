@@ -172,7 +172,8 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
             log=None, epochs: float | None = None) -> dict[str, Any]:
     """Train every (method, seed) for `steps` (or `epochs` of the training split), score each on the whole
     held-out split and on as many training images, write the table and the curves."""
-    from signals import task_signal
+    from .plugins import signal_adapter
+    task_signal = signal_adapter("images").task_signal
     log = log or (lambda s: print(s, file=sys.stderr))
     methods = plan(methods, decoder, variational)
     check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples, held_out=held_out)

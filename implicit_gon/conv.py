@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import CONV_RES, ModelConfig
 from .errors import GONError
+from .grids import pixel_grid
 from .siren import HeadedDecoder, VariationalHead
 
 # (kernel, stride, padding) per layer: 1 -> 4 -> 7 -> 14 -> 28, or 1 -> 4 -> 8 -> 16 -> 32
@@ -76,8 +77,7 @@ class ConvDecoder(HeadedDecoder):
         Coordinates off the grid's pixel centres (another resolution) are an error: there is nothing to render."""
         r = self.res
         if coords.dim() == 2 and len(coords) == r * r:
-            from signals.images import grid
-            if torch.allclose(coords, grid(r, coords.device, coords.dtype), atol=1e-5):
+            if torch.allclose(coords, pixel_grid(r, coords.device, coords.dtype), atol=1e-5):
                 return None
         pos = (coords.detach() + 1) / 2 * r - 0.5  # (..., N, 2) in pixel units
         rc = pos.round()

@@ -21,6 +21,9 @@ from typing import Iterator
 from .errors import GONError, Interrupted
 from .fsio import open_run_file
 
+CKPT = "checkpoint.safetensors"
+BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
+
 LOCK = ".lock"
 METRICS = "metrics.jsonl"
 _TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\.[^.]*)?")  # fsio.atomic_path's temporary names
@@ -104,7 +107,6 @@ def _open_lock(run: Path) -> int:
 def writing_into(path: str | os.PathLike | None) -> Iterator[None]:
     """Hold the lock of the run directory that `path` lies in, if it lies in one (a verb writing its output beside
     a checkpoint must not race a `fit` of that run); elsewhere, or for no path, nothing to hold."""
-    from .checkpoint import CKPT
     if path is None:
         yield
         return
@@ -163,7 +165,6 @@ def checkpoint_step(run: str | os.PathLike) -> int | None:
     """The step of RUN's checkpoint from its metadata alone (None: no readable checkpoint)."""
     from safetensors import safe_open
 
-    from .checkpoint import CKPT
     try:
         with safe_open(str(Path(run) / CKPT), framework="pt") as f:
             return int(json.loads((f.metadata() or {})["info"])["step"])
@@ -174,7 +175,6 @@ def checkpoint_step(run: str | os.PathLike) -> int | None:
 def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrupted:
     """The one line for a stop signal during work on RUN: where the last checkpoint is and how to go on. Without a
     checkpoint the run's folder is about to be removed, so the line does not send anyone there."""
-    from .checkpoint import CKPT
     name, step = signal.Signals(signum).name, checkpoint_step(run)
     if step is None:
         return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
@@ -212,7 +212,6 @@ def _own_files(run: Path) -> set[str]:
 def _drop_unfinished(run: Path, before: set[str]) -> None:
     """A run that ends in an error before its first checkpoint leaves nothing it wrote (config.json, metrics.jsonl
     of a run that does not exist); a run with a checkpoint, and files that were there before, are left alone."""
-    from .checkpoint import CKPT
     if (run / CKPT).exists():
         return
     for name in set(OWN) - before:
@@ -261,7 +260,7 @@ def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, fl
 
 def _check_optimizer(gon, opt_state: dict, run) -> None:
     """The stored Adam state must fit the model: its groups load, and every moment has its parameter's shape."""
-    from .train import make_optimizer
+    from .optim import make_optimizer
     opt = make_optimizer(gon.model, gon.cfg.train)
     try:
         opt.load_state_dict(opt_state)

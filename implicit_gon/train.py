@@ -10,13 +10,15 @@ from typing import Any
 import torch
 
 from . import interrupts, methods, schedule
-from .api import GON, bits_per_dim, psnr_from_mse
+from .api import GON
 from .checkpoint import BEST, CKPT
 from .device import make_generator
 from .distributed import SINGLE, Dist, agree, agree_value, check_batch, reduce_gradients, shard_batch
 from .errors import GONError, Interrupted
 from .fsio import append_jsonl
 from .host import keep_freed_memory
+from .metrics import bits_per_dim, psnr_from_mse
+from .optim import make_optimizer
 from .precision import Precision
 from .guard import MAX_ROLLBACKS, Diverged, LossWatch, NonFinite
 from .progress import duration, eta, progress_bar
@@ -128,20 +130,6 @@ def _stop_on_signal(gon: GON, opt, run: Path, dist: Dist, taken: int) -> None:
         gon.save(run, opt.state_dict())
     raise interrupted(run, signum) if dist.main else Interrupted(f"rank {dist.rank}: stopped with rank 0",
                                                                  128 + signum)
-
-
-def make_optimizer(model, tc) -> torch.optim.Adam:
-    """Adam; the variational head gets tc.lr * tc.head_lr_mult and a classifier (classify and joint tasks)
-    tc.lr * tc.classifier_lr_mult, each a group of its own after F's."""
-    fast = [(m, mult) for m, mult in ((model.head, tc.head_lr_mult),
-                                      (getattr(model, "classifier", None), tc.classifier_lr_mult)) if m is not None]
-    fast += [(m, m.lr_mult) for m in model.children() if hasattr(m, "lr_mult")]  # e.g. GLO's per-image latents
-    if not fast:
-        return torch.optim.Adam(model.parameters(), lr=tc.lr)
-    own = {id(p) for m, _ in fast for p in m.parameters()}
-    rest = [p for p in model.parameters() if id(p) not in own]
-    return torch.optim.Adam([{"params": rest}] + [{"params": list(m.parameters()), "lr": tc.lr * mult}
-                                                  for m, mult in fast], lr=tc.lr)
 
 
 @training  # holds RUN: a lock, stale temporary files removed, metrics cut to the step, Ctrl-C as one line

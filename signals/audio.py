@@ -411,7 +411,7 @@ def interpolate(gon, a, b, frames: int, out, **_) -> str:
     slerped between the two clips' latents of that window, and each frame is rendered with `render`'s cross-fade.
     Frame 0 is clip a as `render` gives it, the last frame clip b. One WAV with the frames in sequence, or one per
     frame into a folder."""
-    from implicit_gon import slerp
+    from implicit_gon.metrics import slerp
     out = check_clip_out(out)
     sig = pair_signal(gon, a, b)
     ia, starts = sig.clip_windows(0)

@@ -10,20 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicit_gon.grids import pixel_grid as grid, to_uint8
+
 from .base import Batch, draw_subset, to_device
-
-
-def grid(res: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Pixel centres of a res x res grid in [-1, 1]^2, row-major: (res*res, 2)."""
-    t = (torch.arange(res, device=device, dtype=dtype) + 0.5) / res * 2 - 1
-    yy, xx = torch.meshgrid(t, t, indexing="ij")
-    return torch.stack([yy, xx], -1).reshape(-1, 2)
-
-
-def to_uint8(values: torch.Tensor, res: int) -> np.ndarray:
-    """(B, res*res, C) floats in [0, 1] -> (B, res, res, C) uint8."""
-    v = values.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-    return v.reshape(v.shape[0], res, res, v.shape[-1])
 
 
 class ImageSignal:
@@ -78,6 +67,36 @@ class ImageSignal:
     def meta(self) -> dict[str, Any]:
         meta = {"signal": "images", "res": self.res, "channels": self.out_dim, "name": self.name}
         return meta if self.classes is None else {**meta, "classes": list(self.classes)}
+
+
+def image_signal(data, split: str = "train", res: int | None = None, channels: int | None = None,
+                 progress: bool = True, notes: bool = True, labels: bool = False) -> ImageSignal:
+    """An ImageSignal for one split of the dataset a DataConfig names (notes: print the dataset's notes, such as
+    a test-only split, once per process; labels: with its class labels)."""
+    from .datasets import load_images, load_labels
+
+    images = load_images(data.dataset, split, data.data_dir, res or data.res, channels or data.channels,
+                         data.cache_dir, data.download, data.camera, progress, notes=notes)
+    lab, classes = None, None
+    if labels:
+        lab, classes = load_labels(data.dataset, split, data.data_dir, data.cache_dir, data.camera)
+    if data.train_limit and split == "train":
+        images = images[:data.train_limit]
+        lab = None if lab is None else lab[:data.train_limit]
+    return ImageSignal(images, f"{data.dataset}/{split}", lab, classes)
+
+
+def task_signal(data, task: str, split: str = "train", res: int | None = None, channels: int | None = None,
+                progress: bool = True, notes: bool = True):
+    """The image signal a task trains and evaluates on: with labels for classify and joint, the view of each
+    image (data.source) as where the step encodes for convert, the plain images otherwise."""
+    sig = image_signal(data, split, res, channels, progress, notes, labels=task in ("classify", "joint"))
+    if task in ("classify", "joint"):
+        sig.encode_full = True  # the classifier sees test-time latents in training: `points` thins the outer loss
+    if task != "convert":
+        return sig
+    from .views import ConvertSignal, view_of
+    return ConvertSignal(sig, view_of(data))
 
 
 def stratified_subset(res: int, points: float, generator: torch.Generator) -> tuple[torch.Tensor | None, float]:

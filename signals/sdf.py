@@ -416,7 +416,8 @@ def _ends(gon, a, b) -> torch.Tensor:
 
 def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
     """slerp between two shapes: one mesh per frame into a folder, or a video of shaded renders (.mp4/.gif)."""
-    from implicit_gon import limits, slerp
+    from implicit_gon import limits
+    from implicit_gon.metrics import slerp
     from implicit_gon.media import VIDEO_SUFFIXES, write_video
     out = Path(out)
     video = out.suffix.lower() in VIDEO_SUFFIXES

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from implicit_gon.errors import GONError
+from implicit_gon.grids import pixel_grid as grid, to_uint8
 from implicit_gon.tasks.convert import luminance
 
 from .base import Batch
-from .images import ImageSignal, grid
+
+if TYPE_CHECKING:  # a type only: the image adapter imports this module to build convert signals
+    from .images import ImageSignal
 
 VIEWS = ("gray", "low-res", "mask")
 
@@ -215,8 +218,6 @@ def render_conversion(gon, sig: ConvertSignal, idx, res: int) -> np.ndarray:
     (implicit_gon.tasks.convert.keep_luminance)."""
     from implicit_gon.tasks.convert import keep_luminance
 
-    from .images import grid, to_uint8
-
     idx = torch.as_tensor(idx)
     y = gon.decode(gon.encode_signal(sig, idx), grid(res))  # (B, res*res, C)
     if sig.view.kind == "gray":
@@ -230,7 +231,6 @@ def render_conversion(gon, sig: ConvertSignal, idx, res: int) -> np.ndarray:
 def comparison(gon, sig: ConvertSignal, n: int, res: int) -> np.ndarray:
     """Rows of n held-out images at res x res: the source's naive reconstruction, the GON's conversion from the
     source alone, and the target. (3 n, res, res, C) uint8 (training-resolution rows upsampled by nearest)."""
-    from .images import to_uint8
 
     idx = torch.arange(n)
 

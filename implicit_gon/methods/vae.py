@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ..device import make_generator
+from ..metrics import bits_per_dim, psnr_from_mse
 from ..step import kl_standard_normal, nll_per_sample, per_sample
 from .ae import ConvEncoder
 
@@ -42,7 +43,6 @@ def encode(gon, batch) -> torch.Tensor:
 
 def evaluate(gon, signal, idx: torch.Tensor, batch_size: int) -> dict[str, Any]:
     """sse and psnr of the posterior mean's reconstruction; bits_per_dim, the negative ELBO with one seeded draw."""
-    from ..api import bits_per_dim, psnr_from_mse
     gon.model.eval()
     gen = make_generator(0, gon.device)
     sse, psnr, bpd = [], [], []

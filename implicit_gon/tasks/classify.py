@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..api import psnr_from_mse
+from ..metrics import psnr_from_mse
 from ..config import GONConfig
 from ..errors import GONError
 from ..step import gon_latents, outer_loss, per_sample

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..api import psnr_from_mse
+from ..metrics import psnr_from_mse
 from ..step import LossFn, gon_latents, outer_loss, per_sample, step_loss
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")

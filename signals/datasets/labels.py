@@ -19,6 +19,7 @@ from implicit_gon.errors import DataError
 
 from .base import Labels
 from .limits import read_at_most
+from .safe_pickle import ArraysOnly
 
 MAX_LABEL_BYTES = 1 << 26
 """A label file holds one to four bytes per image: 64 MiB is millions of labels; more is read no further."""
@@ -70,10 +71,8 @@ def idx_label_file(image_file: Path) -> Path | None:
 
 def cifar_batch_labels(path: Path) -> np.ndarray:
     """(n,) class indices from a CIFAR python batch (read with the reader's arrays-only unpickler)."""
-    from .cifar import _ArraysOnly
-
     try:
-        d = _ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        d = ArraysOnly(io.BytesIO(path.read_bytes()), encoding="bytes").load()
         lab = np.asarray(d[b"labels"] if b"labels" in d else d["labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: CIFAR-10 batch without readable labels ({type(e).__name__}: {e})") from None

@@ -1,0 +1,54 @@
+"""Where the engine finds signal adapters without importing them (the engine imports no adapter).
+
+An adapter package registers each kind it provides with `register_signal(kind, "module.path")` when imported;
+the packages to import are named in the entry-point group `implicit_gon.plugins` (pyproject.toml), imported on
+the first lookup of a kind not registered yet. An install whose metadata predates that group (an editable checkout
+not reinstalled) falls back to the package shipped beside the engine."""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from .errors import GONError
+
+GROUP = "implicit_gon.plugins"
+SHIPPED = "signals"  # the adapters shipped with the engine, for installs without the entry point
+_ADAPTERS: dict[str, Any] = {}  # kind -> the adapter, or the dotted path of its module until first used
+_loaded = False
+
+
+def register_signal(kind: str, adapter: Any) -> None:
+    """Make `kind` (a run's meta["signal"]) resolve to adapter: a module or object, or a dotted module path."""
+    _ADAPTERS[kind] = adapter
+
+
+def signal_adapter(kind: str) -> Any:
+    """The adapter registered for kind, its module imported on first use; unknown kinds are a GONError."""
+    if kind not in _ADAPTERS:
+        load_plugins()
+    if kind not in _ADAPTERS:
+        raise GONError(f"no signal adapter for {kind!r} (registered: {', '.join(sorted(_ADAPTERS)) or 'none'})")
+    adapter = _ADAPTERS[kind]
+    if isinstance(adapter, str):
+        adapter = _ADAPTERS[kind] = importlib.import_module(adapter)
+    return adapter
+
+
+def signal_kinds() -> list[str]:
+    load_plugins()
+    return sorted(_ADAPTERS)
+
+
+def load_plugins() -> None:
+    """Import every package of the entry-point group once (each registers its kinds)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from importlib.metadata import entry_points
+    names = [ep.value for ep in entry_points(group=GROUP)] or [SHIPPED]
+    for name in names:
+        mod = importlib.import_module(name)
+        if not isinstance(mod, ModuleType):
+            raise GONError(f"plug-in {name}: not a module")
