@@ -60,6 +60,10 @@ class ModelConfig:
     from z as a (K, 1, 1) map to a 28 or 32 px image, no coordinates (it renders only its training grid)."""
     conv_width: int = field(default=16, metadata={"min": 1, "max": 4096})
     """Conv decoder: channels of its last hidden layer (ngf); the layers before it have 4x and 2x as many."""
+    conv_activation: str = field(default="elu", metadata={"choices": ("elu", "relu", "leaky_relu", "silu", "gelu",
+                                                                      "tanh")})
+    """Conv decoder: the activation after each BatchNorm (the paper's ELU; its Fig. 3 compares others; the
+    authors' script first used ReLU)."""
 
 
 @dataclass
@@ -389,7 +393,7 @@ def _check_data_fields(cfg: Config, source: str) -> None:
 DECODER_ONLY = {
     "siren": ("model.hidden", "model.layers", "model.w0_first", "model.w0_hidden", "model.w0_latent",
               "model.first_init", "model.out_activation", "model.zero_origin", "gon.fast"),
-    "conv": ("model.conv_width",),
+    "conv": ("model.conv_width", "model.conv_activation"),
 }
 """Settings only one decoder reads: given for the other, they would be stored in the run and never used."""
 

@@ -24,6 +24,10 @@ from .errors import GONError
 from .grids import pixel_grid
 from .siren import HeadedDecoder, VariationalHead
 
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU,
+               "tanh": nn.Tanh}
+"""model.conv_activation: the nonlinearity after each BatchNorm (the paper's Fig. 3 compares them)."""
+
 # (kernel, stride, padding) per layer: 1 -> 4 -> 7 -> 14 -> 28, or 1 -> 4 -> 8 -> 16 -> 32
 PLANS = {28: ((4, 1, 0), (3, 2, 1), (4, 2, 1), (4, 2, 1)), 32: ((4, 1, 0), (4, 2, 1), (4, 2, 1), (4, 2, 1))}
 
@@ -50,7 +54,7 @@ class ConvDecoder(HeadedDecoder):
         for i, (k, s, p) in enumerate(PLANS[res]):
             layers.append(nn.ConvTranspose2d(w[i], w[i + 1], k, s, p))
             if i < len(PLANS[res]) - 1:
-                layers += [nn.BatchNorm2d(w[i + 1]), nn.ELU()]
+                layers += [nn.BatchNorm2d(w[i + 1]), ACTIVATIONS[cfg.conv_activation]()]
         self.main = nn.Sequential(*layers)
         self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
 

@@ -143,3 +143,30 @@ def test_compare_epochs_and_the_training_split_at_toy_size(tmp_path, shared_data
     two = [("2" if a == "1" and args[i - 1] == "--epochs" else a) for i, a in enumerate(args)]
     code, _, err = run_cli(two + ["--resume"], capsys)  # 2 epochs are 4 steps: another comparison
     assert code == 1 and err.count("\n") == 1 and "steps 2" in err and "--steps or --epochs" in err
+
+
+@pytest.mark.parametrize("name", ["elu", "relu", "leaky_relu", "silu", "gelu", "tanh"])
+def test_conv_activation_is_the_one_asked_for(name):
+    """model.conv_activation (the paper's Fig. 3): every hidden activation of the conv GON is of that kind."""
+    import torch
+
+    from implicit_gon.config import ModelConfig
+    from implicit_gon.conv import ACTIVATIONS, ConvDecoder
+    dec = ConvDecoder(28, 1, ModelConfig(decoder="conv", latent_dim=8, conv_width=4, conv_activation=name))
+    acts = [m for m in dec.main if isinstance(m, tuple(ACTIVATIONS.values()))]
+    assert len(acts) == 3 and all(type(a) is ACTIVATIONS[name] for a in acts)
+    assert dec.image(torch.randn(2, 8)).shape == (2, 1, 28, 28)
+
+
+def test_conv_activation_is_checked_and_refused_for_the_siren(shared_data, tmp_path, capsys):
+    from implicit_gon.config import ModelConfig, resolve
+    from implicit_gon.errors import GONError
+    assert ModelConfig().conv_activation == "elu"  # the paper's
+    data = {"data.data_dir": str(shared_data / "mnist")}
+    with pytest.raises(GONError, match="conv_activation = 'swish': choose one of elu"):
+        resolve("images", "mnist", None, {**data, "model.decoder": "conv"}, ["model.conv_activation=swish"])
+    code, _, err = run_cli(["fit", "images", "--data-dir", shared_data / "mnist", "--steps", "1", "--set",
+                            "model.conv_activation=relu", "--out", tmp_path / "r"], capsys)
+    assert code == 1 and err.count("\n") == 1 and "model.conv_activation" in err and "siren" in err
+    cfg = resolve("images", "mnist", None, {**data, "model.decoder": "conv"}, ["model.conv_activation=silu"])
+    assert cfg.model.conv_activation == "silu"
