@@ -217,7 +217,35 @@ def check_info(info: Any, source: str) -> dict[str, Any]:
         raise GONError(f"{source}: checkpoint step = {step!r:.40}: must be a non-negative integer")
     Config.from_dict(info["config"], source)
     _check_meta(info["meta"], source)
+    _check_train_state(info.get("train_state"), source)
     return info
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+# what a run's train_state may hold: key -> check of its value (absent keys are fine: older runs lack some)
+_TRAIN_STATE = {
+    "elapsed": lambda v: _finite(v) and v >= 0, "lr_scale": lambda v: _finite(v) and 0 < v <= 1,
+    "rollbacks": _count, "precision": lambda v: isinstance(v, str) and len(v) < 32,
+    "early_stop": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("metric"), str)
+                                          and (v.get("best") is None or _finite(v["best"]))
+                                          and (v.get("best_step") is None or _count(v["best_step"]))
+                                          and _count(v.get("bad", 0))),
+}
+
+
+def _check_train_state(ts: Any, source: str) -> None:
+    """train_state (what --resume needs besides weights): a mapping whose known entries have their types and
+    ranges (a crafted 'elapsed' of 'abc' or a negative rollback count is one line here, not a traceback later)."""
+    if ts is None:
+        return
+    if not isinstance(ts, dict):
+        raise GONError(f"{source}: checkpoint train_state = {ts!r:.40}: must be a mapping")
+    for key, ok in _TRAIN_STATE.items():
+        if key in ts and not ok(ts[key]):
+            raise GONError(f"{source}: checkpoint train_state.{key} = {ts[key]!r:.40}: not a valid value")
 
 
 def _check_meta(meta: dict, source: str) -> None:

@@ -562,9 +562,8 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise GONError(f"{path}: config file not found")
+    from .fsio import input_file
+    path = input_file(path, "config file")  # a directory, FIFO or device named as such
     if path.stat().st_size > MAX_YAML_BYTES:
         raise GONError(f"{path}: config file larger than {MAX_YAML_BYTES} bytes")
     try:

@@ -605,3 +605,28 @@ def test_sdf_cache_on_a_read_only_folder_is_one_line(shared_data, tmp_path, caps
         one_line_error(code, err, str(ro), "Read-only")
     finally:
         subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+@pytest.mark.parametrize("value,needle", [([1], "train_state = [1]"), ({"elapsed": "abc"}, "train_state.elapsed"),
+                                          ({"lr_scale": 5}, "train_state.lr_scale"),
+                                          ({"rollbacks": -1}, "train_state.rollbacks"),
+                                          ({"early_stop": {"metric": "sse", "bad": "x"}}, "train_state.early_stop")])
+def test_checkpoint_train_state_is_checked(own_run, value, needle, capsys):
+    _rewrite(own_run, info=lambda d: json.dumps({**d, "train_state": value}))
+    code, _, err = run_cli(["fit", "images", "--out", own_run, "--resume", "--steps", "3", "--quiet"], capsys)
+    one_line_error(code, err, needle)
+
+
+def test_a_directory_given_as_config_file_is_named(tmp_path, capsys):
+    code, _, err = run_cli(["config", "show", "images", "digits", "--config", tmp_path], capsys)
+    one_line_error(code, err, "is a directory")
+
+
+def test_a_symlink_planted_at_the_download_part_is_refused(hostile, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f.gz.part").symlink_to(victim)
+    with pytest.raises(GONError, match="symbolic link"):
+        dl.download(f"{hostile}/ok", tmp_path / "d" / "f.gz", SHA, progress=False, size=len(_Hostile.body))
+    assert victim.read_text() == "precious"

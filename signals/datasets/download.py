@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from implicit_gon.errors import DataError
+from implicit_gon.fsio import open_run_file
 from implicit_gon.progress import work_bar
 
 CHUNK = 1 << 16
@@ -146,7 +147,8 @@ def _stream(url: str, resp, part: Path, have: int, total: int | None, limit: int
             progress: bool) -> None:
     """Copy the body to part: read1 returns what one receive got, so the deadline is checked however slowly the
     bytes come (read(n) would wait for all n)."""
-    with open(part, "ab" if have else "wb") as f, work_bar(
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if have else os.O_TRUNC)
+    with os.fdopen(open_run_file(part, flags), "wb") as f, work_bar(
             total, part.name[:-5], "B", progress, initial=have, unit_scale=True) as bar:
         while block := resp.read1(CHUNK):
             have += len(block)
