@@ -380,7 +380,8 @@ def markdown(t: dict[str, Any]) -> str:
     unit = "bits/dim" if t["metric"] == "bits_per_dim" else "SSE per image"
     table_no = 2 if t["metric"] == "bits_per_dim" else 1
     ref, first = t.get("reference"), next(iter(t["methods"].values()))
-    epochs = f" ({t['epochs']:.3g} epochs at batch {t['batch_size']})" if t.get("epochs") else ""
+    ep = t.get("epochs")
+    epochs = f" ({ep:.3g} epoch{'' if ep == 1 else 's'} at batch {t['batch_size']})" if ep else ""
     paper_epochs = f", {first['paper']['epochs']} epochs" if first.get("paper") else ""
     n_fit = next((r["train"]["n"] for r in t["methods"].values() if r.get("train")), 0)
     lines = [f"{t['dataset']}, {t['decoder']} decoder: held-out {unit} ({t['held_out_samples']} images, "

@@ -132,7 +132,7 @@ def test_compare_epochs_and_the_training_split_at_toy_size(tmp_path, shared_data
         r = t["methods"][m]
         assert r["steps"] == 2 and r["train"]["n"] == 8 and r["paper"]["epochs"] == 500
         assert r["gap"]["mean"] == pytest.approx(r["mean"] - r["train"]["mean"])
-    assert "paper (Table 1, 500 epochs)" in stdout and "1 epochs at batch 8" in stdout
+    assert "paper (Table 1, 500 epochs)" in stdout and "(1 epoch at batch 8)" in stdout
     row = json.loads((out / "ae-s0" / "compare.json").read_text())
     del row["train"]  # as written before compare scored the training split
     (out / "ae-s0" / "compare.json").write_text(json.dumps(row))
