@@ -107,11 +107,13 @@ def cached_labels(cache_dir: Path, stem: str, key: str, n: int, read: Callable[[
     label files in errors (default: the stem)."""
     path = cache_dir / f"{stem}-{key}.npy"
     if path.is_file():
+        from implicit_gon import limits
+        from implicit_gon.errors import GONError
         try:
-            arr = np.load(path)
+            arr = limits.load_array(path, "labels", "label cache")  # its header checked before its data
             if arr.shape == (n,) and arr.dtype == np.int64:
                 return arr
-        except (ValueError, OSError):
+        except GONError:
             pass  # unreadable cache: rebuild it
     arr = np.asarray(read(), np.int64)
     if arr.shape != (n,):
