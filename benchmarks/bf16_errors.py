@@ -13,7 +13,8 @@ bf16):
 - the Adam update those gradients give (the first step's update, lr 3e-4: sign(g) for almost every entry), as
   the fraction of entries whose sign flips.
 Rows "+ fp32 contraction" repeat the bf16 step with the contraction m = einsum(r, J) in float32, rows "step in
-fp32" with the whole gradient-origin step in float32 and only the outer pass in bf16 (candidate fixes).
+fp32" with the whole gradient-origin step in float32 and only the outer pass in bf16, rows "output layer fp32"
+with F's last (linear) layer in float32 (candidate fixes).
 Relative errors are what to read: 2^-8 = 0.4% is one bf16 rounding.
 """
 from __future__ import annotations
@@ -48,8 +49,15 @@ def load(args):
 
 
 def one_step(model, cfg, batch, precision: str, fp32_contraction: bool = False,
-             fp32_step: bool = False) -> dict[str, torch.Tensor]:
+             fp32_step: bool = False, fp32_out: bool = False) -> dict[str, torch.Tensor]:
     """The step's parts, the outer loss and every parameter's gradient, in this precision."""
+    if fp32_out:  # the output layer outside autocast: F's values (and the residuals) not rounded to bf16
+        layer_forward = type(model.out).forward
+        model.out.forward = lambda h: _fp32(lambda x: layer_forward(model.out, x), h)
+        try:
+            return one_step(model, cfg, batch, precision, fp32_contraction, fp32_step)
+        finally:
+            del model.out.forward
     seen = {}
     einsum = torch.einsum
 
@@ -77,6 +85,11 @@ def one_step(model, cfg, batch, precision: str, fp32_contraction: bool = False,
     return {**seen, "z": z.detach().float(), "loss": loss.detach().float().reshape(1), **grads}
 
 
+def _fp32(forward, h: torch.Tensor) -> torch.Tensor:
+    with torch.autocast("cpu", enabled=False):
+        return forward(h.float())
+
+
 def compare(ref: dict, got: dict) -> list[tuple]:
     """Per tensor: relative error, cosine, underflowed entries, Adam first-step sign flips (gradients only)."""
     rows = []
@@ -102,7 +115,8 @@ def main():
     ref = one_step(model, cfg, batch, "fp32")
     variants = {"bf16": one_step(model, cfg, batch, "bf16"),
                 "bf16 + fp32 contraction": one_step(model, cfg, batch, "bf16", fp32_contraction=True),
-                "bf16, step in fp32": one_step(model, cfg, batch, "bf16", fp32_step=True)}
+                "bf16, step in fp32": one_step(model, cfg, batch, "bf16", fp32_step=True),
+                "bf16, output layer fp32": one_step(model, cfg, batch, "bf16", fp32_out=True)}
     print(f"{args.run or 'fresh MNIST model'}: batch {args.batch_size}, points {args.points}, "
           f"outer loss fp32 {ref['loss'].item():.6g}")
     print(f"{'variant':<24} {'tensor':<28} {'rel err':>9} {'cosine':>9} {'underflow':>12} {'Adam flips':>10}")
