@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import signal
 import sys
 from dataclasses import dataclass
 
@@ -89,12 +88,12 @@ def device_for(d: Dist, device: str) -> str:
 
 
 def _end_quietly_on_sigterm(rank: int) -> None:
-    """torchrun ends the surviving ranks with SIGTERM when one fails: say so in one line, not a traceback."""
-    def handler(signum, frame):
-        print(f"error: rank {rank}: stopped because another rank failed (the last checkpoint is intact)",
-              file=sys.stderr)
-        os._exit(1)
-    signal.signal(signal.SIGTERM, handler)
+    """torchrun sends SIGTERM to every rank both when it is itself stopped (a scheduler, Ctrl-C) and when another
+    rank failed. Either way the rank stops as on a stop signal (interrupts): in training at the step's end, where
+    rank 0 checkpoints and names the signal; a rank whose peer died learns it from the collective it waits in
+    (`collective`: "another rank failed"). Outside the CLI (which installs them) the handlers are installed here."""
+    from . import interrupts
+    interrupts.install()
 
 
 @contextlib.contextmanager

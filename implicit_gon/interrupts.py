@@ -55,7 +55,7 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = {s: signal.signal(s, _handler) for s in SIGNALS}
+    before = {s: signal.signal(s, _handler) for s in _not_ignored()}
     try:
         yield
     finally:
@@ -66,8 +66,14 @@ def handled() -> Iterator[None]:
 def install() -> None:
     """handled() for the rest of the process (the CLI's entry point)."""
     if threading.current_thread() is threading.main_thread():
-        for s in SIGNALS:
+        for s in _not_ignored():
             signal.signal(s, _handler)
+
+
+def _not_ignored() -> list[int]:
+    """The stop signals this process does not ignore: `nohup implicit-gon fit &` ignores SIGHUP (and a background
+    job SIGINT) on purpose, and must go on when the terminal closes."""
+    return [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
 
 
 def pending() -> int | None:

@@ -128,8 +128,10 @@ def _stop_on_signal(gon: GON, opt, run: Path, dist: Dist, taken: int) -> None:
     interrupts.clear()
     if dist.main and taken:
         gon.save(run, opt.state_dict())
-    raise interrupted(run, signum) if dist.main else Interrupted(f"rank {dist.rank}: stopped with rank 0",
-                                                                 128 + signum)
+    if not dist.main:
+        raise Interrupted(f"rank {dist.rank}: interrupted by {signal.Signals(signum).name} (rank 0 checkpoints the "
+                          f"run)", 128 + signum)
+    raise interrupted(run, signum)
 
 
 @training  # holds RUN: a lock, stale temporary files removed, metrics cut to the step, Ctrl-C as one line
@@ -140,7 +142,8 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     best weights by the monitored metric; training stops earlier after train.patience evaluations without
     improvement or after train.max_time seconds (gon.stop_reason says why). Either way the run ends as at
     train.steps: a final validation, the latent Gaussian fitted (on the last and on the best weights), a checkpoint
-    that --resume continues. Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0
+    that --resume continues; besides every train.ckpt_every steps, a checkpoint every train.ckpt_minutes by clock()
+    (default time.monotonic; tests pass a fake one). Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0
     alone validates, decides when to stop and writes. on_step(gon, seconds), when given, is called after every
     step with the seconds this invocation has trained (benchmarks snapshot the weights at time marks with it)."""
     cfg, run = gon.cfg, Path(run)
@@ -344,7 +347,7 @@ def _tensorboard(run: Path):
 
 
 def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, overwrite: bool = False,
-        dist: Dist = SINGLE, on_step=None) -> GON:
+        dist: Dist = SINGLE, on_step=None, clock=None) -> GON:
     """Train a new GON on a Signal from a Config (the notebook entry point; `implicit-gon fit` calls this):
 
         gon = fit(image_signal(cfg.data, "train"), cfg, "runs/mnist-notebook")
@@ -363,5 +366,5 @@ def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, ov
     if dist.main:
         (Path(run) / BEST).unlink(missing_ok=True)  # a new run: best weights of an earlier attempt here do not apply
     broadcast_parameters(gon.model, dist)
-    train(gon, signal, run, val_signal, progress=progress, dist=dist, on_step=on_step)
+    train(gon, signal, run, val_signal, progress=progress, dist=dist, on_step=on_step, clock=clock)
     return gon

@@ -109,6 +109,27 @@ def test_a_dead_rank_ends_the_others_cleanly(tmp_path):
     assert gon.step > 0 and gon.step % 3 == 0
 
 
+def test_term_to_the_launcher_is_a_stop_with_a_checkpoint(tmp_path):
+    """A scheduler stopping torchrun: its SIGTERM reaches every rank, which stop together at a step's end; rank 0
+    checkpoints that step and says so (not "another rank failed")."""
+    from implicit_gon import rundir
+    run = tmp_path / "run"
+    p = _torchrun(2, ["fit", "images", *TINY, "--steps", "100000", "--set", "train.ckpt_every=1000",
+                      "--set", "train.log_every=1", "--out", run])
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None and \
+            max([r["step"] for r in rundir.read_metrics(run / rundir.METRICS)] or [0]) < 2:
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    code, err = _finish(p)
+    assert code != 0 and "another rank failed" not in err, err
+    ours = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    from implicit_gon import checkpoint
+    step = checkpoint.load(run)[0]["step"]
+    assert any("interrupted by SIGTERM" in ln and f"(step {step})" in ln for ln in ours), err
+    assert step >= 2 and step == max(r["step"] for r in rundir.read_metrics(run / rundir.METRICS))
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains(precision, tmp_path, capsys):
     run = tmp_path / precision

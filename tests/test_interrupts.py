@@ -1,0 +1,198 @@
+"""Work is never lost (issue 21): SIGINT, SIGTERM and SIGHUP checkpoint a fit at the step they arrive in (also
+before its first periodic checkpoint) and exit 130 / 143 / 129 with one line; --resume then gives the very weights
+an uninterrupted run gives. train.keep bounds the checkpoints on disk; train.ckpt_minutes checkpoints on a clock.
+A process stopped or killed while writing leaves no temporary file after the next use of the folder."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO
+from implicit_gon import checkpoint, rundir
+from implicit_gon.checkpoint import CKPT
+from implicit_gon.train import fit
+from test_checkpoint import signal as image_signal
+from test_checkpoint import small_cfg
+
+STEPS = 60
+FIT = ["fit", "images", "--dataset", "digits", "--hidden", "16", "--layers", "2", "--batch-size", "8",
+       "--points", "0.25", "--device", "cpu", "--quiet", "--set", "train.log_every=1",
+       "--set", "train.ckpt_every=1000"]  # no periodic checkpoint: the signal's is the only one
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def _cli(args, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=REPO,
+                            env=_env(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
+
+
+def _last_step(run) -> int:
+    rows = rundir.read_metrics(run / rundir.METRICS)
+    return max((r["step"] for r in rows), default=0)
+
+
+def _wait(cond, proc, what, timeout=240):
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, f"exited {proc.returncode} before {what}: {proc.stderr.read()}"
+        assert time.time() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _weights(run):
+    return load_file(str(run / CKPT))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run = tmp_path_factory.mktemp("whole") / "run"
+    p = _cli([*FIT, "--steps", STEPS, "--out", run])
+    assert p.wait(300) == 0, p.stderr.read()
+    return _weights(run)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_signal_checkpoints_at_its_step_and_resumes_bit_exactly(tmp_path, uninterrupted, sig, code):
+    run = tmp_path / "run"
+    p = _cli([*FIT, "--steps", STEPS, "--out", run])
+    try:
+        target = random.randint(2, 20)
+        _wait(lambda: _last_step(run) >= target, p, f"step {target}")
+        p.send_signal(sig)
+        err = p.stderr.read()
+        assert p.wait(60) == code, err
+    finally:
+        p.kill()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("fit images:")]  # the header line
+    step = checkpoint.load(run)[0]["step"]
+    assert len(lines) == 1 and "Traceback" not in err and signal.Signals(sig).name in lines[0] and f"(step {step})" in lines[0], err
+    assert 2 <= step < STEPS and step == _last_step(run)  # the checkpoint is at the step the signal arrived in
+    assert not [f for f in os.listdir(run) if ".tmp" in f]
+    p = _cli(["fit", "images", "--out", run, "--resume", "--quiet"])
+    assert p.wait(300) == 0, p.stderr.read()
+    resumed = _weights(run)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "resumed run differs"
+
+
+def test_stop_before_any_step_keeps_nothing_and_says_so(tmp_path):
+    """A stop while the data load (before any step): no checkpoint to write; the folder goes, and is not named."""
+    run = tmp_path / "run"
+    p = _cli([*FIT, "--steps", STEPS, "--out", run, "--set", "data.train_limit=1500"])
+    try:
+        _wait(lambda: (run / ".lock").exists(), p, "the run to start")
+        p.send_signal(signal.SIGTERM)
+        err = p.stderr.read()
+        code = p.wait(60)
+    finally:
+        p.kill()
+    lines = err.strip().splitlines()
+    assert code == 143 and len(lines) <= 2 and "SIGTERM" in lines[-1], err
+    if "nothing was kept" in lines[-1]:
+        assert not run.exists() and str(run) not in lines[-1]
+    else:  # the signal came after the first step: it checkpointed
+        assert checkpoint.load(run)[0]["step"] >= 1
+
+
+def _count(run):
+    return len(list(run.glob("checkpoint*.safetensors")))
+
+
+def test_keep_bounds_the_checkpoints_on_disk(tmp_path):
+    run, seen = tmp_path / "run", []
+    cfg = small_cfg(steps=9, ckpt_every=1, keep=3, val_every=2)
+    fit(image_signal(), cfg, run, image_signal(seed=1), progress=False,
+        on_step=lambda gon, s: seen.append(_count(run)))
+    assert max(seen) <= 3 and _count(run) == 3 and (run / "best.safetensors").is_file()
+    kept = [checkpoint.load(p)[0]["step"] for p in checkpoint.previous(run)]
+    assert kept == [7, 8] and checkpoint.load(run)[0]["step"] == 9
+    single = tmp_path / "single"
+    fit(image_signal(), small_cfg(steps=4, ckpt_every=1, keep=1), single, progress=False)
+    assert _count(single) == 1
+
+
+def test_ckpt_minutes_checkpoints_on_the_clock(tmp_path):
+    """A fake clock: 60 s a step. ckpt_minutes 2.5 checkpoints at steps 3 and 6 although ckpt_every is 1000."""
+    now, run, steps = [0.0], tmp_path / "run", []
+
+    def on_step(gon, seconds):
+        now[0] += 60.0
+        steps.append(checkpoint.load(run)[0]["step"] if (run / CKPT).exists() else None)
+
+    cfg = small_cfg(steps=8, ckpt_every=1000, ckpt_minutes=2.5, keep=5)
+    fit(image_signal(), cfg, run, progress=False, on_step=on_step, clock=lambda: now[0])
+    assert [checkpoint.load(p)[0]["step"] for p in checkpoint.previous(run)] == [3, 6]
+    assert steps == [None, None, None, 3, 3, 3, 6, 6]  # on_step of a step runs before that step's save
+
+
+# -- temporary files -------------------------------------------------------------------------------------------------
+WRITER = """
+import sys, time
+import numpy as np
+from implicit_gon import interrupts
+from implicit_gon.fsio import atomic_path
+from signals.datasets.cache import cached_array
+interrupts.install()
+folder, what = sys.argv[1], sys.argv[2]
+def slow(arr):
+    arr[:] = 1
+    print("writing", flush=True)
+    time.sleep(120)
+try:
+    if what == "cache":
+        cached_array(__import__("pathlib").Path(folder), "digits-train", "k", (50, 8, 8, 1), slow)
+    else:
+        with atomic_path(folder + "/movie.mp4") as tmp:
+            tmp.write_bytes(b"frames")
+            slow(np.zeros(1))
+except interrupts.Stop as e:  # as cli.main ends
+    sys.exit(e.code)
+"""
+
+
+def _temps(folder):
+    return [f for f in os.listdir(folder) if ".tmp" in f]
+
+
+@pytest.mark.parametrize("what", ["cache", "video"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_a_stopped_or_killed_writer_leaves_no_temp_file(tmp_path, what, sig):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    p = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), what], cwd=REPO, env=_env(),
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "writing\n"
+        assert _temps(folder)  # the write is under way
+        p.send_signal(sig)
+        assert p.wait(60) == (-9 if sig == signal.SIGKILL else 128 + sig)
+    finally:
+        p.kill()
+    if sig != signal.SIGKILL:
+        assert _temps(folder) == []  # the signal unwound the write: its temporary file is gone
+        return
+    assert len(_temps(folder)) == 1  # kill -9 runs nothing: the next writer in the folder removes it
+    from signals.datasets.cache import cached_array
+    cached_array(folder, "digits-train", "k", (2, 8, 8, 1), lambda a: a.fill(0))
+    assert _temps(folder) == []
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path):
+    from implicit_gon.fsio import sweep_stale
+    mine = tmp_path / f".x.png.{os.getpid()}.abcd1234.tmp.png"
+    dead = tmp_path / ".x.png.999999999.abcd1234.tmp.png"  # beyond pid_max: no such process
+    mine.write_bytes(b"")
+    dead.write_bytes(b"")
+    assert sweep_stale(tmp_path) == [dead] and mine.exists()
