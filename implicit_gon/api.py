@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import checkpoint, limits
+from . import checkpoint, limits, registry
 from .config import Config, trains_elbo
 from .device import resolve_device
 from .errors import GONError
 from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
 from .plugins import signal_adapter
-from .siren import Siren
 from .step import gon_latents
 
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
@@ -226,9 +225,8 @@ class GON:
 
 def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
     """F for the run: the SIREN F(c ⊕ z), or the conv decoder (images at the run's resolution)."""
-    if cfg.model.decoder == "conv":
-        from .conv import ConvDecoder
-        if meta.get("signal") != "images":
-            raise GONError(f"model.decoder conv renders images only (this run's signal is {meta.get('signal')})")
-        return ConvDecoder(meta["res"], meta["out_dim"], cfg.model)
-    return Siren(meta["coord_dim"], meta["out_dim"], cfg.model)
+    spec = registry.decoder(cfg.model.decoder)
+    if spec.signals is not None and meta.get("signal") not in spec.signals:
+        raise GONError(f"model.decoder {spec.name} renders {' or '.join(spec.signals)} only (this run's signal is "
+                       f"{meta.get('signal')})")
+    return spec.build(meta, cfg.model)

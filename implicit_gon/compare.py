@@ -17,37 +17,21 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import jsonio, paper_tables
+from . import jsonio, paper_tables, registry
 from .config import given_keys, trains_elbo, unread_keys
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
-BOTH = ("conv", "siren")
-METHODS: dict[str, tuple[dict[str, Any], tuple[str, ...], bool]] = {
-    # name: (config overrides, decoders it runs with, Table 2 (variational) method)
-    "gon": ({}, BOTH, False),
-    "detach": ({"gon.detach": True}, BOTH, False),
-    "gon-10": ({"gon.inner_steps": 10}, BOTH, False),
-    "detach-10": ({"gon.detach": True, "gon.inner_steps": 10}, BOTH, False),
-    "ae": ({"method.name": "ae"}, ("conv",), False),
-    "tied-ae": ({"method.name": "tied-ae"}, ("conv",), False),
-    "glo": ({"method.name": "glo"}, BOTH, False),
-    "vgon": ({"model.variational": True}, BOTH, True),
-    "vae": ({"method.name": "vae"}, ("conv",), True),
-}
-TABLE1 = ("gon", "ae", "tied-ae", "detach", "gon-10", "detach-10", "glo")
-TABLE2 = ("vgon", "vae")
-
-
 def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
     """The methods to run, checked: one-line errors for an unknown name or a method the setting cannot run."""
     for m in methods:
-        if m not in METHODS:
-            raise GONError(f"compare --methods: unknown method {m!r} (choose from {', '.join(METHODS)})")
-        _, decoders, table2 = METHODS[m]
+        known = registry.methods()
+        if m not in known:
+            raise GONError(f"compare --methods: unknown method {m!r} (choose from {', '.join(known)})")
+        decoders, table2 = known[m].decoders or tuple(registry.decoders()), known[m].variational
         if decoder not in decoders:
-            runs = ", ".join(k for k, v in METHODS.items() if decoder in v[1] and v[2] == variational)
-            raise GONError(f"compare --methods {m}: needs --decoder conv (with --decoder {decoder}: {runs})")
+            runs = ", ".join(k for k, v in known.items() if _runs_with(v, decoder) and v.variational == variational)
+            raise GONError(f"compare --methods {m}: needs --decoder {' or '.join(decoders)} (with --decoder {decoder}: {runs})")
         if table2 != variational:
             raise GONError(f"compare --methods {m}: a Table {2 if table2 else 1} method; "
                            + ("add --variational" if table2 else "leave out --variational"))
@@ -132,13 +116,18 @@ def check_keys_read(configs: dict, given: dict[str, str]) -> None:
 
 
 def default_methods(decoder: str, variational: bool) -> list[str]:
-    return [m for m in (TABLE2 if variational else TABLE1) if decoder in METHODS[m][1]]
+    table = 2 if variational else 1
+    return [k for k, v in registry.methods().items() if v.table == table and _runs_with(v, decoder)]
+
+
+def _runs_with(spec, decoder: str) -> bool:
+    return spec.decoders is None or decoder in spec.decoders
 
 
 def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets=()):
     """The resolved config of one (method, seed) run."""
     from .config import resolve
-    f = {**flags, "train.seed": seed, **METHODS[method][0]}  # conv runs take the config's conv: section
+    f = {**flags, "train.seed": seed, **registry.methods()[method].overrides}  # conv runs take the config's conv: section
     f.setdefault("train.encode", "subset")  # the paper's step (and the only one GLO and the encoders can take)
     return resolve("images", dataset, None, f, sets)
 

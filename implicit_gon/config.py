@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
+from . import registry
 from .errors import GONError
 
 
@@ -55,7 +56,7 @@ class ModelConfig:
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
     head_init_std: float = field(default=0.2, metadata={"gt": 0, "max": 100})
     """Posterior standard deviation the variational head starts with (its mean map starts as the identity)."""
-    decoder: str = field(default="siren", metadata={"choices": ("siren", "conv")})
+    decoder: str = field(default="siren", metadata={"choices": registry.Choices(lambda: registry.decoders())})
     """F itself: `siren`, the implicit F(c ⊕ z) above; `conv`, the paper's convolutional GON: 4 ConvTranspose2d layers
     from z as a (K, 1, 1) map to a 28 or 32 px image, no coordinates (it renders only its training grid)."""
     conv_width: int = field(default=16, metadata={"min": 1, "max": 4096})
@@ -103,7 +104,7 @@ class GONConfig:
 class MethodConfig:
     """How latents are found: the gradient origin, or a baseline of the paper's Table 1 and 2 (implicit_gon/methods)."""
 
-    name: str = field(default="gon", metadata={"choices": ("gon", "ae", "tied-ae", "glo", "vae")})
+    name: str = field(default="gon", metadata={"choices": registry.Choices(registry.method_names)})
     """`gon`, latents from the gradient step; `ae`, a conv encoder mirroring the conv decoder; `tied-ae`, that encoder
     sharing the decoder's weights; `glo`, one learned latent per training image (Bojanowski et al. 2018); `vae`, the
     ae encoder giving a mean and log-variance, trained on the ELBO."""
@@ -506,22 +507,25 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     return cfg
 
 
-CONV_RES = (28, 32)  # the conv decoder's layer plans (implicit_gon/conv.py)
-
-
 def _check_decoder_rules(cfg: Config, source: str) -> None:
     """The conv decoder and the baseline methods: what each can be combined with."""
     m, d, g, meth = cfg.model, cfg.data, cfg.gon, cfg.method.name
-    if m.decoder == "conv":
-        if d.signal != "images":
-            raise GONError(f"{source}: model.decoder = conv renders images only (this run's signal is {d.signal})")
-        if d.res is not None and d.res not in CONV_RES:
-            raise GONError(f"{source}: model.decoder = conv needs data.res 28 or 32 (given {d.res})")
+    spec = registry.decoder(m.decoder)
+    if spec.signals is not None and d.signal not in spec.signals:
+        raise GONError(f"{source}: model.decoder = {m.decoder} renders {' or '.join(spec.signals)} only (this run's "
+                       f"signal is {d.signal})")
+    if spec.grid_sizes is not None:
+        if d.res is not None and d.res not in spec.grid_sizes:
+            raise GONError(f"{source}: model.decoder = {m.decoder} needs data.res "
+                           f"{' or '.join(map(str, spec.grid_sizes))} (given {d.res})")
         if g.task == "convert":
             raise GONError(f"{source}: gon.task = convert needs coordinates (model.decoder siren)")
-    if meth in ("ae", "tied-ae", "vae") and m.decoder != "conv":
-        raise GONError(f"{source}: method.name = {meth} needs model.decoder conv (its encoder mirrors the conv decoder)")
-    if meth in ("ae", "tied-ae", "vae") and cfg.train.points != 1:
+    runs_with = registry.method_decoders(meth)
+    if m.decoder not in runs_with:
+        raise GONError(f"{source}: method.name = {meth} needs model.decoder {' or '.join(runs_with)} (its encoder "
+                       f"mirrors the conv decoder)")
+    whole = any(s.whole_images for s in registry.methods().values() if s.method_name == meth)
+    if whole and cfg.train.points != 1:
         raise GONError(f"{source}: train.points = {cfg.train.points:g}: method.name = {meth}'s encoder reads whole "
                        f"images; use train.points 1")
     if meth != "gon":

@@ -16,13 +16,18 @@ from __future__ import annotations
 import contextlib
 import math
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from .config import CONV_RES, ModelConfig
 from .errors import GONError
 from .grids import pixel_grid
+from .registry import DecoderSpec, register_decoder
 from .siren import HeadedDecoder, VariationalHead
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU,
                "tanh": nn.Tanh}
@@ -46,7 +51,7 @@ class ConvDecoder(HeadedDecoder):
     def __init__(self, res: int, out_dim: int, cfg: ModelConfig):
         super().__init__()
         if res not in PLANS:
-            raise GONError(f"model.decoder conv renders {' or '.join(map(str, CONV_RES))} px images (this run's "
+            raise GONError(f"model.decoder conv renders {' or '.join(map(str, PLANS))} px images (this run's "
                            f"data are {res} px: set data.res)")
         self.res, self.out_dim, self.latent_dim = res, out_dim, cfg.latent_dim
         w = widths(cfg.latent_dim, cfg.conv_width, out_dim)
@@ -108,3 +113,7 @@ def step_mode(model: nn.Module):
     finally:
         for m in norms:
             m.train()
+
+
+register_decoder(DecoderSpec("conv", lambda meta, cfg: ConvDecoder(meta["res"], meta["out_dim"], cfg), signals=("images",),
+                             grid_sizes=tuple(PLANS)))

@@ -101,13 +101,12 @@ def model_parameters(model_cfg, coord_dim: int, out_dim: int, res: int | None = 
     on torch's meta device (nothing is allocated)."""
     import torch
 
-    from .conv import PLANS, ConvDecoder
-    from .siren import Siren
+    from .registry import decoder
+    spec = decoder(model_cfg.decoder)
+    if spec.grid_sizes is not None and res not in spec.grid_sizes:
+        res = max(spec.grid_sizes)  # a grid-only decoder's largest plan
     with torch.device("meta"):
-        if model_cfg.decoder == "conv":
-            model = ConvDecoder(res if res in PLANS else 32, out_dim, model_cfg)
-        else:
-            model = Siren(coord_dim, out_dim, model_cfg)
+        model = spec.build({"coord_dim": coord_dim, "out_dim": out_dim, "res": res}, model_cfg)
         return sum(p.numel() for p in model.parameters())
 
 

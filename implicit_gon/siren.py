@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from .config import ModelConfig
 from .precision import full_precision, wide
+from .registry import DecoderSpec, register_decoder
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 
 def _uniform_(t: torch.Tensor, bound: float) -> None:
@@ -143,3 +148,6 @@ class Siren(HeadedDecoder):
         """F on z' (the head's output, or z itself without a head): (B, K) -> values (B, N, C)."""
         pre_c = self.input.pre_coords(coords)  # (N, H) or (B, N, H)
         return self.decode_pre(pre_c + self.input.pre_latent(z)[:, None, :], pre_c)  # (B, N, C)
+
+
+register_decoder(DecoderSpec("siren", lambda meta, cfg: Siren(meta["coord_dim"], meta["out_dim"], cfg)))

@@ -7,14 +7,16 @@ Every integral over coordinates is a per-sample sum, times `scale` = N_total / N
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import autograd
 
-from .config import GONConfig
 from .conv import step_mode
 from .siren import Siren
+
+if TYPE_CHECKING:
+    from .config import GONConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) -> per-element loss
 

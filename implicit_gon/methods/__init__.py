@@ -16,9 +16,41 @@ from typing import Any
 
 import torch
 
+from ..registry import MethodSpec, implementation, register_method
 from . import ae, glo, vae
 
-MODULES = {"ae": ae, "tied-ae": ae, "glo": glo, "vae": vae}
+# the rows of the paper's Table 1 and 2, in its order: the GON, its ablations and the baselines
+for _spec in (MethodSpec("gon", table=1), MethodSpec("ae", {"method.name": "ae"}, ("conv",), table=1,
+                                                      implementation=ae, whole_images=True),
+              MethodSpec("tied-ae", {"method.name": "tied-ae"}, ("conv",), table=1, implementation=ae,
+                         whole_images=True),
+              MethodSpec("detach", {"gon.detach": True}, table=1),
+              MethodSpec("gon-10", {"gon.inner_steps": 10}, table=1),
+              MethodSpec("detach-10", {"gon.detach": True, "gon.inner_steps": 10}, table=1),
+              MethodSpec("glo", {"method.name": "glo"}, table=1, implementation=glo),
+              MethodSpec("vgon", {"model.variational": True}, variational=True, table=2),
+              MethodSpec("vae", {"method.name": "vae"}, ("conv",), variational=True, table=2, implementation=vae,
+                         whole_images=True)):
+    register_method(_spec)
+
+
+class _Modules:
+    """method.name -> its implementation, read from the registry (a method registered later is found too)."""
+
+    def get(self, name, default=None):
+        return implementation(name) or default
+
+    def __contains__(self, name) -> bool:
+        return implementation(name) is not None
+
+    def __getitem__(self, name):
+        found = implementation(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
+MODULES = _Modules()
 
 
 def attach(model, cfg, meta: dict[str, Any]) -> None:
@@ -39,9 +71,8 @@ def encode(gon, batch) -> torch.Tensor:
 
 def training_latents(gon, signal, idx) -> torch.Tensor | None:
     """The training latents a method has learned (glo), to fit the sampling Gaussian to; None: encode them."""
-    if gon.cfg.method.name == "glo":
-        return glo.training_latents(gon, idx)
-    return None
+    own = getattr(MODULES.get(gon.cfg.method.name), "training_latents", None)
+    return None if own is None else own(gon, idx)
 
 
 def evaluate(gon, signal, idx: torch.Tensor, batch_size: int) -> dict[str, Any] | None:
