@@ -1,6 +1,6 @@
 """Held-out quality after the same wall-clock time: the engine's default config against Eq. 12.
 
-    python benchmarks/time_to_quality.py --seconds 240 [--dataset mnist|fashion-mnist|cifar10] [--data-dir DIR]
+    python benchmarks/time_to_quality.py --seconds 240 [--dataset mnist|fashion-mnist|cifar10|celeba] [--data-dir DIR]
                                          [--out DIR] [--marks 12] [--set key=value ...]
 
 The engine is `fit` itself with the dataset's shipped config and `train.max_time` (what `implicit-gon fit images
@@ -31,7 +31,7 @@ from implicit_gon.host import keep_freed_memory
 from implicit_gon.train import evaluate, fit
 from signals import image_signal
 
-FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py"}
+FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py", "celeba": "celeba"}
 
 
 class Marks:
@@ -118,7 +118,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=240)
     ap.add_argument("--dataset", choices=sorted(FOLDERS), default="mnist")
     ap.add_argument("--data-dir", type=Path, default=None, help="the shared data folder (default $IMPLICIT_GON_DATA, "
-                    "else ../shared/data), holding mnist/, fashion-mnist/ or cifar-10-batches-py/")
+                    "else ../shared/data), holding mnist/, fashion-mnist/, cifar-10-batches-py/ or celeba/")
     ap.add_argument("--out", type=Path, default=Path("time_to_quality"))
     ap.add_argument("--marks", type=int, default=12)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
