@@ -497,19 +497,8 @@ def _report(res: dict, as_json: bool) -> None:
             continue
         print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}", file=table)
     if as_json:
-        print(json.dumps(_finite_or_null(res), allow_nan=False))
-
-
-def _finite_or_null(v):
-    """JSON has no NaN or infinity: such a score is written as null."""
-    import math
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite_or_null(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite_or_null(x) for x in v]
-    return v
+        from implicit_gon.fsio import finite_json
+        print(json.dumps(finite_json(res), allow_nan=False))
 
 
 @app.command("render")

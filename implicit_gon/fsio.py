@@ -118,7 +118,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 
 TEMP = re.compile(r"\..+\.(\d+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?")
-"""atomic_path's temporary names, `.NAME.PID.XXXXXXXX.tmpSUFFIX`: the pid tells whether their writer is alive."""
+"""atomic_path's temporary names, `.NAME.PID.<random>.tmpSUFFIX`: the pid tells whether their writer is alive."""
 _SWEPT: set = set()
 
 

@@ -3,7 +3,7 @@
 A run directory is held by an advisory lock (fcntl.flock on RUN/.lock, which records the holder's pid) while a
 process trains or writes into it; a second process gets a one-line error naming that pid. The lock goes with the
 process, so a crash or kill -9 never leaves a run locked. When a run starts or resumes, the temporary files that a
-killed writer left (fsio.atomic_path's `.NAME.XXXXXXXX.tmpSUFFIX`) are removed and metrics.jsonl is cut back to the
+killed writer left (fsio.atomic_path's `.NAME.PID.<random>.tmpSUFFIX`) are removed and metrics.jsonl is cut back to the
 checkpoint's step, so a resumed run logs every step once.
 """
 from __future__ import annotations
