@@ -104,7 +104,8 @@ def _keep_previous(run: Path, keep: int, new_step: int) -> None:
         with atomic_path(kept) as tmp:
             tmp.unlink()
             os.link(run / CKPT, tmp)
-    for old in previous(run)[:max(0, len(previous(run)) - (keep - 1))]:
+    older = previous(run)
+    for old in older[:max(0, len(older) - (keep - 1))]:
         old.unlink(missing_ok=True)
 
 
