@@ -32,10 +32,16 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
+def _default_signals() -> None:
+    """In the child: the stop signals at their defaults, as in a terminal. The test runner may have inherited them
+    ignored (a shell's background job ignores SIGINT, nohup SIGHUP), and an ignored signal rightly stays ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _cli(args, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", *map(str, args)], cwd=REPO,
-                            env=_env(), stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
+                            env=_env(), stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals, **kw)
 
 
 def _last_step(run) -> int:
@@ -172,7 +178,7 @@ def test_a_stopped_or_killed_writer_leaves_no_temp_file(tmp_path, what, sig):
     folder = tmp_path / "out"
     folder.mkdir()
     p = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), what], cwd=REPO, env=_env(),
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, text=True, preexec_fn=_default_signals)
     try:
         assert p.stdout.readline() == "writing\n"
         assert _temps(folder)  # the write is under way
