@@ -34,7 +34,8 @@ def strip(images: np.ndarray) -> np.ndarray:
 
 def stack(rows: list[np.ndarray], side: np.ndarray) -> np.ndarray:
     """Rows one above the other, the side image to their right, each centred vertically."""
-    left = np.concatenate([np.pad(r, ((0, PAD), (0, 0), (0, 0)), constant_values=255) for r in rows])
+    w = max(r.shape[1] for r in rows)  # a held-out set smaller than --n gives a shorter row: pad it on the right
+    left = np.concatenate([np.pad(r, ((0, PAD), (0, w - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
     h = max(left.shape[0], side.shape[0])
     pad = lambda a: np.pad(a, (((h - a.shape[0]) // 2, h - a.shape[0] - (h - a.shape[0]) // 2), (0, 0), (0, 0)),
                            constant_values=255)
