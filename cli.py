@@ -431,7 +431,8 @@ PLOT_MAX = 16
 def eval_cmd(
     ctx: typer.Context,
     run: Path = typer.Argument(..., help="Run directory."),
-    paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: training)."),
+    paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: the run's "
+                                                 "held-out ones, else its training ones)."),
     data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
     plot: Optional[Path] = Opt(None, help=f"Picture to write: images: the first {PLOT_MAX} reconstructions "
                                "(.png, .jpg, .webp); audio: spectrograms of original and reconstruction (.png)."),

@@ -430,8 +430,14 @@ def interpolate(gon, a, b, frames: int, out, **_) -> str:
 
 # -- what the CLI's verbs do for audio ---------------------------------------------------------------------------
 def evaluate_run(gon, paths, plot=None, batch_size: int = 64) -> dict[str, Any]:
-    sig = signal_for_run(gon, paths)
-    res = evaluate(gon, sig, batch_size)
+    """Scores of the clips given, else of the run's held-out clips when it has them, else of its training clips;
+    the result says which (`scored`) and names them with their indices in the order the run holds them
+    (`clip_names`)."""
+    held = list(gon.cfg.data.val_paths)
+    scored = "the clips given" if paths else "held-out clips" if held else "training clips (this run holds none out)"
+    sig = signal_for_run(gon, paths or held or None)
+    res = {"scored": scored, **evaluate(gon, sig, batch_size)}
+    res["clip_names"] = ", ".join(f"{i}: {Path(n).name}" for i, n in enumerate(sig.names))
     if plot:  # the first clip as `render` writes it
         rsig = signal_for_render(gon, [sig.names[0]])
         x = render_clip(gon, rsig, 0, sig.sample_rate)

@@ -359,9 +359,14 @@ grid, 10,000 surface samples each way, IoU on 20,000 points."""
 
 def evaluate_run(gon, paths, batch_size: int = 8, **_) -> dict[str, Any]:
     """Per shape and averaged: Chamfer x1e3 (30,000 surface samples each way) and volumetric IoU (100,000 uniform
-    points in the cube) of the one-step reconstruction against the normalised ground truth."""
-    sig = signal_for_run(gon, paths)
-    return score_shapes(gon, sig, len(sig), batch_size, EVAL_RES, 30000, IOU_POINTS)
+    points in the cube) of the one-step reconstruction against the normalised ground truth. The meshes given, else
+    the run's held-out meshes when it has them, else its training meshes (whose row indices are render's --index);
+    the result says which (`scored`)."""
+    held = list(gon.cfg.data.val_paths)
+    scored = ("the meshes given" if paths else "held-out meshes" if held
+              else "training meshes (this run holds none out; index: render's --index)")
+    sig = signal_for_run(gon, paths or held or None)
+    return {"scored": scored, **score_shapes(gon, sig, len(sig), batch_size, EVAL_RES, 30000, IOU_POINTS)}
 
 
 def score_shapes(gon, sig: SDFSignal, n: int, batch_size: int, res: int, n_surface: int,
@@ -375,7 +380,7 @@ def score_shapes(gon, sig: SDFSignal, n: int, batch_size: int, res: int, n_surfa
         truth_surface, truth_in = sig.truth(i, n_surface, pts)
         field = _field(gon, z[i:i + 1])
         pred_in = np.concatenate([(field(torch.from_numpy(c)) < 0).numpy() for c in np.array_split(pts, 10)])
-        row = {"shape": Path(sig.names[i]).name, "iou": iou(truth_in, pred_in)}
+        row = {"index": i, "shape": Path(sig.names[i]).name, "iou": iou(truth_in, pred_in)}
         try:
             row["chamfer_x1e3"] = chamfer_x1e3(truth_surface, surface_points(mesh_of(gon, z[i:i + 1], res),
                                                                               n_surface))

@@ -124,6 +124,25 @@ def test_short_fit_on_a_pure_tone_reaches_high_snr(tmp_path):
     assert evaluate(gon, sig)["snr_db"] > 18  # 23 dB measured with the default config; silence is 0 dB
 
 
+@pytest.mark.parametrize("held", [True, False])
+def test_eval_without_data_names_the_clips_it_scored(shared_data, tmp_path, capsys, held):
+    """Held-out clips when the run has them (as image eval scores the test split), else the training clips, said so;
+    each named with its index in the order the run holds them. Two short clips keep it to a few seconds."""
+    a, b = (shared_data / "audio" / n for n in ("cmu_arctic_us_axb_a0005.wav", "cmu_arctic_us_axb_a0004.wav"))
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "audio", a, *(["--val", b] if held else [b]), "--out", run, "--steps", "1",
+                            "--batch-size", "4", "--hidden", "16", "--layers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", run, "--json"], capsys)
+    res = json.loads(out.strip().splitlines()[-1])
+    assert code == 0, err
+    if held:
+        assert res["scored"] == "held-out clips" and res["clips"] == 1 and res["clip_names"] == f"0: {b.name}"
+    else:  # files given one by one stay in the order given
+        assert res["scored"].startswith("training clips") and res["clips"] == 2
+        assert res["clip_names"] == f"0: {a.name}, 1: {b.name}"
+
+
 def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys):
     clips = sorted((shared_data / "audio").iterdir())
     assert {p.suffix for p in clips} >= {".wav", ".ogg"}
@@ -137,6 +156,7 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     code, out, err = run_cli(["eval", run, "--data", wav, "--json", "--plot", tmp_path / "spec.png"], capsys)
     res = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and res["clips"] == 1 and "snr_db" in res and (tmp_path / "spec.png").stat().st_size > 0
+    assert res["scored"] == "the clips given" and res["clip_names"] == f"0: {wav.name}"
     code, _, err = run_cli(["render", run, "--input", wav, "--sample-rate", "48000", "--out", tmp_path / "r.wav"],
                            capsys)
     assert code == 0, err

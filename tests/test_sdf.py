@@ -149,6 +149,8 @@ def test_fit_sdf_and_every_command(sphere_run, tmp_path, capsys):
     assert code == 0, err
     assert res["n"] == 2 and "chamfer_x1e3" in res and 0 <= res["iou"] <= 1 and len(res["shapes"]) == 2
     assert res["iou"] > 0.5  # a sphere and a box are easy
+    assert res["scored"].startswith("training meshes")  # none held out; rows carry render's --index
+    assert [(r["index"], r["shape"]) for r in res["shapes"]] == [(0, "sphere.ply"), (1, "box.stl")]
     for fmt in ("ply", "obj", "stl", "glb"):
         code, _, err = run_cli(["export-mesh", run, "--index", "0", "--res", "48", "--out", tmp_path / f"m.{fmt}"],
                                capsys)
@@ -180,6 +182,20 @@ def test_fit_sdf_and_every_command(sphere_run, tmp_path, capsys):
         assert code == 1 and flag in err and "not used for SDF runs" in err and len(err.strip().splitlines()) == 1, err
     code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", "1", "--out", tmp_path / "m.png"], capsys)
     assert code == 1 and "cannot write .png" in err, err
+
+
+def test_eval_scores_the_held_out_meshes_when_the_run_has_them(tmp_path, capsys):
+    trimesh.creation.icosphere(subdivisions=2, radius=0.5).export(tmp_path / "sphere.ply")
+    trimesh.creation.box(extents=[1.0, 0.6, 0.6]).export(tmp_path / "box.stl")
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "sdf", tmp_path / "sphere.ply", "--val", tmp_path / "box.stl", "--out", run,
+                            "--steps", "1", "--samples", "500", "--points", "256", "--hidden", "16", "--layers", "2",
+                            "--latent-dim", "4", "--quiet"], capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["eval", run, "--json"], capsys)
+    res = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and res["scored"] == "held-out meshes" and res["n"] == 1, err
+    assert [(r["index"], r["shape"]) for r in res["shapes"]] == [(0, "box.stl")]
 
 
 @pytest.mark.parametrize("case", ["missing", "not_a_mesh", "empty"])
