@@ -9,6 +9,12 @@ step. Per seed it reports the largest jump of the training loss over the median 
 (the median of the last window), whether every loss was finite, the step reached and the held-out PSNR (each latent
 one gradient step on the full grid, as `implicit-gon eval` scores it). Without --steps or --seconds a seed runs the
 config's whole schedule: a benchmark for a quiet machine, never a test. Writes OUT/stability.json.
+
+    python benchmarks/stability.py --runs RUN [RUN ...] [--window 50]
+
+prints the same figures for runs already trained (a kept seed continued with `implicit-gon fit ... --resume`,
+which is bit-exact, so its metrics.jsonl is one uninterrupted trace), the held-out PSNR from its last
+validation row; nothing is trained.
 """
 from __future__ import annotations
 
@@ -85,6 +91,23 @@ def run_seed(cfg, train, test, out: Path, window: int) -> dict:
     return s
 
 
+def last_validation(metrics: Path) -> dict:
+    """The last held-out row of a run's metrics.jsonl (fit writes one at the end of every invocation)."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.is_file() else []
+    val = [r for r in rows if "val_psnr" in r]
+    return val[-1] if val else {}
+
+
+def report_runs(runs: list[Path], window: int) -> None:
+    for run in runs:
+        if not (run / "metrics.jsonl").is_file():
+            raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
+        r, val = summarise(loss_trace(run / "metrics.jsonl"), window), last_validation(run / "metrics.jsonl")
+        print(f"{run}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), loss "
+              f"{_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, held-out PSNR "
+              f"{_fmt(val.get('val_psnr'))} dB at step {val.get('step', 'n/a')}", flush=True)
+
+
 def seed_list(text: str) -> list[int]:
     """An argparse type: comma-separated seeds, each a whole number in 0 .. 2^31 - 1."""
     try:
@@ -115,7 +138,10 @@ def main():
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override section.key=value")
     ap.add_argument("--out", type=Path, default=Path("stability"))
     ap.add_argument("--keep", action="store_true", help="keep each seed's run in OUT/seedS (else a temporary folder)")
+    ap.add_argument("--runs", type=Path, nargs="+", default=None, help="only report runs already trained")
     args = ap.parse_args()
+    if args.runs:
+        return report_runs(args.runs, args.window)
     seeds = [0, 1, 2] if args.seeds is None else args.seeds
     folder = data_folder(args.dataset, args.data_dir)
     cfg = seed_config(args, folder, seeds[0])

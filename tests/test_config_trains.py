@@ -46,3 +46,25 @@ def test_stability_without_data_is_one_line_naming_the_way_to_give_it(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     line, = p.stderr.strip().splitlines()
     assert "nowhere" in line and "--data-dir" in line and "IMPLICIT_GON_DATA" in line
+
+
+def test_stability_reports_a_run_already_trained_from_its_metrics(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"step": t, "loss": 100.0 - t, "lr": 1e-4} for t in range(1, 61)]
+    rows += [{"step": 61, "loss": 400.0, "lr": 1e-4}]
+    rows += [{"step": 61, "val_sse": 9.0, "val_psnr": 12.5}]  # validation rows are not training losses
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = str(REPO / "benchmarks" / "stability.py")
+    p = subprocess.run([sys.executable, script, "--runs", str(run), "--window", "10"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    # step 61's 400 over the median of steps 51-60 (44.5): a 8.99x jump
+    assert "61 steps, max jump 8.99x (step 61)" in p.stdout and "held-out PSNR 12.5 dB at step 61" in p.stdout, p.stdout
+    p = subprocess.run([sys.executable, script, "--runs", str(tmp_path / "none")], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "none: no metrics.jsonl" in p.stderr, p.stderr
