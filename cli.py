@@ -19,7 +19,7 @@ fit_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                            "package), layered with --config files and --set; `implicit-gon config show images "
                            "mnist` prints the resolved values.")
 dataset_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
-                          help="List image datasets and inspect one on disk.")
+                          help="List image datasets and inspect one on disk, or a run's or folder's clips and meshes.")
 config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                          help="Show the resolved config of a dataset (defaults, its YAML, --config, --set).")
 app.add_typer(fit_app, name="fit")
@@ -856,7 +856,9 @@ def dataset_list():
 
 @dataset_app.command("info")
 def dataset_info(
-    name: str = typer.Argument(..., help="Dataset name (`implicit-gon dataset list`)."),
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Dataset name (`implicit-gon dataset list`), or a run or a folder of "
+                               "clips or meshes: each file with the index the verbs use."),
     data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
     res: Optional[int] = Opt(None, help="Resolution to report (default: the dataset's native one)."),
     camera: str = Opt("left", help="SmallNORB: left, right or both."),
@@ -864,9 +866,12 @@ def dataset_info(
     quick: bool = Opt(False, "--quick", help="Count from the files' headers only, without decoding every image and "
                       "label as `fit` does (the decoded cache is what `fit` then reuses)."),
 ):
-    """Per split, the number of images and their shape (C, H, W), after the checks `fit` makes."""
+    """Per split, the number of images and their shape (C, H, W), after the checks `fit` makes. For a run or a
+    folder of clips or meshes: each file with the index that render/export-mesh/interpolate --index and eval use."""
     from implicit_gon import options
-    from signals.datasets import split_shapes
+    from signals.datasets import DATASETS, split_shapes
+    if name not in DATASETS and Path(name).expanduser().exists():
+        return _dataset_files(ctx, Path(name).expanduser(), as_json)
     options.check("dataset info", res=res, camera=camera)
     info = split_shapes(name, data_dir, res, None, None, camera)
     if not quick:
@@ -878,6 +883,54 @@ def dataset_info(
         print(f" classes: {len(classes)} ({', '.join(classes)})", file=sys.stderr if as_json else sys.stdout)
     if as_json:
         print(json.dumps(info))
+
+
+def _dataset_files(ctx: typer.Context, path: Path, as_json: bool) -> None:
+    """`dataset info` of a run or a folder: its clips or meshes, numbered as the verbs number them."""
+    from implicit_gon.checkpoint import CKPT
+    from signals import listing
+    for name in ("data_dir", "res", "camera", "quick"):
+        if _given(ctx, name):
+            raise _err(f"dataset info {_flag(ctx, name)}: for an image dataset, not a run or a folder ({path})")
+    if not (path / CKPT).is_file():
+        found = listing.folder_files(path)
+        to = sys.stderr if as_json else sys.stdout
+        for signal, files in found.items():
+            print(f"{path}: {len(files)} {listing.KINDS[signal][0]}, numbered as a run fitted on them numbers them "
+                  f"({'; '.join(u for u in USES[signal] if u)}; a fit with --val-every holds out every tenth: `dataset info RUN` lists the "
+                  f"run's own)", file=to)
+            print("\n".join(listing.numbered(files)), file=to)
+        if as_json:
+            print(json.dumps(found))
+        return
+    gon = _load(path, "cpu")
+    if gon.meta["signal"] == "images":
+        d = gon.cfg.data.dataset
+        print(f"{path}: an image run on dataset {d}: `implicit-gon dataset info {d}` counts its splits "
+              f"(interpolate --from/--to index its test split)", file=sys.stderr if as_json else sys.stdout)
+        if as_json:
+            print(json.dumps({"signal": "images", "dataset": d}))
+        return
+    _print_run_files(path, gon.cfg, as_json)
+
+
+USES = {"sdf": ("render, export-mesh and interpolate --index", "eval's rows"), "audio": ("", "eval's clip_names")}
+"""What counts an audio or SDF run's files in `dataset info`'s order: (its training files, the files eval scores)."""
+
+
+def _print_run_files(path: Path, cfg, as_json: bool) -> None:
+    from signals import listing
+    files, what = listing.run_files(cfg), listing.KINDS[cfg.data.signal][0]
+    index, scored = USES[cfg.data.signal]
+    uses = [index] + ([] if files["held out"] else [scored])
+    to = sys.stderr if as_json else sys.stdout
+    print(f"{path}: {len(files['training'])} training {what} ({'; '.join(u for u in uses if u)}):", file=to)
+    print("\n".join(listing.numbered(files["training"])), file=to)
+    if files["held out"]:
+        print(f"{len(files['held out'])} held-out {what} ({scored}):", file=to)
+        print("\n".join(listing.numbered(files["held out"])), file=to)
+    if as_json:
+        print(json.dumps({"signal": cfg.data.signal, **files}))
 
 
 def _decode_splits(name: str, data_dir: Optional[Path], res: Optional[int], camera: str, info: dict) -> None:
