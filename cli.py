@@ -1,14 +1,18 @@
 """implicit-gon: the command line, a thin layer over the Python API (one subcommand per verb)."""
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from implicit_gon import config as typed_config
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
@@ -49,38 +53,83 @@ def _root(show_version: bool = Opt(False, "--version", callback=_version, is_eag
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# fit
-FLAG_KEYS = {"steps": "train.steps", "batch_size": "train.batch_size", "lr": "train.lr", "points": "train.points",
-             "seed": "train.seed", "device": "train.device", "latent_dim": "model.latent_dim",
-             "hidden": "model.hidden", "layers": "model.layers", "variational": "model.variational",
-             "w0_first": "model.w0_first", "w0_hidden": "model.w0_hidden", "loss": "gon.loss",
-             "step_size": "gon.step_size", "inner_steps": "gon.inner_steps", "detach": "gon.detach",
-             "res": "data.res", "channels": "data.channels", "data_dir": "data.data_dir",
-             "cache_dir": "data.cache_dir", "camera": "data.camera", "download": "data.download",
-             "sample_rate": "data.sample_rate", "window": "data.window", "hop": "data.hop",
-             "oversample": "data.oversample", "samples": "data.sdf_samples",
-             "ckpt_every": "train.ckpt_every", "val_every": "train.val_every", "tensorboard": "train.tensorboard",
-             "precision": "train.precision", "patience": "train.patience", "val_metric": "train.val_metric",
-             "max_time": "train.max_time", "decoder": "model.decoder", "conv_width": "model.conv_width",
-             "method": "method.name"}
-"""fit flags -> the config fields they set (their help text and default come from there)."""
+# fit: each command takes the run options below, a few of its own, and an option for every config field whose
+# declaration gives it a flag for that signal (metadata `flag`, `signals`, `on` in implicit_gon/config.py), so a
+# field with a flag appears on the right fit commands with no edit here, and is refused (unknown option) elsewhere.
+def _option(name: str, tp, default, *decls: str, help: Optional[str] = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=Opt(default, *decls, help=help),
+                             annotation=tp)
 
 
-def _flags(**kw) -> dict:
-    """CLI flags as dotted config keys (None: not given, so the YAML or default stands)."""
-    if kw.get("max_time") is not None:
-        from implicit_gon.stopping import parse_duration
-        kw["max_time"] = parse_duration(kw["max_time"])
-    return {FLAG_KEYS[k]: (str(v) if isinstance(v, Path) else v) for k, v in kw.items() if k in FLAG_KEYS}
+def _run_options() -> list[inspect.Parameter]:
+    """The options of every fit command that are not config fields."""
+    return [_option("out", Path, ..., help="Run directory (checkpoints, metrics)."),
+            _option("config", Optional[List[Path]], None, help=CONFIG_HELP),
+            _option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
+            _option("resume", bool, False, "--resume", help="Continue the run in --out."),
+            _option("quiet", bool, False, "--quiet", help="No progress output.")]
 
 
-VAL_EVERY_HELP = "Score the held-out data every N steps; keeps RUN/best.safetensors (0: only at the end)."
-PATIENCE_HELP = "Stop after this many held-out evaluations without improvement (needs --val-every; 0: never)."
-VAL_METRIC_HELP = ("Held-out metric for best.safetensors and --patience (default auto: images sse, variational "
-                   "bits_per_dim, audio snr_db, sdf chamfer_x1e3).")
-MAX_TIME_HELP = "Wall-clock budget, e.g. 240s, 4m, 2h, 1h30m: stop, checkpoint, stay resumable (0: none)."
-VAL_PATHS_HELP = ("Held-out {what} (files or folders, repeatable); without it, --val-every holds out every tenth "
-                  "(with 2-9, the last).")
+def _param_name(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _field_options(signal: str) -> list[inspect.Parameter]:
+    """An option for each config field flagged for `signal`: the field's flag, its type (text where the field
+    parses its flag); None when not given, so the YAML or the default stands."""
+    out = []
+    for flag, key in typed_config.flag_keys(signal).items():
+        f, tp = typed_config.field_of(key)
+        tp = str if "parse" in f.metadata else next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        out.append(_option(_param_name(flag), Optional[tp], None, f.metadata["flag"]))
+    return out
+
+
+class _FieldOption(typer.core.TyperOption):
+    """An option that sets a config field: its help is the field's docstring (and where its default comes from),
+    read from config.py the first time help is shown, never at import."""
+
+    key = signal = ""
+
+    @property
+    def help(self) -> str:
+        from implicit_gon.config_help import flag_help
+        return flag_help(self.key, self.signal)
+
+    @help.setter
+    def help(self, text) -> None:  # click sets it on construction; the field's docstring stands instead
+        pass
+
+
+class _FitCommand(typer.core.TyperCommand):
+    """`fit SIGNAL`, whose config-field options document themselves (_FieldOption)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        keys = typed_config.flag_keys(self.name)
+        for p in self.params:
+            if p.opts and p.opts[0] in keys:
+                p.__class__, p.key, p.signal = _FieldOption, keys[p.opts[0]], self.name
+
+
+def _fit_command(signal: str, *own: inspect.Parameter):
+    """Register the decorated function as `fit SIGNAL`, taking its own options, the run options and the fields'."""
+    def register(callback):
+        params = [*own, *_run_options(), *_field_options(signal)]
+        assert len({p.name for p in params}) == len(params), f"fit {signal}: a flag named twice"
+        callback.__signature__ = inspect.Signature(params)
+        return fit_app.command(signal, cls=_FitCommand)(callback)
+    return register
+
+
+def _flags(signal: str, kw: dict) -> dict:
+    """A fit command's config-field options as dotted keys (None: not given), each flag's text parsed where its
+    field says how (--max-time 4m)."""
+    out = {}
+    for flag, key in typed_config.flag_keys(signal).items():
+        val, parse = kw.get(_param_name(flag)), typed_config.field_of(key)[0].metadata.get("parse")
+        out[key] = parse(val) if parse is not None and val is not None else val
+    return out
 
 
 def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
@@ -158,50 +207,35 @@ def _device_name(name: str) -> str:
     return str(dev)
 
 
-@fit_app.command("images")
-def fit_images(
-    dataset: Optional[str] = Opt(None, help="Dataset name (`implicit-gon dataset list`; default digits)."),
-    data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
-    out: Path = Opt(..., help="Run directory (checkpoints, metrics)."),
-    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
-    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
-    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
-    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None),
-    points: Optional[float] = Opt(None, help="Coordinates per step: fraction (<=1) or count."),
-    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
-    precision: Optional[str] = Opt(None, help="fp32, bf16, fp16 (autocast; float32 master weights) or auto (bf16 where the device has it natively)."),
-    device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
-    res: Optional[int] = Opt(None, help="Training resolution; unset: the dataset's native one."),
-    channels: Optional[int] = Opt(None), camera: Optional[str] = Opt(None, help="SmallNORB: left, right, both."),
-    variational: Optional[bool] = Opt(None, "--variational/--no-variational", help="Variational GON (ELBO)."),
-    download: Optional[bool] = Opt(None, "--download", help="Fetch the dataset if it is missing."),
-    cache_dir: Optional[Path] = Opt(None), ckpt_every: Optional[int] = Opt(None),
-    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), tensorboard: Optional[bool] = Opt(None, "--tensorboard"),
-    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
-    quiet: bool = Opt(False, "--quiet", help="No progress output."),
-    patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
-    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP),
-    max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
-    task: Optional[str] = Opt(None, help="reconstruct, classify (Eq. 13), joint (both) or convert (--source)."),
-    class_weight: Optional[float] = Opt(None, help="joint: weight of the cross-entropy."),
-    source: Optional[str] = Opt(None, help="convert: the view the step encodes: gray, low-res:N or mask:P."),
-    decoder: Optional[str] = Opt(None, help="siren (implicit F(c ⊕ z)) or conv (the paper's convolutional GON)."),
-    conv_width: Optional[int] = Opt(None),
-    method: Optional[str] = Opt(None, help="gon, or a baseline: ae, tied-ae, glo, vae (implicit_gon/methods)."),
-):
+@_fit_command("images", _option("dataset", Optional[str], None,
+                                help="Dataset name (`implicit-gon dataset list`; default digits)."),
+              _option("source", Optional[str], None,
+                      help="convert: the view the step encodes: gray, low-res:N or mask:P."))
+def fit_images(dataset, source, out, config, set_, resume, quiet, **fields):
     """Train an implicit GON (or, with --decoder conv, the convolutional one) on an image dataset."""
     from signals import task_signal
+    from signals.views import parse_view
 
-    flags = _flags(**{k: v for k, v in locals().items() if k not in ("dataset", "out", "config", "resume", "quiet", "set_")})
+    flags = _flags("images", fields)
     flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else "digits"), "images"
-    flags.update(_task_flags(task, class_weight, source))
+    flags.update(parse_view(source) if source else {})  # --source low-res:8 sets data.source and its size
 
     def make(cfg):
-        _check_task_flags(cfg, class_weight, source)
         train_sig = task_signal(cfg.data, cfg.gon.task, "train")
         val_sig = _maybe_test(cfg.data, cfg.gon.task)
         return train_sig, val_sig
     _run_fit("images", dataset or "digits", config, flags, out, resume, make, not quiet, set_)
+
+
+def _path_options(one: str, many: str) -> list[inspect.Parameter]:
+    """An audio or SDF run's files: arguments or --data, and --val."""
+    return [inspect.Parameter("paths", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[Path]],
+                              default=typer.Argument(None, help=f"{many.capitalize()} or folders (searched "
+                                                                f"recursively).")),
+            _option("data", Optional[List[Path]], None, "--data", help=f"{one.capitalize()} or folder (repeatable)."),
+            _option("val", Optional[List[Path]], None, "--val",
+                    help=f"Held-out {many} (files or folders, repeatable); without it, --val-every holds out every "
+                         f"tenth (with 2-9, the last).")]
 
 
 def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str, val=None) -> None:
@@ -238,37 +272,13 @@ def _hold_out(cfg, find, what: str) -> None:
           file=sys.stderr)
 
 
-@fit_app.command("audio")
-def fit_audio(
-    paths: Optional[List[Path]] = typer.Argument(None, help="Clips or folders (searched recursively)."),
-    data: Optional[List[Path]] = Opt(None, "--data", help="Clip or folder (repeatable)."),
-    out: Path = Opt(..., help="Run directory."),
-    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
-    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
-    sample_rate: Optional[int] = Opt(None, help="Rate the clips are resampled to."),
-    window: Optional[float] = Opt(None, help="Window length in seconds."),
-    hop: Optional[float] = Opt(None, help="Hop between windows in seconds; unset: half a window."),
-    oversample: Optional[int] = Opt(None, help="Fit F between samples on a grid this many times finer (1: off)."),
-    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
-    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
-    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
-    precision: Optional[str] = Opt(None, help="fp32, bf16, fp16 (autocast; float32 master weights) or auto (bf16 where the device has it natively)."),
-    device: Optional[str] = Opt(None),
-    w0_first: Optional[float] = Opt(None), channels: Optional[int] = Opt(None, help="1 mixes to mono."),
-    variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
-    ckpt_every: Optional[int] = Opt(None),
-    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
-    quiet: bool = Opt(False, "--quiet", help="No progress output."),
-    val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="clips")),
-    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
-    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
-):
+@_fit_command("audio", *_path_options("clip", "clips"))
+def fit_audio(paths, data, val, out, config, set_, resume, quiet, **fields):
     """Train a GON over windows of audio clips."""
     import dataclasses
     from signals import audio
 
-    flags = _flags(**{k: v for k, v in locals().items()
-                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_", "val")})
+    flags = _flags("audio", fields)
     _path_flags(flags, paths, data, resume, "audio", "clips", val)
 
     def make(cfg):
@@ -279,33 +289,12 @@ def fit_audio(
              lambda cfg: _hold_out(cfg, audio.find_clips, "clips"))
 
 
-@fit_app.command("sdf")
-def fit_sdf(
-    paths: Optional[List[Path]] = typer.Argument(None, help="Meshes or folders (searched recursively)."),
-    data: Optional[List[Path]] = Opt(None, "--data", help="Mesh or folder (repeatable)."),
-    out: Path = Opt(..., help="Run directory."),
-    config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
-    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
-    samples: Optional[int] = Opt(None, help="SDF samples cached per mesh."),
-    steps: Optional[int] = Opt(None), batch_size: Optional[int] = Opt(None), latent_dim: Optional[int] = Opt(None),
-    hidden: Optional[int] = Opt(None), layers: Optional[int] = Opt(None), points: Optional[float] = Opt(None),
-    lr: Optional[float] = Opt(None), seed: Optional[int] = Opt(None),
-    precision: Optional[str] = Opt(None, help="fp32, bf16, fp16 (autocast; float32 master weights) or auto (bf16 where the device has it natively)."),
-    device: Optional[str] = Opt(None),
-    loss: Optional[str] = Opt(None, help="clamped_l1 (DeepSDF's) or mse."),
-    variational: Optional[bool] = Opt(None, "--variational/--no-variational"),
-    ckpt_every: Optional[int] = Opt(None),
-    resume: bool = Opt(False, "--resume", help="Continue the run in --out."),
-    quiet: bool = Opt(False, "--quiet", help="No progress output."),
-    val: Optional[List[Path]] = Opt(None, "--val", help=VAL_PATHS_HELP.format(what="meshes")),
-    val_every: Optional[int] = Opt(None, help=VAL_EVERY_HELP), patience: Optional[int] = Opt(None, help=PATIENCE_HELP),
-    val_metric: Optional[str] = Opt(None, help=VAL_METRIC_HELP), max_time: Optional[str] = Opt(None, help=MAX_TIME_HELP),
-):
+@_fit_command("sdf", *_path_options("mesh", "meshes"))
+def fit_sdf(paths, data, val, out, config, set_, resume, quiet, **fields):
     """Train a GON over the signed distance functions of meshes."""
     from signals import sdf
 
-    flags = _flags(**{k: v for k, v in locals().items()
-                      if k not in ("paths", "data", "out", "config", "resume", "quiet", "set_", "val")})
+    flags = _flags("sdf", fields)
     _path_flags(flags, paths, data, resume, "sdf", "meshes", val)
 
     def make(cfg):
@@ -322,20 +311,6 @@ def _maybe_test(data, task: str = "reconstruct"):
         return task_signal(data, task, "test")
     except DataError:
         return None
-
-
-def _document_fit_flags() -> None:
-    """Every fit flag that sets a config field says what the field means (its docstring in config.py, unless the
-    flag has its own help) and that its default is resolved per dataset: `implicit-gon config show`."""
-    import inspect
-    from implicit_gon.config_help import flag_help
-    for cmd in fit_app.registered_commands:
-        for name, p in inspect.signature(cmd.callback).parameters.items():
-            if isinstance(p.default, typer.models.OptionInfo) and name in FLAG_KEYS:
-                p.default.help = flag_help(FLAG_KEYS[name], cmd.name, p.default.help)
-
-
-_document_fit_flags()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -953,7 +928,8 @@ def config_show(
     variational: bool = Opt(False, "--variational", help="Resolve as a variational run."),
     decoder: Optional[str] = Opt(None, help="Resolve for this decoder: siren or conv (the config's conv: section)."),
 ):
-    """Print the config a `fit` would use, as YAML: the defaults every flag starts from."""
+    """Print the config a `fit` would use, as YAML: the defaults every flag starts from (the fields a run of this
+    signal reads)."""
     from implicit_gon.config import check_given_keys, given_keys, resolve, to_yaml
     from signals import SIGNALS
     if signal not in SIGNALS:
@@ -961,7 +937,7 @@ def config_show(
     flags = {"model.variational": True if variational else None, "model.decoder": decoder}
     cfg = resolve(signal, name, config, flags, set_ or ())
     check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read
-    print(to_yaml(cfg), end="")
+    print(to_yaml(cfg, typed_config.signal_keys(signal)), end="")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -986,21 +962,6 @@ def plot_cmd(
 # tasks (paper Sec. 3.5): classify, joint, convert; the latents picture
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _task_flags(task: Optional[str], class_weight: Optional[float], source: Optional[str]) -> dict:
-    """--task, --class-weight and --source as config keys (--source low-res:8 sets data.source and its size)."""
-    from signals.views import parse_view
-    flags = {"gon.task": task, "gon.class_weight": class_weight}
-    return {**flags, **(parse_view(source) if source else {})}
-
-
-def _check_task_flags(cfg, class_weight: Optional[float], source: Optional[str]) -> None:
-    """Refuse the task flags the run's task cannot use."""
-    if source and cfg.gon.task != "convert":
-        raise _err(f"--source {source}: only the convert task encodes a view (this run's task is {cfg.gon.task})")
-    if class_weight is not None and cfg.gon.task != "joint":
-        raise _err(f"--class-weight: only the joint task weighs a cross-entropy (this run's task is {cfg.gon.task})")
 
 
 def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, out: Path) -> None:
@@ -1095,7 +1056,7 @@ def compare_cmd(
 ):
     """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
     (held-out error against step) at a budget of your choosing, beside the paper's figures."""
-    from implicit_gon import compare, options, rundir
+    from implicit_gon import compare, rundir
     if (steps is None) == (epochs is None):
         raise _err("compare: give --steps N or --epochs N (one of them)")
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
@@ -1103,18 +1064,14 @@ def compare_cmd(
     rundir.check_out(out)  # a file in the way is one line, before any training
     if decoder not in ("conv", "siren"):
         raise _err(f"compare --decoder {decoder}: choose conv or siren")
-    options.check("compare", batch_size=batch_size, device=device)
-    compare.check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples,
-                         held_out=held_out)
-    if train_limit is not None and train_limit < 1:
-        raise _err(f"compare --train-limit {train_limit}: must be at least 1")
     names = [m.strip() for m in methods.split(",")] if methods is not None else \
         compare.default_methods(decoder, variational)
     if not all(names):
         raise _err(f"compare --methods {methods!r}: an empty name (give comma-separated methods, e.g. gon,ae)")
-    flags = {"data.data_dir": str(data_dir.expanduser().resolve()) if data_dir else None,
-             "train.batch_size": batch_size, "train.lr": lr, "model.latent_dim": latent_dim,
-             "data.train_limit": train_limit, "train.device": device}
+    keys = typed_config.flag_keys()  # compare's options named as the fields' fit flags set the same fields
+    flags = {keys["--" + k.replace("_", "-")]: v for k, v in dict(
+        data_dir=str(data_dir.expanduser().resolve()) if data_dir else None, batch_size=batch_size, lr=lr,
+        latent_dim=latent_dim, train_limit=train_limit, device=device).items()}
     table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
                             {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
                             held_out, epochs=epochs)

@@ -3,8 +3,18 @@ inside the package), to `--config` files layered on top, to CLI flags and `--set
 config is stored in every checkpoint so a run can be rendered or evaluated with nothing else.
 
 Every value is checked here and nowhere else, whichever layer it came from: its type from the field's annotation,
-its range from the field's metadata (`min`, `max` inclusive, `gt` exclusive, `choices`, `pattern`), and the rules
-that tie fields together in `check_rules`."""
+its range from the field's metadata, and the rules that tie fields together in `check_rules`. Each field declares
+itself with `param(default, ...)`; the metadata keys (META) are
+- `min`, `max` (inclusive), `gt` (exclusive), `choices`, `pattern`: the values it takes;
+- `signals`: the signals whose runs read it (default: all); a data field set for another signal, at any layer,
+  would be stored and never used, so it is refused;
+- `reads`: the kind of run that reads it, a decoder's name or a READERS entry (default: every run); given on the
+  command line (a flag, --set) for another kind, it is refused;
+- `resume`: `--resume` may change it (the schedule, where the data is); any other field defines the run;
+- `flag`: its `fit` option (`--lr`, `--variational/--no-variational`), on the fit commands of `signals`, narrowed
+  by `on`; `parse` turns the flag's text into the value (`--max-time 4m`).
+The CLI's fit options, their help (the docstring under each field), `config show SIGNAL`, the refusals and the
+fields --resume may change are all read from these declarations."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,12 +24,43 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
 from . import registry
 from .errors import GONError
+
+META = ("min", "max", "gt", "choices", "pattern", "signals", "reads", "resume", "flag", "on", "parse")
+
+
+def param(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None, **meta) -> Any:
+    """A config field declaring itself: its default (or `factory` for a list) and metadata (the keys of META)."""
+    unknown = set(meta) - set(META)
+    if unknown:
+        raise TypeError(f"unknown config field metadata {sorted(unknown)} (known: {', '.join(META)})")
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """'240s', '4m', '2h', '1h30m', '1.5h' or a bare number of seconds -> seconds. One-line GONError otherwise."""
+    t = str(text).strip().lower()
+    m = _DURATION.fullmatch(t)
+    if t and m and any(m.groups()):
+        h, mins, s = (float(g) if g else 0.0 for g in m.groups())
+        return h * 3600 + mins * 60 + s
+    try:
+        value = float(t)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise GONError(f"--max-time {text!r}: not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)")
+    return value
 
 
 # Held-out metrics that can be monitored: the signals that report each, and whether higher is better.
@@ -32,37 +73,37 @@ VAL_METRICS = {"sse": (("images",), False), "psnr": (("images", "audio"), True),
 class ModelConfig:
     """The SIREN F(c ⊕ z) and its optional variational head."""
 
-    latent_dim: int = field(default=32, metadata={"min": 1, "max": 65536})
+    latent_dim: int = param(32, min=1, max=65536, flag="--latent-dim")
     """Size of the latent z."""
-    hidden: int = field(default=256, metadata={"min": 1, "max": 16384})
+    hidden: int = param(256, min=1, max=16384, reads="siren", flag="--hidden")
     """Width of every sine layer."""
-    layers: int = field(default=4, metadata={"min": 1, "max": 64})
+    layers: int = param(4, min=1, max=64, reads="siren", flag="--layers")
     """Number of sine layers (the first, coordinate-and-latent layer included), before the linear output."""
-    w0_first: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
+    w0_first: float = param(30.0, gt=0, max=1e6, reads="siren", flag="--w0-first")
     """omega_0 of the first sine layer (SIREN uses 30 for images, thousands for audio)."""
-    w0_hidden: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
+    w0_hidden: float = param(30.0, gt=0, max=1e6, reads="siren")
     """omega_0 of the hidden sine layers."""
-    w0_latent: float | None = field(default=None, metadata={"gt": 0, "max": 1e6})
+    w0_latent: float | None = param(None, gt=0, max=1e6, reads="siren")
     """omega_0 applied to the latent term W_z z of the first layer (None: w0_first, as one layer on c ⊕ z)."""
-    first_init: str = field(default="concat", metadata={"choices": ("concat", "siren")})
+    first_init: str = param("concat", choices=("concat", "siren"), reads="siren")
     """First-layer init: `concat` U(±1/(d+K)) as one layer on c ⊕ z (the paper); `siren` U(±1/d) for W_c, as
     SIREN's first layer on coordinates alone (needed for audio's high frequencies), and U(±1/K) for W_z."""
-    out_activation: str = field(default="sigmoid", metadata={"choices": ("sigmoid", "identity")})
+    out_activation: str = param("sigmoid", choices=("sigmoid", "identity"), reads="siren")
     """Applied to F's output: `sigmoid` (values in [0, 1]) or `identity`."""
-    zero_origin: bool = False
+    zero_origin: bool = param(False, reads="siren")
     """Decode F(c ⊕ z) - F(c ⊕ 0), so the zero latent renders exactly zero (audio: silence, where a shared origin
     waveform repeated every hop would be a buzz at the window rate). Needs out_activation identity."""
-    variational: bool = False
+    variational: bool = param(False, flag="--variational/--no-variational")
     """Add the variational head: linear mean and log-variance over z, reparameterised (noise in training, mean in eval)."""
-    head_init_std: float = field(default=0.2, metadata={"gt": 0, "max": 100})
+    head_init_std: float = param(0.2, gt=0, max=100, reads="variational")
     """Posterior standard deviation the variational head starts with (its mean map starts as the identity)."""
-    decoder: str = field(default="siren", metadata={"choices": registry.Choices(lambda: registry.decoders())})
+    decoder: str = param("siren", choices=registry.Choices(lambda: registry.decoders()), flag="--decoder",
+                         on=("images",))
     """F itself: `siren`, the implicit F(c ⊕ z) above; `conv`, the paper's convolutional GON: 4 ConvTranspose2d layers
     from z as a (K, 1, 1) map to a 28 or 32 px image, no coordinates (it renders only its training grid)."""
-    conv_width: int = field(default=16, metadata={"min": 1, "max": 4096})
+    conv_width: int = param(16, min=1, max=4096, reads="conv", flag="--conv-width", on=("images",))
     """Conv decoder: channels of its last hidden layer (ngf); the layers before it have 4x and 2x as many."""
-    conv_activation: str = field(default="elu", metadata={"choices": ("elu", "relu", "leaky_relu", "silu", "gelu",
-                                                                      "tanh")})
+    conv_activation: str = param("elu", choices=("elu", "relu", "leaky_relu", "silu", "gelu", "tanh"), reads="conv")
     """Conv decoder: the activation after each BatchNorm (the paper's ELU; its Fig. 3 compares others; the
     authors' script first used ReLU)."""
 
@@ -71,32 +112,33 @@ class ModelConfig:
 class GONConfig:
     """The gradient-origin step and the training objective."""
 
-    step_size: float = field(default=1.0 / 64, metadata={"gt": 0})
+    step_size: float = param(1.0 / 64, gt=0, reads="gon")
     """a in z = -a * grad_z0 L. The loss is summed per sample, so 1/64 is the paper's effective scale at batch 64."""
-    inner_steps: int = field(default=1, metadata={"min": 1, "max": 1000})
+    inner_steps: int = param(1, min=1, max=1000)
     """Number of gradient steps from the origin (the paper's ablation uses more than one)."""
     detach: bool = False
     """Detach the latent before the outer pass (first-order ablation; the paper trains through the step)."""
-    loss: str = field(default="mse", metadata={"choices": ("mse", "l1", "bce", "clamped_l1")})
+    loss: str = param("mse", choices=("mse", "l1", "bce", "clamped_l1"), flag="--loss")
     """Per-coordinate loss: `mse`, `l1`, `bce` or `clamped_l1` (DeepSDF's, for signed distances)."""
-    clamp: float = field(default=0.1, metadata={"gt": 0})
+    clamp: float = param(0.1, gt=0)
     """Clamp distance for `clamped_l1`."""
-    fast: bool = True
+    fast: bool = param(True, reads="siren")
     """Share F(c ⊕ 0) and its Jacobian over the batch (exact; SIREN only, other decoders always take the general
     autograd path); False uses plain autograd double backward."""
-    likelihood: str = field(default="bernoulli", metadata={"choices": ("bernoulli", "gaussian")})
+    likelihood: str = param("bernoulli", choices=("bernoulli", "gaussian"), reads="elbo")
     """Variational runs: `bernoulli` (binary cross-entropy) or `gaussian` (squared error with fixed sigma)."""
-    sigma: float = field(default=0.1, metadata={"gt": 0})
+    sigma: float = param(0.1, gt=0, reads="elbo")
     """Standard deviation of the Gaussian likelihood."""
-    beta: float = field(default=1.0, metadata={"min": 0})
+    beta: float = param(1.0, min=0, reads="elbo")
     """Weight of the KL term of the ELBO."""
-    beta_warmup: int = field(default=0, metadata={"min": 0})
+    beta_warmup: int = param(0, min=0, reads="elbo")
     """Steps over which the KL weight ramps linearly from 0 to beta."""
-    task: str = field(default="reconstruct", metadata={"choices": ("reconstruct", "classify", "joint", "convert")})
+    task: str = param("reconstruct", choices=("reconstruct", "classify", "joint", "convert"), flag="--task",
+                      on=("images",))
     """Outer loss (Sec. 3.5): `reconstruct`; `classify`, cross-entropy of a linear layer on the latent (Eq. 13);
     `joint`, reconstruction plus class_weight x that cross-entropy; `convert`, the step encodes data.source, a view of
     the signal, and the outer loss is the whole signal."""
-    class_weight: float = field(default=1.0, metadata={"min": 0.0})
+    class_weight: float = param(1.0, min=0.0, reads="joint", flag="--class-weight", on=("images",))
     """Weight of the cross-entropy in the `joint` task's outer loss (per sample, beside the summed reconstruction)."""
 
 
@@ -104,16 +146,16 @@ class GONConfig:
 class MethodConfig:
     """How latents are found: the gradient origin, or a baseline of the paper's Table 1 and 2 (implicit_gon/methods)."""
 
-    name: str = field(default="gon", metadata={"choices": registry.Choices(registry.method_names)})
+    name: str = param("gon", choices=registry.Choices(registry.method_names), flag="--method", on=("images",))
     """`gon`, latents from the gradient step; `ae`, a conv encoder mirroring the conv decoder; `tied-ae`, that encoder
     sharing the decoder's weights; `glo`, one learned latent per training image (Bojanowski et al. 2018); `vae`, the
     ae encoder giving a mean and log-variance, trained on the ELBO."""
-    glo_lr_mult: float = field(default=10.0, metadata={"gt": 0, "max": 1e6})
+    glo_lr_mult: float = param(10.0, gt=0, max=1e6, reads="glo")
     """GLO: learning-rate multiplier of the per-image latents (each is updated only once an epoch)."""
-    glo_encode_steps: int = field(default=100, metadata={"min": 1, "max": 100000})
+    glo_encode_steps: int = param(100, min=1, max=100000, reads="glo")
     """GLO: Adam steps that fit a latent to an image it was not trained on (the decoder fixed), from the training
     latents' mean."""
-    glo_encode_lr: float = field(default=0.05, metadata={"gt": 0, "max": 10})
+    glo_encode_lr: float = param(0.05, gt=0, max=10, reads="glo")
     """GLO: Adam learning rate of that fit."""
 
 
@@ -121,74 +163,75 @@ class MethodConfig:
 class TrainConfig:
     """Optimisation, Monte Carlo subsampling, logging and checkpoints."""
 
-    steps: int = field(default=2000, metadata={"min": 1, "max": 10**9})
+    steps: int = param(2000, min=1, max=10**9, resume=True, flag="--steps")
     """Number of optimiser steps."""
-    batch_size: int = field(default=64, metadata={"min": 1, "max": 1 << 20})
+    batch_size: int = param(64, min=1, max=1 << 20, resume=True, flag="--batch-size")
     """Samples per step."""
-    lr: float = field(default=1e-4, metadata={"gt": 0, "max": 10})
+    lr: float = param(1e-4, gt=0, max=10, resume=True, flag="--lr")
     """Adam learning rate."""
-    points: float = field(default=1.0, metadata={"gt": 0})
+    points: float = param(1.0, gt=0, resume=True, flag="--points")
     """Coordinates per sample per step: a fraction (<= 1) of all coordinates, or a count (> 1)."""
-    seed: int = field(default=0, metadata={"min": 0, "max": 2**31 - 1})
+    seed: int = param(0, min=0, max=2**31 - 1, flag="--seed")
     """Seed for initialisation, batch order and coordinate subsets; a run is reproducible from it."""
-    device: str = field(default="auto", metadata={"pattern": r"auto|cpu|cuda(:\d+)?"})
+    device: str = param("auto", pattern=r"auto|cpu|cuda(:\d+)?", resume=True, flag="--device")
     """`auto`, `cpu` or `cuda`."""
-    log_every: int = field(default=10, metadata={"min": 1})
+    log_every: int = param(10, min=1, resume=True)
     """Steps between rows of RUN/metrics.jsonl."""
-    ckpt_every: int = field(default=500, metadata={"min": 1})
+    ckpt_every: int = param(500, min=1, resume=True, flag="--ckpt-every")
     """Steps between checkpoints (one is always written at the end)."""
-    ckpt_minutes: float = field(default=10.0, metadata={"min": 0, "max": 10**6})
+    ckpt_minutes: float = param(10.0, min=0, max=10**6, resume=True)
     """Wall-clock minutes between checkpoints, besides every ckpt_every steps, so a long run is never more than
     this far from disk (0: steps only)."""
-    keep: int = field(default=3, metadata={"min": 1, "max": 1000})
+    keep: int = param(3, min=1, max=1000, resume=True)
     """Checkpoints kept on disk: RUN/checkpoint.safetensors (the last) and the keep - 1 before it as
     RUN/checkpoint-STEP.safetensors; RUN/best.safetensors is kept besides."""
-    divergence_factor: float = field(default=10.0, metadata={"min": 0, "max": 1e9})
+    divergence_factor: float = param(10.0, min=0, max=1e9, resume=True)
     """A step's loss above this many times the median of the recent ones (or a non-finite loss, always) is a
     divergence: training stops, or rolls back (on_divergence), and never checkpoints it (0: non-finite only)."""
-    on_divergence: str = field(default="stop", metadata={"choices": ("stop", "rollback")})
+    on_divergence: str = param("stop", choices=("stop", "rollback"), resume=True)
     """`stop`: exit 1 with one line, the last checkpoint kept as it was; `rollback`: reload the last checkpoint,
     halve the learning rate and go on (logged to metrics.jsonl as an `event: rollback` row)."""
-    val_every: int = field(default=0, metadata={"min": 0})
+    val_every: int = param(0, min=0, resume=True, flag="--val-every")
     """Steps between held-out evaluations logged to metrics.jsonl (0: only at the end)."""
-    val_samples: int = field(default=256, metadata={"min": 1})
+    val_samples: int = param(256, min=1, resume=True)
     """Held-out samples used for those evaluations."""
-    head_lr_mult: float = field(default=30.0, metadata={"gt": 0, "max": 1e6})
+    head_lr_mult: float = param(30.0, gt=0, max=1e6, reads="variational")
     """Learning-rate multiplier of the variational head, so the posterior's scale keeps up with the KL term
     (an inference network that lags the decoder invites posterior collapse; He et al. 2019)."""
-    grad_clip: float = field(default=0.0, metadata={"min": 0})
+    grad_clip: float = param(0.0, min=0, resume=True)
     """Clip the gradient norm to this value (0: off)."""
-    tensorboard: bool = False
+    tensorboard: bool = param(False, resume=True, flag="--tensorboard")
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
-    precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16", "auto")})
+    precision: str = param("fp32", choices=("fp32", "bf16", "fp16", "auto"), resume=True, flag="--precision")
     """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
     arguments in float32; fp16 adds a gradient scaler); `auto`: bf16 where the device has it natively, else fp32.
     Evaluation and rendering always run in float32."""
-    patience: int = field(default=0, metadata={"min": 0})
+    patience: int = param(0, min=0, resume=True, flag="--patience")
     """Held-out evaluations (every val_every steps) without improvement before training stops early (0: never)."""
-    val_metric: str = field(default="auto", metadata={"choices": ("auto",) + tuple(VAL_METRICS)})
+    val_metric: str = param("auto", choices=("auto",) + tuple(VAL_METRICS), flag="--val-metric")
     """Held-out metric that picks RUN/best.safetensors and early stopping; `auto`: sse for images (bits_per_dim
     when variational), snr_db for audio, chamfer_x1e3 for SDF."""
-    max_time: float = field(default=0.0, metadata={"min": 0})
-    """Wall-clock budget of one `fit` (or `--resume`) in seconds, checked before each step (0: none)."""
-    sampling: str = field(default="uniform", metadata={"choices": ("uniform", "stratified")})
+    max_time: float = param(0.0, min=0, resume=True, flag="--max-time", parse=parse_duration)
+    """Wall-clock budget of one `fit` (or `--resume`) in seconds, checked before each step (0: none); the flag also
+    takes 240s, 4m, 2h, 1h30m. The run stops, checkpoints and stays resumable."""
+    sampling: str = param("uniform", choices=("uniform", "stratified"))
     """How each step's Monte Carlo subset of coordinates is drawn: `uniform` (without replacement), or `stratified`,
     one pixel drawn uniformly in each b x b block of the grid (a jittered grid; images, with train.points = 1 / b^2
     for a whole b that divides the resolution: 0.25 is 2 x 2 blocks). Both are unbiased; stratified estimates
     have lower variance."""
-    encode: str = field(default="subset", metadata={"choices": ("subset", "full")})
+    encode: str = param("subset", choices=("subset", "full"))
     """Where the gradient step encodes in training: `subset`, the outer loss's Monte Carlo points (the paper), or
     `full`, every pixel, as at test time, with train.points thinning only the outer loss (images; the shared origin
     makes the full-grid step cheap, and latents carry no Monte Carlo noise). The classify, joint and convert tasks
     always encode every pixel of what they encode."""
-    schedule: str = field(default="constant", metadata={"choices": ("constant", "cosine")})
+    schedule: str = param("constant", choices=("constant", "cosine"))
     """Learning-rate schedule over the run's budget (train.steps, or train.max_time when that ends first):
     `constant`, or `cosine` decay from lr to lr * final_lr."""
-    warmup: int = field(default=0, metadata={"min": 0, "max": 10**9})
+    warmup: int = param(0, min=0, max=10**9)
     """Steps of linear learning-rate warm-up from 0 (0: none)."""
-    final_lr: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
+    final_lr: float = param(0.0, min=0.0, max=1.0)
     """The cosine schedule's last learning rate, as a fraction of lr."""
-    classifier_lr_mult: float = field(default=30.0, metadata={"gt": 0.0})
+    classifier_lr_mult: float = param(30.0, gt=0.0, reads="classifier")
     """Learning-rate multiplier of the classify and joint tasks' linear layer: the one-step latents are small
     (a x a gradient), so at F's rate the layer would need ~1e5 steps to reach logits of order one."""
 
@@ -197,52 +240,52 @@ class TrainConfig:
 class DataConfig:
     """Which signal and dataset, and how it is sampled."""
 
-    signal: str = field(default="images", metadata={"choices": ("images", "audio", "sdf")})
+    signal: str = param("images", choices=("images", "audio", "sdf"))
     """`images`, `audio` or `sdf`."""
-    dataset: str = field(default="digits", metadata={"pattern": r"[a-z0-9][a-z0-9-]*"})
+    dataset: str = param("digits", pattern=r"[a-z0-9][a-z0-9-]*", signals=("images",))
     """Image dataset name (see `implicit-gon dataset list`)."""
-    data_dir: str | None = None
+    data_dir: str | None = param(None, signals=("images",), resume=True, flag="--data-dir")
     """Where the dataset's files are (or are downloaded to)."""
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] = param(factory=list, signals=("audio", "sdf"))
     """Audio clips or meshes (files or folders, searched recursively)."""
-    res: int | None = field(default=None, metadata={"min": 1, "max": 4096})
+    res: int | None = param(None, min=1, max=4096, signals=("images",), flag="--res")
     """Image side length; None uses the dataset's native resolution."""
-    channels: int | None = field(default=None, metadata={"min": 1, "max": 8})
+    channels: int | None = param(None, min=1, max=8, signals=("images", "audio"), flag="--channels")
     """Image channels (1 or 3; SmallNORB's both cameras: 2), audio channels (1: mixed to mono, up to 8); None uses
     the data's own (audio: mono)."""
-    camera: str = field(default="left", metadata={"choices": ("left", "right", "both")})
+    camera: str = param("left", choices=("left", "right", "both"), signals=("images",), flag="--camera")
     """SmallNORB camera: `left`, `right` or `both` (two channels)."""
-    download: bool = False
+    download: bool = param(False, signals=("images",), resume=True, flag="--download")
     """Fetch the dataset when it is missing and a public download exists."""
-    cache_dir: str | None = None
+    cache_dir: str | None = param(None, resume=True, flag="--cache-dir")
     """Where decoded caches and downloads go (default: $IMPLICIT_GON_CACHE, else $XDG_CACHE_HOME/implicit-gon, else
     ~/.cache/implicit-gon; never inside the data folder)."""
-    train_limit: int | None = field(default=None, metadata={"min": 1})
+    train_limit: int | None = param(None, min=1, signals=("images",), flag="--train-limit")
     """Use at most this many training samples."""
-    sample_rate: int = field(default=16000, metadata={"min": 100, "max": 384000})
+    sample_rate: int = param(16000, min=100, max=384000, signals=("audio",), flag="--sample-rate")
     """Audio: rate the clips are resampled to."""
-    window: float = field(default=0.25, metadata={"gt": 0, "max": 60})
+    window: float = param(0.25, gt=0, max=60, signals=("audio",), flag="--window")
     """Audio: window length in seconds."""
-    hop: float | None = field(default=None, metadata={"gt": 0, "max": 60})
+    hop: float | None = param(None, gt=0, max=60, signals=("audio",), flag="--hop")
     """Audio: hop between windows in seconds (None: half a window)."""
-    oversample: int = field(default=1, metadata={"min": 1, "max": 16})
+    oversample: int = param(1, min=1, max=16, signals=("audio",), flag="--oversample")
     """Audio: training draws time points from a grid this many times finer than the samples, valued by band-limited
     upsampling, so F learns the continuous band-limited signal that rendering at a higher rate evaluates."""
-    sdf_samples: int = field(default=200000, metadata={"min": 16, "max": 10**8})
+    sdf_samples: int = param(200000, min=16, max=10**8, signals=("sdf",), flag="--samples")
     """SDF: samples cached per mesh."""
-    sdf_near_std: list[float] = field(default_factory=lambda: [0.01, 0.05], metadata={"gt": 0, "max": 1})
+    sdf_near_std: list[float] = param(factory=lambda: [0.01, 0.05], gt=0, max=1, signals=("sdf",))
     """SDF: standard deviations of the Gaussian offsets around surface samples."""
-    sdf_uniform_frac: float = field(default=0.2, metadata={"min": 0, "max": 1})
+    sdf_uniform_frac: float = param(0.2, min=0, max=1, signals=("sdf",))
     """SDF: fraction of samples drawn uniformly in the cube."""
-    val_paths: list[str] = field(default_factory=list)
+    val_paths: list[str] = param(factory=list, signals=("audio", "sdf"))
     """Audio clips or meshes held out for validation (files or folders); empty: none, or every tenth of `paths`
     when validation is on (see `fit audio --val`)."""
-    source: str = field(default="gray", metadata={"choices": ("gray", "low-res", "mask")})
+    source: str = param("gray", choices=("gray", "low-res", "mask"), signals=("images",), reads="convert")
     """`convert` task: the view of an image the step encodes: `gray` (luminance), `low-res` (box-downsampled to
     source_res), `mask` (a random source_frac of the pixels)."""
-    source_res: int = field(default=8, metadata={"min": 1})
+    source_res: int = param(8, min=1, signals=("images",), reads="convert")
     """`convert` with source low-res: side of the box-downsampled source image."""
-    source_frac: float = field(default=0.25, metadata={"gt": 0.0, "max": 1.0})
+    source_frac: float = param(0.25, gt=0.0, max=1.0, signals=("images",), reads="convert")
     """`convert` with source mask: fraction of pixels the step sees (drawn at random per image and step)."""
 
 
@@ -268,7 +311,7 @@ class Config:
 def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Config:
     """Return a copy of cfg with nested overrides applied, each value checked; unknown sections or keys are errors."""
     if not isinstance(overrides, dict):
-        raise GONError(f"{source}: expected a mapping of sections (model, gon, train, data)")
+        raise GONError(f"{source}: expected a mapping of sections ({', '.join(sections())})")
     out = {}
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
@@ -287,15 +330,12 @@ def merge(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Con
     return Config(**out)
 
 
-_SECTION_NAMES = {ModelConfig: "model", GONConfig: "gon", TrainConfig: "train", DataConfig: "data",
-                  MethodConfig: "method"}
-
-
 def check_field(section_type: type, key: str, val: Any, source: str) -> Any:
     """The value of section.key, checked against the field's type and metadata and normalised (an integral
     float becomes an int, a numeric string a float: YAML reads `1e-4` as a string). One-line GONError if wrong."""
     f = {f.name: f for f in dataclasses.fields(section_type)}[key]
-    where = f"{source}: {_SECTION_NAMES[section_type]}.{key} = {_short(val)}"
+    section = next(name for name, cls in sections().items() if cls is section_type)
+    where = f"{source}: {section}.{key} = {_short(val)}"
     tp = typing.get_type_hints(section_type)[key]
     try:
         val = _check_type(val, tp)
@@ -367,43 +407,48 @@ def _check_range(val: Any, meta: dict) -> None:
         raise ValueError(f"must be at most {meta['max']}")
 
 
-SIGNAL_DATA = {
-    "images": {"dataset", "data_dir", "res", "channels", "camera", "download", "train_limit", "source", "source_res",
-               "source_frac"},
-    "audio": {"paths", "val_paths", "channels", "sample_rate", "window", "hop", "oversample"},
-    "sdf": {"paths", "val_paths", "sdf_samples", "sdf_near_std", "sdf_uniform_frac"},
-}
-"""The data fields each signal reads (besides data.signal and data.cache_dir): a value given for another signal's
-field would be stored in the run and never used, so it is refused."""
-CONVERT_DATA = ("source", "source_res", "source_frac")
+def sections() -> dict[str, type]:
+    """{"model": ModelConfig, ...}: Config's sections in their order."""
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}
 
 
-def _check_data_fields(cfg: Config, source: str) -> None:
-    """Data fields the run's signal (or task) does not read must keep their defaults."""
-    d, default = cfg.data, DataConfig()
-    used = SIGNAL_DATA[d.signal] - (set() if cfg.gon.task == "convert" else set(CONVERT_DATA))
-    for f in dataclasses.fields(DataConfig):
-        if f.name in ("signal", "cache_dir") or f.name in used or getattr(d, f.name) == getattr(default, f.name):
-            continue
-        users = [s for s, names in SIGNAL_DATA.items() if f.name in names]
-        what = "the convert task" if f.name in CONVERT_DATA else f"{' and '.join(users)} runs"
-        raise GONError(f"{source}: data.{f.name} = {_short(getattr(d, f.name))} is for {what}; this {d.signal} run "
-                       f"({cfg.gon.task}) would ignore it")
+def fields() -> Iterator[tuple[str, dataclasses.Field]]:
+    """("section.key", field) of every config field, in declaration order."""
+    for name, cls in sections().items():
+        for f in dataclasses.fields(cls):
+            yield f"{name}.{f.name}", f
 
 
-DECODER_ONLY = {
-    "siren": ("model.hidden", "model.layers", "model.w0_first", "model.w0_hidden", "model.w0_latent",
-              "model.first_init", "model.out_activation", "model.zero_origin", "gon.fast"),
-    "conv": ("model.conv_width", "model.conv_activation"),
-}
-"""Settings only one decoder reads: given for the other, they would be stored in the run and never used."""
+def field_of(key: str) -> tuple[dataclasses.Field, Any]:
+    """The field `section.key` and its type."""
+    section, name = key.split(".")
+    cls = sections()[section]
+    return next(f for f in dataclasses.fields(cls) if f.name == name), typing.get_type_hints(cls)[name]
 
 
-def given_keys(flags: dict[str, Any] | None, sets=()) -> dict[str, str]:
-    """The dotted keys a command line gave, each with how it was given: flags that are set (`--conv-width`, named
-    after the key), then every --set (`--set model.conv_width`)."""
-    given = {k: "--" + k.split(".")[1].replace("_", "-") for k, v in (flags or {}).items() if v is not None}
-    return {**given, **{k: f"--set {k}" for k in parse_sets(sets or ())}}
+SIGNALS: tuple[str, ...] = tuple(next(f for f in dataclasses.fields(DataConfig) if f.name == "signal")
+                                 .metadata["choices"])
+
+
+def flag_signals(f: dataclasses.Field) -> tuple[str, ...]:
+    """The fit commands that offer f's flag: those of the signals that read it (metadata `signals`), within `on`."""
+    on = f.metadata.get("on", SIGNALS)
+    return tuple(s for s in f.metadata.get("signals", SIGNALS) if s in on)
+
+
+def flag_keys(signal: str | None = None) -> dict[str, str]:
+    """{"--lr": "train.lr", ...}: the fit flags that set fields (for one signal: those its fit command offers)."""
+    return {f.metadata["flag"].split("/")[0]: key for key, f in fields()
+            if "flag" in f.metadata and (signal is None or signal in flag_signals(f))}
+
+
+def signal_keys(signal: str) -> list[str]:
+    """The fields a run of this signal can read (metadata `signals`; a decoder's own fields where that decoder
+    renders the signal): what `config show SIGNAL` prints."""
+    def renders(f: dataclasses.Field) -> bool:
+        spec = registry.decoders().get(f.metadata.get("reads"))
+        return spec is None or spec.signals is None or signal in spec.signals
+    return [key for key, f in fields() if signal in f.metadata.get("signals", SIGNALS) and renders(f)]
 
 
 def trains_elbo(cfg: Config) -> bool:
@@ -411,33 +456,81 @@ def trains_elbo(cfg: Config) -> bool:
     return cfg.model.variational or cfg.method.name == "vae"
 
 
-READ_ONLY_BY = (
-    (("gon.step_size",), lambda c: c.method.name == "gon", "a gradient-step setting",
-     lambda c: f"method.name {c.method.name} has no gradient step"),
-    (("method.glo_lr_mult", "method.glo_encode_steps", "method.glo_encode_lr"), lambda c: c.method.name == "glo",
-     "a GLO setting", lambda c: f"this run's method is {c.method.name}"),
-    (("gon.likelihood", "gon.sigma", "gon.beta", "gon.beta_warmup"),
-     trains_elbo, "an ELBO setting",
-     lambda c: "this run is not variational (--variational, or method.name vae)"),
-    (("train.head_lr_mult",), lambda c: c.model.variational, "the variational head's setting",
-     lambda c: "this run has no variational head"),
-    (("train.classifier_lr_mult",), lambda c: c.gon.task in ("classify", "joint"), "the classifier's setting",
-     lambda c: f"gon.task {c.gon.task} has no classifier"),
-)
-"""(keys, whether a run reads them, what they are, why this one does not): given where unread, they would be
-stored in the run and never used."""
+@dataclass(frozen=True)
+class Reader:
+    """A kind of run that reads some fields (their metadata `reads`); other runs would store them and never use
+    them, so they are refused."""
+
+    applies: Callable[[Config], bool]
+    what: str
+    """What its fields are, as a refusal names them."""
+    why: Callable[[Config], str]
+    """Why a run of another kind does not read them."""
+    who: str = ""
+    """Who reads them, for a data field refused at any layer (`data.source ... is for the convert task`)."""
+
+
+READERS = {
+    "gon": Reader(lambda c: c.method.name == "gon", "a gradient-step setting",
+                  lambda c: f"method.name {c.method.name} has no gradient step"),
+    "glo": Reader(lambda c: c.method.name == "glo", "a GLO setting", lambda c: f"this run's method is {c.method.name}"),
+    "elbo": Reader(trains_elbo, "an ELBO setting",
+                   lambda c: "this run is not variational (--variational, or method.name vae)"),
+    "variational": Reader(lambda c: c.model.variational, "the variational head's setting",
+                          lambda c: "this run has no variational head"),
+    "classifier": Reader(lambda c: c.gon.task in ("classify", "joint"), "the classifier's setting",
+                         lambda c: f"gon.task {c.gon.task} has no classifier"),
+    "joint": Reader(lambda c: c.gon.task == "joint", "the joint task's setting",
+                    lambda c: f"gon.task {c.gon.task} weighs no cross-entropy beside the reconstruction"),
+    "convert": Reader(lambda c: c.gon.task == "convert", "a convert-task setting",
+                      lambda c: f"gon.task {c.gon.task} encodes no view", "the convert task"),
+}
+"""The kinds of run a field's `reads` names, besides the decoders (a decoder's name is a kind too: `reads="conv"`)."""
+
+
+def reader(name: str) -> Reader:
+    """READERS[name], or the runs of decoder `name`."""
+    if name in READERS:
+        return READERS[name]
+    return Reader(lambda c: c.model.decoder == name, f"a {name} decoder setting",
+                  lambda c: f"this run's decoder is {c.model.decoder}")
+
+
+def reads(f: dataclasses.Field, cfg: Config) -> bool:
+    """Whether cfg's run reads field f (its signal is one of f's, and it is of the kind f's `reads` names)."""
+    if cfg.data.signal not in f.metadata.get("signals", SIGNALS):
+        return False
+    return "reads" not in f.metadata or reader(f.metadata["reads"]).applies(cfg)
+
+
+def _check_data_fields(cfg: Config, source: str) -> None:
+    """Data fields the run's signal (or task) does not read must keep their defaults."""
+    d, default = cfg.data, DataConfig()
+    for f in dataclasses.fields(DataConfig):
+        if getattr(d, f.name) == getattr(default, f.name) or reads(f, cfg):
+            continue
+        users = f.metadata["signals"]
+        what = reader(f.metadata["reads"]).who if d.signal in users else f"{' and '.join(users)} runs"
+        raise GONError(f"{source}: data.{f.name} = {_short(getattr(d, f.name))} is for {what}; this {d.signal} run "
+                       f"({cfg.gon.task}) would ignore it")
+
+
+def given_keys(flags: dict[str, Any] | None, sets=()) -> dict[str, str]:
+    """The dotted keys a command line gave, each with how it was given: flags that are set (`--conv-width`, the
+    field's flag), then every --set (`--set model.conv_width`)."""
+    names = {key: flag for flag, key in flag_keys().items()}
+    given = {k: names.get(k, "--" + k.split(".")[1].replace("_", "-")) for k, v in (flags or {}).items()
+             if v is not None}
+    return {**given, **{k: f"--set {k}" for k in parse_sets(sets or ())}}
 
 
 def unread_keys(cfg: Config, given) -> dict[str, str]:
-    """Of the keys the user gave (given_keys), those this run would never read, each with why."""
+    """Of the keys the user gave (given_keys), those this run would never read (metadata `reads`), each with why."""
     out = {}
-    for decoder, keys in DECODER_ONLY.items():
-        if decoder != cfg.model.decoder:
-            out.update({k: f"a {decoder} decoder setting ({k}); this run's decoder is {cfg.model.decoder}, which "
-                           f"would ignore it" for k in keys if k in given})
-    for keys, reads, what, why in READ_ONLY_BY:
-        if not reads(cfg):
-            out.update({k: f"{what} ({k}); {why(cfg)}, so it would be ignored" for k in keys if k in given})
+    for key, f in fields():
+        if key in given and "reads" in f.metadata and not reads(f, cfg):
+            r = reader(f.metadata["reads"])
+            out[key] = f"{r.what} ({key}); {r.why(cfg)}, so it would be ignored"
     return out
 
 
@@ -576,7 +669,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise GONError(f"{path}: config file is not UTF-8 text") from None
     data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
-        raise GONError(f"{path}: expected a mapping of sections (model, gon, train, data)")
+        raise GONError(f"{path}: expected a mapping of sections ({', '.join(sections())})")
     return data
 
 
@@ -609,12 +702,15 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-OVERLAYS: dict[str, Callable[["Config"], bool]] = {
-    "conv": lambda cfg: cfg.model.decoder == "conv",
-    "variational": lambda cfg: cfg.model.variational,
-}
-"""A config file's optional sections, applied right after the rest of that file when the run is of that kind, in
-this order (a conv run's settings, then a variational run's)."""
+OVERLAYS = ("conv", "variational")
+"""A config file's optional sections, named after the kind of run they are for (a decoder, a READERS entry),
+applied right after the rest of that file when the run is of that kind, in this order (a conv run's settings,
+then a variational run's)."""
+
+
+def overlays(cfg: "Config") -> tuple[str, ...]:
+    """The overlay sections that apply to cfg's run."""
+    return tuple(k for k in OVERLAYS if reader(k).applies(cfg))
 
 
 def split_overlays(data: dict, source: str) -> tuple[dict, dict[str, dict]]:
@@ -665,7 +761,7 @@ def resolve(signal: str, name: str, config_files: str | Path | list | None = Non
     plain = build(())
     for kind in OVERLAYS:  # every section is checked, even where it does not apply
         build((kind,))
-    return check_rules(build(tuple(k for k, applies in OVERLAYS.items() if applies(plain))), "config")
+    return check_rules(build(overlays(plain)), "config")
 
 
 def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -678,29 +774,30 @@ def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return nested
 
 
-def to_yaml(cfg: Config) -> str:
-    """The resolved config as YAML, sections in their usual order."""
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None, width=110)
+def to_yaml(cfg: Config, keys: list[str] | None = None) -> str:
+    """The resolved config as YAML, sections in their usual order (only `keys`, "section.key", when given)."""
+    d = cfg.to_dict()
+    if keys is not None:
+        d = {s: {k: v for k, v in vals.items() if f"{s}.{k}" in keys} for s, vals in d.items()}
+    return yaml.safe_dump(d, sort_keys=False, default_flow_style=None, width=110)
 
 
-RESUMABLE = frozenset({
-    "train.steps", "train.lr", "train.batch_size", "train.points", "train.device", "train.log_every",
-    "train.ckpt_every", "train.val_every", "train.val_samples", "train.grad_clip", "train.tensorboard",
-    "train.max_time", "train.patience", "train.precision", "train.ckpt_minutes", "train.keep",
-    "train.divergence_factor", "train.on_divergence", "data.data_dir", "data.cache_dir", "data.download"})
-"""Fields a resumed run may change (its schedule, where its data is); every other one defines the model, the
-objective or the data, so changing it on --resume would silently make another run under the same name."""
+def resumable() -> frozenset[str]:
+    """Fields a resumed run may change (metadata `resume`: its schedule, where its data is); every other one
+    defines the model, the objective or the data, so changing it on --resume would silently make another run under
+    the same name."""
+    return frozenset(key for key, f in fields() if f.metadata.get("resume"))
 
 
 def resume_config(cfg: Config, config_files: str | Path | list | None, flags: dict[str, Any],
                   sets: list[str] | tuple[str, ...] = ()) -> tuple[Config, dict[str, list]]:
     """A resumed run's config: its own, with --config files, flags and --set on top, checked like any other layer.
-    Returns (config, {"section.key": [old, new]} of what changed); a change outside RESUMABLE is a one-line error."""
+    Returns (config, {"section.key": [old, new]} of what changed); a change outside resumable() is a one-line error."""
     new = cfg
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
     for path in files:
         new = apply_layer(new, *split_overlays(load_yaml(path), str(path)), str(path),
-                          tuple(k for k, applies in OVERLAYS.items() if applies(cfg)))
+                          overlays(cfg))
     cli = _nest(flags)
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")
@@ -708,7 +805,7 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
     new = check_rules(merge(new, cli, "command line"), "config")
     old_d, new_d = cfg.to_dict(), new.to_dict()
     changed = {f"{s}.{k}": [old_d[s][k], v] for s in new_d for k, v in new_d[s].items() if old_d[s][k] != v}
-    fixed = [k for k in changed if k not in RESUMABLE]
+    fixed = [k for k in changed if k not in resumable()]
     if fixed:
         k = fixed[0]
         raise GONError(f"--resume: {k} cannot change when a run is resumed (the run has {_short(changed[k][0])}, "

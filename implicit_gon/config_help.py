@@ -1,35 +1,34 @@
-"""Help text for command-line flags that set config values: the field's own one-line docstring from
-implicit_gon/config.py (one source for the meaning of a value), plus where its default comes from."""
+"""Help text for command-line flags that set config values: the field's docstring (one source for the meaning of
+a value), plus where its default comes from. The docstrings are read from the source of the config's section
+classes when first asked for (help being shown), never at import."""
 from __future__ import annotations
 
 import ast
 import functools
 import inspect
+import textwrap
 
 from . import config
 
 
 @functools.lru_cache(maxsize=1)
 def field_docs() -> dict[str, str]:
-    """{"section.key": first sentence of the field's docstring} for every config field with one."""
-    sections = {cls.__name__: name for name, cls in
-                (("model", config.ModelConfig), ("gon", config.GONConfig), ("train", config.TrainConfig),
-                 ("data", config.DataConfig), ("method", config.MethodConfig))}
+    """{"section.key": the field's docstring, whitespace joined} for every config field with one."""
     docs: dict[str, str] = {}
-    for node in ast.parse(inspect.getsource(config)).body:
-        if isinstance(node, ast.ClassDef) and node.name in sections:
-            _class_docs(node, sections[node.name], docs)
+    for section, cls in config.sections().items():
+        for klass in reversed(cls.__mro__[:-1]):  # a subclass's own docstrings win over its base's
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+            _class_docs(tree.body[0], section, docs)
     return docs
 
 
 def _class_docs(cls: ast.ClassDef, section: str, docs: dict[str, str]) -> None:
-    """Each annotated field followed by a string literal: the literal's first sentence."""
+    """Each annotated field followed by a string literal: the literal, whitespace joined."""
     body = cls.body
     for field, doc in zip(body, body[1:]):
         if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) and isinstance(doc, ast.Expr) \
                 and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
-            text = " ".join(doc.value.value.split())
-            docs[f"{section}.{field.target.id}"] = text
+            docs[f"{section}.{field.target.id}"] = " ".join(doc.value.value.split())
 
 
 def flag_help(key: str, signal: str, text: str | None = None) -> str:

@@ -3,30 +3,10 @@ budget (train.max_time). Both survive `--resume`: the early-stopping state is st
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import VAL_METRICS, Config, trains_elbo
-from .errors import GONError
-
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
-
-
-def parse_duration(text: str) -> float:
-    """'240s', '4m', '2h', '1h30m', '1.5h' or a bare number of seconds -> seconds. One-line GONError otherwise."""
-    t = str(text).strip().lower()
-    m = _DURATION.fullmatch(t)
-    if t and m and any(m.groups()):
-        h, mins, s = (float(g) if g else 0.0 for g in m.groups())
-        return h * 3600 + mins * 60 + s
-    try:
-        value = float(t)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise GONError(f"--max-time {text!r}: not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)")
-    return value
+from .config import VAL_METRICS, Config, parse_duration, trains_elbo  # noqa: F401 (parse_duration: its old home)
 
 
 def monitored(cfg: Config) -> tuple[str, bool]:

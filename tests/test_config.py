@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_cli
-from implicit_gon.config import Config, check_rules, resolve, to_yaml
+from implicit_gon.config import Config, check_rules, resolve, signal_keys, to_yaml
 from implicit_gon.errors import GONError
 
 
@@ -146,7 +146,7 @@ def test_config_show_round_trips(tmp_path, capsys):
     path = tmp_path / "shown.yaml"
     path.write_text(out)
     assert resolve("images", "mnist", path).to_dict() == Config.from_dict(shown).to_dict()
-    assert to_yaml(Config.from_dict(shown)) == out
+    assert to_yaml(Config.from_dict(shown), signal_keys("images")) == out
 
 
 def test_unknown_dataset_config_is_an_error():
@@ -227,3 +227,143 @@ def test_wheel_ships_its_configs_and_runs_outside_the_source_tree(tmp_path, shar
     assert p.returncode == 0, p.stderr
     saved = json.loads((work / "a" / "config.json").read_text())["config"]
     assert saved["model"]["latent_dim"] == 64 and saved["data"]["window"] == 0.004  # the shipped audio config
+
+
+# -- fields declare themselves: the fit options, their help, the refusals, --resume and config show are read from
+# each field's declaration (implicit_gon/config.py `param`) ---------------------------------------------------
+def _fit_options() -> dict:
+    """{signal: {option: click parameter}} of the fit commands the app builds."""
+    import typer
+
+    import cli
+    group = typer.main.get_command(cli.app).commands["fit"]
+    return {name: {o: p for p in cmd.params for o in p.opts} for name, cmd in group.commands.items()}
+
+
+def test_every_field_has_a_docstring():
+    from implicit_gon.config import fields
+    from implicit_gon.config_help import field_docs
+    docs = field_docs()
+    assert [key for key, _ in fields() if not docs.get(key)] == []
+
+
+def test_each_flag_is_on_exactly_the_fit_commands_of_the_signals_that_read_it():
+    from implicit_gon.config import SIGNALS, fields, flag_signals
+    from implicit_gon.config_help import field_docs
+    opts, docs, flagged = _fit_options(), field_docs(), 0
+    assert set(opts) == set(SIGNALS)
+    for key, f in fields():
+        if "flag" in f.metadata:
+            flag, flagged = f.metadata["flag"].split("/")[0], flagged + 1
+            offered = {s for s in SIGNALS if flag in opts[s]}
+            assert offered == set(flag_signals(f)) and offered, key
+            assert all(docs[key] in opts[s][flag].help and key in opts[s][flag].help for s in offered), key
+    assert flagged >= 30 and "--samples" in opts["sdf"] and "--res" not in opts["sdf"]
+    assert "--sample-rate" in opts["audio"] and "--sample-rate" not in opts["images"]
+
+
+def test_a_decoder_fields_flag_is_offered_only_where_the_decoder_renders():
+    from implicit_gon import registry
+    from implicit_gon.config import fields, flag_signals
+    for key, f in fields():
+        spec = registry.decoders().get(f.metadata.get("reads"))
+        if "flag" in f.metadata and spec is not None and spec.signals is not None:
+            assert set(flag_signals(f)) <= set(spec.signals), key
+
+
+def test_given_settings_a_run_does_not_read_are_refused_from_the_declarations():
+    from implicit_gon.config import fields, reads, unread_keys
+    for cfg in (Config(), resolve("images", "mnist", flags={"model.decoder": "conv", "method.name": "ae"})):
+        for key, f in fields():
+            if "reads" in f.metadata:
+                unread = unread_keys(cfg, {key: f"--set {key}"})
+                assert (key in unread) == (not reads(f, cfg)), key
+    assert "a conv decoder setting (model.conv_width)" in unread_keys(Config(), {"model.conv_width": "x"})[
+        "model.conv_width"]
+
+
+def test_resume_may_change_exactly_the_declared_fields():
+    from implicit_gon.config import resumable, resume_config
+    assert {"train.steps", "train.lr", "data.data_dir"} <= resumable() and "model.hidden" not in resumable()
+    cfg = resolve("images", "digits")
+    new, changed = resume_config(cfg, None, {"train.steps": 7, "train.max_time": 60.0})
+    assert new.train.steps == 7 and set(changed) == {"train.steps", "train.max_time"}
+    with pytest.raises(GONError, match="model.hidden cannot change"):
+        resume_config(cfg, None, {"model.hidden": 8})
+
+
+def test_config_show_prints_the_fields_the_signal_reads(capsys):
+    shown = {}
+    for signal in ("images", "audio", "sdf"):
+        code, out, err = run_cli(["config", "show", signal] + (["mnist"] if signal == "images" else []), capsys)
+        assert code == 0, err
+        shown[signal] = yaml.safe_load(out)
+    assert "res" in shown["images"]["data"] and "sample_rate" not in shown["images"]["data"]
+    assert "sample_rate" in shown["audio"]["data"] and "sdf_samples" not in shown["audio"]["data"]
+    assert "sdf_samples" in shown["sdf"]["data"] and not {"dataset", "res", "window"} & set(shown["sdf"]["data"])
+    assert "conv_width" in shown["images"]["model"] and "conv_width" not in shown["sdf"]["model"]
+    assert shown["sdf"]["model"]["hidden"] == 256 and shown["audio"]["train"]["steps"] > 0
+
+
+def test_fit_help_is_not_read_at_import():
+    """The flags' help comes from config.py's docstrings when help is shown, not from parsing source at import."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, cli; print('implicit_gon.config_help' in sys.modules)"],
+                           capture_output=True, text=True, cwd=REPO)
+    assert probe.returncode == 0 and probe.stdout.split() == ["False"], probe.stderr
+
+
+def test_the_section_list_of_errors_names_every_section():
+    from implicit_gon.config import merge
+    with pytest.raises(GONError, match=r"\(model, gon, train, data, method\)"):
+        merge(Config(), ["train"])
+
+
+@pytest.mark.parametrize("flags,needle", [(["--samples", "0"], "data.sdf_samples = 0: must be at least 16"),
+                                          (["--samples", "100000001"], "data.sdf_samples"),
+                                          (["--max-time", "soon"], "--max-time 'soon'")])
+def test_fit_sdf_flags_go_through_the_typed_config(flags, needle, tmp_path, capsys):
+    (tmp_path / "m.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    code, _, err = run_cli(["fit", "sdf", "--data", tmp_path / "m.obj", "--out", tmp_path / "r", *flags], capsys)
+    _one_line(code, err, needle)
+    assert not (tmp_path / "r").exists()
+
+
+TOY = '''
+import dataclasses, sys
+from implicit_gon import config
+from implicit_gon.config import param
+
+
+@dataclasses.dataclass
+class ToyTrain(config.TrainConfig):
+    toy_width: int = param(3, min=1, max=9, flag="--toy-width", signals=("images",))
+    """A toy field declared by a test."""
+
+
+@dataclasses.dataclass
+class ToyConfig(config.Config):
+    train: ToyTrain = dataclasses.field(default_factory=ToyTrain)
+
+
+config.Config = ToyConfig
+import cli
+cli.main(sys.argv[1:])
+'''
+
+
+def test_a_new_field_with_a_flag_needs_no_cli_edit(tmp_path):
+    """A field declared outside config.py (a subclassed section) becomes a `fit images` option with its docstring
+    as help, is refused on the fit commands of other signals, is checked, and `config show` prints it."""
+    (tmp_path / "toy.py").write_text(TOY)
+
+    def toy(*args):
+        return subprocess.run([sys.executable, str(tmp_path / "toy.py"), *map(str, args)], capture_output=True,
+                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+    p = toy("fit", "images", "-h")
+    assert p.returncode == 0 and "--toy-width" in p.stdout and "A toy field declared by a test." in p.stdout, p.stderr
+    p = toy("fit", "audio", "--data", "x.wav", "--toy-width", "2", "--out", tmp_path / "a")
+    assert p.returncode == 2 and "--toy-width" in p.stderr
+    p = toy("fit", "images", "--toy-width", "0", "--out", tmp_path / "r")
+    assert p.returncode == 1 and "train.toy_width = 0: must be at least 1" in p.stderr and not (tmp_path / "r").exists()
+    p = toy("config", "show", "images", "mnist", "--set", "train.toy_width=5")
+    assert p.returncode == 0 and yaml.safe_load(p.stdout)["train"]["toy_width"] == 5, p.stderr

@@ -151,10 +151,10 @@ def test_work_bar_is_silent_when_quick_and_writes_lines_when_slow(monkeypatch):
 
 
 def test_every_fit_flag_that_sets_a_config_field_has_its_docstring():
-    import cli
+    from implicit_gon.config import flag_keys
     from implicit_gon.config_help import field_docs
     docs = field_docs()
-    assert all(key in docs for key in cli.FLAG_KEYS.values()), set(cli.FLAG_KEYS.values()) - set(docs)
+    assert all(key in docs for key in flag_keys().values()), set(flag_keys().values()) - set(docs)
     assert docs["train.steps"] == "Number of optimiser steps."
 
 

@@ -123,7 +123,7 @@ def _one_line_error(code, err, *needles):
      ["sepia", "unknown view"]),
     (["--dataset", "mnist", "--data-dir", "{data}/mnist", "--task", "convert", "--source", "gray"],
      ["gray needs colour"]),
-    (["--dataset", "mnist", "--data-dir", "{data}/mnist", "--source", "gray"], ["--source gray", "convert task"]),
+    (["--dataset", "mnist", "--data-dir", "{data}/mnist", "--source", "gray"], ["--source", "a convert-task setting"]),
     (["--dataset", "mnist", "--data-dir", "{data}/mnist", "--task", "classify", "--class-weight", "2"],
      ["--class-weight", "joint"]),
     (["--dataset", "mnist", "--data-dir", "{data}/mnist", "--task", "convert", "--source", "low-res:28"],
