@@ -146,14 +146,14 @@ def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, 
     distributed.leave(dist)  # rank 0 after its lock is released
 
 
-def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
-                make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
-    from implicit_gon import GON, distributed, limits, rundir
+def _open_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
+              sets: Optional[List[str]], holdout, dist):
+    """(the resumed GON or None, its optimizer state, the run's config): --resume loads the run in --out and
+    layers the command line on its config; a new run resolves its config and refuses settings it would not read."""
+    from implicit_gon import GON, distributed, rundir
     from implicit_gon.checkpoint import CKPT
     from implicit_gon.config import check_given_keys, given_keys, resolve
     from implicit_gon.errors import GONError
-    from implicit_gon.train import fit, train
-
     if flags.get("data.data_dir"):
         flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
     if resume:
@@ -162,17 +162,25 @@ def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dic
         device = distributed.device_for(dist, flags.get("train.device") or "auto")
         gon, opt_state = GON.load(out, device, with_optimizer=True)
         rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
-    else:
-        if (out / CKPT).is_file():
-            raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
-        cfg = resolve(signal, name, config, flags, sets or ())
-        check_given_keys(cfg, given_keys(flags, sets))
-        if cfg.data.data_dir:
-            cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
-        if holdout is not None:
-            holdout(cfg)
-        gon, opt_state = None, None
-    cfg = gon.cfg if gon else cfg
+        return gon, opt_state, gon.cfg
+    if (out / CKPT).is_file():
+        raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
+    cfg = resolve(signal, name, config, flags, sets or ())
+    check_given_keys(cfg, given_keys(flags, sets))
+    if cfg.data.data_dir:
+        cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
+    if holdout is not None:
+        holdout(cfg)
+    return None, None, cfg
+
+
+def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
+                make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
+    from implicit_gon import distributed, limits
+    from implicit_gon.errors import GONError
+    from implicit_gon.train import fit, train
+
+    gon, opt_state, cfg = _open_run(signal, name, config, flags, out, resume, sets, holdout, dist)
     limits.check_model(cfg.model, training=True, res=cfg.data.res)
     with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
         train_sig, val_sig = make_signals(cfg)
@@ -1062,8 +1070,9 @@ def compare_cmd(
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
         raise _err(f"compare --epochs {epochs}: must be a number above 0")
     rundir.check_out(out)  # a file in the way is one line, before any training
-    if decoder not in ("conv", "siren"):
-        raise _err(f"compare --decoder {decoder}: choose conv or siren")
+    decoders = typed_config.range_of("model.decoder")["choices"]  # the registered decoders
+    if decoder not in decoders:
+        raise _err(f"compare --decoder {decoder}: choose {' or '.join(decoders)}")
     names = [m.strip() for m in methods.split(",")] if methods is not None else \
         compare.default_methods(decoder, variational)
     if not all(names):

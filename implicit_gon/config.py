@@ -341,7 +341,7 @@ def check_field(section_type: type, key: str, val: Any, source: str) -> Any:
         val = _check_type(val, tp)
         for item in (val if isinstance(val, list) else [val]):
             if item is not None:
-                _check_range(item, f.metadata)
+                check_range(item, f.metadata)
     except ValueError as e:
         raise GONError(f"{where}: {e}") from None
     return val
@@ -394,7 +394,7 @@ def _to_float(val: Any) -> float:
     return float(val)
 
 
-def _check_range(val: Any, meta: dict) -> None:
+def check_range(val: Any, meta: dict) -> None:
     if "choices" in meta and val not in meta["choices"]:
         raise ValueError(f"choose one of {', '.join(map(str, meta['choices']))}")
     if "pattern" in meta and not re.fullmatch(meta["pattern"], val):
@@ -424,6 +424,15 @@ def field_of(key: str) -> tuple[dataclasses.Field, Any]:
     section, name = key.split(".")
     cls = sections()[section]
     return next(f for f in dataclasses.fields(cls) if f.name == name), typing.get_type_hints(cls)[name]
+
+
+RANGE = ("min", "max", "gt", "choices", "pattern")
+
+
+def range_of(key: str) -> dict[str, Any]:
+    """The values field `section.key` takes (its range metadata), for an option that takes them outside a config."""
+    meta = field_of(key)[0].metadata
+    return {k: meta[k] for k in RANGE if k in meta}
 
 
 SIGNALS: tuple[str, ...] = tuple(next(f for f in dataclasses.fields(DataConfig) if f.name == "signal")

@@ -47,13 +47,8 @@ class LatentInput(nn.Module):
         self.w0, self.w0_latent = w0, w0 if w0_latent is None else w0_latent
         self.coord = nn.Linear(coord_dim, hidden)  # W_c and the layer's bias
         self.latent = nn.Linear(latent_dim, hidden, bias=False)  # W_z
-        fan_in = coord_dim + latent_dim
-        if init == "concat":
-            bounds = (1.0 / fan_in, 1.0 / fan_in)
-        elif init == "siren":
-            bounds = (1.0 / coord_dim, 1.0 / latent_dim)
-        else:
-            raise ValueError(f"model.first_init {init!r}: choose concat or siren")
+        fan_in = coord_dim + latent_dim  # init is model.first_init, one of these (checked with the config)
+        bounds = {"concat": (1.0 / fan_in, 1.0 / fan_in), "siren": (1.0 / coord_dim, 1.0 / latent_dim)}[init]
         _uniform_(self.coord.weight, bounds[0])
         _uniform_(self.latent.weight, bounds[1])
         _uniform_(self.coord.bias, 1.0 / math.sqrt(fan_in))
@@ -119,11 +114,7 @@ class Siren(HeadedDecoder):
         self.out = nn.Linear(cfg.hidden, out_dim)
         _uniform_(self.out.weight, math.sqrt(6.0 / cfg.hidden) / cfg.w0_hidden)
         self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
-        self.out_activation, self.zero_origin = cfg.out_activation, cfg.zero_origin
-        if cfg.out_activation not in ("sigmoid", "identity"):
-            raise ValueError(f"model.out_activation {cfg.out_activation!r}: choose sigmoid or identity")
-        if cfg.zero_origin and cfg.out_activation != "identity":
-            raise ValueError("model.zero_origin needs model.out_activation identity (a sigmoid's zero is not 0)")
+        self.out_activation, self.zero_origin = cfg.out_activation, cfg.zero_origin  # checked with the config
 
     def trunk(self, pre: torch.Tensor) -> torch.Tensor:
         """Everything after the first pre-activation: (..., H) -> (..., C). Acts on each point on its own."""

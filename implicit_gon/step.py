@@ -21,21 +21,17 @@ if TYPE_CHECKING:
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (pred, target) -> per-element loss
 
 
+def _bce(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # F's output is a probability (sigmoid head); clamp keeps log finite where it saturates
+    y = y.clamp(1e-6, 1 - 1e-6)
+    return -(x * torch.log(y) + (1 - x) * torch.log1p(-y))
+
+
 def make_loss(name: str, clamp: float = 0.1) -> LossFn:
-    """Per-element loss(pred, target); callers sum it per sample."""
-    if name == "mse":
-        return lambda y, x: (y - x).square()
-    if name == "l1":
-        return lambda y, x: (y - x).abs()
-    if name == "bce":
-        # F's output is a probability (sigmoid head); clamp keeps log finite where it saturates
-        def bce(y, x):
-            y = y.clamp(1e-6, 1 - 1e-6)
-            return -(x * torch.log(y) + (1 - x) * torch.log1p(-y))
-        return bce
-    if name == "clamped_l1":
-        return lambda y, x: clamped_l1(y, x, clamp)
-    raise ValueError(f"gon.loss {name!r}: choose mse, l1, bce or clamped_l1")
+    """Per-element loss(pred, target) named by gon.loss (its choices are checked with the config); callers sum it
+    per sample."""
+    return {"mse": lambda y, x: (y - x).square(), "l1": lambda y, x: (y - x).abs(), "bce": _bce,
+            "clamped_l1": lambda y, x: clamped_l1(y, x, clamp)}[name]
 
 
 def clamped_l1(y: torch.Tensor, x: torch.Tensor, delta: float) -> torch.Tensor:
@@ -92,11 +88,9 @@ def inner_grad_at_origin(model: Siren, coords, values, loss_fn: LossFn, scale: f
 
 def likelihood_loss(cfg: GONConfig) -> LossFn:
     """Per-element negative log-likelihood of a variational run, less its constant."""
-    if cfg.likelihood == "bernoulli":
+    if cfg.likelihood == "bernoulli":  # else gaussian: the config's choices are these two
         return make_loss("bce")
-    if cfg.likelihood == "gaussian":
-        return lambda y, x: (y - x).square() / (2 * cfg.sigma**2)
-    raise ValueError(f"gon.likelihood {cfg.likelihood!r}: choose bernoulli or gaussian")
+    return lambda y, x: (y - x).square() / (2 * cfg.sigma**2)
 
 
 def step_loss(model, cfg: GONConfig) -> LossFn:

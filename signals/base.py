@@ -59,9 +59,8 @@ def to_device(t: torch.Tensor, device) -> torch.Tensor:
 
 
 def subset_size(total: int, points: float) -> int:
-    """Coordinates to draw: `points` <= 1 is a fraction of total, > 1 a count; at least 1, at most total."""
-    if points <= 0:
-        raise ValueError(f"train.points must be positive, got {points}")
+    """Coordinates to draw: `points` <= 1 is a fraction of total, > 1 a count (train.points: above 0, checked with
+    the config); at least 1, at most total."""
     n = round(points * total) if points <= 1 else int(points)
     return max(1, min(total, n))
 

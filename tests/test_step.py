@@ -165,8 +165,10 @@ def test_zero_origin_decodes_the_zero_latent_to_zero_and_silence_to_the_zero_lat
     assert torch.isclose(z[0, 2], -0.3 * fd, rtol=1e-5)
     plain = tiny(out_activation="identity")
     assert not torch.equal(plain(c, torch.zeros(3, 6, dtype=torch.float64))[0], torch.zeros(3, 30, 1))
-    with pytest.raises(ValueError, match="zero_origin"):
-        tiny(zero_origin=True)  # a sigmoid's zero is 0.5
+    from implicit_gon.config import Config, check_rules
+    from implicit_gon.errors import GONError
+    with pytest.raises(GONError, match="zero_origin"):  # a sigmoid's zero is 0.5; the config holds the rule
+        check_rules(Config(model=ModelConfig(zero_origin=True)))
 
 
 def test_objective_can_measure_the_outer_loss_elsewhere():
