@@ -812,6 +812,7 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
         section, key = dotted.split(".")
         cli.setdefault(section, {})[key] = val
     new = check_rules(merge(new, cli, "command line"), "config")
+    check_given_keys(new, given_keys(flags, sets))  # as for a new run: a setting the run would not read, even unchanged
     old_d, new_d = cfg.to_dict(), new.to_dict()
     changed = {f"{s}.{k}": [old_d[s][k], v] for s in new_d for k, v in new_d[s].items() if old_d[s][k] != v}
     fixed = [k for k in changed if k not in resumable()]

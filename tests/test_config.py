@@ -290,6 +290,8 @@ def test_resume_may_change_exactly_the_declared_fields():
     assert new.train.steps == 7 and set(changed) == {"train.steps", "train.max_time"}
     with pytest.raises(GONError, match="model.hidden cannot change"):
         resume_config(cfg, None, {"model.hidden": 8})
+    with pytest.raises(GONError, match="--class-weight: the joint task's setting"):  # unread, even unchanged
+        resume_config(cfg, None, {"gon.class_weight": cfg.gon.class_weight})
 
 
 def test_config_show_prints_the_fields_the_signal_reads(capsys):
