@@ -56,8 +56,9 @@ def _root(show_version: bool = Opt(False, "--version", callback=_version, is_eag
 # fit: each command takes the run options below, a few of its own, and an option for every config field whose
 # declaration gives it a flag for that signal (metadata `flag`, `signals`, `on` in implicit_gon/config.py), so a
 # field with a flag appears on the right fit commands with no edit here, and is refused (unknown option) elsewhere.
-def _option(name: str, tp, default, *decls: str, help: Optional[str] = None) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=Opt(default, *decls, help=help),
+def _option(name: str, tp, default, *decls: str, help: Optional[str] = None, **kw) -> inspect.Parameter:
+    """A typer option as a keyword parameter of a built signature (the fit commands are assembled, not written)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=Opt(default, *decls, help=help, **kw),
                              annotation=tp)
 
 
@@ -81,7 +82,8 @@ def _field_options(signal: str) -> list[inspect.Parameter]:
     for flag, key in typed_config.flag_keys(signal).items():
         f, tp = typed_config.field_of(key)
         tp = str if "parse" in f.metadata else next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-        out.append(_option(_param_name(flag), Optional[tp], None, f.metadata["flag"]))
+        out.append(_option(_param_name(flag), Optional[tp], None, f.metadata["flag"],
+                           rich_help_panel=f"Config: {key.split('.')[0]}"))  # grouped by section
     return out
 
 
