@@ -324,22 +324,22 @@ def _maybe_test(data, task: str = "reconstruct"):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# which options each verb uses for which signal
-SIGNAL_OPTIONS = {
-    "eval": {"paths": ("audio", "sdf"), "data": ("audio", "sdf"), "plot": ("images", "audio"),
-             "compare": ("images",), "data_dir": ("images",), "split": ("images",), "n": ("images",)},
-    "render": {"n": ("images",), "split": ("images",), "data_dir": ("images",), "compare": ("images",),
-               "res": ("images", "sdf"), "index": ("sdf",), "sample_rate": ("audio",), "plot": ("audio",),
-               "hop": ("audio",), "mask": ("images",)},
-    "sample": {"res": ("images",), "compare": ("images",), "seconds": ("audio",)},
-    "interpolate": {"pairs": ("images",), "split": ("images",), "data_dir": ("images",), "res": ("images", "sdf"),
-                    "fps": ("images", "sdf")},
-}
-"""Options that only some signals use, per verb (any other option applies to every signal). An option given on the
-command line for a run of another signal is refused with one line, never ignored."""
+# the verbs: each loads the run and dispatches to its signal's adapter (signals/base.py SignalAdapter), which
+# declares the options it reads (any other given is refused) and what it writes (checked before any work)
+class Which(str, Enum):
+    """Which of a run's checkpoints a verb loads."""
+    last = "last"
+    best = "best"
 
-DEVICE_HELP = "auto (CUDA when available), cpu, cuda or cuda:N."
-PNG = {".png": "PNG"}
+
+RUN = typer.Argument(..., help="Run directory.")
+DEVICE = Opt("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
+CHECKPOINT = Opt(Which.last, "--checkpoint", help="last: the weights training ended with; best: "
+                 "RUN/best.safetensors, the best held-out score (kept by fit --val-every).")
+BATCH = Opt(64, "--batch-size", help="Samples encoded at once (latents do not depend on it).")
+PARAM = {"inputs": ("input_",), "format": ("fmt",), "paths": ("data", "paths")}
+"""VerbOptions fields whose CLI parameter is named otherwise."""
+CLI_NAME = {"export": "export-mesh"}
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -349,49 +349,10 @@ def _given(ctx: typer.Context, name: str) -> bool:
 
 
 def _flag(ctx: typer.Context, name: str) -> str:
+    names = PARAM.get(name, (name,))
+    name = next((p for p in names if _given(ctx, p)), names[0])
     p = next(p for p in ctx.command.params if p.name == name)
     return p.opts[0] if p.param_type_name == "option" else p.human_readable_name
-
-
-def _refuse_unused(ctx: typer.Context, verb: str, signal: str) -> None:
-    for name, signals in SIGNAL_OPTIONS[verb].items():
-        if signal not in signals and _given(ctx, name):
-            nouns = {"images": "image", "audio": "audio", "sdf": "SDF"}
-            raise _err(f"{verb} {_flag(ctx, name)}: not used for {nouns[signal]} runs (only for "
-                       f"{' and '.join(nouns[s] for s in signals)})")
-
-
-def _outputs(signal: str, out: Optional[Path], plot: Optional[Path] = None, video: bool = False,
-             folder: bool = False) -> None:
-    """Check output names before any work: the run's signal decides which formats --out may name (video: the verb
-    can write videos; folder: the verb may write a folder of files: SDF meshes, audio clips or frames)."""
-    from implicit_gon.media import AUDIO, IMAGE, VIDEO, check_out
-    if out is not None:
-        if signal == "audio":
-            kinds = (AUDIO,)
-        elif video:
-            kinds = (VIDEO,) if signal == "sdf" else (IMAGE, VIDEO)
-        else:
-            kinds = (IMAGE,)
-        check_out(out, *kinds, folder=folder and signal in ("sdf", "audio"))
-    if plot is not None:
-        check_out(plot, IMAGE if signal == "images" else PNG, what="--plot")
-
-
-def _wrote(path: Path, what: str) -> None:
-    print(f"wrote {path} ({what})", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# eval, render, encode
-class Which(str, Enum):
-    """Which of a run's checkpoints a verb loads."""
-    last = "last"
-    best = "best"
-
-
-CHECKPOINT_HELP = ("last: the weights training ended with; best: RUN/best.safetensors, the best held-out score "
-                   "(kept by fit --val-every).")
 
 
 def _load(run: Path, device: str, which: Which = Which.last):
@@ -399,81 +360,72 @@ def _load(run: Path, device: str, which: Which = Which.last):
     return GON.load(run, device, which=Which(which).value)
 
 
-def _image_split(gon, split: str, data_dir: Optional[Path]):
-    """The run's dataset split at its training resolution (another --data-dir may be given). Dataset notes were
-    printed when the run was fitted; they are not repeated here."""
-    import dataclasses
-    from signals import task_signal
-    data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
-    return task_signal(data, gon.cfg.gon.task, split, gon.meta["res"], gon.meta["channels"], notes=False)
+def _verb(ctx: typer.Context, verb: str, run: Path, device: str, checkpoint: Which, out: Optional[Path], before=None,
+          **opts):
+    """Check the options, load the run, refuse what its signal does not read, check the output names, run the
+    adapter's verb (after `before(gon)`, if given), write its output and say what was written."""
+    from implicit_gon import limits, options
+    from implicit_gon.verbs import VerbOptions, run_verb
+    options.check(CLI_NAME.get(verb, verb), device=device,
+                  **{k: (v.lower() if k == "format" and v else v) for k, v in opts.items() if k in options.RULES})
+    gon = _load(run, device, checkpoint)
+    if "batch_size" in opts:
+        opts["batch_size"] = limits.encode_batch(gon, opts["batch_size"])  # latents do not depend on it
+    given = frozenset(k for k in opts if any(_given(ctx, p) for p in PARAM.get(k, (k,))))
+    o = VerbOptions(**opts, out=out, given=given)
+    output = run_verb(gon, verb, o, flag=lambda name: _flag(ctx, name), before=before)
+    if verb != "eval":
+        _write(output, out)
+    return output
 
 
-PLOT_MAX = 16
-"""Images drawn by `eval --plot`: the first ones evaluated."""
+def _write(output, out: Optional[Path], plot: Optional[Path] = None) -> None:
+    from implicit_gon import rundir
+    from implicit_gon.verbs import print_notes
+    lines = []
+    if output.save is not None and (out or plot):
+        with rundir.writing_into(out), rundir.writing_into(plot):
+            lines = output.save(out or plot)
+    print_notes(output.notes)
+    for line in lines:
+        print(f"wrote {line}", file=sys.stderr)
 
 
 @app.command("eval")
 def eval_cmd(
-    ctx: typer.Context,
-    run: Path = typer.Argument(..., help="Run directory."),
+    ctx: typer.Context, run: Path = RUN,
     paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: the run's "
                                                  "held-out ones, else its training ones)."),
     data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
-    plot: Optional[Path] = Opt(None, help=f"Picture to write: images: the first {PLOT_MAX} reconstructions "
+    plot: Optional[Path] = Opt(None, help="Picture to write: images: the first 16 reconstructions "
                                "(.png, .jpg, .webp); audio: spectrograms of original and reconstruction (.png)."),
     compare: bool = Opt(False, "--compare", help="Images: --plot shows the originals above the reconstructions."),
     data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
     split: str = Opt("test", help="Images: split to evaluate."),
     n: Optional[int] = Opt(None, help="Images: evaluate the first n samples only."),
-    batch_size: int = Opt(64, help="Samples encoded at once (latents do not depend on it)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
+    batch_size: int = BATCH, device: str = DEVICE,
     as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    checkpoint: Which = CHECKPOINT,
 ):
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
     audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
-    import torch
-    from implicit_gon import limits, options, rundir
-    from implicit_gon.train import evaluate
-
-    options.check("eval", split=split, n=n, batch_size=batch_size, device=device)
-    if compare and plot is None:
-        raise _err("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE too")
-    gon = _load(run, device, checkpoint)
-    _refuse_unused(ctx, "eval", gon.meta["signal"])
-    _outputs(gon.meta["signal"], None, plot)
-    batch_size = limits.encode_batch(gon, batch_size)  # latents do not depend on it; memory does
     given = list(data or []) + list(paths or [])
-    if gon.meta["signal"] != "images":
+    output = _verb(ctx, "eval", run, device, checkpoint, None, paths=given or None, plot=plot, compare=compare,
+                   data_dir=data_dir, split=split, n=n, batch_size=batch_size)
+    from implicit_gon import rundir
+    lines = []
+    if plot and output.save:
         with rundir.writing_into(plot):
-            res = _signal_module(gon).evaluate_run(gon, given, plot=plot, batch_size=batch_size)
-    else:
-        sig = _image_split(gon, split, data_dir)
-        idx = torch.arange(min(n, len(sig)) if n is not None else len(sig))
-        res = evaluate(gon, sig, idx, batch_size)
-        res["split"] = split
-        if plot:
-            with rundir.writing_into(plot):
-                _plot_reconstructions(gon, sig, idx[:PLOT_MAX], compare, plot)
-    _report(res, as_json)
-    if plot:
-        _wrote(plot, "spectrograms" if gon.meta["signal"] == "audio" else
-               f"{min(PLOT_MAX, res['n'])} reconstructions" + (" below their originals" if compare else ""))
+            lines = output.save(plot)
+    _report(output.value, as_json, output.notes)
+    for line in lines:
+        print(f"wrote {line}", file=sys.stderr)
 
 
-def _plot_reconstructions(gon, sig, idx, compare: bool, path: Path) -> None:
-    """Images idx of sig encoded in one step and rendered at the training resolution; with compare, under them."""
-    from implicit_gon.media import save_grid, save_image
-    from signals import images
-    rec = images.render(gon, gon.encode_signal(sig, idx), gon.meta["res"])
-    if compare:
-        save_image(images.comparison(sig.images[idx.numpy()], rec, "one step"), path)
-    else:
-        save_grid(rec, path)
-
-
-def _report(res: dict, as_json: bool) -> None:
+def _report(res: dict, as_json: bool, notes=()) -> None:
     """The human table (on stderr when --json, so stdout holds only the JSON document)."""
+    for line in notes:
+        print(line, file=sys.stderr)
     table = sys.stderr if as_json else sys.stdout
     for k, v in res.items():
         if k == "shapes":
@@ -489,8 +441,7 @@ def _report(res: dict, as_json: bool) -> None:
 
 @app.command("render")
 def render_cmd(
-    ctx: typer.Context,
-    run: Path = typer.Argument(..., help="Run directory."),
+    ctx: typer.Context, run: Path = RUN,
     res: Optional[int] = Opt(None, help="Images and SDF: output side in pixels (default 256; above the training "
                              "resolution: super-resolution; conv runs: their training grid only)."),
     n: int = Opt(16, help="Images: number of test images; 1 writes a single image, more a grid."),
@@ -500,135 +451,46 @@ def render_cmd(
                                        "the run's resolution; audio: a clip; SDF: a mesh."),
     compare: bool = Opt(False, "--compare", help="Images: the originals above their renderings, labelled."),
     index: Optional[int] = Opt(None, help="SDF: training shape to render."),
-    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: "
-                                     "super-resolution)."),
+    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: super-resolution)."),
     plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (.png)."),
     hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
                                "of a window; the overlapping renderings are cross-faded)"),
     out: Path = Opt(..., help="Output file: .png, .jpg, .webp or .gif (images, SDF); .wav, .flac or .ogg (audio)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
     mask: Optional[Path] = Opt(None, help="Convert runs with source mask: PNG of the pixels --input shows (white)."),
 ):
     """Encode samples in one step and render them at any resolution (images: the first n of a split, or your own
     files; convert runs: rows of source, conversion and target; audio: a clip at any sample rate; SDF: a shaded
     picture of a shape)."""
-    import torch
-    from implicit_gon import limits, options, rundir
-    from implicit_gon.media import save_grid, save_image
-    from signals import ImageSignal, images
-
-    options.check("render", res=res, n=n, split=split, index=index, sample_rate=sample_rate, hop=hop, device=device)
-    gon = _load(run, device, checkpoint)
-    kind = gon.meta["signal"]
-    _refuse_unused(ctx, "render", kind)
-    _outputs(kind, out, plot)
-    if res is None:  # a conv decoder has only its training grid to render
-        res = gon.meta["res"] if getattr(gon.model, "grid_only", False) else 256
-    elif getattr(gon.model, "grid_only", False) and res != gon.meta["res"]:
-        r = gon.meta["res"]
-        raise _err(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no coordinates; "
-                   f"leave out --res, or train an implicit GON with --decoder siren)")
-    if kind != "images":
-        return _render_other(gon, input_, index, res, sample_rate, plot, out, hop)
-    if gon.cfg.gon.task == "convert" and (input_ or mask is not None):
-        if input_ and len(input_) > 1:
-            raise _err(f"render --input: a convert run renders one image at a time ({len(input_)} given)")
-        return _render_input(gon, input_[0] if input_ else None, mask, res, out)
-    if mask is not None:
-        raise _err(f"render --mask: only for convert runs with a mask source (this run's task is {gon.cfg.gon.task})")
-    limits.check_image_output((len(input_) if input_ else n) * (2 if compare else 1), res, gon.meta["channels"])
-    if input_:
-        for name in ("n", "split", "data_dir"):
-            if _given(ctx, name):
-                raise _err(f"render {_flag(ctx, name)}: chooses dataset images; not used with --input")
-        sig = ImageSignal(images.read_images(input_, gon.meta["res"], gon.meta["channels"]), "input")
-    else:
-        sig = _image_split(gon, split, data_dir)
-        if gon.cfg.gon.task == "convert":
-            return _render_comparison(gon, sig, n, res, out)
-    idx = torch.arange(min(n, len(sig)) if not input_ else len(sig))
-    pics = images.render(gon, gon.encode_signal(sig, idx), res)
-    with rundir.writing_into(out):
-        if compare:
-            save_image(images.comparison(sig.images[idx.numpy()], pics, f"one step, {res}px"), out)
-        else:
-            save_grid(pics, out)
-    _wrote(out, f"{len(idx)} x {res}x{res}" + (", originals above" if compare else ""))
-
-
-def _render_other(gon, input_, index, res, sample_rate, plot, out, hop) -> None:
-    """render for audio (a clip at any rate) and SDF (a sphere-traced picture)."""
-    if input_ and len(input_) > 1:
-        raise _err(f"render --input: an {gon.meta['signal']} run renders one file at a time ({len(input_)} given)")
-    from implicit_gon import rundir
-    with rundir.writing_into(out), rundir.writing_into(plot):
-        _signal_module(gon).render_run(gon, input_=input_[0] if input_ else None, index=index, res=res,
-                                       sample_rate=sample_rate, plot=plot, out=out, hop=hop)
-    if gon.meta["signal"] == "audio":
-        _wrote(out, f"{sample_rate or gon.meta['sample_rate']} Hz")
-        if plot:
-            _wrote(plot, "spectrograms")
-    else:
-        _wrote(out, f"{res}x{res}")
+    _verb(ctx, "render", run, device, checkpoint, out, res=res, n=n, split=split, data_dir=data_dir, inputs=input_,
+          compare=compare, index=index, sample_rate=sample_rate, plot=plot, hop=hop, mask=mask)
 
 
 @app.command("encode")
 def encode_cmd(
-    run: Path = typer.Argument(..., help="Run directory of an image run."),
-    inputs: List[Path] = typer.Argument(..., help="Image files (centre-cropped and resized to the run's resolution)."),
+    ctx: typer.Context, run: Path = RUN,
+    inputs: List[Path] = typer.Argument(..., help="Image files (centre-cropped and resized to the run's "
+                                        "resolution); audio: a clip (one latent per window); SDF: a mesh."),
     out: Path = Opt(..., help="Output .npy: one latent row per input, in order (`implicit-gon decode` renders it)."),
-    batch_size: int = Opt(64, help="Images encoded at once (latents do not depend on it)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT,
 ):
-    """Encode images in one gradient step each."""
-    import numpy as np
-    from implicit_gon import limits, options, rundir
-    from implicit_gon.fsio import atomic_path
-    from implicit_gon.media import check_out
-    from signals import ImageSignal, images
-
-    options.check("encode", batch_size=batch_size, device=device)
-    gon = _load(run, device, checkpoint)
-    batch_size = limits.encode_batch(gon, batch_size)
-    if gon.meta["signal"] != "images":
-        other = {"audio": "eval or render --input CLIP", "sdf": "eval, render or export-mesh --input MESH"}
-        raise _err(f"{run}: encode takes images; for {gon.meta['signal']} runs use {other[gon.meta['signal']]}")
-    check_out(out, {".npy": None})
-    from signals.views import as_run_signal
-    sig = as_run_signal(gon, ImageSignal(images.read_images(inputs, gon.meta["res"], gon.meta["channels"]), "input"))
-    z = gon.encode_signal(sig, batch_size=batch_size).cpu().numpy()
-    with rundir.writing_into(out), atomic_path(out) as tmp:
-        np.save(tmp, z)
-    print(f"wrote {out} {z.shape}", file=sys.stderr)
+    """Encode inputs in one gradient step each."""
+    _verb(ctx, "encode", run, device, checkpoint, out, inputs=inputs, batch_size=batch_size)
 
 
 @app.command("decode")
 def decode_cmd(
-    run: Path = typer.Argument(..., help="Run directory of an image run."),
+    ctx: typer.Context, run: Path = RUN,
     latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes, "
                                    "or the .npz `implicit-gon latents` writes."),
     res: Optional[int] = Opt(None, help="Output side in pixels (default: the training resolution; above it: "
-                             "super-resolution)."),
+                             "super-resolution; SDF: 256)."),
     nrow: Optional[int] = Opt(None, help="Images per row of the grid (default: a square-ish grid)."),
     out: Path = Opt(..., help="Output picture: .png, .jpg, .webp or .gif (one latent: one image, more: a grid)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
+    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
 ):
     """Render latents (from `encode`, or your own edits of them) at any resolution."""
-    from implicit_gon import options
-    from implicit_gon.media import IMAGE, check_out, save_grid
-    from signals import images
-
-    options.check("decode", res=res, nrow=nrow, device=device)
-    gon = _load(run, device)
-    if gon.meta["signal"] != "images":
-        raise _err(f"{run}: decode renders image latents (this run is {gon.meta['signal']})")
-    check_out(out, IMAGE)
-    z = images.read_latents(latents, gon.cfg.model.latent_dim)
-    res = res or gon.meta["res"]
-    save_grid(gon.render(z, res), out, nrow)
-    _wrote(out, f"{len(z)} x {res}x{res}")
+    _verb(ctx, "decode", run, device, checkpoint, out, latents=latents, res=res, nrow=nrow)
 
 
 def _err(msg: str):
@@ -636,13 +498,12 @@ def _err(msg: str):
     return GONError(msg)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# sample, interpolate
 def _refit(gon, run: Path, which: Which = Which.last) -> None:
     """Recompute the latent Gaussian from the training data and store it with the checkpoint it was loaded from."""
     from implicit_gon import checkpoint, rundir
+    from implicit_gon.plugins import signal_adapter
     with rundir.locked(run):  # a `fit` of this run must not be writing it meanwhile
-        gon.fit_gaussian(_train_signal(gon))
+        gon.fit_gaussian(signal_adapter(gon.meta["signal"]).signal_for_run(gon))
         if Which(which) is Which.best:
             gon.save(run, name=checkpoint.BEST)
             return
@@ -650,21 +511,9 @@ def _refit(gon, run: Path, which: Which = Which.last) -> None:
         gon.save(run, opt_state)
 
 
-def _train_signal(gon):
-    if gon.meta["signal"] == "images":
-        return _image_split(gon, "train", None)
-    return _signal_module(gon).signal_for_run(gon, None)
-
-
-def _signal_module(gon):
-    import importlib
-    return importlib.import_module(f"signals.{gon.meta['signal']}")
-
-
 @app.command("sample")
 def sample_cmd(
-    ctx: typer.Context,
-    run: Path = typer.Argument(..., help="Run directory."),
+    ctx: typer.Context, run: Path = RUN,
     n: Optional[int] = Opt(None, help="Number of samples (default 64; audio: 1 clip)."),
     seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
     res: Optional[int] = Opt(None, help="Images: output resolution (default: the training one)."),
@@ -675,65 +524,23 @@ def sample_cmd(
                         "(squared pixel distance at the training resolution): a memorisation check."),
     out: Path = Opt(..., help="Output: .png, .jpg, .webp or .gif (images; SDF renders, or a folder of meshes); "
                     "audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
 ):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
-    from implicit_gon import limits, options, rundir
-    from implicit_gon.device import make_generator
-    from implicit_gon.media import save_grid
-    from signals import images
-
-    options.check("sample", n=n, seconds=seconds, res=res, temperature=temperature, seed=seed, device=device)
-    gon = _load(run, device, checkpoint)
-    kind = gon.meta["signal"]
-    _refuse_unused(ctx, "sample", kind)
-    _outputs(kind, out, folder=True)
-    if refit and gon.samples_prior:
-        raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
-    if refit:
-        _refit(gon, run, checkpoint)
-    gen = make_generator(seed)
-    if kind == "audio":
-        with rundir.writing_into(out):
-            wrote = _signal_module(gon).sample(gon, n or 1, gen, temperature, out, seconds)
-        return print(f"wrote {wrote}", file=sys.stderr)
-    n = n or 64
-    if kind != "images":
-        with rundir.writing_into(out):
-            _signal_module(gon).sample(gon, n, gen, temperature, out)
-        return _wrote(out, f"{n} samples")
-    res = res or gon.meta["res"]
-    limits.check_image_output(n * (2 if compare else 1), res, gon.meta["channels"], "sample")
-    z = gon.sample_latents(n, gen, temperature)
-    pics = images.render_prior(gon, z, res)
-    with rundir.writing_into(out):
-        if compare:
-            _nearest_training(gon, z, pics, out)
-        else:
-            save_grid(pics, out)
-    _wrote(out, f"{n} samples, {res}x{res}" + (", nearest training images below" if compare else ""))
-
-
-def _nearest_training(gon, z, pics, out: Path) -> None:
-    """Samples above the training images nearest to them at the training resolution."""
-    from implicit_gon.media import compare_grid, save_image
-    from signals import images
-    train = _image_split(gon, "train", None).images
-    r = gon.meta["res"]
-    small = pics if pics.shape[1] == r else images.render_prior(gon, z, r)
-    idx, mse = images.nearest(train, small)
-    save_image(compare_grid([("sample", pics), ("nearest training", images.upscale_nearest(train[idx], pics.shape[1]))]),
-               out)
-    print(f"nearest training images: mean squared distance {mse.mean():.4g} per value (values in [0, 1])",
-          file=sys.stderr)
+    def refit_first(gon):
+        if refit and gon.samples_prior:
+            raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
+        if refit:
+            _refit(gon, run, checkpoint)
+    _verb(ctx, "sample", run, device, checkpoint, out, refit_first, n=n, seconds=seconds, res=res,
+          temperature=temperature, seed=seed, compare=compare)
 
 
 @app.command("interpolate")
 def interpolate_cmd(
-    ctx: typer.Context,
-    run: Path = typer.Argument(..., help="Run directory."),
-    pairs: int = Opt(4, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...)."),
+    ctx: typer.Context, run: Path = RUN,
+    pairs: int = Opt(4, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...; by default as "
+                     "many as the split holds, up to 4)."),
     from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training "
                                "index or mesh (SDF)."),
     to: Optional[str] = Opt(None, "--to", help="Second end."),
@@ -743,89 +550,43 @@ def interpolate_cmd(
     data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
     fps: int = Opt(15, help="Video frame rate."),
     out: Path = Opt(..., help="Images: a picture (.png, .jpg, .webp: a row per pair) or a video (.mp4, .webm, "
-                    ".gif); audio: a .wav of the frames in sequence, or a folder (one WAV per frame); SDF: a video of renders, or a folder of meshes."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+                    ".gif); audio: a .wav of the frames in sequence, or a folder (one WAV per frame); SDF: a video "
+                    "of renders, or a folder of meshes."),
+    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
 ):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
-    import torch
-    from implicit_gon import limits, options, rundir, slerp
-    from implicit_gon.media import is_video, save_grid, write_video
-    from signals import images
-
-    options.check("interpolate", pairs=pairs, frames=frames, res=res, split=split, fps=fps, device=device)
-    gon = _load(run, device, checkpoint)
-    kind = gon.meta["signal"]
-    _refuse_unused(ctx, "interpolate", kind)
-    _outputs(kind, out, video=True, folder=True)
-    if _given(ctx, "fps") and kind in ("images", "sdf") and not is_video(out):
-        raise _err(f"interpolate --fps: {out} is not a video (.mp4, .webm, .gif), so it has no frame rate")
-    if kind == "audio":
-        with rundir.writing_into(out):
-            wrote = _signal_module(gon).interpolate(gon, from_, to, frames, out)
-        return print(f"wrote {wrote}", file=sys.stderr)
-    if kind != "images":
-        with rundir.writing_into(out):
-            _signal_module(gon).interpolate(gon, from_, to, frames, out, fps=fps, res=res)
-        return _wrote(out, f"{frames} frames")
-    res = res or gon.meta["res"]
-    limits.check_image_output((1 if from_ is not None else pairs) * frames, res, gon.meta["channels"], "interpolate")
-    sig = _image_split(gon, split, data_dir)
-    if (from_ is None) != (to is None):
-        raise _err("give both --from and --to, or neither")
-    if from_ is not None and not (from_.isdigit() and to.isdigit()):
-        raise _err(f"--from {from_} --to {to}: for an image run these are indices into the {split} split")
-    ends = [(int(from_), int(to))] if from_ is not None else [(2 * i, 2 * i + 1) for i in range(pairs)]
-    for i, j in ends:
-        for k in (i, j):
-            if not 0 <= k < len(sig):
-                raise _err(f"index {k}: out of range for the {split} split ({len(sig)} samples)")
-    z = gon.encode_signal(sig, torch.tensor([k for e in ends for k in e])).cpu()
-    t = torch.linspace(0, 1, frames)
-    path = torch.cat([slerp(z[2 * p], z[2 * p + 1], t) for p in range(len(ends))])  # (pairs * frames, K)
-    pics = images.render(gon, path, res)
-    with rundir.writing_into(out):
-        if is_video(out):
-            write_video(pics, out, fps)
-        else:
-            save_grid(pics, out, nrow=frames)
-    _wrote(out, f"{len(ends)} pairs x {frames} frames, {res}x{res}")
+    _verb(ctx, "interpolate", run, device, checkpoint, out, pairs=pairs, from_=from_, to=to, frames=frames, res=res,
+          split=split, data_dir=data_dir, fps=fps)
 
 
 @app.command("export-mesh")
 def export_mesh_cmd(
-    run: Path = typer.Argument(..., help="Run directory of an SDF run."),
+    ctx: typer.Context, run: Path = RUN,
     index: Optional[int] = Opt(None, help="Training shape to export."),
     input_: Optional[Path] = Opt(None, "--input", help="A mesh the network never saw, encoded in one step."),
     res: int = Opt(256, help="Marching-cubes grid resolution (res^3, evaluated in slabs)."),
     fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
     original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the unit sphere."),
     out: Path = Opt(..., help="Output mesh file (.ply, .obj, .glb, .stl)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
+    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
 ):
     """Marching cubes over the network's signed distance field."""
-    from implicit_gon import limits, options, rundir
-    from signals import sdf
-    options.check("export-mesh", index=index, res=res, format=fmt and fmt.lower(), device=device)
-    fmt = _mesh_format(out, fmt)
-    limits.check_volume(res)
-    gon = _load(run, device, checkpoint)
-    if gon.meta["signal"] != "sdf":
-        raise _err(f"{run}: export-mesh needs an SDF run (this one is {gon.meta['signal']})")
-    with rundir.writing_into(out):
-        mesh = sdf.export_mesh(gon, index, input_, res, fmt, original_units, out)
-    print(f"wrote {out} ({len(mesh.vertices)} vertices, {len(mesh.faces)} faces)", file=sys.stderr)
+    _verb(ctx, "export", run, device, checkpoint, out, index=index, inputs=[input_] if input_ else None, res=res,
+          format=fmt, original_units=original_units)
 
 
-def _mesh_format(out: Path, fmt: Optional[str]) -> str:
-    """The mesh format --out names (and --format, if given, agrees with), checked before any work."""
-    from implicit_gon.media import check_out
-    mesh = {".ply", ".obj", ".glb", ".stl"}
-    check_out(out, mesh)
-    if fmt and fmt.lower() != out.suffix.lower().lstrip("."):
-        raise _err(f"--format {fmt} but --out {out} names {out.suffix.lstrip('.')}: give one of them, or both alike")
-    return out.suffix.lower().lstrip(".")
+@app.command("latents")
+def latents_cmd(
+    ctx: typer.Context, run: Path = typer.Argument(..., help="Run directory of an image run."),
+    split: str = Opt("test", help="Split to encode."),
+    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
+    n: Optional[int] = Opt(None, help="Encode the first n samples only."),
+    batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT,
+    out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and labels."),
+):
+    """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
+    projection otherwise; coloured by class where the dataset has labels."""
+    _verb(ctx, "latents", run, device, checkpoint, out, split=split, data_dir=data_dir, n=n, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -974,66 +735,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _render_input(gon, input_: Optional[Path], mask: Optional[Path], res: int, out: Path) -> None:
-    """Encode one image (its source view for a convert run, through --mask if given) and render it at res."""
-    import numpy as np
-    from signals import ImageSignal, images
-    from signals.datasets import resize_square
-    from signals.datasets.base import open_image
-    from signals.views import ConvertSignal, as_run_signal, load_mask, render_conversion
-
-    if input_ is None:
-        raise _err("--mask needs --input IMAGE (the image whose pixels it selects)")
-    from implicit_gon.fsio import input_file
-    input_file(input_, "image file")
-    a = np.asarray(open_image(input_, input_).convert("L" if gon.meta["channels"] == 1 else "RGB"))
-    a = resize_square(a[..., None] if a.ndim == 2 else a, gon.meta["res"], gon.meta["channels"])
-    m = load_mask(mask, gon.meta["res"]) if mask is not None else None
-    sig = as_run_signal(gon, ImageSignal(a[None]), m)
-    pic = render_conversion(gon, sig, [0], res) if isinstance(sig, ConvertSignal) else \
-        images.render(gon, gon.encode_signal(sig), res)
-    images.save_png(pic, out)
-    print(f"wrote {out} ({res}x{res} from {input_})", file=sys.stderr)
-
-
-def _render_comparison(gon, sig, n: int, res: int, out: Path) -> None:
-    from signals import images
-    from signals.views import comparison
-    n = min(n, len(sig))
-    images.save_png(comparison(gon, sig, n, res), out, nrow=n)
-    print(f"wrote {out} (rows: {gon.cfg.data.source} source's naive reconstruction, conversion, target; "
-          f"{n} x {res}x{res})", file=sys.stderr)
-
-
-@app.command("latents")
-def latents_cmd(
-    run: Path = typer.Argument(..., help="Run directory of an image run."),
-    split: str = Opt("test", help="Split to encode."),
-    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
-    n: Optional[int] = Opt(None, help="Encode the first n samples only."),
-    batch_size: int = Opt(64, help="Images encoded at once (latents do not depend on it)."),
-    device: str = Opt("auto", help=DEVICE_HELP),
-    checkpoint: Which = Opt(Which.last, "--checkpoint", help=CHECKPOINT_HELP),
-    out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and labels."),
-):
-    """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
-    projection otherwise; coloured by class where the dataset has labels."""
-    import torch
-    from implicit_gon import options
-    from signals import latent_plot
-
-    options.check("latents", split=split, n=n, batch_size=batch_size, device=device)
-    gon = _load(run, device, checkpoint)
-    if gon.meta["signal"] != "images":
-        raise _err(f"{run}: latents takes image runs (this one is {gon.meta['signal']})")
-    sig = _image_split(gon, split, data_dir)
-    idx = torch.arange(min(n, len(sig)) if n else len(sig))
-    z = gon.encode_signal(sig, idx, batch_size).cpu()
-    labels, classes = latent_plot.labels_for(gon, split, data_dir)
-    labels = None if labels is None else labels[:len(idx)]
-    title = f"{gon.cfg.data.dataset} {split}: {len(idx)} latents of {run.name} ({gon.cfg.gon.task})"
-    latent_plot.write(z, labels, classes, out, title)
-    print(f"wrote {out} ({len(idx)} latents of dimension {z.shape[1]})", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------------------

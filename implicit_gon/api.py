@@ -1,11 +1,19 @@
-"""The Python API that the CLI is a thin layer over.
+"""The Python API: the CLI's verbs, one call each, for every signal (they run the same adapter code).
 
     from implicit_gon import GON, save_grid
     gon = GON.load("runs/mnist")               # a run that `implicit-gon fit` or implicit_gon.fit() trained
-    z = gon.encode_images(["a.png", "b.png"])  # or an array (B, H, W, C): one gradient step each, (B, K)
+    z = gon.encode(["a.png", "b.png"])         # or an array (B, H, W, C): one gradient step each, (B, K) numpy
     pics = gon.render(z, res=256)              # (B, 256, 256, C) uint8 at any resolution
     save_grid(pics, "grid.png")                # .png, .jpg, .webp or .gif
-    values = gon.decode(z, coords)             # F(c ⊕ z) on any coordinates, in chunks, (B, M, C)
+    pics = gon.sample(16, seed=0)              # (16, H, W, C) uint8
+    frames = gon.interpolate(0, 1, frames=8, out="morph.mp4")  # (8, H, W, C) uint8, and a video
+    clip = GON.load("runs/speech").render(inputs="a.wav", sample_rate=48000)  # (T, C) float32, audio runs
+    mesh = gon.mesh(index=0, res=128)          # SDF runs: a trimesh.Trimesh (out="a.ply" writes it)
+    sdf = gon.volume(gon.encode("a.obj"), 64)  # SDF runs: (1, 64, 64, 64) float32 signed distances
+
+Every verb also takes out=PATH, written as the CLI writes it, and the options of the CLI verb (`sample_rate`,
+`index`, `compare`, ...); an option the run's signal does not read is refused. Lower level: gon.encode_batch(batch)
+and gon.decode(z, coords), F(c ⊕ z) on any coordinates in chunks, (B, M, C), return torch tensors.
 """
 from __future__ import annotations
 
@@ -25,7 +33,6 @@ from .step import gon_latents
 
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
 DECODE_BUDGET = 1 << 23
-MAX_RES = 1 << 20  # render's res, as the CLI's --res (options.py)
 
 
 class GON:
@@ -46,6 +53,7 @@ class GON:
         self.last_validation: dict[str, Any] = {}  # held-out scores at the end of the last training
         self.train_state: dict[str, Any] = {}  # what --resume needs besides weights: early stopping, elapsed time
         self.stop_reason: str | None = None  # why the last training stopped before train.steps, if it did
+        self.run: Path | None = None  # the run directory it was loaded from
 
     # -- persistence -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -67,7 +75,7 @@ class GON:
             gon.model.load_state_dict(state)
         except RuntimeError as e:
             raise GONError(f"{run}: checkpoint weights do not match its config ({str(e).splitlines()[0]})") from None
-        gon.step = int(info.get("step", 0))
+        gon.step, gon.run = int(info.get("step", 0)), Path(run)
         gon.train_state = dict(info.get("train_state") or {})
         if "gauss_mean" in extra:
             K = gon.cfg.model.latent_dim
@@ -78,9 +86,10 @@ class GON:
 
     def __repr__(self) -> str:
         m, mc = self.meta, self.cfg.model
-        what = {"images": lambda: f"{m.get('name', 'images')} {m['res']}x{m['res']}x{m['channels']}",
-                "audio": lambda: f"audio {m['sample_rate']} Hz, {m['length']}-sample windows",
-                "sdf": lambda: "signed distance fields"}.get(m.get("signal"), lambda: str(m.get("signal")))()
+        try:
+            what = signal_adapter(m.get("signal")).describe(m)
+        except GONError:  # no adapter registered for it
+            what = str(m.get("signal"))
         kind = "variational GON" if mc.variational else "GON"
         if self.cfg.method.name != "gon":
             kind = self.cfg.method.name
@@ -88,13 +97,11 @@ class GON:
         return f"<{kind}: {what}, latent {mc.latent_dim}, {net}, step {self.step}, {self.device}>"
 
     # -- the model as a representation --------------------------------------------------------------------------
-    def encode(self, batch) -> torch.Tensor:
-        """Latents in one gradient step from the origin (no training graph): (B, K) on self.device. `batch` is a
-        signals Batch, or, for an image run, images as an array or tensor (B, H, W, C) (see encode_images)."""
+    def encode_batch(self, batch) -> torch.Tensor:
+        """Latents of a signals Batch in one gradient step from the origin (no training graph): (B, K) tensor on
+        self.device."""
         from . import methods
         from .tasks import inner_loss
-        if not hasattr(batch, "coords"):
-            return self.encode_images(batch)
         self.model.eval()
         if self.cfg.method.name != "gon":  # a baseline's encoder (ae, tied-ae, vae) or latent fit (glo)
             return methods.encode(self, batch).detach()
@@ -106,35 +113,93 @@ class GON:
     def encode_signal(self, signal, idx=None, batch_size: int = 64) -> torch.Tensor:
         """Latents of samples idx (default: all) of a Signal on their full coordinate sets: (n, K)."""
         idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
-        out = [self.encode(signal.full(idx[i:i + batch_size], self.device)) for i in range(0, len(idx), batch_size)]
+        out = [self.encode_batch(signal.full(idx[i:i + batch_size], self.device))
+               for i in range(0, len(idx), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.cfg.model.latent_dim, device=self.device)
 
-    def encode_images(self, images, batch_size: int = 64) -> torch.Tensor:
-        """Latents of images, one gradient step each: (B, K) on self.device. `images` is a list of image files,
-        or an array or tensor (B, H, W, C) or (B, H, W), uint8 or floats in [0, 1]; other sizes are centre-cropped
-        and resized to the run's resolution (latents are only meaningful there). Image runs only."""
-        res, ch = self._image_run("encode_images")
-        images_ = signal_adapter("images")
-        if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
-            arr = images_.read_images(images, res, ch)
-        else:
-            arr = images_.as_uint8_images(images, res, ch)
-        return self.encode_signal(images_.ImageSignal(arr), batch_size=batch_size)
+    # -- the verbs, for every signal ----------------------------------------------------------------------------
+    def encode(self, inputs, batch_size: int = 64, out=None) -> np.ndarray:
+        """Latents in one gradient step each, (n, K) float32. Images: files, or an array or tensor (B, H, W, C) or
+        (B, H, W), uint8 or floats in [0, 1], brought to the run's resolution; audio: a clip file, (W, K) the
+        latents of its windows (every eighth of a window, as render encodes them); SDF: a mesh file, (1, K).
+        A signals Batch gives its latents on its own coordinates."""
+        if hasattr(inputs, "coords"):
+            return self.encode_batch(inputs).cpu().numpy()
+        return self.run_verb("encode", out, inputs=_listed(inputs), batch_size=batch_size)
 
-    def render(self, z, res: int | None = None) -> np.ndarray:
-        """Decode image latents z (B, K) (or (K,)) on a res x res grid, default the training resolution; above it
-        this is super-resolution: (B, res, res, C) uint8. Image runs only."""
-        train_res, channels = self._image_run("render")
-        if res is not None and (isinstance(res, bool) or not isinstance(res, (int, np.integer)) or
-                                not 1 <= res <= MAX_RES):
-            raise GONError(f"render res = {res!r:.40}: must be an integer 1..{MAX_RES}")
-        res = int(res or train_res)
-        if res != train_res and getattr(self.model, "grid_only", False):
-            raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
-                           f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
-        z = self.check_latents(z)
-        limits.check_image_output(len(z), res, channels)  # the same memory check as the CLI's, before decoding
-        return signal_adapter("images").render(self, z, res)
+    def encode_images(self, images, batch_size: int = 64) -> np.ndarray:
+        """encode() for an image run: (B, K) float32."""
+        if self.meta.get("signal") != "images":
+            raise GONError(f"GON.encode_images needs an image run (this one is {self.meta.get('signal')}): use "
+                           f"GON.encode")
+        return self.encode(images, batch_size)
+
+    def render(self, z=None, res: int | None = None, out=None, **options) -> np.ndarray:
+        """With latents z (n, K) or (K,): decoded at res. Images: (n, res, res, C) uint8 (default the training
+        resolution; above it, super-resolution); SDF: shaded pictures (n, res, res, 3) uint8 (default 256).
+        Without z, the CLI's render: images: the first n of a split, or inputs=files or an array, (n, res, res,
+        C) uint8 (default 256); audio: inputs=a clip at sample_rate (default the run's), (T, C) float32; SDF:
+        index= a training shape or inputs= a mesh, (1, res, res, 3) uint8."""
+        if z is not None:
+            return self.run_verb("decode", out, latents=z, res=res, **options)
+        if "inputs" in options:
+            options["inputs"] = _listed(options["inputs"])
+        return self.run_verb("render", out, **({"res": res} if res is not None else {}), **options)
+
+    def sample(self, n: int | None = None, out=None, **options) -> np.ndarray:
+        """n samples (seed=, temperature=): images (n, res, res, C) uint8 (res default the training one); audio
+        (n, T, C) float32 clips of `seconds` (default 1 clip of 2 s); SDF shaded pictures (n, 160, 160, 3) uint8
+        (with out= a folder, one mesh each)."""
+        return self.run_verb("sample", out, **({"n": n} if n is not None else {}), **options)
+
+    def interpolate(self, a=None, b=None, frames: int = 8, out=None, **options) -> np.ndarray:
+        """Spherical interpolation from a to b in `frames` steps, ends included. Images: a, b test indices (default
+        the pairs 0-1, 2-3, ... `pairs=`), (pairs * frames, res, res, C) uint8; audio: two clips, (frames, T, C)
+        float32; SDF: training indices or meshes, (frames, res, res, 3) uint8 pictures. out= a .mp4, .webm or
+        .gif writes a video (images, SDF)."""
+        ends = {"from_": a, "to": b} if a is not None or b is not None else {}
+        return self.run_verb("interpolate", out, frames=frames, **ends, **options)
+
+    def evaluate(self, **options) -> dict:
+        """The CLI's eval: held-out scores as a dict (images: sse, psnr on the test split; audio: snr_db, psnr;
+        SDF: chamfer_x1e3, iou per shape and averaged); plot= writes its picture."""
+        plot = options.get("plot")
+        return self.run_verb("eval", plot, **options)
+
+    def mesh(self, index: int | None = None, res: int = 256, out=None, **options):
+        """SDF runs: marching cubes over the field of training shape `index` (or inputs= a mesh), a
+        trimesh.Trimesh (original_units=True: in the mesh's own units); out= writes .ply, .obj, .glb or .stl."""
+        return self.run_verb("export", out, **({"index": index} if index is not None else {}), res=res, **options)
+
+    def volume(self, z, res: int = 128) -> np.ndarray:
+        """SDF runs: the signed distances of latents z (n, K) on a res^3 grid over [-1, 1]^3: (n, res, res, res)
+        float32."""
+        from .verbs import adapter_for
+        return adapter_for(self, "export").volume(self, z, res)
+
+    def run_verb(self, name: str, out=None, **options) -> Any:
+        """Any verb of the run's adapter by name, with the CLI's options as keywords (checked as the CLI checks
+        them; one the run's signal does not read is refused); out= writes the output. Returns the verb's value."""
+        from . import options as checks
+        from . import rundir
+        from .verbs import OPTION_NAMES, VerbOptions, print_notes, run_verb
+        unknown = sorted(set(options) - OPTION_NAMES - {"batch_size"})
+        if unknown:
+            raise GONError(f"GON.{name}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
+        given = {k: v for k, v in options.items() if v is not None}
+        own = {"res"} if name == "decode" else set()  # decode checks its res itself (any integer type, one line)
+        checks.check({"export": "export-mesh"}.get(name, name),
+                     **{k: v for k, v in given.items() if k in checks.RULES and k not in own})
+        if "batch_size" in given:
+            given["batch_size"] = limits.encode_batch(self, given["batch_size"])
+        out = Path(out) if out is not None else None
+        opts = VerbOptions(**given, out=out if name != "eval" else None, given=frozenset(given))
+        output = run_verb(self, name, opts)
+        if out is not None and output.save is not None:
+            with rundir.writing_into(out):
+                output.save(out)
+        print_notes(output.notes)
+        return output.result()
 
     def check_latents(self, z, finite: bool = True) -> torch.Tensor:
         """Latents given to the API as (B, K) or (K,), checked: K is the run's latent size, B >= 1, every value
@@ -151,11 +216,6 @@ class GON:
         if finite and not torch.isfinite(z).all():
             raise GONError("latents hold NaN or infinite values")
         return z
-
-    def _image_run(self, what: str) -> tuple[int, int]:
-        if self.meta.get("signal") != "images":
-            raise GONError(f"GON.{what} needs an image run (this one is {self.meta.get('signal')})")
-        return self.meta["res"], self.meta["channels"]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, coords: torch.Tensor, out_device="cpu") -> torch.Tensor:
@@ -230,3 +290,8 @@ def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
         raise GONError(f"model.decoder {spec.name} renders {' or '.join(spec.signals)} only (this run's signal is "
                        f"{meta.get('signal')})")
     return spec.build(meta, cfg.model)
+
+
+def _listed(inputs):
+    """One file given as a path: a list of it (arrays and lists pass as they are)."""
+    return [inputs] if isinstance(inputs, (str, Path)) else inputs

@@ -25,7 +25,9 @@ def fit_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between latents z0, z1 (K,) at times t (T,) -> (T, K). The angle is taken between
-    the directions and the norm is interpolated linearly; collinear endpoints fall back to linear interpolation."""
+    the directions and the norm is interpolated linearly; collinear endpoints fall back to linear interpolation.
+    Latents given as numpy arrays (what GON.encode returns) are taken as tensors."""
+    z0, z1, t = (torch.as_tensor(v) for v in (z0, z1, t))
     n0, n1 = z0.norm(), z1.norm()
     u0, u1 = z0 / n0.clamp_min(1e-12), z1 / n1.clamp_min(1e-12)
     omega = torch.arccos((u0 @ u1).clamp(-1, 1))

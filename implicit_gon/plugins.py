@@ -19,7 +19,8 @@ _loaded = False
 
 
 def register_signal(kind: str, adapter: Any) -> None:
-    """Make `kind` (a run's meta["signal"]) resolve to adapter: a module or object, or a dotted module path."""
+    """Make `kind` (a run's meta["signal"]) resolve to adapter: an object (signals.base.SignalAdapter), or its
+    "module:attribute" path, imported on first use."""
     _ADAPTERS[kind] = adapter
 
 
@@ -31,7 +32,9 @@ def signal_adapter(kind: str) -> Any:
         raise GONError(f"no signal adapter for {kind!r} (registered: {', '.join(sorted(_ADAPTERS)) or 'none'})")
     adapter = _ADAPTERS[kind]
     if isinstance(adapter, str):
-        adapter = _ADAPTERS[kind] = importlib.import_module(adapter)
+        module, _, attr = adapter.partition(":")
+        adapter = importlib.import_module(module)
+        adapter = _ADAPTERS[kind] = getattr(adapter, attr) if attr else adapter
     return adapter
 
 

@@ -70,7 +70,7 @@ def evaluate(gon: GON, signal, idx=None, batch_size: int = 64) -> dict[str, Any]
     gen = make_generator(0, gon.device)
     for s in range(0, len(idx), batch_size):
         b = signal.full(idx[s:s + batch_size], gon.device)
-        z = gon.encode(b)
+        z = gon.encode_batch(b)
         with torch.no_grad():
             y = gon.model(b.coords, z)[0]
             err = per_sample((y - b.values).square())  # (B,)

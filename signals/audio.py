@@ -19,7 +19,10 @@ from implicit_gon.errors import DataError
 from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
 
-from .base import Batch, draw_subset, find_files, subset_size
+from implicit_gon.media import AUDIO
+from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
+
+from .base import Batch, SignalAdapter, draw_subset, find_files, subset_size
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
@@ -279,7 +282,7 @@ def evaluate(gon, sig: AudioSignal, batch_size: int = 64, idx: torch.Tensor | No
     preds = []
     for s in range(0, len(idx), batch_size):
         b = sig.full(idx[s:s + batch_size], gon.device)
-        preds.append(gon.decode(gon.encode(b), b.coords))
+        preds.append(gon.decode(gon.encode_batch(b), b.coords))
     out = snr_psnr(torch.cat(preds), sig.windows[idx])
     return {"n": len(idx), "clips": len(sig.clip_lengths), **out}
 
@@ -375,20 +378,18 @@ def drop_stale(out: Path, stem: str, n: int) -> None:
             p.unlink()
 
 
-def sample(gon, n: int, generator, temperature: float, out, seconds: float | None = None) -> str:
-    """n clips of `seconds` each: a latent per training-hop window (half a window), each drawn independently
+def sample_clips(gon, n: int, generator, temperature: float, seconds: float | None = None) -> list[torch.Tensor]:
+    """n clips (T, C) of `seconds` each: a latent per training-hop window (half a window), each drawn independently
     from the prior (variational) or the fitted Gaussian, rendered and cross-faded as `render` joins windows.
     Independent windows are not a coherent clip: the result is a texture of the training windows' timbres that
     changes every hop, with no phrase or pitch contour."""
-    out = check_clip_out(out)
     sr, L, hop = gon.meta["sample_rate"], gon.meta["length"], gon.meta["hop"]
     T = max(L, round((seconds or SAMPLE_SECONDS) * sr))
     limits.check_audio_render(T, sr, sr, gon.meta["channels"], L, hop, clips=2 * n)  # kept, then joined into one
     starts = window_starts(T, L, hop)
     z = gon.sample_latents(n * len(starts), generator, temperature).reshape(n, len(starts), -1)  # (n, W, K)
     decode = gon.decode_prior if gon.model.head is not None else gon.decode  # prior samples skip the head
-    clips = [join_windows(lambda ws, t, zc=zc: decode(zc[ws], t), starts, L, T, sr, sr) for zc in z]
-    return write_clips(clips, sr, out, "sample")
+    return [join_windows(lambda ws, t, zc=zc: decode(zc[ws], t), starts, L, T, sr, sr) for zc in z]
 
 
 def pair_signal(gon, a, b) -> AudioSignal:
@@ -406,13 +407,11 @@ def pair_signal(gon, a, b) -> AudioSignal:
     return AudioSignal([c[:n] for c in clips], m["sample_rate"], window, window / RENDER_OVERLAP, [str(a), str(b)])
 
 
-def interpolate(gon, a, b, frames: int, out, **_) -> str:
+def interpolate_clips(gon, a, b, frames: int) -> list[torch.Tensor]:
     """Morph clip a into clip b, whole clips: both cut to the shorter one's duration; every window's latent is
-    slerped between the two clips' latents of that window, and each frame is rendered with `render`'s cross-fade.
-    Frame 0 is clip a as `render` gives it, the last frame clip b. One WAV with the frames in sequence, or one per
-    frame into a folder."""
+    slerped between the two clips' latents of that window, and each frame (T, C) is rendered with `render`'s
+    cross-fade. Frame 0 is clip a as `render` gives it, the last frame clip b."""
     from implicit_gon.metrics import slerp
-    out = check_clip_out(out)
     sig = pair_signal(gon, a, b)
     ia, starts = sig.clip_windows(0)
     ib, _ = sig.clip_windows(1)
@@ -423,28 +422,8 @@ def interpolate(gon, a, b, frames: int, out, **_) -> str:
                               clips=2 * frames)  # every frame kept, then joined into one WAV
     t = torch.linspace(0, 1, frames)
     path = torch.stack([slerp(za[w], zb[w], t) for w in range(len(ia))], 1)  # (frames, W, K)
-    clips = [join_windows(lambda ws, tt, zf=zf: gon.decode(zf[ws], tt), starts, sig.length, n, sig.sample_rate,
-                          sig.sample_rate) for zf in path]
-    return write_clips(clips, sig.sample_rate, out, "frame")
-
-
-# -- what the CLI's verbs do for audio ---------------------------------------------------------------------------
-def evaluate_run(gon, paths, plot=None, batch_size: int = 64) -> dict[str, Any]:
-    """Scores of the clips given, else of the run's held-out clips when it has them, else of its training clips;
-    the result says which (`scored`) and names them with their indices in the order the run holds them
-    (`clip_names`)."""
-    held = list(gon.cfg.data.val_paths)
-    scored = "the clips given" if paths else "held-out clips" if held else "training clips (this run holds none out)"
-    sig = signal_for_run(gon, paths or held or None)
-    res = {"scored": scored, **evaluate(gon, sig, batch_size)}
-    res["clip_names"] = ", ".join(f"{i}: {Path(n).name}" for i, n in enumerate(sig.names))
-    if plot:  # the first clip as `render` writes it
-        rsig = signal_for_render(gon, [sig.names[0]])
-        x = render_clip(gon, rsig, 0, sig.sample_rate)
-        orig = clip_samples(sig, 0)
-        plot_spectrograms([(f"original: {Path(sig.names[0]).name}", orig[:, 0].numpy(), sig.sample_rate),
-                           ("reconstruction (one gradient step per window)", x[:, 0].numpy(), sig.sample_rate)], plot)
-    return res
+    return [join_windows(lambda ws, tt, zf=zf: gon.decode(zf[ws], tt), starts, sig.length, n, sig.sample_rate,
+                         sig.sample_rate) for zf in path]
 
 
 def clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
@@ -457,14 +436,97 @@ def clip_samples(sig: AudioSignal, clip: int) -> torch.Tensor:
     return out
 
 
-def render_run(gon, input_=None, sample_rate=None, plot=None, out=None, hop=None, **_) -> None:
-    """Encode every window of a clip and write it at any sample rate, of the clip's duration."""
-    if input_ is None:
-        raise DataError("audio render needs --input CLIP")
-    sig = signal_for_render(gon, [input_], hop)
-    sr = sample_rate or sig.sample_rate
-    x = render_clip(gon, sig, 0, sr)
-    write_wav(x, sr, out)
-    if plot:
-        plot_spectrograms([(f"original: {Path(input_).name}", clip_samples(sig, 0)[:, 0].numpy(), sig.sample_rate),
-                           (f"rendered at {sr} Hz", x[:, 0].numpy(), sr)], plot)
+# -- the verbs --------------------------------------------------------------------------------------------------
+class AudioAdapter(SignalAdapter):
+    """Audio verbs. Clips are (T, C) float32 arrays at the rate named; several clips of one length (n, T, C)."""
+
+    kind, noun, metric = "audio", "audio", "snr_db"
+    verbs = {
+        "eval": verb("paths", "plot", plot={".png": "PNG"}),
+        "render": verb("inputs", "sample_rate", "plot", "hop", outputs=(AUDIO,), plot={".png": "PNG"}),
+        "encode": verb("inputs", outputs=({".npy": None},)),
+        "sample": verb("n", "seconds", "temperature", "seed", outputs=(AUDIO,), folder=True),
+        "interpolate": verb("from_", "to", "frames", outputs=(AUDIO,), folder=True),
+    }
+    hints = {"decode": "audio latents are per window; render a clip with render --input CLIP",
+             "export": "export-mesh needs an SDF run", "latents": "latents takes image runs"}
+
+    def signal_for_run(self, gon, paths=None) -> AudioSignal:
+        return signal_for_run(gon, paths)
+
+    def describe(self, meta: dict) -> str:
+        return f"audio {meta['sample_rate']} Hz, {meta['length']}-sample windows"
+
+    def eval(self, gon, opts: VerbOptions) -> Output:
+        """SNR and PSNR of every window of the clips given, else of the run's held-out clips when it has them, else
+        of its training clips, each encoded in one step: a dict that says which (`scored`) and names them with their
+        indices in the order the run holds them (`clip_names`); with plot, spectrograms of the first clip and its
+        reconstruction."""
+        held = list(gon.cfg.data.val_paths)
+        scored = "the clips given" if opts.paths else "held-out clips" if held else \
+            "training clips (this run holds none out)"
+        sig = signal_for_run(gon, opts.paths or held or None)
+        res = {"scored": scored, **evaluate(gon, sig, opts.batch_size)}
+        res["clip_names"] = ", ".join(f"{i}: {Path(n).name}" for i, n in enumerate(sig.names))
+
+        def save(plot: Path) -> list[str]:  # the first clip as `render` writes it
+            rsig = signal_for_render(gon, [sig.names[0]])
+            x = render_clip(gon, rsig, 0, sig.sample_rate)
+            orig = clip_samples(sig, 0)
+            plot_spectrograms([(f"original: {Path(sig.names[0]).name}", orig[:, 0].numpy(), sig.sample_rate),
+                               ("reconstruction (one gradient step per window)", x[:, 0].numpy(), sig.sample_rate)],
+                              plot)
+            return [f"{plot} (spectrograms)"]
+        return Output(res, save if opts.plot else None)
+
+    def render(self, gon, opts: VerbOptions) -> Output:
+        """Every window of a clip (inputs: one file) encoded in one step and rendered at sample_rate (default the
+        run's; above it: super-resolution), of the clip's duration: (T, C) float32."""
+        clip = _one(opts.inputs, "audio render needs --input CLIP", "render --input: an audio run renders one file at a time")
+        sig = signal_for_render(gon, [clip], opts.hop)
+        sr = opts.sample_rate or sig.sample_rate
+        x = render_clip(gon, sig, 0, sr)
+
+        def save(out: Path) -> list[str]:
+            write_wav(x, sr, out)
+            if opts.plot is None:
+                return [f"{out} ({sr} Hz)"]
+            plot_spectrograms([(f"original: {Path(clip).name}", clip_samples(sig, 0)[:, 0].numpy(), sig.sample_rate),
+                               (f"rendered at {sr} Hz", x[:, 0].numpy(), sr)], opts.plot)
+            return [f"{out} ({sr} Hz)", f"{opts.plot} (spectrograms)"]
+        return Output(x.numpy(), save)
+
+    def encode(self, gon, opts: VerbOptions) -> Output:
+        """Latents of a clip's windows (every eighth of a window, as render encodes them): (W, K) float32."""
+        clip = _one(opts.inputs, "audio encode needs a clip", "an audio run encodes one clip at a time")
+        z = gon.encode_signal(signal_for_render(gon, [clip]), batch_size=opts.batch_size).cpu().numpy()
+        return Output(z, save_npy(z))
+
+    def sample(self, gon, opts: VerbOptions) -> Output:
+        """n clips (default 1) of `seconds` (default 2): (n, T, C) float32; written as one file, the clips in
+        sequence, or one WAV each into a folder."""
+        from implicit_gon.device import make_generator
+        if opts.out is not None:
+            check_clip_out(opts.out)
+        clips = sample_clips(gon, opts.n or 1, make_generator(opts.seed), opts.temperature, opts.seconds)
+        return Output(torch.stack(clips).numpy(), lambda out: [write_clips(clips, gon.meta["sample_rate"],
+                                                                           check_clip_out(out), "sample")])
+
+    def interpolate(self, gon, opts: VerbOptions) -> Output:
+        """Clip from_ morphed into clip to in `frames` steps: (frames, T, C) float32."""
+        if opts.out is not None:
+            check_clip_out(opts.out)
+        clips = interpolate_clips(gon, opts.from_, opts.to, opts.frames)
+        return Output(torch.stack(clips).numpy(), lambda out: [write_clips(clips, gon.meta["sample_rate"],
+                                                                           check_clip_out(out), "frame")])
+
+
+def _one(inputs, missing: str, several: str):
+    if not inputs:
+        raise DataError(missing)
+    if len(inputs) > 1:
+        raise DataError(f"{several} ({len(inputs)} given)")
+    return inputs[0]
+
+
+ADAPTER = AudioAdapter()

@@ -105,3 +105,31 @@ def hold_out(files: list, what: str) -> tuple[list, list]:
                         f"(files or folders), or train on at least 2")
     held = [f for i, f in enumerate(files) if i % 10 == 9] or files[-1:]
     return [f for f in files if f not in held], held
+
+
+class SignalAdapter:
+    """What every signal adapter provides, beside its Signal class: loading a run's data, its description, its
+    held-out metric, and the verbs it supports. Each verb is a method taking (gon, VerbOptions) and returning an
+    implicit_gon.verbs.Output whose `value` is what the Python API returns (numpy arrays, or a type the verb's
+    docstring names); `verbs` declares, per verb, the options it reads and the outputs it writes. An adapter
+    registers itself with `signals.register(kind, adapter)` (or a "module:attribute" path, imported on first use),
+    and then every verb it declares works from the CLI (`implicit-gon VERB RUN`) and the API (`GON.load(RUN)`)."""
+
+    kind: str = ""
+    """The run's meta["signal"]."""
+    noun: str = ""
+    """How messages name its runs ("image", "audio", "SDF")."""
+    metric: str = ""
+    """The held-out metric best.safetensors and --patience follow by default."""
+    verbs: dict = {}
+    """Verb name -> implicit_gon.verbs.Verb: the options it reads and what it writes."""
+    hints: dict = {}
+    """Verb name -> what to use instead, for verbs this signal does not have."""
+
+    def signal_for_run(self, gon, paths=None) -> Signal:
+        """The run's training data (or the files given), windowed or sampled as in training."""
+        raise NotImplementedError
+
+    def describe(self, meta: dict) -> str:
+        """The run's data in a few words, for GON's repr."""
+        return str(meta.get("signal"))

@@ -202,23 +202,6 @@ def render_prior(gon, z: torch.Tensor, res: int) -> np.ndarray:
     return render(gon, z, res)
 
 
-def read_latents(path, latent_dim: int) -> torch.Tensor:
-    """Latents from a .npy file (n, K) or (K,), or the .npz that `latents` writes, checked against the run's
-    latent size: (n, K) float32."""
-    from implicit_gon import limits
-    from implicit_gon.errors import DataError
-    from implicit_gon.fsio import input_file
-
-    path = input_file(path, "latents file")
-    z = limits.load_array(path, "latents", "latents")  # an .npz: what `latents --out X.npz` writes
-    z = z[None] if z.ndim == 1 else z
-    if z.ndim != 2 or z.shape[1] != latent_dim or len(z) == 0 or not np.issubdtype(z.dtype, np.number):
-        raise DataError(f"{path}: latents of shape {tuple(z.shape)} ({z.dtype}); this run needs (n, {latent_dim})")
-    if not np.isfinite(z).all():
-        raise DataError(f"{path}: latents hold NaN or infinite values")
-    return torch.from_numpy(z.astype(np.float32))
-
-
 def upscale_nearest(images: np.ndarray, res: int) -> np.ndarray:
     """(n, h, w, C) uint8 -> (n, res, res, C) by nearest neighbour, so originals shown beside a super-resolved
     rendering keep their visible pixels."""

@@ -24,7 +24,11 @@ from implicit_gon import limits
 from implicit_gon.errors import DataError, GONError
 from implicit_gon.fsio import atomic_path, write_error
 
-from .base import Batch, find_files
+from implicit_gon.media import IMAGE, VIDEO
+from implicit_gon.verbs import Output, save_npy, verb
+
+from .base import Batch, SignalAdapter, find_files
+from .images import save_png
 
 EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 RADIUS = 0.9
@@ -357,18 +361,6 @@ VAL_RES, VAL_SURFACE, VAL_IOU_POINTS = 64, 10_000, 20_000
 grid, 10,000 surface samples each way, IoU on 20,000 points."""
 
 
-def evaluate_run(gon, paths, batch_size: int = 8, **_) -> dict[str, Any]:
-    """Per shape and averaged: Chamfer x1e3 (30,000 surface samples each way) and volumetric IoU (100,000 uniform
-    points in the cube) of the one-step reconstruction against the normalised ground truth. The meshes given, else
-    the run's held-out meshes when it has them, else its training meshes (whose row indices are render's --index);
-    the result says which (`scored`)."""
-    held = list(gon.cfg.data.val_paths)
-    scored = ("the meshes given" if paths else "held-out meshes" if held
-              else "training meshes (this run holds none out; index: render's --index)")
-    sig = signal_for_run(gon, paths or held or None)
-    return {"scored": scored, **score_shapes(gon, sig, len(sig), batch_size, EVAL_RES, 30000, IOU_POINTS)}
-
-
 def score_shapes(gon, sig: SDFSignal, n: int, batch_size: int, res: int, n_surface: int,
                  n_iou: int) -> dict[str, Any]:
     """Chamfer x1e3 and IoU of the first n shapes of sig, per shape and averaged (shapes whose reconstruction has
@@ -392,23 +384,6 @@ def score_shapes(gon, sig: SDFSignal, n: int, batch_size: int, res: int, n_surfa
             "iou": float(np.mean([s["iou"] for s in shapes])), "no_surface": len(shapes) - len(ok), "shapes": shapes}
 
 
-def render_run(gon, input_=None, index=None, res=None, out=None, **_) -> None:
-    from implicit_gon import limits
-    limits.check_sphere_trace(res or 512)
-    z, _, _ = latent_for(gon, index, input_)
-    from .images import save_png
-    save_png(sphere_trace(_field(gon, z), res or 512)[None], out)
-
-
-def export_mesh(gon, index, input_, res: int, fmt: str | None, original_units: bool, out: Path) -> Any:
-    z, _, (centre, scale) = latent_for(gon, index, input_)
-    mesh = mesh_of(gon, z, res)
-    if original_units:
-        mesh.vertices = mesh.vertices * scale + np.asarray(centre)
-    export(mesh, out, fmt)
-    return mesh
-
-
 def _ends(gon, a, b) -> torch.Tensor:
     """Latents of two shapes given as training indices or mesh files: (2, K)."""
     out = []
@@ -419,44 +394,148 @@ def _ends(gon, a, b) -> torch.Tensor:
     return torch.cat(out)
 
 
-def interpolate(gon, a, b, frames: int, out, fps: int = 15, res=None) -> None:
-    """slerp between two shapes: one mesh per frame into a folder, or a video of shaded renders (.mp4/.gif)."""
-    from implicit_gon import limits
-    from implicit_gon.metrics import slerp
-    from implicit_gon.media import VIDEO_SUFFIXES, write_video
-    out = Path(out)
-    video = out.suffix.lower() in VIDEO_SUFFIXES
-    limits.check_sphere_trace(res or 256, frames) if video else limits.check_volume(res or 128)
-    z = _ends(gon, a, b)
-    path = slerp(z[0], z[1], torch.linspace(0, 1, frames))
-    if video:
-        write_video(np.stack([sphere_trace(_field(gon, p[None]), res or 256) for p in path]), out, fps)
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    for k, p in enumerate(path):
-        export(mesh_of(gon, p[None], res or 128), out / f"frame_{k:03d}.ply")
-
-
-def sample(gon, n: int, generator, temperature: float, out) -> None:
-    """n shapes from the prior or fitted Gaussian: a PNG grid of renders, or one mesh each into a folder."""
-    from implicit_gon import limits
-    from implicit_gon.media import IMAGE
-
-    from .images import save_png
-    out = Path(out)
-    limits.check_sphere_trace(160, n) if out.suffix.lower() == ".png" else limits.check_volume(128)
-    z = gon.sample_latents(n, generator, temperature)
-    fields = [_prior_field(gon, z[i:i + 1]) for i in range(n)]
-    out = Path(out)
-    if out.suffix.lower() in IMAGE:
-        save_png(np.stack([sphere_trace(f, 160) for f in fields]), out)
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(fields):
-        export(marching_cubes(volume(f, 128)), out / f"sample_{i:03d}.ply")
-
-
 def _prior_field(gon, z):
     if gon.model.head is None:
         return _field(gon, z)
     return lambda p: gon.decode_prior(z, p)[0, :, 0]
+
+
+def _input(opts) -> Any:
+    if opts.inputs and len(opts.inputs) > 1:
+        raise DataError(f"render --input: an SDF run renders one file at a time ({len(opts.inputs)} given)")
+    return opts.inputs[0] if opts.inputs else None
+
+
+def _export_meshes(fields, out: Path, stem: str, res: int) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    for k, f in enumerate(fields):
+        export(marching_cubes(volume(f, res)), out / f"{stem}_{k:03d}.ply")
+    return []
+
+
+# -- the verbs ------------------------------------------------------------------------------------------------------
+MESHES = {".ply": None, ".obj": None, ".glb": None, ".stl": None}
+
+
+class SDFAdapter(SignalAdapter):
+    """SDF verbs. Pictures are shaded sphere-traced renders (n, res, res, 3) uint8; volumes (res, res, res)
+    float32 signed distances over [-1, 1]^3; meshes trimesh.Trimesh in the normalised units."""
+
+    kind, noun, metric = "sdf", "SDF", "chamfer_x1e3"
+    verbs = {
+        "eval": verb("paths"),
+        "render": verb("inputs", "index", "res", outputs=(IMAGE,)),
+        "encode": verb("inputs", "index", outputs=({".npy": None},)),
+        "decode": verb("latents", "res", "nrow", outputs=(IMAGE,)),
+        "sample": verb("n", "temperature", "seed", outputs=(IMAGE,), folder=True),
+        "interpolate": verb("from_", "to", "frames", "res", "fps", outputs=(VIDEO,), folder=True),
+        "export": verb("inputs", "index", "res", "format", "original_units", outputs=(MESHES,)),
+    }
+    hints = {"latents": "latents takes image runs"}
+
+    def signal_for_run(self, gon, paths=None) -> SDFSignal:
+        return signal_for_run(gon, paths)
+
+    def describe(self, meta: dict) -> str:
+        return "signed distance fields"
+
+    def eval(self, gon, opts) -> Output:
+        """Per shape and averaged: Chamfer x1e3 (30,000 surface samples each way) and volumetric IoU (100,000
+        uniform points in the cube) of the one-step reconstruction against the normalised ground truth: a dict. The
+        meshes given, else the run's held-out meshes when it has them, else its training meshes (whose row indices
+        are render's --index); the result says which (`scored`)."""
+        held = list(gon.cfg.data.val_paths)
+        scored = ("the meshes given" if opts.paths else "held-out meshes" if held
+                  else "training meshes (this run holds none out; index: render's --index)")
+        sig = signal_for_run(gon, opts.paths or held or None)
+        return Output({"scored": scored, **score_shapes(gon, sig, len(sig), opts.batch_size, EVAL_RES, 30000,
+                                                        IOU_POINTS)})
+
+    def render(self, gon, opts) -> Output:
+        """A training shape (index) or a mesh (inputs) encoded in one step, sphere-traced at res (default 256):
+        (1, res, res, 3) uint8."""
+        res = opts.res or 256
+        limits.check_sphere_trace(res)
+        z, _, _ = latent_for(gon, opts.index, _input(opts))
+        pic = sphere_trace(_field(gon, z), res)[None]
+        return Output(pic, lambda out: (save_png(pic, out), [f"{out} ({res}x{res})"])[1])
+
+    def encode(self, gon, opts) -> Output:
+        """The latent of a mesh (inputs) or a training shape (index), one gradient step: (1, K) float32."""
+        z, _, _ = latent_for(gon, opts.index, _input(opts))
+        return Output(z.numpy(), save_npy(z.numpy()))
+
+    def decode(self, gon, opts) -> Output:
+        """Latents (n, K) sphere-traced at res (default 256): (n, res, res, 3) uint8."""
+        from implicit_gon.verbs import read_latents
+        res = opts.res or 256
+        z = read_latents(gon, opts.latents)
+        limits.check_sphere_trace(res, len(z))
+        pics = np.stack([sphere_trace(_field(gon, z[i:i + 1]), res) for i in range(len(z))])
+        return Output(pics, lambda out: (save_png(pics, out, opts.nrow), [f"{out} ({len(z)} x {res}x{res})"])[1])
+
+    def volume(self, gon, z, res: int = 128) -> np.ndarray:
+        """The signed distances of latents z (n, K) on a res^3 grid over [-1, 1]^3: (n, res, res, res) float32."""
+        from implicit_gon.verbs import read_latents
+        limits.check_volume(res)
+        z = read_latents(gon, z)
+        return np.stack([volume(_field(gon, z[i:i + 1]), res) for i in range(len(z))])
+
+    def sample(self, gon, opts) -> Output:
+        """n shapes (default 64) from the prior or fitted Gaussian: pictures (n, 160, 160, 3) uint8; written as a
+        grid of renders, or one mesh each into a folder."""
+        from implicit_gon.device import make_generator
+        n = opts.n or 64
+        folder = opts.out is not None and not Path(opts.out).suffix
+        limits.check_volume(128) if folder else limits.check_sphere_trace(160, n)
+        z = gon.sample_latents(n, make_generator(opts.seed), opts.temperature)
+        fields = [_prior_field(gon, z[i:i + 1]) for i in range(n)]
+        pics = lambda: np.stack([sphere_trace(f, 160) for f in fields])  # noqa: E731 (drawn only when wanted)
+        if folder:  # the meshes are the output
+            return Output(pics, lambda out: _export_meshes(fields, Path(out), "sample", 128) +
+                          [f"{out} ({n} samples)"])
+        return Output(pics, lambda out: (save_png(pics(), out), [f"{out} ({n} samples)"])[1])
+
+    def interpolate(self, gon, opts) -> Output:
+        """slerp between two shapes (from_, to: training indices or mesh files): frames pictures (frames, res, res,
+        3) uint8 (res default 256) written as a video, or one mesh per frame (res default 128) into a folder."""
+        from implicit_gon.media import write_video
+        from implicit_gon.metrics import slerp
+        folder = opts.out is not None and not Path(opts.out).suffix
+        res = opts.res or (128 if folder else 256)
+        limits.check_volume(res) if folder else limits.check_sphere_trace(res, opts.frames)
+        z = _ends(gon, opts.from_, opts.to)
+        path = slerp(z[0], z[1], torch.linspace(0, 1, opts.frames))
+        fields = [_field(gon, p[None]) for p in path]
+        note = [f"{opts.out} ({opts.frames} frames)"]  # the CLI's wrote line
+        pics = lambda: np.stack([sphere_trace(f, res) for f in fields])  # noqa: E731 (drawn only when wanted)
+        if folder:
+            return Output(pics, lambda out: _export_meshes(fields, Path(out), "frame", res) + note)
+        return Output(pics, lambda out: (write_video(pics(), out, opts.fps), note)[1])
+
+    def export(self, gon, opts) -> Output:
+        """Marching cubes (res^3, default 256) over the field of a training shape (index) or a mesh (inputs),
+        in the normalised units or with original_units the mesh's own: a trimesh.Trimesh."""
+        out = opts.out
+        fmt = mesh_format(out, opts.format) if out is not None else None
+        res = opts.res or 256
+        limits.check_volume(res)
+        z, _, (centre, scale) = latent_for(gon, opts.index, _input(opts))
+        mesh = mesh_of(gon, z, res)
+        if opts.original_units:
+            mesh.vertices = mesh.vertices * scale + np.asarray(centre)
+        return Output(mesh, lambda o: (export(mesh, Path(o), fmt), [f"{o} ({len(mesh.vertices)} vertices, "
+                                                                     f"{len(mesh.faces)} faces)"])[1])
+
+
+def mesh_format(out, fmt: str | None) -> str:
+    """The mesh format the output names (and format, if given, agrees with), checked before any work."""
+    from implicit_gon.media import check_out
+    out = check_out(out, MESHES)
+    if fmt and fmt.lower() != out.suffix.lower().lstrip("."):
+        raise DataError(f"--format {fmt} but --out {out} names {out.suffix.lstrip('.')}: give one of them, or both "
+                        f"alike")
+    return out.suffix.lower().lstrip(".")
+
+
+ADAPTER = SDFAdapter()

@@ -49,14 +49,15 @@ def test_encode_takes_images_as_files_arrays_tensors_or_a_batch(digits_run, tmp_
     test = image_signal(gon.cfg.data, "test", 8, 1)
     pics = np.array(test.images[:5])  # (5, 8, 8, 1) uint8, a writable copy of the memory map
     ref = gon.encode(test.full(torch.arange(5), "cpu"))
-    assert torch.allclose(gon.encode(pics), ref, atol=1e-6)
-    assert torch.allclose(gon.encode_images(torch.from_numpy(pics).float() / 255), ref, atol=1e-6)
-    assert torch.allclose(gon.encode_images(pics[..., 0]), ref, atol=1e-6)  # (B, H, W)
+    assert isinstance(ref, np.ndarray) and ref.dtype == np.float32 and ref.shape == (5, 32)
+    assert np.allclose(gon.encode(pics), ref, atol=1e-6)
+    assert np.allclose(gon.encode_images(torch.from_numpy(pics).float() / 255), ref, atol=1e-6)
+    assert np.allclose(gon.encode_images(pics[..., 0]), ref, atol=1e-6)  # (B, H, W)
     files = []
     for i, p in enumerate(pics):
         Image.fromarray(p[..., 0]).save(tmp_path / f"{i}.png")
         files.append(tmp_path / f"{i}.png")
-    assert torch.allclose(gon.encode_images(files), ref, atol=1e-6)
+    assert np.allclose(gon.encode_images(files), ref, atol=1e-6)
     big = np.repeat(np.repeat(pics, 4, 1), 4, 2)  # 32x32: brought to the run's 8x8
     assert gon.encode_images(big).shape == (5, 32)
 
@@ -84,17 +85,21 @@ def test_render_and_save_grid_are_one_call_each(digits_run, tmp_path):
     assert Image.open(tmp_path / "grid.jpg").format == "JPEG"
 
 
-def test_image_helpers_refuse_other_signals():
+def test_verbs_a_signal_lacks_are_refused_in_one_line():
     gon = GON(resolve("audio", "default"), {"signal": "audio", "coord_dim": 1, "out_dim": 1, "sample_rate": 16000,
                                            "length": 64, "hop": 32, "channels": 1}, "cpu")
-    with pytest.raises(GONError, match="image run"):
-        gon.render(torch.zeros(1, gon.cfg.model.latent_dim))
-    assert "audio 16000 Hz" in repr(gon)
+    with pytest.raises(GONError, match="decode is not a verb of audio runs: .*render --input") as e:
+        gon.render(torch.zeros(1, gon.cfg.model.latent_dim))  # audio latents are per window: render a clip
+    with pytest.raises(GONError, match="encode_images needs an image run"):
+        gon.encode_images(np.zeros((1, 8, 8, 1), np.uint8))
+    with pytest.raises(GONError, match="no option 'colour'"):
+        gon.sample(2, colour=True)
+    assert "\n" not in str(e.value) and "audio 16000 Hz" in repr(gon)
 
 
 def test_the_api_docstring_names_only_what_exists():
     import implicit_gon.api as api
-    for name in ("load", "encode_images", "render", "decode"):
+    for name in ("load", "encode", "render", "decode", "sample", "interpolate", "mesh", "volume"):
         assert f"gon.{name}(" in api.__doc__ or f"GON.{name}(" in api.__doc__
         assert hasattr(GON, name)
     assert "GON.fit" not in api.__doc__ and not hasattr(GON, "fit")

@@ -39,7 +39,7 @@ def test_round_trip_restores_weights_config_optimizer_and_gaussian(tmp_path):
     assert opt["state"] and all("exp_avg" in s for s in opt["state"].values())
     torch.testing.assert_close(back.gaussian[1], gon.gaussian[1])
     b = sig.full(torch.arange(5), "cpu")
-    torch.testing.assert_close(back.encode(b), gon.encode(b))
+    torch.testing.assert_close(back.encode_batch(b), gon.encode_batch(b))
     info = json.loads((tmp_path / "config.json").read_text())
     assert info["config"]["model"]["hidden"] == 32  # the human-readable copy says the same
 

@@ -361,6 +361,9 @@ def test_audio_verbs_say_what_they_wrote(tone_run, tmp_path, capsys):
     assert code == 0 and f"wrote {tmp_path / 'e.png'}" in err, err
     code, _, err = run_cli(["sample", run, "--n", "2", "--out", tmp_path / "s.ogg"], capsys)
     assert code == 0 and f"wrote {tmp_path / 's.ogg'}" in err and sf.info(tmp_path / "s.ogg").format == "OGG", err
-    code, _, err = run_cli(["encode", run, clip, "--out", tmp_path / "z.npy"], capsys)
-    _one_line_error(code, err, "encode takes images")
+    code, _, err = run_cli(["encode", run, clip, "--out", tmp_path / "z.npy"], capsys)  # a latent per window
+    z = np.load(tmp_path / "z.npy")
+    assert code == 0 and z.ndim == 2 and len(z) > 1 and f"wrote {tmp_path / 'z.npy'}" in err, err
+    code, _, err = run_cli(["decode", run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
+    _one_line_error(code, err, "decode is not a verb of audio runs", "render --input")
     assert "export-mesh" not in err and "--index" not in err

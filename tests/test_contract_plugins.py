@@ -66,10 +66,10 @@ def check_method(spec, tmp_path) -> None:
     gon = fit(sig, cfg, tmp_path / "run", progress=False)
     scores = evaluate(gon, sig)
     assert np.isfinite(scores["sse"]) and ("bits_per_dim" in scores) == spec.variational
-    z = gon.encode(sig.full(torch.arange(3), "cpu"))
+    z = gon.encode_batch(sig.full(torch.arange(3), "cpu"))
     assert z.shape == (3, K) and torch.isfinite(z).all()
     again = GON.load(tmp_path / "run", device="cpu")
-    torch.testing.assert_close(again.encode(sig.full(torch.arange(3), "cpu")), z)
+    torch.testing.assert_close(again.encode_batch(sig.full(torch.arange(3), "cpu")), z)
 
 
 @pytest.mark.parametrize("name", list(registry.decoders()))

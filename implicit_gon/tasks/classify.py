@@ -59,7 +59,7 @@ def evaluate(gon, signal, idx: torch.Tensor, batch_size: int, recon: bool) -> di
     ce, right, sse, psnr = [], [], [], []
     for s in range(0, len(idx), batch_size):
         b = signal.full(idx[s:s + batch_size], gon.device)
-        z = gon.encode(b)
+        z = gon.encode_batch(b)
         with torch.no_grad():
             c, r = scores(gon.model, z, b.labels)
             ce.append(c.cpu())

@@ -60,7 +60,7 @@ def evaluate(gon, signal, idx: torch.Tensor, batch_size: int) -> dict[str, Any]:
     for s in range(0, len(idx), batch_size):
         i = idx[s:s + batch_size]
         b = signal.full(i, gon.device)
-        z = gon.encode(b)
+        z = gon.encode_batch(b)
         with torch.no_grad():
             t = b.query
             y = target_of(gon.cfg, gon.model(t.coords, z)[0], t.values)

@@ -1,0 +1,337 @@
+"""The image adapter's verbs: eval, render, encode, decode, sample, interpolate and latents for image runs (the CLI
+and the Python API both reach them through the registry). Values returned are uint8 pictures (n, H, W, C)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from implicit_gon.errors import GONError
+from implicit_gon.media import IMAGE, VIDEO
+from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
+
+from . import images
+from .base import SignalAdapter
+
+PLOT_MAX = 16
+"""Images drawn by `eval --plot`: the first ones evaluated."""
+RENDER_N, SAMPLE_N, PAIRS = 16, 64, 4
+"""Defaults: images rendered, samples drawn, pairs interpolated."""
+MAX_RES = 1 << 20  # render's res, as the CLI's --res (options.py)
+POLARITY_GAP = 0.25
+"""render --input warns when an input's mean brightness and the training images' lie this far on opposite sides
+of mid-grey (a black-on-white drawing given to a run trained on white-on-black digits)."""
+
+
+def _has(inputs) -> bool:
+    """Whether inputs were given: files, or an array of images."""
+    return inputs is not None and len(inputs) > 0
+
+
+def image_split(gon, split: str, data_dir=None):
+    """The run's dataset split at its training resolution (another data_dir may be given). Dataset notes were
+    printed when the run was fitted; they are not repeated here."""
+    data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
+    return images.task_signal(data, gon.cfg.gon.task, split, gon.meta["res"], gon.meta["channels"], notes=False)
+
+
+def count(opts: VerbOptions, name: str, default: int, have: int, what: str, notes: list) -> int:
+    """How many of `have` items to use: an explicit count above it is an error, a default one is cut to it with
+    a note (never silently)."""
+    asked = getattr(opts, name)
+    if asked is not None and asked > have and name in opts.given and name != "n":
+        raise GONError(f"--{name} {asked}: {what} holds {have}")
+    want = asked if asked is not None else default
+    if want > have:
+        notes.append(f"note: {what} holds {have}; using {have} (asked for {want})")
+    return min(want, have)
+
+
+def _save_grid(pics: np.ndarray, nrow: int | None = None):
+    from implicit_gon.media import save_grid
+    return lambda out: save_grid(pics, out, nrow)
+
+
+def _grid_res(gon, res: int | None, default: int) -> int:
+    """The output side: res, or the default; a conv decoder renders only its training grid."""
+    r = gon.meta["res"]
+    if getattr(gon.model, "grid_only", False):
+        if res is not None and res != r:
+            raise GONError(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no "
+                           f"coordinates; leave out --res, or train an implicit GON with --decoder siren)")
+        return r
+    return res or default
+
+
+class ImageAdapter(SignalAdapter):
+    kind, noun, metric = "images", "image", "sse"
+    verbs = {
+        "eval": verb("n", "split", "data_dir", "plot", "compare", plot=IMAGE),
+        "render": verb("n", "split", "data_dir", "inputs", "compare", "res", "mask", outputs=(IMAGE,)),
+        "encode": verb("inputs", outputs=({".npy": None},)),
+        "decode": verb("latents", "res", "nrow", outputs=(IMAGE,)),
+        "sample": verb("n", "res", "compare", "temperature", "seed", outputs=(IMAGE,)),
+        "interpolate": verb("pairs", "from_", "to", "frames", "res", "split", "data_dir", "fps",
+                            outputs=(IMAGE, VIDEO)),
+        "latents": verb("split", "data_dir", "n"),
+    }
+    hints = {"export": "export-mesh needs an SDF run"}
+
+    task_signal = staticmethod(images.task_signal)  # the image signal of a DataConfig (compare trains on it)
+
+    def signal_for_run(self, gon, paths=None):
+        return image_split(gon, "train")
+
+    def describe(self, meta: dict) -> str:
+        return f"{meta.get('name', 'images')} {meta['res']}x{meta['res']}x{meta['channels']}"
+
+    # -- eval ---------------------------------------------------------------------------------------------------
+    def eval(self, gon, opts: VerbOptions) -> Output:
+        """Held-out scores of the first n images of the split, each encoded in one step: a dict (sse, psnr, n,
+        split); with plot, the first PLOT_MAX reconstructions (under their originals with compare)."""
+        from implicit_gon.train import evaluate
+        if opts.compare and opts.plot is None:
+            raise GONError("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE too")
+        sig = image_split(gon, opts.split, opts.data_dir)
+        notes: list[str] = []
+        n = count(opts, "n", len(sig), len(sig), f"the {opts.split} split", notes)
+        idx = torch.arange(n)
+        res = evaluate(gon, sig, idx, opts.batch_size)
+        res["split"] = opts.split
+
+        def save(plot: Path) -> list[str]:
+            self._plot_reconstructions(gon, sig, idx[:PLOT_MAX], opts.compare, plot)
+            return [f"{plot} ({min(PLOT_MAX, res['n'])} reconstructions" +
+                    (" below their originals)" if opts.compare else ")")]
+        return Output(res, save if opts.plot else None, notes)
+
+    @staticmethod
+    def _plot_reconstructions(gon, sig, idx, compare: bool, path: Path) -> None:
+        """Images idx of sig encoded in one step and rendered at the training resolution; with compare, under them."""
+        from implicit_gon.media import save_grid, save_image
+        rec = images.render(gon, gon.encode_signal(sig, idx), gon.meta["res"])
+        if compare:
+            save_image(images.comparison(sig.images[idx.numpy()], rec, "one step"), path)
+        else:
+            save_grid(rec, path)
+
+    # -- render, encode, decode ------------------------------------------------------------------------------------
+    def render(self, gon, opts: VerbOptions) -> Output:
+        """The first n images of a split (or the files or arrays in inputs) encoded in one step and rendered at
+        res (default 256): (n, res, res, C) uint8; convert runs: rows of source, conversion and target."""
+        from implicit_gon import limits
+        res = _grid_res(gon, opts.res, 256)
+        convert = gon.cfg.gon.task == "convert"
+        if convert and (_has(opts.inputs) or opts.mask is not None):
+            return self._render_input(gon, opts, res)
+        if opts.mask is not None:
+            raise GONError(f"render --mask: only for convert runs with a mask source (this run's task is "
+                           f"{gon.cfg.gon.task})")
+        n = opts.n if opts.n is not None else RENDER_N
+        limits.check_image_output((len(opts.inputs) if _has(opts.inputs) else n) * (2 if opts.compare else 1), res,
+                                  gon.meta["channels"])
+        notes: list[str] = []
+        if _has(opts.inputs):
+            for name in ("n", "split", "data_dir"):
+                if name in opts.given:
+                    raise GONError(f"render --{name.replace('_', '-')}: chooses dataset images; not used with --input")
+            sig = images.ImageSignal(self.read_inputs(gon, opts.inputs), "input")
+            notes += self.polarity_notes(gon, sig.images, opts.inputs)
+            idx = torch.arange(len(sig))
+        else:
+            sig = image_split(gon, opts.split, opts.data_dir)
+            if convert:
+                return self._render_comparison(gon, sig, opts, res)
+            idx = torch.arange(count(opts, "n", RENDER_N, len(sig), f"the {opts.split} split", notes))
+        pics = images.render(gon, gon.encode_signal(sig, idx), res)
+        note = f"{len(idx)} x {res}x{res}" + (", originals above" if opts.compare else "")
+
+        def save(out: Path) -> list[str]:
+            from implicit_gon.media import save_grid, save_image
+            if opts.compare:
+                save_image(images.comparison(sig.images[idx.numpy()], pics, f"one step, {res}px"), out)
+            else:
+                save_grid(pics, out)
+            return [f"{out} ({note})"]
+        return Output(pics, save, notes)
+
+    @staticmethod
+    def read_inputs(gon, inputs) -> np.ndarray:
+        """Image files, or arrays (B, H, W, C) / (B, H, W), at the run's resolution: (B, res, res, C) uint8."""
+        res, ch = gon.meta["res"], gon.meta["channels"]
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (str, Path)):
+            return images.read_images(inputs, res, ch)
+        return images.as_uint8_images(inputs, res, ch)
+
+    @staticmethod
+    def polarity_notes(gon, pics: np.ndarray, inputs) -> list[str]:
+        """One warning per input whose mean brightness lies on the other side of mid-grey from the training
+        images' (by POLARITY_GAP each): the run would render it as something it never saw."""
+        try:
+            train = image_split(gon, "train").images
+        except GONError:
+            return []  # the training data moved: nothing to compare with
+        step = max(1, len(train) // 1000)  # a spread sample of at most ~1,000 training images
+        ref = float(np.asarray(train[::step][:1000], np.float32).mean()) / 255
+        out = []
+        for k, a in enumerate(pics):
+            mean = float(a.mean()) / 255
+            if (mean - 0.5) * (ref - 0.5) < 0 and min(abs(mean - 0.5), abs(ref - 0.5)) >= POLARITY_GAP:
+                name = inputs[k] if isinstance(inputs, (list, tuple)) and isinstance(inputs[k], (str, Path)) \
+                    else f"input {k}"
+                out.append(f"warning: {name}: mean brightness {mean:.2f}, the training images' {ref:.2f}: its "
+                           f"polarity is the opposite of the training set's (invert it, e.g. dark strokes on light)")
+        return out
+
+    def _render_input(self, gon, opts: VerbOptions, res: int) -> Output:
+        """Convert runs: one image encoded from its source view (through mask if given), rendered at res."""
+        from .views import ConvertSignal, as_run_signal, load_mask, render_conversion
+        if not _has(opts.inputs):
+            raise GONError("--mask needs --input IMAGE (the image whose pixels it selects)")
+        if len(opts.inputs) > 1:
+            raise GONError(f"render --input: a convert run renders one image at a time ({len(opts.inputs)} given)")
+        a = self.read_inputs(gon, opts.inputs[:1])
+        m = load_mask(opts.mask, gon.meta["res"]) if opts.mask is not None else None
+        sig = as_run_signal(gon, images.ImageSignal(a), m)
+        pic = render_conversion(gon, sig, [0], res) if isinstance(sig, ConvertSignal) else \
+            images.render(gon, gon.encode_signal(sig), res)
+        return Output(pic, lambda out: (images.save_png(pic, out), [f"{out} ({res}x{res} from {opts.inputs[0]})"])[1])
+
+    @staticmethod
+    def _render_comparison(gon, sig, opts: VerbOptions, res: int) -> Output:
+        from .views import comparison
+        notes: list[str] = []
+        n = count(opts, "n", RENDER_N, len(sig), f"the {opts.split} split", notes)
+        pics = comparison(gon, sig, n, res)
+        note = f"rows: {gon.cfg.data.source} source's naive reconstruction, conversion, target; {n} x {res}x{res}"
+        return Output(pics, lambda out: (images.save_png(pics, out, nrow=n), [f"{out} ({note})"])[1], notes)
+
+    def encode(self, gon, opts: VerbOptions) -> Output:
+        """Latents of image files or arrays, one gradient step each: (n, K) float32."""
+        from .views import as_run_signal
+        sig = as_run_signal(gon, images.ImageSignal(self.read_inputs(gon, opts.inputs), "input"))
+        z = gon.encode_signal(sig, batch_size=opts.batch_size).cpu().numpy()
+        return Output(z, save_npy(z))
+
+    def decode(self, gon, opts: VerbOptions) -> Output:
+        """Latents (n, K) (an array, or an .npy / .npz file) rendered at res (default the training resolution;
+        above it, super-resolution): (n, res, res, C) uint8."""
+        from implicit_gon import limits
+        from implicit_gon.verbs import read_latents
+        train_res, res = gon.meta["res"], opts.res
+        if res is not None and (isinstance(res, bool) or not isinstance(res, (int, np.integer)) or
+                                not 1 <= res <= MAX_RES):
+            raise GONError(f"render res = {res!r:.40}: must be an integer 1..{MAX_RES}")
+        res = int(res or train_res)
+        if res != train_res and getattr(gon.model, "grid_only", False):
+            raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
+                           f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
+        z = read_latents(gon, opts.latents)
+        limits.check_image_output(len(z), res, gon.meta["channels"])  # the memory check, before decoding
+        pics = images.render(gon, z, res)
+        return Output(pics, lambda out: (_save_grid(pics, opts.nrow)(out), [f"{out} ({len(pics)} x {res}x{res})"])[1])
+
+    # -- generation ---------------------------------------------------------------------------------------------
+    def sample(self, gon, opts: VerbOptions) -> Output:
+        """n samples (default 64) at res (default the training one): (n, res, res, C) uint8; with compare, the
+        picture written shows each above its nearest training image."""
+        from implicit_gon import limits
+        from implicit_gon.device import make_generator
+        n, res = opts.n or SAMPLE_N, opts.res or gon.meta["res"]
+        limits.check_image_output(n * (2 if opts.compare else 1), res, gon.meta["channels"], "sample")
+        z = gon.sample_latents(n, make_generator(opts.seed), opts.temperature)
+        pics = images.render_prior(gon, z, res)
+        note = f"{n} samples, {res}x{res}" + (", nearest training images below" if opts.compare else "")
+        out_notes: list[str] = []
+
+        def save(out: Path) -> list[str]:
+            if opts.compare:
+                out_notes.append(self._nearest_training(gon, z, pics, out))
+            else:
+                _save_grid(pics)(out)
+            return [f"{out} ({note})"]
+        return Output(pics, save, out_notes)
+
+    @staticmethod
+    def _nearest_training(gon, z, pics, out: Path) -> str:
+        """Samples above the training images nearest to them at the training resolution (the note to print)."""
+        from implicit_gon.media import compare_grid, save_image
+        train = image_split(gon, "train").images
+        r = gon.meta["res"]
+        small = pics if pics.shape[1] == r else images.render_prior(gon, z, r)
+        idx, mse = images.nearest(train, small)
+        save_image(compare_grid([("sample", pics), ("nearest training",
+                                                    images.upscale_nearest(train[idx], pics.shape[1]))]), out)
+        return f"nearest training images: mean squared distance {mse.mean():.4g} per value (values in [0, 1])"
+
+    def interpolate(self, gon, opts: VerbOptions) -> Output:
+        """Spherical interpolation between pairs of encoded images (indices into the split: from_ and to, or the
+        pairs 0-1, 2-3, ...): (pairs * frames, res, res, C) uint8; a video where out names one."""
+        from implicit_gon import limits
+        from implicit_gon.media import is_video
+        from implicit_gon.metrics import slerp
+        res, frames = opts.res or gon.meta["res"], opts.frames
+        if "fps" in opts.given and opts.out is not None and not is_video(opts.out):
+            raise GONError(f"interpolate --fps: {opts.out} is not a video (.mp4, .webm, .gif), so it has no frame rate")
+        if (opts.from_ is None) != (opts.to is None):
+            raise GONError("give both --from and --to, or neither")
+        limits.check_image_output((1 if opts.from_ is not None else (opts.pairs or PAIRS)) * frames, res,
+                                  gon.meta["channels"], "interpolate")
+        sig = image_split(gon, opts.split, opts.data_dir)
+        notes: list[str] = []
+        ends = self._ends(opts, len(sig), notes)
+        z = gon.encode_signal(sig, torch.tensor([k for e in ends for k in e])).cpu()
+        t = torch.linspace(0, 1, frames)
+        path = torch.cat([slerp(z[2 * p], z[2 * p + 1], t) for p in range(len(ends))])  # (pairs * frames, K)
+        pics = images.render(gon, path, res)
+
+        def save(out: Path) -> list[str]:
+            from implicit_gon.media import save_grid, write_video
+            if is_video(out):
+                write_video(pics, out, opts.fps)
+            else:
+                save_grid(pics, out, nrow=frames)
+            return [f"{out} ({len(ends)} pairs x {frames} frames, {res}x{res})"]
+        return Output(pics, save, notes)
+
+    @staticmethod
+    def _ends(opts: VerbOptions, have: int, notes: list) -> list[tuple[int, int]]:
+        """The (from, to) index pairs: the ones given, or consecutive pairs of the split (as many as it holds)."""
+        if opts.from_ is not None:
+            if not (str(opts.from_).isdigit() and str(opts.to).isdigit()):
+                raise GONError(f"--from {opts.from_} --to {opts.to}: for an image run these are indices into the "
+                               f"{opts.split} split")
+            ends = [(int(opts.from_), int(opts.to))]
+        else:
+            if have < 2:
+                raise GONError(f"interpolate: the {opts.split} split holds {have} image(s); a pair needs 2")
+            pairs = count(opts, "pairs", PAIRS, have // 2, f"the {opts.split} split ({have} images) in pairs", notes)
+            ends = [(2 * i, 2 * i + 1) for i in range(pairs)]
+        for i, j in ends:
+            for k in (i, j):
+                if not 0 <= k < have:
+                    raise GONError(f"index {k}: out of range for the {opts.split} split ({have} samples)")
+        return ends
+
+    # -- latents --------------------------------------------------------------------------------------------------
+    def latents(self, gon, opts: VerbOptions) -> Output:
+        """Latents of the split's first n images (n, K) float32, with class labels where the dataset has them;
+        `save` draws them (2-D, or a PCA projection) or writes an .npz."""
+        from . import latent_plot
+        sig = image_split(gon, opts.split, opts.data_dir)
+        notes: list[str] = []
+        idx = torch.arange(count(opts, "n", len(sig), len(sig), f"the {opts.split} split", notes))
+        z = gon.encode_signal(sig, idx, opts.batch_size).cpu()
+        labels, classes = latent_plot.labels_for(gon, opts.split, opts.data_dir)
+        labels = None if labels is None else labels[:len(idx)]
+
+        def save(out: Path) -> list[str]:
+            title = f"{gon.cfg.data.dataset} {opts.split}: {len(idx)} latents of {gon.run.name if gon.run else 'the run'} ({gon.cfg.gon.task})"
+            latent_plot.write(z, labels, classes, out, title)
+            return [f"{out} ({len(idx)} latents of dimension {z.shape[1]})"]
+        return Output(z.numpy(), save, notes)
+
+
+ADAPTER = ImageAdapter()
