@@ -182,11 +182,12 @@ class GON:
         them; one the run's signal does not read is refused); out= writes the output. Returns the verb's value."""
         from . import options as checks
         from . import rundir
-        from .verbs import OPTION_NAMES, VerbOptions, print_notes, run_verb
+        from .verbs import OPTION_NAMES, VerbOptions, adapter_for, print_notes, refuse_unused, run_verb
         unknown = sorted(set(options) - OPTION_NAMES - {"batch_size"})
         if unknown:
             raise GONError(f"GON.{name}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
         given = {k: v for k, v in options.items() if v is not None}
+        refuse_unused(adapter_for(self, name), name, given, lambda key: f"{key}=")  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (any integer type, one line)
         checks.check({"export": "export-mesh"}.get(name, name),
                      **{k: v for k, v in given.items() if k in checks.RULES and k not in own})

@@ -197,14 +197,6 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     return info, model, opt, extra
 
 
-# what a run's meta holds, per signal: key -> (type, min, max); every signal has coord_dim and out_dim
-_META = {
-    "images": {"res": (int, 1, 1 << 16), "channels": (int, 1, 3)},
-    "audio": {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
-              "channels": (int, 1, 64)},
-    "sdf": {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)},
-}
-_COORD_DIM = {"images": 2, "audio": 1, "sdf": 3}
 MAX_TRAIN_SAMPLES = 10**8
 
 
@@ -250,35 +242,27 @@ def _check_train_state(ts: Any, source: str) -> None:
 
 
 def _check_meta(meta: dict, source: str) -> None:
+    """The run's meta: its signal's own entries checked by the signal's adapter (signals/base.py check_meta),
+    coord_dim, out_dim, train_samples and channels here."""
+    from .plugins import signal_adapter, signal_kinds
     signal = meta.get("signal")
-    if signal not in _META:
-        raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {', '.join(_META)}")
-    rules = {**_META[signal], "coord_dim": (int, _COORD_DIM[signal], _COORD_DIM[signal]), "out_dim": (int, 1, 64)}
-    for key, (tp, lo, hi) in rules.items():
+    try:
+        adapter = signal_adapter(signal) if isinstance(signal, str) else None
+    except GONError:
+        adapter = None
+    if adapter is None:
+        raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {', '.join(signal_kinds())}")
+    adapter.check_meta(meta, source)
+    for key, (lo, hi) in {"coord_dim": (adapter.coord_dim, adapter.coord_dim), "out_dim": (1, 64)}.items():
         v = meta.get(key)
-        size = len(v) if isinstance(v, list) else v
-        if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
-            what = "a list of" if tp is list else "an integer"
-            raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be an integer {lo}..{hi}")
     n = meta.get("train_samples")  # GLO: one learned latent per training sample
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TRAIN_SAMPLES):
         raise GONError(f"{source}: meta.train_samples = {n!r:.40}: must be an integer 1..{MAX_TRAIN_SAMPLES}")
     channels = meta.get("channels")
     if channels is not None and meta["out_dim"] != channels:
         raise GONError(f"{source}: meta.out_dim = {meta['out_dim']} differs from meta.channels = {channels}")
-    if signal == "sdf":
-        _check_sdf_meta(meta, source)
-
-
-def _check_sdf_meta(meta: dict, source: str) -> None:
-    """names: one file name per shape; transforms: [[x, y, z], scale > 0] per shape."""
-    if not all(isinstance(n, str) for n in meta["names"]) or len(meta["names"]) != len(meta["transforms"]):
-        raise GONError(f"{source}: meta.names must be one file name per shape of meta.transforms")
-    for t in meta["transforms"]:
-        ok = (isinstance(t, list) and len(t) == 2 and isinstance(t[0], list) and len(t[0]) == 3
-              and all(_finite(v) for v in t[0]) and _finite(t[1]) and t[1] > 0)
-        if not ok:
-            raise GONError(f"{source}: meta.transforms entry {t!r:.40}: must be [[x, y, z], scale > 0]")
 
 
 def _finite(v: Any) -> bool:

@@ -1,4 +1,5 @@
-"""Coordinate grids the engine and the adapters share: pixel centres in [-1, 1]^2 and their uint8 pictures."""
+"""What the engine and the image adapter share about pixels: coordinate grids (pixel centres in [-1, 1]^2), their
+uint8 pictures, and luminance (the gray view of colour images, which modality conversion encodes and keeps)."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,3 +17,17 @@ def to_uint8(values: torch.Tensor, res: int) -> np.ndarray:
     """(B, res*res, C) floats in [0, 1] -> (B, res, res, C) uint8."""
     v = values.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
     return v.reshape(v.shape[0], res, res, v.shape[-1])
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+
+
+def luminance(values: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 1)."""
+    return values @ values.new_tensor(LUMA)[:, None]
+
+
+def keep_luminance(y: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+    """F's colours y (..., 3) shifted, equally in every channel, to luminance lum (..., 1): the luma weights sum
+    to 1, so luminance(result) == lum exactly, and the chroma is F's."""
+    return y + (lum - luminance(y))

@@ -450,6 +450,9 @@ class AudioAdapter(SignalAdapter):
     }
     hints = {"decode": "audio latents are per window; render a clip with render --input CLIP",
              "export": "export-mesh needs an SDF run", "latents": "latents takes image runs"}
+    coord_dim = 1
+    meta_rules = {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
+                  "channels": (int, 1, 64)}
 
     def signal_for_run(self, gon, paths=None) -> AudioSignal:
         return signal_for_run(gon, paths)

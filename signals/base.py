@@ -125,6 +125,22 @@ class SignalAdapter:
     """Verb name -> implicit_gon.verbs.Verb: the options it reads and what it writes."""
     hints: dict = {}
     """Verb name -> what to use instead, for verbs this signal does not have."""
+    coord_dim: int = 0
+    """d, the dimension of its coordinates."""
+    meta_rules: dict = {}
+    """What a run's meta holds for this signal, checked when a checkpoint is read: key -> (type, min, max), the
+    bounds on the value, or on the length of a list or string (meta.coord_dim, out_dim are checked for every
+    signal)."""
+
+    def check_meta(self, meta: dict, source: str) -> None:
+        """A checkpoint's meta for this signal, each entry checked: a one-line GONError naming source."""
+        from implicit_gon.errors import GONError
+        for key, (tp, lo, hi) in self.meta_rules.items():
+            v = meta.get(key)
+            size = len(v) if isinstance(v, (list, str)) else v
+            if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
+                what = {list: "a list of", str: "a string of"}.get(tp, "an integer")
+                raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
 
     def signal_for_run(self, gon, paths=None) -> Signal:
         """The run's training data (or the files given), windowed or sampled as in training."""

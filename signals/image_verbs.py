@@ -37,16 +37,18 @@ def image_split(gon, split: str, data_dir=None):
     return images.task_signal(data, gon.cfg.gon.task, split, gon.meta["res"], gon.meta["channels"], notes=False)
 
 
-def count(opts: VerbOptions, name: str, default: int, have: int, what: str, notes: list) -> int:
-    """How many of `have` items to use: an explicit count above it is an error, a default one is cut to it with
-    a note (never silently)."""
+def count(opts: VerbOptions, name: str, default: int, have: int, noun: str, where: str, notes: list) -> int:
+    """How many of the `have` items `where` holds to use: the one asked for (option `name`) or the default. More
+    pairs than exist, given explicitly, are a one-line error; a default count (or --n) above what exists is cut to
+    it with a note, never silently."""
     asked = getattr(opts, name)
-    if asked is not None and asked > have and name in opts.given and name != "n":
-        raise GONError(f"--{name} {asked}: {what} holds {have}")
     want = asked if asked is not None else default
-    if want > have:
-        notes.append(f"note: {what} holds {have}; using {have} (asked for {want})")
-    return min(want, have)
+    if want <= have:
+        return want
+    if name in opts.given and name != "n":
+        raise GONError(f"--{name} {want}: {where} has {have} {noun}")
+    notes.append(f"note: {want} {noun} asked for, but {where} has {have}: using {have}")
+    return have
 
 
 def _save_grid(pics: np.ndarray, nrow: int | None = None):
@@ -75,9 +77,12 @@ class ImageAdapter(SignalAdapter):
         "sample": verb("n", "res", "compare", "temperature", "seed", outputs=(IMAGE,)),
         "interpolate": verb("pairs", "from_", "to", "frames", "res", "split", "data_dir", "fps",
                             outputs=(IMAGE, VIDEO)),
-        "latents": verb("split", "data_dir", "n"),
+        "latents": verb("split", "data_dir", "n", outputs=({".png": "PNG", ".pdf": "PDF", ".svg": "SVG"},
+                                                           {".npz": None})),
     }
     hints = {"export": "export-mesh needs an SDF run"}
+    coord_dim = 2
+    meta_rules = {"res": (int, 1, 1 << 16), "channels": (int, 1, 3)}
 
     task_signal = staticmethod(images.task_signal)  # the image signal of a DataConfig (compare trains on it)
 
@@ -96,8 +101,7 @@ class ImageAdapter(SignalAdapter):
             raise GONError("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE too")
         sig = image_split(gon, opts.split, opts.data_dir)
         notes: list[str] = []
-        n = count(opts, "n", len(sig), len(sig), f"the {opts.split} split", notes)
-        idx = torch.arange(n)
+        idx = torch.arange(count(opts, "n", len(sig), len(sig), "images", f"the {opts.split} split", notes))
         res = evaluate(gon, sig, idx, opts.batch_size)
         res["split"] = opts.split
 
@@ -144,7 +148,7 @@ class ImageAdapter(SignalAdapter):
             sig = image_split(gon, opts.split, opts.data_dir)
             if convert:
                 return self._render_comparison(gon, sig, opts, res)
-            idx = torch.arange(count(opts, "n", RENDER_N, len(sig), f"the {opts.split} split", notes))
+            idx = torch.arange(count(opts, "n", RENDER_N, len(sig), "images", f"the {opts.split} split", notes))
         pics = images.render(gon, gon.encode_signal(sig, idx), res)
         note = f"{len(idx)} x {res}x{res}" + (", originals above" if opts.compare else "")
 
@@ -203,7 +207,7 @@ class ImageAdapter(SignalAdapter):
     def _render_comparison(gon, sig, opts: VerbOptions, res: int) -> Output:
         from .views import comparison
         notes: list[str] = []
-        n = count(opts, "n", RENDER_N, len(sig), f"the {opts.split} split", notes)
+        n = count(opts, "n", RENDER_N, len(sig), "images", f"the {opts.split} split", notes)
         pics = comparison(gon, sig, n, res)
         note = f"rows: {gon.cfg.data.source} source's naive reconstruction, conversion, target; {n} x {res}x{res}"
         return Output(pics, lambda out: (images.save_png(pics, out, nrow=n), [f"{out} ({note})"])[1], notes)
@@ -307,7 +311,7 @@ class ImageAdapter(SignalAdapter):
         else:
             if have < 2:
                 raise GONError(f"interpolate: the {opts.split} split holds {have} image(s); a pair needs 2")
-            pairs = count(opts, "pairs", PAIRS, have // 2, f"the {opts.split} split ({have} images) in pairs", notes)
+            pairs = count(opts, "pairs", PAIRS, have // 2, "pairs", f"the {opts.split} split ({have} images)", notes)
             ends = [(2 * i, 2 * i + 1) for i in range(pairs)]
         for i, j in ends:
             for k in (i, j):
@@ -322,7 +326,7 @@ class ImageAdapter(SignalAdapter):
         from . import latent_plot
         sig = image_split(gon, opts.split, opts.data_dir)
         notes: list[str] = []
-        idx = torch.arange(count(opts, "n", len(sig), len(sig), f"the {opts.split} split", notes))
+        idx = torch.arange(count(opts, "n", len(sig), len(sig), "images", f"the {opts.split} split", notes))
         z = gon.encode_signal(sig, idx, opts.batch_size).cpu()
         labels, classes = latent_plot.labels_for(gon, opts.split, opts.data_dir)
         labels = None if labels is None else labels[:len(idx)]

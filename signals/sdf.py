@@ -432,6 +432,19 @@ class SDFAdapter(SignalAdapter):
         "export": verb("inputs", "index", "res", "format", "original_units", outputs=(MESHES,)),
     }
     hints = {"latents": "latents takes image runs"}
+    coord_dim = 3
+    meta_rules = {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)}
+
+    def check_meta(self, meta: dict, source: str) -> None:
+        """names: one file name per shape; transforms: [[x, y, z], scale > 0] per shape."""
+        super().check_meta(meta, source)
+        if not all(isinstance(n, str) for n in meta["names"]) or len(meta["names"]) != len(meta["transforms"]):
+            raise GONError(f"{source}: meta.names must be one file name per shape of meta.transforms")
+        for t in meta["transforms"]:
+            ok = (isinstance(t, list) and len(t) == 2 and isinstance(t[0], list) and len(t[0]) == 3
+                  and all(_finite(v) for v in t[0]) and _finite(t[1]) and t[1] > 0)
+            if not ok:
+                raise GONError(f"{source}: meta.transforms entry {t!r:.40}: must be [[x, y, z], scale > 0]")
 
     def signal_for_run(self, gon, paths=None) -> SDFSignal:
         return signal_for_run(gon, paths)
@@ -526,6 +539,10 @@ class SDFAdapter(SignalAdapter):
             mesh.vertices = mesh.vertices * scale + np.asarray(centre)
         return Output(mesh, lambda o: (export(mesh, Path(o), fmt), [f"{o} ({len(mesh.vertices)} vertices, "
                                                                      f"{len(mesh.faces)} faces)"])[1])
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def mesh_format(out, fmt: str | None) -> str:

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from implicit_gon.errors import GONError
-from implicit_gon.grids import pixel_grid as grid, to_uint8
-from implicit_gon.tasks.convert import luminance
+from implicit_gon.grids import keep_luminance, luminance, pixel_grid as grid, to_uint8
 
 from .base import Batch
 
@@ -215,9 +214,7 @@ def as_run_signal(gon, images: ImageSignal, mask: torch.Tensor | None = None):
 def render_conversion(gon, sig: ConvertSignal, idx, res: int) -> np.ndarray:
     """The conversion of images idx from their source view alone, at res x res: (B, res, res, C) uint8. A gray
     source's luminance, known at the training resolution, is resized bilinearly to res and kept
-    (implicit_gon.tasks.convert.keep_luminance)."""
-    from implicit_gon.tasks.convert import keep_luminance
-
+    (implicit_gon.grids.keep_luminance)."""
     idx = torch.as_tensor(idx)
     y = gon.decode(gon.encode_signal(sig, idx), grid(res))  # (B, res*res, C)
     if sig.view.kind == "gray":

@@ -142,3 +142,11 @@ def test_lazy_exports_resolve():
             "from implicit_gon import GON, slerp; print(callable(implicit_gon.train), GON.__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "GON"]
+
+
+def test_adapters_reach_no_engine_internals():
+    """Adapters use the engine's public modules, not its task or method internals (views.py once imported
+    implicit_gon.tasks.convert for luminance: it lives in implicit_gon.grids, which both share)."""
+    bad = [(m, t) for m, ts in graph().items() if m.split(".")[0] == "signals" for t in ts
+           if t.startswith(("implicit_gon.tasks", "implicit_gon.methods"))]
+    assert bad == []

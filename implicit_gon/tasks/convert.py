@@ -12,22 +12,9 @@ from typing import Any
 
 import torch
 
+from ..grids import LUMA, keep_luminance, luminance  # noqa: F401 (LUMA re-exported)
 from ..metrics import psnr_from_mse
 from ..step import LossFn, gon_latents, outer_loss, per_sample, step_loss
-
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
-
-
-def luminance(values: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 1)."""
-    return values @ values.new_tensor(LUMA)[:, None]
-
-
-def keep_luminance(y: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-    """F's colours y (..., 3) shifted, equally in every channel, to luminance lum (..., 1): the luma weights sum
-    to 1, so luminance(result) == lum exactly, and the chroma is F's."""
-    return y + (lum - luminance(y))
-
 
 def target_of(cfg, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The conversion F's output y (B, N, C) stands for, at the points where target (B, N, C) is: for a gray
