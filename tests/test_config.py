@@ -369,3 +369,16 @@ def test_a_new_field_with_a_flag_needs_no_cli_edit(tmp_path):
     assert p.returncode == 1 and "train.toy_width = 0: must be at least 1" in p.stderr and not (tmp_path / "r").exists()
     p = toy("config", "show", "images", "mnist", "--set", "train.toy_width=5")
     assert p.returncode == 0 and yaml.safe_load(p.stdout)["train"]["toy_width"] == 5, p.stderr
+
+
+def test_given_keys_name_each_field_by_its_flag():
+    """Refusals quote the flag the user typed: --samples sets data.sdf_samples, --method method.name."""
+    from implicit_gon.config import given_keys
+    given = given_keys({"data.sdf_samples": 5, "method.name": "ae", "train.lr": None}, ["gon.beta=2"])
+    assert given == {"data.sdf_samples": "--samples", "method.name": "--method", "gon.beta": "--set gon.beta"}
+
+
+@pytest.mark.parametrize("signal,flag", [("sdf", "--res"), ("audio", "--samples"), ("images", "--window")])
+def test_a_flag_of_another_signal_is_refused_not_ignored(signal, flag, tmp_path, capsys):
+    code, _, err = run_cli(["fit", signal, "--out", tmp_path / "r", flag, "3"], capsys)
+    assert code == 2 and f"No such option: {flag}" in err and not (tmp_path / "r").exists()
