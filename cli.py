@@ -75,11 +75,11 @@ def _param_name(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
-def _field_options(signal: str) -> list[inspect.Parameter]:
-    """An option for each config field flagged for `signal`: the field's flag, its type (text where the field
-    parses its flag); None when not given, so the YAML or the default stands."""
+def _field_options(keys: dict[str, str]) -> list[inspect.Parameter]:
+    """An option for each config field of keys ({flag: "section.key"}): the field's flag, its type (text where the
+    field parses its flag); None when not given, so the YAML or the default stands."""
     out = []
-    for flag, key in typed_config.flag_keys(signal).items():
+    for flag, key in keys.items():
         f, tp = typed_config.field_of(key)
         tp = str if "parse" in f.metadata else next((a for a in typing.get_args(tp) if a is not type(None)), tp)
         out.append(_option(_param_name(flag), Optional[tp], None, f.metadata["flag"],
@@ -103,32 +103,42 @@ class _FieldOption(typer.core.TyperOption):
         pass
 
 
-class _FitCommand(typer.core.TyperCommand):
-    """`fit SIGNAL`, whose config-field options document themselves (_FieldOption)."""
+class _FieldCommand(typer.core.TyperCommand):
+    """A command whose config-field options (`keys`, {flag: key}) document themselves (_FieldOption), their
+    defaults resolved as for a run of `signal`."""
+
+    signal, keys = "images", {}
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        keys = typed_config.flag_keys(self.name)
         for p in self.params:
-            if p.opts and p.opts[0] in keys:
-                p.__class__, p.key, p.signal = _FieldOption, keys[p.opts[0]], self.name
+            if p.opts and p.opts[0] in self.keys:
+                p.__class__, p.key, p.signal = _FieldOption, self.keys[p.opts[0]], self.signal
 
 
-def _fit_command(signal: str, *own: inspect.Parameter):
-    """Register the decorated function as `fit SIGNAL`, taking its own options, the run options and the fields'."""
+def _command(group: typer.Typer, name: str, signal: str, keys: dict[str, str], *own: inspect.Parameter):
+    """Register the decorated function as command `name` of group, taking its own options and an option for each
+    config field of keys ({flag: key})."""
     def register(callback):
-        params = [*own, *_run_options(), *_field_options(signal)]
-        assert len({p.name for p in params}) == len(params), f"fit {signal}: a flag named twice"
+        params = [*own, *_field_options(keys)]
+        assert len({p.name for p in params}) == len(params), f"{name}: a flag named twice"
         callback.__signature__ = inspect.Signature(params)
-        return fit_app.command(signal, cls=_FitCommand)(callback)
+        cls = type("FieldCommand", (_FieldCommand,), {"signal": signal, "keys": keys})
+        return group.command(name, cls=cls)(callback)
     return register
 
 
-def _flags(signal: str, kw: dict) -> dict:
-    """A fit command's config-field options as dotted keys (None: not given), each flag's text parsed where its
-    field says how (--max-time 4m)."""
+def _fit_command(signal: str, *own: inspect.Parameter):
+    """Register the decorated function as `fit SIGNAL`, taking its own options, the run options and an option for
+    every field flagged for SIGNAL."""
+    return _command(fit_app, signal, signal, typed_config.flag_keys(signal), *own, *_run_options())
+
+
+def _flags(keys: dict[str, str], kw: dict) -> dict:
+    """A command's config-field options ({flag: key}) as dotted keys (None: not given), each flag's text parsed
+    where its field says how (--max-time 4m)."""
     out = {}
-    for flag, key in typed_config.flag_keys(signal).items():
+    for flag, key in keys.items():
         val, parse = kw.get(_param_name(flag)), typed_config.field_of(key)[0].metadata.get("parse")
         out[key] = parse(val) if parse is not None and val is not None else val
     return out
@@ -226,7 +236,7 @@ def fit_images(dataset, source, out, config, set_, resume, quiet, **fields):
     from signals import task_signal
     from signals.views import parse_view
 
-    flags = _flags("images", fields)
+    flags = _flags(typed_config.flag_keys("images"), fields)
     flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else "digits"), "images"
     flags.update(parse_view(source) if source else {})  # --source low-res:8 sets data.source and its size
 
@@ -288,7 +298,7 @@ def fit_audio(paths, data, val, out, config, set_, resume, quiet, **fields):
     import dataclasses
     from signals import audio
 
-    flags = _flags("audio", fields)
+    flags = _flags(typed_config.flag_keys("audio"), fields)
     _path_flags(flags, paths, data, resume, "audio", "clips", val)
 
     def make(cfg):
@@ -304,7 +314,7 @@ def fit_sdf(paths, data, val, out, config, set_, resume, quiet, **fields):
     """Train a GON over the signed distance functions of meshes."""
     from signals import sdf
 
-    flags = _flags("sdf", fields)
+    flags = _flags(typed_config.flag_keys("sdf"), fields)
     _path_flags(flags, paths, data, resume, "sdf", "meshes", val)
 
     def make(cfg):
@@ -739,32 +749,37 @@ def _count(n: int, noun: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # compare (the paper's Tables 1 and 2, Figure 2b)
-@app.command("compare")
-def compare_cmd(
-    dataset: str = Opt("mnist", help="Image dataset (`implicit-gon dataset list`)."),
-    data_dir: Optional[Path] = Opt(None, help="Where the dataset's files are."),
-    methods: Optional[str] = Opt(None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, detach-10, glo "
-                                 "(Table 1, the default); with --variational: vgon, vae (Table 2)."),
-    steps: Optional[int] = Opt(None, help="Training steps of every run (or --epochs)."),
-    epochs: Optional[float] = Opt(None, help="Passes over the training split instead of --steps: steps = "
-                                  "ceil(epochs x training images / batch size), recorded in OUT/comparison.json "
-                                  "(the paper: 500 epochs for Table 1, 1,000 for Table 2)."),
-    seeds: int = Opt(3, help="Seeds per method (0, 1, ...)."),
-    decoder: str = Opt("conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; vgon)."),
-    variational: bool = Opt(False, "--variational", help="Table 2: variational GON against a VAE, in bits/dim."),
-    val_every: Optional[int] = Opt(None, help="Steps between held-out points of the curves (default steps/10)."),
-    val_samples: int = Opt(256, help="Held-out images scored at each curve point (the final score uses all)."),
-    held_out: Optional[int] = Opt(None, help="Score the final table on the first N held-out images (default all)."),
-    batch_size: Optional[int] = Opt(None, help="Images per step (default: the dataset's config)."),
-    lr: Optional[float] = Opt(None, help="Adam learning rate of every run (default: the dataset's config)."),
-    latent_dim: Optional[int] = Opt(None, help="Latent size K (default: the dataset's config)."),
-    train_limit: Optional[int] = Opt(None, help="Train on the first N training images only."),
-    device: Optional[str] = Opt(None, help="auto, cpu or cuda."),
-    set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
-    resume: bool = Opt(False, "--resume", help="Continue the comparison in --out: finished runs are skipped, "
-                       "unfinished ones start again."),
-    out: Path = Opt(..., help="Folder: a run directory per method and seed, table.md, table.json, curves.png."),
-):
+COMPARE_KEYS = {flag: key for flag, key in typed_config.flag_keys().items() if key in (
+    "data.data_dir", "train.batch_size", "train.lr", "model.latent_dim", "data.train_limit", "train.device")}
+"""compare's options that set a field of every run: those fields' fit flags (default: the dataset's config)."""
+
+
+@_command(app, "compare", "images", COMPARE_KEYS,
+          _option("dataset", str, "mnist", help="Image dataset (`implicit-gon dataset list`)."),
+          _option("methods", Optional[str], None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, "
+                  "detach-10, glo (Table 1, the default); with --variational: vgon, vae (Table 2)."),
+          _option("steps", Optional[int], None, help="Training steps of every run (or --epochs)."),
+          _option("epochs", Optional[float], None, help="Passes over the training split instead of --steps: steps "
+                  "= ceil(epochs x training images / batch size), recorded in OUT/comparison.json (the paper: 500 "
+                  "epochs for Table 1, 1,000 for Table 2)."),
+          _option("seeds", int, 3, help="Seeds per method (0, 1, ...)."),
+          _option("decoder", str, "conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; "
+                  "vgon)."),
+          _option("variational", bool, False, "--variational", help="Table 2: variational GON against a VAE, in "
+                  "bits/dim."),
+          _option("val_every", Optional[int], None, help="Steps between held-out points of the curves (default "
+                  "steps/10)."),
+          _option("val_samples", int, 256, help="Held-out images scored at each curve point (the final score uses "
+                  "all)."),
+          _option("held_out", Optional[int], None, help="Score the final table on the first N held-out images "
+                  "(default all)."),
+          _option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
+          _option("resume", bool, False, "--resume", help="Continue the comparison in --out: finished runs are "
+                  "skipped, unfinished ones start again."),
+          _option("out", Path, ..., help="Folder: a run directory per method and seed, table.md, table.json, "
+                  "curves.png."))
+def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, val_every, val_samples, held_out,
+                set_, resume, out, **fields):
     """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
     (held-out error against step) at a budget of your choosing, beside the paper's figures."""
     from implicit_gon import compare, rundir
@@ -780,10 +795,9 @@ def compare_cmd(
         compare.default_methods(decoder, variational)
     if not all(names):
         raise _err(f"compare --methods {methods!r}: an empty name (give comma-separated methods, e.g. gon,ae)")
-    keys = typed_config.flag_keys()  # compare's options named as the fields' fit flags set the same fields
-    flags = {keys["--" + k.replace("_", "-")]: v for k, v in dict(
-        data_dir=str(data_dir.expanduser().resolve()) if data_dir else None, batch_size=batch_size, lr=lr,
-        latent_dim=latent_dim, train_limit=train_limit, device=device).items()}
+    flags = _flags(COMPARE_KEYS, fields)
+    if flags["data.data_dir"]:
+        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
     table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
                             {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
                             held_out, epochs=epochs)

@@ -382,3 +382,17 @@ def test_given_keys_name_each_field_by_its_flag():
 def test_a_flag_of_another_signal_is_refused_not_ignored(signal, flag, tmp_path, capsys):
     code, _, err = run_cli(["fit", signal, "--out", tmp_path / "r", flag, "3"], capsys)
     assert code == 2 and f"No such option: {flag}" in err and not (tmp_path / "r").exists()
+
+
+def test_compare_sets_fields_through_their_declared_flags():
+    """compare's --batch-size, --lr, ... are the fields' own options (help from their docstrings), so a renamed
+    flag or a lost declaration shows here."""
+    import typer
+
+    import cli
+    from implicit_gon.config_help import field_docs
+    opts = {o: p for p in typer.main.get_command(cli.app).commands["compare"].params for o in p.opts}
+    assert set(cli.COMPARE_KEYS.values()) == {"data.data_dir", "train.batch_size", "train.lr", "model.latent_dim",
+                                              "data.train_limit", "train.device"}
+    assert all(field_docs()[key] in opts[flag].help for flag, key in cli.COMPARE_KEYS.items())
+    assert opts["--steps"].help.startswith("Training steps of every run")  # compare's own --steps keeps its help
