@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from . import registry
+from . import plugins, registry
 from .errors import GONError
 
 META = ("min", "max", "gt", "choices", "pattern", "signals", "reads", "resume", "flag", "on", "parse")
@@ -240,8 +240,8 @@ class TrainConfig:
 class DataConfig:
     """Which signal and dataset, and how it is sampled."""
 
-    signal: str = param("images", choices=("images", "audio", "sdf"))
-    """`images`, `audio` or `sdf`."""
+    signal: str = param("images", choices=registry.Choices(plugins.signal_kinds))
+    """`images`, `audio` or `sdf` (or a kind a plug-in registers: implicit_gon/plugins.py)."""
     dataset: str = param("digits", pattern=r"[a-z0-9][a-z0-9-]*", signals=("images",))
     """Image dataset name (see `implicit-gon dataset list`)."""
     data_dir: str | None = param(None, signals=("images",), resume=True, flag="--data-dir")
@@ -435,20 +435,20 @@ def range_of(key: str) -> dict[str, Any]:
     return {k: meta[k] for k in RANGE if k in meta}
 
 
-SIGNALS: tuple[str, ...] = tuple(next(f for f in dataclasses.fields(DataConfig) if f.name == "signal")
-                                 .metadata["choices"])
+def read_by(f: dataclasses.Field, signal: str) -> bool:
+    """Whether runs of `signal` read field f (metadata `signals`; default: every signal, a plug-in's included)."""
+    return signal in f.metadata.get("signals", (signal,))
 
 
-def flag_signals(f: dataclasses.Field) -> tuple[str, ...]:
-    """The fit commands that offer f's flag: those of the signals that read it (metadata `signals`), within `on`."""
-    on = f.metadata.get("on", SIGNALS)
-    return tuple(s for s in f.metadata.get("signals", SIGNALS) if s in on)
+def offers(f: dataclasses.Field, signal: str) -> bool:
+    """Whether `fit SIGNAL` offers f's flag: the signal reads f, and the flag's `on` (if any) names it."""
+    return "flag" in f.metadata and read_by(f, signal) and signal in f.metadata.get("on", (signal,))
 
 
 def flag_keys(signal: str | None = None) -> dict[str, str]:
     """{"--lr": "train.lr", ...}: the fit flags that set fields (for one signal: those its fit command offers)."""
     return {f.metadata["flag"].split("/")[0]: key for key, f in fields()
-            if "flag" in f.metadata and (signal is None or signal in flag_signals(f))}
+            if "flag" in f.metadata and (signal is None or offers(f, signal))}
 
 
 def signal_keys(signal: str) -> list[str]:
@@ -457,7 +457,7 @@ def signal_keys(signal: str) -> list[str]:
     def renders(f: dataclasses.Field) -> bool:
         spec = registry.decoders().get(f.metadata.get("reads"))
         return spec is None or spec.signals is None or signal in spec.signals
-    return [key for key, f in fields() if signal in f.metadata.get("signals", SIGNALS) and renders(f)]
+    return [key for key, f in fields() if read_by(f, signal) and renders(f)]
 
 
 def trains_elbo(cfg: Config) -> bool:
@@ -507,7 +507,7 @@ def reader(name: str) -> Reader:
 
 def reads(f: dataclasses.Field, cfg: Config) -> bool:
     """Whether cfg's run reads field f (its signal is one of f's, and it is of the kind f's `reads` names)."""
-    if cfg.data.signal not in f.metadata.get("signals", SIGNALS):
+    if not read_by(f, cfg.data.signal):
         return False
     return "reads" not in f.metadata or reader(f.metadata["reads"]).applies(cfg)
 
@@ -518,7 +518,7 @@ def _check_data_fields(cfg: Config, source: str) -> None:
     for f in dataclasses.fields(DataConfig):
         if getattr(d, f.name) == getattr(default, f.name) or reads(f, cfg):
             continue
-        users = f.metadata["signals"]
+        users = f.metadata.get("signals", (d.signal,))
         what = reader(f.metadata["reads"]).who if d.signal in users else f"{' and '.join(users)} runs"
         raise GONError(f"{source}: data.{f.name} = {_short(getattr(d, f.name))} is for {what}; this {d.signal} run "
                        f"({cfg.gon.task}) would ignore it")

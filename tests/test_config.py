@@ -248,15 +248,16 @@ def test_every_field_has_a_docstring():
 
 
 def test_each_flag_is_on_exactly_the_fit_commands_of_the_signals_that_read_it():
-    from implicit_gon.config import SIGNALS, fields, flag_signals
+    from implicit_gon.config import fields, offers
     from implicit_gon.config_help import field_docs
+    from signals import SIGNALS
     opts, docs, flagged = _fit_options(), field_docs(), 0
     assert set(opts) == set(SIGNALS)
     for key, f in fields():
         if "flag" in f.metadata:
             flag, flagged = f.metadata["flag"].split("/")[0], flagged + 1
             offered = {s for s in SIGNALS if flag in opts[s]}
-            assert offered == set(flag_signals(f)) and offered, key
+            assert offered == {s for s in SIGNALS if offers(f, s)} and offered, key
             assert all(docs[key] in opts[s][flag].help and key in opts[s][flag].help for s in offered), key
     assert flagged >= 30 and "--samples" in opts["sdf"] and "--res" not in opts["sdf"]
     assert "--sample-rate" in opts["audio"] and "--sample-rate" not in opts["images"]
@@ -264,11 +265,12 @@ def test_each_flag_is_on_exactly_the_fit_commands_of_the_signals_that_read_it():
 
 def test_a_decoder_fields_flag_is_offered_only_where_the_decoder_renders():
     from implicit_gon import registry
-    from implicit_gon.config import fields, flag_signals
+    from implicit_gon.config import fields, offers
+    from signals import SIGNALS
     for key, f in fields():
         spec = registry.decoders().get(f.metadata.get("reads"))
         if "flag" in f.metadata and spec is not None and spec.signals is not None:
-            assert set(flag_signals(f)) <= set(spec.signals), key
+            assert {s for s in SIGNALS if offers(f, s)} <= set(spec.signals), key
 
 
 def test_given_settings_a_run_does_not_read_are_refused_from_the_declarations():
@@ -396,3 +398,19 @@ def test_compare_sets_fields_through_their_declared_flags():
                                               "data.train_limit", "train.device"}
     assert all(field_docs()[key] in opts[flag].help for flag, key in cli.COMPARE_KEYS.items())
     assert opts["--steps"].help.startswith("Training steps of every run")  # compare's own --steps keeps its help
+
+
+def test_a_signal_kind_a_plugin_registers_is_a_data_signal(monkeypatch):
+    """data.signal takes the kinds registered with implicit_gon.plugins, so a new adapter needs no config edit;
+    such a run reads the fields declared for every signal, none of the shipped signals' own data fields."""
+    from implicit_gon import plugins
+    from implicit_gon.config import merge
+    with pytest.raises(GONError, match="data.signal = 'toy-wave'"):
+        merge(Config(), {"data": {"signal": "toy-wave"}})
+    plugins.load_plugins()
+    monkeypatch.setitem(plugins._ADAPTERS, "toy-wave", "toy_wave:ADAPTER")
+    cfg = check_rules(merge(Config(), {"data": {"signal": "toy-wave"}}))
+    assert cfg.data.signal == "toy-wave" and "train.lr" in signal_keys("toy-wave")
+    assert not {"data.paths", "data.res", "data.sample_rate"} & set(signal_keys("toy-wave"))
+    with pytest.raises(GONError, match="data.res = 28 is for images runs"):
+        check_rules(merge(cfg, {"data": {"res": 28}}))
