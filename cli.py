@@ -347,8 +347,24 @@ DEVICE = Opt("auto", "--device", help="auto (CUDA when available), cpu, cuda or 
 CHECKPOINT = Opt(Which.last, "--checkpoint", help="last: the weights training ended with; best: "
                  "RUN/best.safetensors, the best held-out score (kept by fit --val-every).")
 BATCH = Opt(64, "--batch-size", help="Samples encoded at once (latents do not depend on it).")
-PARAM = {"inputs": ("input_",), "format": ("fmt",), "paths": ("data", "paths")}
-"""VerbOptions fields whose CLI parameter is named otherwise."""
+# the verbs' options, declared once; the help says which signals read each (the run's adapter refuses the rest)
+N = Opt(None, "--n", help="How many: images rendered (default 16; 1 writes a single image) or evaluated and "
+        "encoded (default all); samples drawn (default 64; audio: 1 clip).")
+RES = Opt(None, "--res", help="Images and SDF: output side in pixels (render: default 256, else the training "
+          "resolution; above it: super-resolution; conv runs: their training grid only; SDF: 256, meshes 128).")
+SPLIT = Opt("test", "--split", help="Images: the dataset split the samples come from.")
+DATA_DIR = Opt(None, "--data-dir", help="Images: dataset location (default: the run's).")
+INPUTS = Opt(None, "--input", help="Your own files, encoded in one step: images (repeatable, at the run's "
+             "resolution), an audio clip, or a mesh.")
+COMPARE = Opt(False, "--compare", help="Images: the originals above their renderings (render; eval --plot), or "
+              "each sample above its nearest training image (sample: a memorisation check).")
+PLOT = Opt(None, "--plot", help="A picture besides: eval: the first 16 reconstructions (images) or spectrograms of "
+           "original and reconstruction (audio, .png); render: spectrograms (audio, .png).")
+INDEX = Opt(None, "--index", help="SDF: a training shape (`implicit-gon dataset info RUN` numbers them).")
+FROM = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training index or mesh (SDF).")
+TO = Opt(None, "--to", help="Second end.")
+PARAM = {"input_": "inputs", "fmt": "format", "data": "paths"}
+"""CLI parameters whose VerbOptions field is named otherwise."""
 CLI_NAME = {"export": "export-mesh"}
 
 
@@ -358,8 +374,13 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return src is not None and src.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
+def _params(name: str) -> list[str]:
+    """The CLI parameters that set VerbOptions field `name`."""
+    return [p for p, f in PARAM.items() if f == name] + ([name] if name == "paths" or name not in PARAM.values() else [])
+
+
 def _flag(ctx: typer.Context, name: str) -> str:
-    names = PARAM.get(name, (name,))
+    names = _params(name)
     name = next((p for p in names if _given(ctx, p)), names[0])
     p = next(p for p in ctx.command.params if p.name == name)
     return p.opts[0] if p.param_type_name == "option" else p.human_readable_name
@@ -370,18 +391,20 @@ def _load(run: Path, device: str, which: Which = Which.last):
     return GON.load(run, device, which=Which(which).value)
 
 
-def _verb(ctx: typer.Context, verb: str, run: Path, device: str, checkpoint: Which, out: Optional[Path], before=None,
-          **opts):
-    """Check the options, load the run, refuse what its signal does not read, check the output names, run the
-    adapter's verb (after `before(gon)`, if given), write its output and say what was written."""
+def _verb(verb: str, args: dict, before=None):
+    """A verb command's arguments (its locals()) as VerbOptions: check them, load the run, refuse what its signal
+    does not read, check the output names, run the adapter's verb (after `before(gon)`, if given), write its
+    output and say what was written."""
     from implicit_gon import limits, options
     from implicit_gon.verbs import VerbOptions, run_verb
+    ctx, run, device, checkpoint, out = (args.pop(k, None) for k in ("ctx", "run", "device", "checkpoint", "out"))
+    opts = {PARAM.get(k, k): v for k, v in args.items() if k not in ("paths", "as_json", "refit")}
     options.check(CLI_NAME.get(verb, verb), device=device,
                   **{k: (v.lower() if k == "format" and v else v) for k, v in opts.items() if k in options.RULES})
-    gon = _load(run, device, checkpoint)
+    gon = _load(run, device, checkpoint or Which.last)
     if "batch_size" in opts:
         opts["batch_size"] = limits.encode_batch(gon, opts["batch_size"])  # latents do not depend on it
-    given = frozenset(k for k in opts if any(_given(ctx, p) for p in PARAM.get(k, (k,))))
+    given = frozenset(k for k in opts if any(_given(ctx, p) for p in _params(k)))
     o = VerbOptions(**opts, out=out, given=given)
     output = run_verb(gon, verb, o, flag=lambda name: _flag(ctx, name), before=before)
     if verb != "eval":
@@ -389,44 +412,34 @@ def _verb(ctx: typer.Context, verb: str, run: Path, device: str, checkpoint: Whi
     return output
 
 
-def _write(output, out: Optional[Path], plot: Optional[Path] = None) -> None:
+def _write(output, out: Optional[Path]) -> None:
     from implicit_gon import rundir
     from implicit_gon.verbs import print_notes
     lines = []
-    if output.save is not None and (out or plot):
-        with rundir.writing_into(out), rundir.writing_into(plot):
-            lines = output.save(out or plot)
+    if output.save is not None and out:
+        with rundir.writing_into(out):
+            lines = output.save(out)
     print_notes(output.notes)
     for line in lines:
         print(f"wrote {line}", file=sys.stderr)
 
 
 @app.command("eval")
-def eval_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: the run's "
-                                                 "held-out ones, else its training ones)."),
-    data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
-    plot: Optional[Path] = Opt(None, help="Picture to write: images: the first 16 reconstructions "
-                               "(.png, .jpg, .webp); audio: spectrograms of original and reconstruction (.png)."),
-    compare: bool = Opt(False, "--compare", help="Images: --plot shows the originals above the reconstructions."),
-    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
-    split: str = Opt("test", help="Images: split to evaluate."),
-    n: Optional[int] = Opt(None, help="Images: evaluate the first n samples only."),
-    batch_size: int = BATCH, device: str = DEVICE,
-    as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table goes to stderr)."),
-    checkpoint: Which = CHECKPOINT,
-):
+def eval_cmd(ctx: typer.Context, run: Path = RUN,
+             paths: Optional[List[Path]] = typer.Argument(None, help="Audio clips or meshes to evaluate (default: "
+                                                          "the run's held-out ones, else its training ones)."),
+             data: Optional[List[Path]] = Opt(None, "--data", help="Audio clip or mesh, or a folder (repeatable)."),
+             plot: Optional[Path] = PLOT, compare: bool = COMPARE, data_dir: Optional[Path] = DATA_DIR,
+             split: str = SPLIT, n: Optional[int] = N, batch_size: int = BATCH, device: str = DEVICE,
+             as_json: bool = Opt(False, "--json", help="Write only a JSON document on stdout (the table: stderr)."),
+             checkpoint: Which = CHECKPOINT):
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
     audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
-    given = list(data or []) + list(paths or [])
-    output = _verb(ctx, "eval", run, device, checkpoint, None, paths=given or None, plot=plot, compare=compare,
-                   data_dir=data_dir, split=split, n=n, batch_size=batch_size)
+    data = (list(data or []) + list(paths or [])) or None
+    output = _verb("eval", dict(locals(), out=None))
     from implicit_gon import rundir
-    lines = []
-    if plot and output.save:
-        with rundir.writing_into(plot):
-            lines = output.save(plot)
+    with rundir.writing_into(plot):
+        lines = output.save(plot) if plot and output.save else []
     _report(output.value, as_json, output.notes)
     for line in lines:
         print(f"wrote {line}", file=sys.stderr)
@@ -450,57 +463,48 @@ def _report(res: dict, as_json: bool, notes=()) -> None:
 
 
 @app.command("render")
-def render_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    res: Optional[int] = Opt(None, help="Images and SDF: output side in pixels (default 256; above the training "
-                             "resolution: super-resolution; conv runs: their training grid only)."),
-    n: int = Opt(16, help="Images: number of test images; 1 writes a single image, more a grid."),
-    split: str = Opt("test", help="Images: split the images come from."),
-    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
-    input_: Optional[List[Path]] = Opt(None, "--input", help="Images: your own image files (repeatable), encoded at "
-                                       "the run's resolution; audio: a clip; SDF: a mesh."),
-    compare: bool = Opt(False, "--compare", help="Images: the originals above their renderings, labelled."),
-    index: Optional[int] = Opt(None, help="SDF: training shape to render."),
-    sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: super-resolution)."),
-    plot: Optional[Path] = Opt(None, help="Audio: spectrograms of original and rendering (.png)."),
-    hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: an eighth "
-                               "of a window; the overlapping renderings are cross-faded)"),
-    out: Path = Opt(..., help="Output file: .png, .jpg, .webp or .gif (images, SDF); .wav, .flac or .ogg (audio)."),
-    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-    mask: Optional[Path] = Opt(None, help="Convert runs with source mask: PNG of the pixels --input shows (white)."),
-):
+def render_cmd(ctx: typer.Context, run: Path = RUN, res: Optional[int] = RES, n: Optional[int] = N,
+               split: str = SPLIT, data_dir: Optional[Path] = DATA_DIR, input_: Optional[List[Path]] = INPUTS,
+               compare: bool = COMPARE, index: Optional[int] = INDEX,
+               sample_rate: Optional[int] = Opt(None, help="Audio: output rate (above the training rate: "
+                                                "super-resolution)."),
+               plot: Optional[Path] = PLOT,
+               hop: Optional[float] = Opt(None, help="Audio: hop between the encoded windows in seconds (default: "
+                                          "an eighth of a window; the overlapping renderings are cross-faded)"),
+               out: Path = Opt(..., help="Output file: .png, .jpg, .webp or .gif (images, SDF); .wav, .flac or .ogg "
+                               "(audio)."),
+               device: str = DEVICE, checkpoint: Which = CHECKPOINT,
+               mask: Optional[Path] = Opt(None, help="Convert runs with source mask: PNG of the pixels --input shows "
+                                          "(white).")):
     """Encode samples in one step and render them at any resolution (images: the first n of a split, or your own
     files; convert runs: rows of source, conversion and target; audio: a clip at any sample rate; SDF: a shaded
     picture of a shape)."""
-    _verb(ctx, "render", run, device, checkpoint, out, res=res, n=n, split=split, data_dir=data_dir, inputs=input_,
-          compare=compare, index=index, sample_rate=sample_rate, plot=plot, hop=hop, mask=mask)
+    _verb("render", locals())
 
 
 @app.command("encode")
-def encode_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    inputs: List[Path] = typer.Argument(..., help="Image files (centre-cropped and resized to the run's "
-                                        "resolution); audio: a clip (one latent per window); SDF: a mesh."),
-    out: Path = Opt(..., help="Output .npy: one latent row per input, in order (`implicit-gon decode` renders it)."),
-    batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-):
+def encode_cmd(ctx: typer.Context, run: Path = RUN,
+               input_: List[Path] = typer.Argument(..., metavar="INPUTS", help="Image files (centre-cropped and "
+                                                   "resized to the run's resolution); audio: a clip (a latent per "
+                                                   "window); SDF: a mesh."),
+               out: Path = Opt(..., help="Output .npy: one latent row per input, in order (`implicit-gon decode` "
+                               "renders it)."),
+               batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Encode inputs in one gradient step each."""
-    _verb(ctx, "encode", run, device, checkpoint, out, inputs=inputs, batch_size=batch_size)
+    _verb("encode", locals())
 
 
 @app.command("decode")
-def decode_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` writes, "
-                                   "or the .npz `implicit-gon latents` writes."),
-    res: Optional[int] = Opt(None, help="Output side in pixels (default: the training resolution; above it: "
-                             "super-resolution; SDF: 256)."),
-    nrow: Optional[int] = Opt(None, help="Images per row of the grid (default: a square-ish grid)."),
-    out: Path = Opt(..., help="Output picture: .png, .jpg, .webp or .gif (one latent: one image, more: a grid)."),
-    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-):
+def decode_cmd(ctx: typer.Context, run: Path = RUN,
+               latents: Path = typer.Argument(..., help="A .npy of latents, (n, K) or (K,), as `implicit-gon encode` "
+                                              "writes, or the .npz `implicit-gon latents` writes."),
+               res: Optional[int] = RES,
+               nrow: Optional[int] = Opt(None, help="Images per row of the grid (default: a square-ish grid)."),
+               out: Path = Opt(..., help="Output picture: .png, .jpg, .webp or .gif (one latent: one image, more: a "
+                               "grid)."),
+               device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Render latents (from `encode`, or your own edits of them) at any resolution."""
-    _verb(ctx, "decode", run, device, checkpoint, out, latents=latents, res=res, nrow=nrow)
+    _verb("decode", locals())
 
 
 def _err(msg: str):
@@ -512,6 +516,8 @@ def _refit(gon, run: Path, which: Which = Which.last) -> None:
     """Recompute the latent Gaussian from the training data and store it with the checkpoint it was loaded from."""
     from implicit_gon import checkpoint, rundir
     from implicit_gon.plugins import signal_adapter
+    if gon.samples_prior:
+        raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
     with rundir.locked(run):  # a `fit` of this run must not be writing it meanwhile
         gon.fit_gaussian(signal_adapter(gon.meta["signal"]).signal_for_run(gon))
         if Which(which) is Which.best:
@@ -522,81 +528,56 @@ def _refit(gon, run: Path, which: Which = Which.last) -> None:
 
 
 @app.command("sample")
-def sample_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    n: Optional[int] = Opt(None, help="Number of samples (default 64; audio: 1 clip)."),
-    seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
-    res: Optional[int] = Opt(None, help="Images: output resolution (default: the training one)."),
-    temperature: float = Opt(1.0, help="Scale of the latent noise."),
-    seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
-    refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
-    compare: bool = Opt(False, "--compare", help="Images: each sample above its nearest training image "
-                        "(squared pixel distance at the training resolution): a memorisation check."),
-    out: Path = Opt(..., help="Output: .png, .jpg, .webp or .gif (images; SDF renders, or a folder of meshes); "
-                    "audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
-    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-):
+def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
+               seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
+               res: Optional[int] = RES, temperature: float = Opt(1.0, help="Scale of the latent noise."),
+               seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
+               refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
+               compare: bool = COMPARE,
+               out: Path = Opt(..., help="Output: .png, .jpg, .webp or .gif (images; SDF renders, or a folder of "
+                               "meshes); audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
+               device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
-    def refit_first(gon):
-        if refit and gon.samples_prior:
-            raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
-        if refit:
-            _refit(gon, run, checkpoint)
-    _verb(ctx, "sample", run, device, checkpoint, out, refit_first, n=n, seconds=seconds, res=res,
-          temperature=temperature, seed=seed, compare=compare)
+    _verb("sample", locals(), (lambda gon: _refit(gon, run, checkpoint)) if refit else None)
 
 
 @app.command("interpolate")
-def interpolate_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    pairs: int = Opt(4, help="Images: number of pairs of consecutive test samples (0-1, 2-3, ...; by default as "
-                     "many as the split holds, up to 4)."),
-    from_: Optional[str] = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training "
-                               "index or mesh (SDF)."),
-    to: Optional[str] = Opt(None, "--to", help="Second end."),
-    frames: int = Opt(8, help="Frames per pair, ends included."),
-    res: Optional[int] = Opt(None, help="Images and SDF: output resolution (default: the training one)."),
-    split: str = Opt("test", help="Images: split the ends come from."),
-    data_dir: Optional[Path] = Opt(None, help="Images: dataset location (default: the run's)."),
-    fps: int = Opt(15, help="Video frame rate."),
-    out: Path = Opt(..., help="Images: a picture (.png, .jpg, .webp: a row per pair) or a video (.mp4, .webm, "
-                    ".gif); audio: a .wav of the frames in sequence, or a folder (one WAV per frame); SDF: a video "
-                    "of renders, or a folder of meshes."),
-    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-):
+def interpolate_cmd(ctx: typer.Context, run: Path = RUN,
+                    pairs: Optional[int] = Opt(None, help="Images: pairs of consecutive test samples (0-1, 2-3, ...; "
+                                               "default 4, or as many as the split holds)."),
+                    from_: Optional[str] = FROM, to: Optional[str] = TO,
+                    frames: int = Opt(8, help="Frames per pair, ends included."), res: Optional[int] = RES,
+                    split: str = SPLIT, data_dir: Optional[Path] = DATA_DIR,
+                    fps: int = Opt(15, help="Video frame rate."),
+                    out: Path = Opt(..., help="Images: a picture (.png, .jpg, .webp: a row per pair) or a video "
+                                    "(.mp4, .webm, .gif); audio: a .wav of the frames in sequence, or a folder (one "
+                                    "WAV per frame); SDF: a video of renders, or a folder of meshes."),
+                    device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
-    _verb(ctx, "interpolate", run, device, checkpoint, out, pairs=pairs, from_=from_, to=to, frames=frames, res=res,
-          split=split, data_dir=data_dir, fps=fps)
+    _verb("interpolate", locals())
 
 
 @app.command("export-mesh")
-def export_mesh_cmd(
-    ctx: typer.Context, run: Path = RUN,
-    index: Optional[int] = Opt(None, help="Training shape to export."),
-    input_: Optional[Path] = Opt(None, "--input", help="A mesh the network never saw, encoded in one step."),
-    res: int = Opt(256, help="Marching-cubes grid resolution (res^3, evaluated in slabs)."),
-    fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
-    original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the unit sphere."),
-    out: Path = Opt(..., help="Output mesh file (.ply, .obj, .glb, .stl)."),
-    device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-):
+def export_mesh_cmd(ctx: typer.Context, run: Path = RUN, index: Optional[int] = INDEX,
+                    input_: Optional[List[Path]] = INPUTS,
+                    res: int = Opt(256, help="Marching-cubes grid resolution (res^3, evaluated in slabs)."),
+                    fmt: Optional[str] = Opt(None, "--format", help="ply, obj, glb or stl (default: from --out)."),
+                    original_units: bool = Opt(False, "--original-units", help="Undo the normalisation into the "
+                                               "unit sphere."),
+                    out: Path = Opt(..., help="Output mesh file (.ply, .obj, .glb, .stl)."),
+                    device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Marching cubes over the network's signed distance field."""
-    _verb(ctx, "export", run, device, checkpoint, out, index=index, inputs=[input_] if input_ else None, res=res,
-          format=fmt, original_units=original_units)
+    _verb("export", locals())
 
 
 @app.command("latents")
-def latents_cmd(
-    ctx: typer.Context, run: Path = typer.Argument(..., help="Run directory of an image run."),
-    split: str = Opt("test", help="Split to encode."),
-    data_dir: Optional[Path] = Opt(None, help="Dataset location (default: the run's)."),
-    n: Optional[int] = Opt(None, help="Encode the first n samples only."),
-    batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT,
-    out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and labels."),
-):
+def latents_cmd(ctx: typer.Context, run: Path = RUN, split: str = SPLIT, data_dir: Optional[Path] = DATA_DIR,
+                n: Optional[int] = N, batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT,
+                out: Path = Opt(..., help="PNG (or PDF, SVG) scatter coloured by class, or .npz of latents and "
+                                "labels.")):
     """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
     projection otherwise; coloured by class where the dataset has labels."""
-    _verb(ctx, "latents", run, device, checkpoint, out, split=split, data_dir=data_dir, n=n, batch_size=batch_size)
+    _verb("latents", locals())
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -118,14 +118,14 @@ class GON:
         return torch.cat(out) if out else torch.empty(0, self.cfg.model.latent_dim, device=self.device)
 
     # -- the verbs, for every signal ----------------------------------------------------------------------------
-    def encode(self, inputs, batch_size: int = 64, out=None) -> np.ndarray:
+    def encode(self, inputs=None, batch_size: int = 64, out=None, **options) -> np.ndarray:
         """Latents in one gradient step each, (n, K) float32. Images: files, or an array or tensor (B, H, W, C) or
         (B, H, W), uint8 or floats in [0, 1], brought to the run's resolution; audio: a clip file, (W, K) the
-        latents of its windows (every eighth of a window, as render encodes them); SDF: a mesh file, (1, K).
-        A signals Batch gives its latents on its own coordinates."""
+        latents of its windows (every eighth of a window, as render encodes them); SDF: a mesh file, or index= a
+        training shape, (1, K). A signals Batch gives its latents on its own coordinates."""
         if hasattr(inputs, "coords"):
             return self.encode_batch(inputs).cpu().numpy()
-        return self.run_verb("encode", out, inputs=_listed(inputs), batch_size=batch_size)
+        return self.run_verb("encode", out, inputs=_listed(inputs), batch_size=batch_size, **options)
 
     def encode_images(self, images, batch_size: int = 64) -> np.ndarray:
         """encode() for an image run: (B, K) float32."""

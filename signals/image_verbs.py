@@ -215,6 +215,8 @@ class ImageAdapter(SignalAdapter):
     def encode(self, gon, opts: VerbOptions) -> Output:
         """Latents of image files or arrays, one gradient step each: (n, K) float32."""
         from .views import as_run_signal
+        if not _has(opts.inputs):
+            raise GONError("encode needs images: files, or an array (B, H, W, C)")
         sig = as_run_signal(gon, images.ImageSignal(self.read_inputs(gon, opts.inputs), "input"))
         z = gon.encode_signal(sig, batch_size=opts.batch_size).cpu().numpy()
         return Output(z, save_npy(z))
