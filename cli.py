@@ -512,21 +512,6 @@ def _err(msg: str):
     return GONError(msg)
 
 
-def _refit(gon, run: Path, which: Which = Which.last) -> None:
-    """Recompute the latent Gaussian from the training data and store it with the checkpoint it was loaded from."""
-    from implicit_gon import checkpoint, rundir
-    from implicit_gon.plugins import signal_adapter
-    if gon.samples_prior:
-        raise _err(f"sample --refit: {run} samples from its prior N(0, I), not from a fitted Gaussian")
-    with rundir.locked(run):  # a `fit` of this run must not be writing it meanwhile
-        gon.fit_gaussian(signal_adapter(gon.meta["signal"]).signal_for_run(gon))
-        if Which(which) is Which.best:
-            gon.save(run, name=checkpoint.BEST)
-            return
-        _, _, opt_state, _ = checkpoint.load(run)  # keep the Adam state so the run can still be resumed
-        gon.save(run, opt_state)
-
-
 @app.command("sample")
 def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
                seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
@@ -538,7 +523,7 @@ def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
                                "meshes); audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
                device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
-    _verb("sample", locals(), (lambda gon: _refit(gon, run, checkpoint)) if refit else None)
+    _verb("sample", locals(), (lambda gon: gon.refit_gaussian(Which(checkpoint).value)) if refit else None)
 
 
 @app.command("interpolate")
@@ -624,50 +609,11 @@ def dataset_info(
 
 def _dataset_files(ctx: typer.Context, path: Path, as_json: bool) -> None:
     """`dataset info` of a run or a folder: its clips or meshes, numbered as the verbs number them."""
-    from implicit_gon.checkpoint import CKPT
     from signals import listing
     for name in ("data_dir", "res", "camera", "quick"):
         if _given(ctx, name):
             raise _err(f"dataset info {_flag(ctx, name)}: for an image dataset, not a run or a folder ({path})")
-    if not (path / CKPT).is_file():
-        found = listing.folder_files(path)
-        to = sys.stderr if as_json else sys.stdout
-        for signal, files in found.items():
-            print(f"{path}: {len(files)} {listing.KINDS[signal][0]}, numbered as a run fitted on them numbers them "
-                  f"({'; '.join(u for u in USES[signal] if u)}; a fit with --val-every holds out every tenth: `dataset info RUN` lists the "
-                  f"run's own)", file=to)
-            print("\n".join(listing.numbered(files)), file=to)
-        if as_json:
-            print(json.dumps(found))
-        return
-    gon = _load(path, "cpu")
-    if gon.meta["signal"] == "images":
-        d = gon.cfg.data.dataset
-        print(f"{path}: an image run on dataset {d}: `implicit-gon dataset info {d}` counts its splits "
-              f"(interpolate --from/--to index its test split)", file=sys.stderr if as_json else sys.stdout)
-        if as_json:
-            print(json.dumps({"signal": "images", "dataset": d}))
-        return
-    _print_run_files(path, gon.cfg, as_json)
-
-
-USES = {"sdf": ("render, export-mesh and interpolate --index", "eval's rows"), "audio": ("", "eval's clip_names")}
-"""What counts an audio or SDF run's files in `dataset info`'s order: (its training files, the files eval scores)."""
-
-
-def _print_run_files(path: Path, cfg, as_json: bool) -> None:
-    from signals import listing
-    files, what = listing.run_files(cfg), listing.KINDS[cfg.data.signal][0]
-    index, scored = USES[cfg.data.signal]
-    uses = [index] + ([] if files["held out"] else [scored])
-    to = sys.stderr if as_json else sys.stdout
-    print(f"{path}: {len(files['training'])} training {what} ({'; '.join(u for u in uses if u)}):", file=to)
-    print("\n".join(listing.numbered(files["training"])), file=to)
-    if files["held out"]:
-        print(f"{len(files['held out'])} held-out {what} ({scored}):", file=to)
-        print("\n".join(listing.numbered(files["held out"])), file=to)
-    if as_json:
-        print(json.dumps({"signal": cfg.data.signal, **files}))
+    listing.print_files(path, as_json)
 
 
 def _decode_splits(name: str, data_dir: Optional[Path], res: Optional[int], camera: str, info: dict) -> None:

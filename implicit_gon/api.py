@@ -273,6 +273,22 @@ class GON:
         z = self.sample_latents(n, generator, temperature)
         return self.decode_prior(z, coords) if self.model.head is not None else self.decode(z, coords)
 
+    def refit_gaussian(self, which: str = "last") -> None:
+        """Recompute the latent Gaussian from the run's training data (its adapter's signal_for_run) and store it
+        with the checkpoint it was loaded from (`sample --refit`), keeping the Adam state so the run can resume."""
+        from . import rundir
+        if self.samples_prior:
+            raise GONError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
+        if self.run is None:
+            raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
+        with rundir.locked(self.run):  # a `fit` of this run must not be writing it meanwhile
+            self.fit_gaussian(signal_adapter(self.meta["signal"]).signal_for_run(self))
+            if which == "best":
+                self.save(self.run, name=checkpoint.BEST)
+                return
+            _, _, opt_state, _ = checkpoint.load(self.run)
+            self.save(self.run, opt_state)
+
     def fit_gaussian(self, signal, max_samples: int = 10000, batch_size: int = 64) -> None:
         """Fit mean and full covariance to the latents of (up to max_samples of) the training data."""
         from . import methods

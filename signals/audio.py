@@ -450,7 +450,8 @@ class AudioAdapter(SignalAdapter):
     }
     hints = {"decode": "audio latents are per window; render a clip with render --input CLIP",
              "export": "export-mesh needs an SDF run", "latents": "latents takes image runs"}
-    coord_dim = 1
+    coord_dim, files, extensions, file_uses = 1, "clips", EXTENSIONS, ("", "eval's clip_names")
+    find = staticmethod(find_clips)
     meta_rules = {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
                   "channels": (int, 1, 64)}
 

@@ -132,6 +132,17 @@ class SignalAdapter:
     bounds on the value, or on the length of a list or string (meta.coord_dim, out_dim are checked for every
     signal)."""
 
+    files: str = ""
+    """What its runs are trained on, when that is files given to `fit` ("clips", "meshes"); "" for a dataset."""
+    extensions: tuple = ()
+    """Those files' extensions (folders are searched for them)."""
+    file_uses: tuple = ("", "")
+    """What numbers a run's (training files, files eval scores), for `dataset info RUN`."""
+
+    def find(self, paths) -> list:
+        """Its files under paths (files as given, folders searched recursively), in the order a run holds them."""
+        return find_files(paths, self.extensions, self.files)
+
     def check_meta(self, meta: dict, source: str) -> None:
         """A checkpoint's meta for this signal, each entry checked: a one-line GONError naming source."""
         from implicit_gon.errors import GONError

@@ -432,7 +432,9 @@ class SDFAdapter(SignalAdapter):
         "export": verb("inputs", "index", "res", "format", "original_units", outputs=(MESHES,)),
     }
     hints = {"latents": "latents takes image runs"}
-    coord_dim = 3
+    coord_dim, files, extensions = 3, "meshes", EXTENSIONS
+    file_uses = ("render, export-mesh and interpolate --index", "eval's rows")
+    find = staticmethod(find_meshes)
     meta_rules = {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)}
 
     def check_meta(self, meta: dict, source: str) -> None:
