@@ -629,7 +629,7 @@ def _decode_splits(name: str, data_dir: Optional[Path], res: Optional[int], came
 # config
 @config_app.command("show")
 def config_show(
-    signal: str = typer.Argument(..., help="images, audio or sdf."),
+    signal: str = typer.Argument(..., help="images, audio or sdf (or a plug-in's kind)."),
     name: str = typer.Argument("default", help="Dataset name (images) or `default` (audio, sdf)."),
     config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
     set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
@@ -639,9 +639,9 @@ def config_show(
     """Print the config a `fit` would use, as YAML: the defaults every flag starts from (the fields a run of this
     signal reads)."""
     from implicit_gon.config import check_given_keys, given_keys, resolve, to_yaml
-    from signals import SIGNALS
-    if signal not in SIGNALS:
-        raise _err(f"signal {signal!r}: choose one of {', '.join(SIGNALS)}")
+    from implicit_gon.plugins import signal_kinds
+    if signal not in signal_kinds():  # the shipped adapters and any a plug-in registers
+        raise _err(f"signal {signal!r}: choose one of {', '.join(signal_kinds())}")
     flags = {"model.variational": True if variational else None, "model.decoder": decoder}
     cfg = resolve(signal, name, config, flags, set_ or ())
     check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read
