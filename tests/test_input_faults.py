@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, run_cli
-from test_hardening import TINY, one_line_error, run_limited
+from test_runtime_faults import TINY, one_line_error, run_limited
 
 from implicit_gon.errors import DataError, GONError
 dl = importlib.import_module("signals.datasets.download")  # the package exports the function of that name
