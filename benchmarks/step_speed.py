@@ -14,6 +14,7 @@ dispatches, outer pass, gradient step and backward), the GFLOP/s it achieves, an
 torch.mm running the same products in the same dtypes ("of mm"); the last lines give a large square torch.mm in
 fp32 and bf16, the machine's headline rate. The process keeps freed memory for reuse (implicit_gon/host.py) for
 every row, the baseline included; --plain-malloc measures without it.
+--compile measures torch.compile instead (eager against compiled, compile time apart): benchmarks/compile_step.py.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import argparse
 
 import torch
 
+import compile_step
 import flops
 from common import add_data_dir, mnist_split, positive, run_benchmark, steps_per_second
 from eq12 import ConcatSiren, authors_grid, eq12_loss
@@ -40,6 +42,7 @@ def parse():
     ap.add_argument("--min-time", type=positive(float), default=10.0)
     ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 rows")
     ap.add_argument("--plain-malloc", action="store_true", help="leave glibc's allocator settings alone")
+    ap.add_argument("--compile", action="store_true", help="only eager against torch.compile (compile_step.py)")
     add_data_dir(ap)
     return ap.parse_args()
 
@@ -96,6 +99,9 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
+    if args.compile:
+        compile_step.compare(ImageSignal(mnist_split("train", args.data_dir)), args.batch_size, args.min_time, dev)
+        return
     steps, mc = make_steps(args, dev)
     rows = []
     for name, (fn, key) in steps.items():
