@@ -26,8 +26,9 @@ of mid-grey (a black-on-white drawing given to a run trained on white-on-black d
 
 
 def _has(inputs) -> bool:
-    """Whether inputs were given: files, or an array of images."""
-    return inputs is not None and len(inputs) > 0
+    """Whether inputs were given: files, or an array of images. An array counts even when empty, so that its
+    shape is reported ("no pixels") rather than said to be missing."""
+    return inputs is not None and (hasattr(inputs, "shape") or len(inputs) > 0)
 
 
 def image_split(gon, split: str, data_dir=None):
