@@ -9,6 +9,7 @@ held-out curves, a band over seeds.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -161,42 +162,57 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
             log=None, epochs: float | None = None) -> dict[str, Any]:
     """Train every (method, seed) for `steps` (or `epochs` of the training split), score each on the whole
     held-out split and on as many training images, write the table and the curves."""
-    from .plugins import signal_adapter
-    task_signal = signal_adapter("images").task_signal
     log = log or (lambda s: print(s, file=sys.stderr))
     methods = plan(methods, decoder, variational)
     check_counts(seeds=seeds, steps=steps, val_every=val_every, val_samples=val_samples, held_out=held_out)
     check_sets(sets)
     out = check_out(Path(out), resume)
     base = {**(flags or {}), "model.decoder": decoder, "train.val_samples": val_samples}
-    probe = run_config(dataset, methods[0], 0, base, sets)  # the data and batch size, which --epochs needs
-    train_sig = task_signal(probe.data, "reconstruct", "train")
-    val_sig = task_signal(probe.data, "reconstruct", "test", notes=False)
-    steps = budget(steps, epochs, len(train_sig), probe.train.batch_size)
+    train_sig, val_sig, steps, bs = data_and_budget(dataset, methods[0], base, sets, steps, epochs)
     base.update({"train.steps": steps, "train.val_every": val_every or max(1, steps // 10),
                  "train.ckpt_every": max(steps, 1)})
     configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
     check_keys_read(configs, given_keys(flags, sets))
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
     n_fit = min(n_val, len(train_sig))  # training images scored the same way: the train-test gap (Fig. 2c)
-    bs = probe.train.batch_size
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused comparison leaves no folder behind
     check_manifest(out, {"dataset": dataset, "decoder": decoder, "table": 2 if variational else 1,
                          "held_out": n_val, "steps": steps},
                    {"epochs": steps * bs / len(train_sig), "epochs_asked": epochs, "batch_size": bs,
                     "train_samples": len(train_sig)})
-    metric, runs = "bits_per_dim" if variational else "sse", [(m, s) for m in methods for s in range(seeds)]
-    results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-    t_all = time.perf_counter()
-    for k, (m, s) in enumerate(runs, 1):
-        cfg = run_config(dataset, m, s, base, sets)
-        tag = f"[{k}/{len(runs)}] {m} seed {s}"
-        row = train_one(out / f"{m}-s{s}", m, cfg, resume, Scoring(train_sig, val_sig, n_fit, n_val, log), tag)
-        results[m].append(row)
-        log(f"{tag}: held-out {metric} {row[metric]:.4g}, training split {row['train'][metric]:.4g} "
-            f"({row['seconds']:.0f} s; {time.perf_counter() - t_all:.0f} s so far)")
+    metric = "bits_per_dim" if variational else "sse"
+    config = functools.partial(run_config, dataset, flags=base, sets=sets)  # (method, seed) -> its Config
+    runs = [(m, s) for m in methods for s in range(seeds)]
+    results = train_all(out, runs, config, resume, Scoring(train_sig, val_sig, n_fit, n_val, log), metric)
     return write_table(out, summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs),
                        results)
+
+
+def data_and_budget(dataset: str, method: str, base: dict[str, Any], sets, steps: int | None,
+                    epochs: float | None):
+    """(training signal, held-out signal, steps, batch size): the first method's config gives the data and the
+    batch size, which --epochs needs to become steps."""
+    from .plugins import signal_adapter
+    task_signal = signal_adapter("images").task_signal
+    probe = run_config(dataset, method, 0, base, sets)
+    train_sig = task_signal(probe.data, "reconstruct", "train")
+    val_sig = task_signal(probe.data, "reconstruct", "test", notes=False)
+    return train_sig, val_sig, budget(steps, epochs, len(train_sig), probe.train.batch_size), probe.train.batch_size
+
+
+def train_all(out: Path, runs: list[tuple[str, int]], config, resume: bool, sc: Scoring,
+              metric: str) -> dict[str, list[dict[str, Any]]]:
+    """Train and score each (method, seed) of runs in turn with config(method, seed), a line logged per run:
+    per method, its rows."""
+    results: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in runs}
+    t_all = time.perf_counter()
+    for k, (m, s) in enumerate(runs, 1):
+        tag = f"[{k}/{len(runs)}] {m} seed {s}"
+        row = train_one(out / f"{m}-s{s}", m, config(m, s), resume, sc, tag)
+        results[m].append(row)
+        sc.log(f"{tag}: held-out {metric} {row[metric]:.4g}, training split {row['train'][metric]:.4g} "
+               f"({row['seconds']:.0f} s; {time.perf_counter() - t_all:.0f} s so far)")
+    return results
 
 
 def write_table(out: Path, table: dict[str, Any], results) -> dict[str, Any]:

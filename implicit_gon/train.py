@@ -4,8 +4,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -101,17 +102,18 @@ def _diverged(run: Path, why: str) -> Diverged:
     return Diverged(f"training diverged: {why} (lower --lr or gon.step_size, or set train.grad_clip); {kept}")
 
 
-def _roll_back(gon: GON, opt, run: Path, why: str, dist: Dist, agreed: bool = True) -> None:
+def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: bool = True) -> None:
     """train.on_divergence rollback: reload the last checkpoint (weights, Adam state, step), halve the learning
-    rate (kept in train_state, so --resume keeps it) and log it; else, or with nothing to go back to, stop. Under
-    torchrun only a divergence every rank saw (agreed) rolls back: rank 0 alone cannot take the others along."""
+    rate (kept in train_state, so --resume keeps it), take early stopping back to the checkpoint's and log it;
+    else, or with nothing to go back to, stop. Under torchrun only a divergence every rank saw (agreed) rolls back:
+    rank 0 alone cannot take the others along."""
     rolls = gon.train_state.get("rollbacks", 0)
     if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or checkpoint_step(run) is None \
             or (dist.active and not agreed):
         raise _diverged(run, why)
     good, state = GON.load(run, gon.device, with_optimizer=True)
     gon.model.load_state_dict(good.model.state_dict())
-    opt.load_state_dict(state)
+    loop.opt.load_state_dict(state)
     scale = gon.train_state.get("lr_scale", 1.0) / 2
     gon.step, gon.train_state = good.step, {**good.train_state, "lr_scale": scale, "rollbacks": rolls + 1}
     if dist.main:
@@ -119,6 +121,7 @@ def _roll_back(gon: GON, opt, run: Path, why: str, dist: Dist, agreed: bool = Tr
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "rollback", "diverged": why,
                                              "lr_scale": scale, "time": time.time()})
         print(f"rolled back to step {gon.step} ({why}); learning rate x{scale:g}", file=sys.stderr)
+    loop.stopper = EarlyStop.for_run(gon.cfg, gon.train_state.get("early_stop"))
 
 
 def _stop_on_signal(gon: GON, opt, run: Path, dist: Dist, taken: int) -> None:
@@ -143,21 +146,61 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     improvement or after train.max_time seconds (gon.stop_reason says why). Either way the run ends as at
     train.steps: a final validation, the latent Gaussian fitted (on the last and on the best weights), a checkpoint
     that --resume continues; besides every train.ckpt_every steps, a checkpoint every train.ckpt_minutes by clock()
-    (default time.monotonic; tests pass a fake one). Under torchrun (dist) each rank trains on its rows of the same global batch; rank 0
-    alone validates, decides when to stop and writes. on_step(gon, seconds), when given, is called after every
-    step with the seconds this invocation has trained (benchmarks snapshot the weights at time marks with it)."""
-    cfg, run = gon.cfg, Path(run)
+    (default time.monotonic; tests pass a fake one). Under torchrun (dist) each rank trains on its rows of the same
+    global batch; rank 0 alone validates, decides when to stop and writes. on_step(gon, seconds), when given, is
+    called after every step with the seconds this invocation has trained (benchmarks snapshot the weights at time
+    marks with it)."""
+    run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    tc = cfg.train
+    loop = _start(gon, signal, run, val_signal, optimizer_state, progress, dist, clock or time.monotonic)
+    with interrupts.handled(), interrupts.deferred():  # a stop signal waits for the step's end: see _stop_on_signal
+        while gon.step < gon.cfg.train.steps and gon.stop_reason is None:
+            _train_step(gon, signal, run, val_signal, loop, dist, on_step)
+        loop.bar.close()
+        if not dist.main:
+            return {}
+        try:
+            return _finish(gon, signal, run, val_signal, loop.opt, loop.stopper, loop.val)
+        except NonFinite as e:
+            raise _diverged(run, f"at the end of training (step {gon.step}), {e}") from None
+
+
+@dataclass
+class _Loop:
+    """What one train() invocation carries from step to step; the run's own state (weights, step, train_state)
+    lives on the GON and in its checkpoint, so --resume rebuilds this from there."""
+    opt: torch.optim.Optimizer
+    base_lr: list[float]  # the config's rate of each parameter group; the schedule scales them every step
+    amp: Precision
+    batch_size: int  # global batch: train.batch_size, or the whole dataset when that is smaller
+    sampling: dict  # signal.batch's extra keywords: {"stratified": True} with train.sampling stratified
+    validating: bool  # held-out data and train.val_every > 0
+    stopper: EarlyStop
+    watch: LossWatch
+    bar: Any
+    writer: Any  # TensorBoard SummaryWriter on rank 0 with train.tensorboard, else None
+    clock: Callable[[], float]  # for train.ckpt_minutes (time.monotonic; tests pass a fake)
+    t0: float = field(default_factory=time.perf_counter)  # this invocation's start: schedules and rates read it
+    elapsed0: float = 0.0  # training seconds of earlier invocations (train_state["elapsed"])
+    last_ckpt: float = 0.0  # clock() at the last checkpoint written (or the start)
+    val: dict | None = None  # the held-out scores of the step just taken, when it evaluated
+    taken: int = 0  # steps taken by this invocation
+    rate: float = 0.0  # steps per second of this invocation
+
+
+def _start(gon: GON, signal, run: Path, val_signal, optimizer_state, progress: bool, dist: Dist,
+           clock) -> _Loop:
+    """Everything a run needs before its first step: the optimiser (with a resumed run's state), precision, early
+    stopping and the divergence guard as train_state holds them, the progress bar."""
+    tc = gon.cfg.train
     if gon.device.type == "cpu":
         keep_freed_memory()  # 1.5x on CPU for steps with large activations (host.py)
     batch_size = min(tc.batch_size, len(signal))
     if tc.encode == "full":
         signal.encode_full = True  # ImageSignal: latents from every pixel; `points` thins the outer loss only
-    sampling = {"stratified": True} if tc.sampling == "stratified" else {}  # image signals take it (config.py)
     check_batch(batch_size, dist)
     opt = make_optimizer(gon.model, tc)
-    base_lr = [g["lr"] for g in opt.param_groups]  # the config's rates; the schedule scales them every step
+    base_lr = [g["lr"] for g in opt.param_groups]
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
     amp = Precision(tc.precision, gon.device)
@@ -166,81 +209,102 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
     validating = val_signal is not None and tc.val_every > 0
     if tc.patience and not validating:
         raise GONError(f"train.patience = {tc.patience}: early stopping needs held-out data (val_signal)")
-    stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
+    stopper = EarlyStop.for_run(gon.cfg, gon.train_state.get("early_stop"))
     gon.stop_reason = _patience_spent(stopper, tc.patience, gon.step, "already ")
     gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
     bar = progress_bar(tc.steps, gon.step, progress and dist.main)  # tqdm on a terminal, a line every few steps else
-    t0, elapsed0, val, taken = time.perf_counter(), gon.train_state.get("elapsed", 0.0), None, 0
-    watch, clock = LossWatch(tc.divergence_factor), clock or time.monotonic
-    last_ckpt = clock()
-    with interrupts.handled(), interrupts.deferred():  # a stop signal waits for the step's end: see _stop_on_signal
-        while gon.step < tc.steps and gon.stop_reason is None:
-            step = gon.step
-            p = schedule.progress(tc, step, time.perf_counter() - t0)
-            p = agree_value(dist, p, gon.device) if tc.max_time else p  # a time budget reads each rank's own clock
-            scale = gon.train_state.get("lr_scale", 1.0)  # halved by each rollback (train.on_divergence)
-            schedule.set_lr(opt, [b * scale for b in base_lr], schedule.lr_factor(tc, step, p))
-            gen = step_generator(tc.seed, step, "cpu")
-            idx = batch_indices(len(signal), batch_size, tc.seed, step)
-            batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device, **sampling), dist)  # this rank's rows
-            gon.model.train()
-            with amp.autocast():
-                loss, parts = objective(gon.model, batch, cfg, step_generator(tc.seed, step, gon.device),
-                                        kl_weight(cfg, step))
-            why = agree(dist, watch.check(loss.item(), step), gon.device)  # rank 0's loss decides for all
-            if why:
-                _roll_back(gon, opt, run, why, dist)
-                stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
-                continue
-            opt.zero_grad(set_to_none=True)
-            amp.backward(loss)
-            reduce_gradients(gon.model, dist, batch.values.shape[0] / batch_size)
-            amp.unscale(opt)
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(gon.model.parameters(), tc.grad_clip)
-            amp.step(opt)
-            gon.step += 1
-            taken += 1
-            seconds = time.perf_counter() - t0
-            gon.train_state["elapsed"] = elapsed0 + seconds  # training time over every invocation, for `plot --x time`
-            rate = taken / max(1e-9, seconds)
-            if on_step is not None:
-                on_step(gon, seconds)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{rate:.2f}",
-                            eta=duration(eta(taken, tc.steps - gon.step, seconds, tc.max_time)))
-            evaluating = validating and gon.step % tc.val_every == 0
-            try:
-                val = _keep_best(gon, val_signal, stopper, run) if evaluating and dist.main else None
-            except NonFinite as e:
-                _roll_back(gon, opt, run, f"after step {gon.step}, {e}", dist, agreed=False)
-                stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
-                continue
-            signalled = "signal" if interrupts.pending() else None
-            gon.stop_reason = agree(dist, signalled or _patience_spent(stopper, tc.patience, gon.step)
-                                    or _time_spent(tc, seconds, gon.step), gon.device)
-            if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
-                _log_row(gon, run, opt, writer, dist, val, rate, {"loss": loss, **parts},
-                         batch.values.shape[0] / batch_size)
-            if gon.stop_reason == "signal" or (gon.stop_reason and interrupts.pending()):
-                _stop_on_signal(gon, opt, run, dist, taken)
-            timed = tc.ckpt_minutes > 0 and clock() - last_ckpt >= tc.ckpt_minutes * 60
-            if (gon.step % tc.ckpt_every == 0 or timed) and gon.step < tc.steps and gon.stop_reason is None \
-                    and dist.main:
-                try:
-                    gon.save(run, opt.state_dict())
-                except NonFinite as e:
-                    _roll_back(gon, opt, run, f"after step {gon.step}, {e}", dist, agreed=False)
-                    stopper = EarlyStop.for_run(cfg, gon.train_state.get("early_stop"))
-                    continue
-                last_ckpt = clock()
-        bar.close()
-        if not dist.main:
-            return {}
-        try:
-            return _finish(gon, signal, run, val_signal, opt, stopper, val)
-        except NonFinite as e:
-            raise _diverged(run, f"at the end of training (step {gon.step}), {e}") from None
+    loop = _Loop(opt, base_lr, amp, batch_size, {"stratified": True} if tc.sampling == "stratified" else {},
+                 validating, stopper, LossWatch(tc.divergence_factor), bar, writer, clock,
+                 elapsed0=gon.train_state.get("elapsed", 0.0))
+    loop.last_ckpt = clock()
+    return loop
+
+
+def _train_step(gon: GON, signal, run: Path, val_signal, loop: _Loop, dist: Dist, on_step) -> None:
+    """One optimiser step and what follows it: the log row, validation, the stop decision, a checkpoint. A
+    divergence (an exploding loss, or non-finite state found while writing) rolls back and returns early."""
+    tc = gon.cfg.train
+    loss, parts, batch = _forward(gon, signal, loop, dist)
+    why = agree(dist, loop.watch.check(loss.item(), gon.step), gon.device)  # rank 0's loss decides for all
+    if why:
+        return _roll_back(gon, loop, run, why, dist)
+    share = batch.values.shape[0] / loop.batch_size  # this rank's part of the global batch (1 on one process)
+    _backward(gon, loop, loss, share, dist)
+    seconds = _count_step(gon, loop, loss, on_step)
+    evaluating = loop.validating and gon.step % tc.val_every == 0
+    try:
+        loop.val = _keep_best(gon, val_signal, loop.stopper, run) if evaluating and dist.main else None
+    except NonFinite as e:  # best.safetensors refused non-finite weights
+        return _roll_back(gon, loop, run, f"after step {gon.step}, {e}", dist, agreed=False)
+    signalled = "signal" if interrupts.pending() else None
+    gon.stop_reason = agree(dist, signalled or _patience_spent(loop.stopper, tc.patience, gon.step)
+                            or _time_spent(tc, seconds, gon.step), gon.device)
+    if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
+        _log_row(gon, run, loop.opt, loop.writer, dist, loop.val, loop.rate, {"loss": loss, **parts}, share)
+    if gon.stop_reason == "signal" or (gon.stop_reason and interrupts.pending()):
+        _stop_on_signal(gon, loop.opt, run, dist, loop.taken)
+    _checkpoint_due(gon, loop, run, dist)
+
+
+def _forward(gon: GON, signal, loop: _Loop, dist: Dist):
+    """This step's learning rate, its batch (this rank's rows) and the loss: (loss, parts, batch). The batch and
+    every random draw are pure functions of (seed, step), so a resumed run takes the very same step."""
+    tc, step = gon.cfg.train, gon.step
+    p = schedule.progress(tc, step, time.perf_counter() - loop.t0)  # fraction of the run (steps, or max_time)
+    p = agree_value(dist, p, gon.device) if tc.max_time else p  # a time budget reads each rank's own clock
+    scale = gon.train_state.get("lr_scale", 1.0)  # halved by each rollback (train.on_divergence)
+    schedule.set_lr(loop.opt, [b * scale for b in loop.base_lr], schedule.lr_factor(tc, step, p))
+    idx = batch_indices(len(signal), loop.batch_size, tc.seed, step)  # (batch_size,) sample indices
+    gen = step_generator(tc.seed, step, "cpu")  # which coordinates each sample shows (train.points)
+    # coords (N, d) or (B, N, d), values (B, N, C): B is this rank's rows
+    batch = shard_batch(signal.batch(idx, tc.points, gen, gon.device, **loop.sampling), dist)
+    gon.model.train()
+    with loop.amp.autocast():
+        loss, parts = objective(gon.model, batch, gon.cfg, step_generator(tc.seed, step, gon.device),
+                                kl_weight(gon.cfg, step))
+    return loss, parts, batch
+
+
+def _backward(gon: GON, loop: _Loop, loss: torch.Tensor, share: float, dist: Dist) -> None:
+    """Gradients of the loss (averaged over the ranks, each weighted by its share), clipped, one Adam step."""
+    loop.opt.zero_grad(set_to_none=True)
+    loop.amp.backward(loss)
+    reduce_gradients(gon.model, dist, share)
+    loop.amp.unscale(loop.opt)  # (fp16's loss scale off) before the norm is measured
+    if gon.cfg.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(gon.model.parameters(), gon.cfg.train.grad_clip)
+    loop.amp.step(loop.opt)
+    gon.step += 1
+    loop.taken += 1
+
+
+def _count_step(gon: GON, loop: _Loop, loss: torch.Tensor, on_step) -> float:
+    """Time and progress of the step just taken; returns the seconds this invocation has trained."""
+    seconds = time.perf_counter() - loop.t0
+    gon.train_state["elapsed"] = loop.elapsed0 + seconds  # training time over every invocation, for `plot --x time`
+    loop.rate = loop.taken / max(1e-9, seconds)
+    if on_step is not None:
+        on_step(gon, seconds)
+    loop.bar.update(1)
+    left = gon.cfg.train.steps - gon.step
+    loop.bar.set_postfix(loss=f"{loss.item():.4g}", steps_s=f"{loop.rate:.2f}",
+                         eta=duration(eta(loop.taken, left, seconds, gon.cfg.train.max_time)))
+    return seconds
+
+
+def _checkpoint_due(gon: GON, loop: _Loop, run: Path, dist: Dist) -> None:
+    """Rank 0 checkpoints every train.ckpt_every steps and every train.ckpt_minutes by the clock, but not at a
+    step where the run ends (_finish writes that one)."""
+    tc = gon.cfg.train
+    timed = tc.ckpt_minutes > 0 and loop.clock() - loop.last_ckpt >= tc.ckpt_minutes * 60
+    if not ((gon.step % tc.ckpt_every == 0 or timed) and gon.step < tc.steps and gon.stop_reason is None
+            and dist.main):
+        return
+    try:
+        gon.save(run, loop.opt.state_dict())
+    except NonFinite as e:  # the save refused non-finite weights or Adam state
+        return _roll_back(gon, loop, run, f"after step {gon.step}, {e}", dist, agreed=False)
+    loop.last_ckpt = loop.clock()
 
 
 def _log_row(gon: GON, run: Path, opt, writer, dist: Dist, val, rate: float, parts: dict, share: float) -> None:

@@ -1,5 +1,6 @@
 """The import graph: the engine (implicit_gon) imports no adapter (signals, cli), no module imports itself back
-through others, at module level or inside a function, and reading a dataset file does not load torch."""
+through others, at module level or inside a function, and reading a dataset file does not load torch; and the
+code's shape: no function of the engine or the adapters over 40 lines."""
 from __future__ import annotations
 
 import ast
@@ -150,3 +151,33 @@ def test_adapters_reach_no_engine_internals():
     bad = [(m, t) for m, ts in graph().items() if m.split(".")[0] == "signals" for t in ts
            if t.startswith(("implicit_gon.tasks", "implicit_gon.methods"))]
     assert bad == []
+
+
+MAX_FUNCTION_LINES = 40
+"""The style rule of docs/extending.md (issue 22): short functions, def line to last line, docstring included."""
+
+
+def long_functions(root: Path = ROOT) -> list[tuple[int, str]]:
+    """(lines, 'path::name') of every function or method of the engine and the adapters over MAX_FUNCTION_LINES."""
+    out = []
+    for pkg in PACKAGES:
+        for p in sorted((root / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        out.append((lines, f"{p.relative_to(root)}::{node.name}"))
+    return sorted(out, reverse=True)
+
+
+def test_functions_are_short():
+    assert long_functions() == []
+
+
+def test_long_function_finder_finds_them(tmp_path):
+    (tmp_path / "implicit_gon").mkdir()
+    (tmp_path / "signals").mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))  # the def line makes it one too many
+    (tmp_path / "implicit_gon" / "a.py").write_text(f"class A:\n    def f(self):\n{body.replace('    ', '        ')}")
+    (tmp_path / "signals" / "s.py").write_text(f"def g():\n{body[:-len(body.splitlines()[-1]) - 1]}")
+    assert long_functions(tmp_path) == [(MAX_FUNCTION_LINES + 1, "implicit_gon/a.py::f")]
