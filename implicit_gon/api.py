@@ -125,7 +125,7 @@ class GON:
         training shape, (1, K). A signals Batch gives its latents on its own coordinates."""
         if hasattr(inputs, "coords"):
             return self.encode_batch(inputs).cpu().numpy()
-        return self.run_verb("encode", out, inputs=_listed(inputs), batch_size=batch_size, **options)
+        return self.run_verb("encode", out, inputs=inputs, batch_size=batch_size, **options)
 
     def encode_images(self, images, batch_size: int = 64) -> np.ndarray:
         """encode() for an image run: (B, K) float32."""
@@ -142,8 +142,6 @@ class GON:
         index= a training shape or inputs= a mesh, (1, res, res, 3) uint8."""
         if z is not None:
             return self.run_verb("decode", out, latents=z, res=res, **options)
-        if "inputs" in options:
-            options["inputs"] = _listed(options["inputs"])
         return self.run_verb("render", out, **({"res": res} if res is not None else {}), **options)
 
     def sample(self, n: int | None = None, out=None, **options) -> np.ndarray:
@@ -187,6 +185,8 @@ class GON:
         if unknown:
             raise GONError(f"GON.{name}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
         given = {k: v for k, v in options.items() if v is not None}
+        if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
+            given["inputs"] = _listed(given["inputs"])
         refuse_unused(adapter_for(self, name), name, given, lambda key: f"{key}=")  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (any integer type, one line)
         checks.check({"export": "export-mesh"}.get(name, name),
