@@ -17,7 +17,28 @@ from implicit_gon import config as typed_config
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
                   help="Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate.")
-fit_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
+
+
+class _FitGroup(typer.core.TyperGroup):
+    """`fit`: a command for every registered signal adapter that says how its data is given (`fit_data`), built
+    when the group's commands are first asked for, so a signal registered after import (a plug-in, a test's toy)
+    has one too, and `import cli` imports no adapter."""
+
+    @property
+    def commands(self):
+        if self._pending:
+            from implicit_gon.plugins import fit_kinds
+            self._pending = False
+            for kind in fit_kinds():
+                self._commands.setdefault(kind, _fit_command(kind))
+        return self._commands
+
+    @commands.setter
+    def commands(self, value) -> None:
+        self._commands, self._pending = value, True
+
+
+fit_app = typer.Typer(cls=_FitGroup, no_args_is_help=True, context_settings=CONTEXT,
                       help="Train a GON on images, audio or signed distance fields. Flags left out take their "
                            "value from the dataset's config (configs/<signal>/<name>.yaml, shipped with the "
                            "package), layered with --config files and --set; `implicit-gon config show images "
@@ -128,10 +149,46 @@ def _command(group: typer.Typer, name: str, signal: str, keys: dict[str, str], *
     return register
 
 
-def _fit_command(signal: str, *own: inspect.Parameter):
-    """Register the decorated function as `fit SIGNAL`, taking its own options, the run options and an option for
-    every field flagged for SIGNAL."""
-    return _command(fit_app, signal, signal, typed_config.flag_keys(signal), *own, *_run_options())
+def _fit_command(kind: str):
+    """The click command `fit KIND`, from its adapter's declarations (signals/base.py: fit_data, fit_help,
+    fit_options): how its data is given, its own options, the run options, and the flags of the fields it reads."""
+    from implicit_gon.plugins import signal_adapter
+    adapter, keys = signal_adapter(kind), typed_config.flag_keys(kind)
+    own = [_option(o.name, Optional[o.type], None, help=o.help) for o in adapter.fit_options]
+
+    def fit(**kw):
+        _fit(kind, keys, kw)
+    fit.__doc__ = adapter.fit_help
+    one = typer.Typer(add_completion=False)  # a Typer of one command is that command
+    _command(one, kind, kind, keys, *_data_options(adapter), *own, *_run_options())(fit)
+    return typer.main.get_command(one)
+
+
+def _data_options(adapter) -> list[inspect.Parameter]:
+    """How the data is given: a dataset's name, or files (arguments or --data) and held-out files (--val)."""
+    if adapter.fit_data == "dataset":
+        return [_option("dataset", Optional[str], None,
+                        help=f"Dataset name (`implicit-gon dataset list`; default {adapter.dataset}).")]
+    one, many = adapter.file, adapter.files
+    return [inspect.Parameter("paths", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[Path]],
+                              default=typer.Argument(None, help=f"{many.capitalize()} or folders (searched "
+                                                                f"recursively).")),
+            _option("data", Optional[List[Path]], None, "--data", help=f"{one.capitalize()} or folder (repeatable)."),
+            _option("val", Optional[List[Path]], None, "--val",
+                    help=f"Held-out {many} (files or folders, repeatable); without it, --val-every holds out every "
+                         f"tenth (with 2-9, the last).")]
+
+
+def _fit(kind: str, keys: dict[str, str], kw: dict) -> None:
+    """A fit command's arguments to implicit_gon.fitting.fit_run."""
+    from implicit_gon import fitting
+    from implicit_gon.plugins import signal_adapter
+    own = {o.name: kw.pop(o.name) for o in signal_adapter(kind).fit_options}
+    run = {k: kw.pop(k) for k in ("out", "config", "set_", "resume", "quiet")}
+    data = {"dataset": kw.pop("dataset", None), "paths": (kw.pop("paths", None) or []) + (kw.pop("data", None) or []),
+            "val": kw.pop("val", None)}
+    fitting.fit_run(kind, run["out"], **data, options=own, config=run["config"], flags=_flags(keys, kw),
+                    sets=run["set_"], resume=run["resume"], progress=not run["quiet"])
 
 
 def _flags(keys: dict[str, str], kw: dict) -> dict:
@@ -142,195 +199,6 @@ def _flags(keys: dict[str, str], kw: dict) -> dict:
         val, parse = kw.get(_param_name(flag)), typed_config.field_of(key)[0].metadata.get("parse")
         out[key] = parse(val) if parse is not None and val is not None else val
     return out
-
-
-def _run_fit(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
-             make_signals, progress: bool = True, sets: Optional[List[str]] = None, holdout=None) -> None:
-    """Hold the run directory (a lock; Ctrl-C names the last checkpoint) from the first check to the last write;
-    under torchrun rank 0 alone holds it."""
-    from implicit_gon import distributed, rundir
-    dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
-    if not dist.main:
-        _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
-    else:
-        with rundir.session(rundir.check_out(out)):
-            _fit_in_run(signal, name, config, flags, out, resume, make_signals, progress, sets, holdout, dist)
-    distributed.leave(dist)  # rank 0 after its lock is released
-
-
-def _open_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
-              sets: Optional[List[str]], holdout, dist):
-    """(the resumed GON or None, its optimizer state, the run's config): --resume loads the run in --out and
-    layers the command line on its config; a new run resolves its config and refuses settings it would not read."""
-    from implicit_gon import GON, distributed, rundir
-    from implicit_gon.checkpoint import CKPT
-    from implicit_gon.config import check_given_keys, given_keys, resolve
-    from implicit_gon.errors import GONError
-    if flags.get("data.data_dir"):
-        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
-    if resume:
-        if not (out / CKPT).is_file():
-            raise GONError(f"{out}: nothing to resume (no {CKPT})")
-        device = distributed.device_for(dist, flags.get("train.device") or "auto")
-        gon, opt_state = GON.load(out, device, with_optimizer=True)
-        rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
-        return gon, opt_state, gon.cfg
-    if (out / CKPT).is_file():
-        raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
-    cfg = resolve(signal, name, config, flags, sets or ())
-    check_given_keys(cfg, given_keys(flags, sets))
-    if cfg.data.data_dir:
-        cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
-    if holdout is not None:
-        holdout(cfg)
-    return None, None, cfg
-
-
-def _fit_in_run(signal: str, name: str, config: Optional[List[Path]], flags: dict, out: Path, resume: bool,
-                make_signals, progress: bool, sets: Optional[List[str]], holdout, dist) -> None:
-    from implicit_gon import distributed, limits
-    from implicit_gon.errors import GONError
-    from implicit_gon.train import fit, train
-
-    gon, opt_state, cfg = _open_run(signal, name, config, flags, out, resume, sets, holdout, dist)
-    limits.check_model(cfg.model, training=True, res=cfg.data.res)
-    with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
-        train_sig, val_sig = make_signals(cfg)
-    limits.check_training(cfg, train_sig)
-    if cfg.train.val_every and val_sig is None:
-        raise GONError(f"train.val_every = {cfg.train.val_every}: this run has no held-out data to validate on")
-    if dist.main:
-        procs = f", {dist.world} processes" if dist.active else ""
-        device = _device_name(str(gon.device) if gon else distributed.device_for(dist, cfg.train.device))
-        print(f"fit {signal}: {len(train_sig)} training samples, device {device}{procs}, "
-              f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
-    if gon is None:
-        gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
-        final = gon.last_validation
-    else:
-        final = train(gon, train_sig, out, val_sig, opt_state, progress, dist=dist)
-    distributed.shutdown(dist)
-    if gon.stop_reason and dist.main:
-        print(gon.stop_reason, file=sys.stderr)
-    summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
-    if dist.main:
-        print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
-
-
-def _device_name(name: str) -> str:
-    """The device `auto|cpu|cuda[:N]` resolves to, as torch names it with its index (cpu, cuda:0)."""
-    import torch
-    from implicit_gon.device import resolve_device
-    dev = resolve_device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return str(dev)
-
-
-@_fit_command("images", _option("dataset", Optional[str], None,
-                                help="Dataset name (`implicit-gon dataset list`; default digits)."),
-              _option("source", Optional[str], None,
-                      help="convert: the view the step encodes: gray, low-res:N or mask:P."))
-def fit_images(dataset, source, out, config, set_, resume, quiet, **fields):
-    """Train an implicit GON (or, with --decoder conv, the convolutional one) on an image dataset."""
-    from signals import task_signal
-    from signals.views import parse_view
-
-    flags = _flags(typed_config.flag_keys("images"), fields)
-    flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else "digits"), "images"
-    flags.update(parse_view(source) if source else {})  # --source low-res:8 sets data.source and its size
-
-    def make(cfg):
-        train_sig = task_signal(cfg.data, cfg.gon.task, "train")
-        val_sig = _maybe_test(cfg.data, cfg.gon.task)
-        return train_sig, val_sig
-    _run_fit("images", dataset or "digits", config, flags, out, resume, make, not quiet, set_)
-
-
-def _path_options(one: str, many: str) -> list[inspect.Parameter]:
-    """An audio or SDF run's files: arguments or --data, and --val."""
-    return [inspect.Parameter("paths", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[Path]],
-                              default=typer.Argument(None, help=f"{many.capitalize()} or folders (searched "
-                                                                f"recursively).")),
-            _option("data", Optional[List[Path]], None, "--data", help=f"{one.capitalize()} or folder (repeatable)."),
-            _option("val", Optional[List[Path]], None, "--val",
-                    help=f"Held-out {many} (files or folders, repeatable); without it, --val-every holds out every "
-                         f"tenth (with 2-9, the last).")]
-
-
-def _path_flags(flags: dict, paths, data, resume: bool, signal: str, what: str, val=None) -> None:
-    """Files or folders given as arguments or --data, resolved, into data.paths (a resumed run keeps its own);
-    --val likewise into data.val_paths."""
-    given = [str(Path(p).expanduser().resolve()) for p in (paths or []) + (data or [])]
-    if not given and not resume:
-        raise _err(f"fit {signal} needs {what}: --data PATH (files or folders)")
-    if resume and (given or val):
-        raise _err(f"fit {signal} --resume trains on the run's own {what}: leave out --data and --val")
-    if given:
-        flags["data.paths"] = given
-    if val:
-        flags["data.val_paths"] = [str(Path(p).expanduser().resolve()) for p in val]
-    flags["data.signal"] = signal
-
-
-def _hold_out(cfg, find, what: str) -> None:
-    """A new audio or SDF run validated during training (train.val_every) without --val: every tenth file of
-    data.paths moves to data.val_paths, so the checkpoint's config records which files trained and which did not.
-    With --val, a file both trained on and held out is refused."""
-    from signals.base import hold_out
-    if cfg.data.val_paths:
-        both = sorted(set(map(str, find(cfg.data.paths))) & set(map(str, find(cfg.data.val_paths))))
-        if both:
-            raise _err(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
-        return
-    if not cfg.train.val_every:
-        return
-    train, held = hold_out(find(cfg.data.paths), what)
-    cfg.data.paths, cfg.data.val_paths = [str(f) for f in train], [str(f) for f in held]
-    print(f"note: holding out {len(held)} of {len(train) + len(held)} {what} for validation: "
-          f"{', '.join(Path(f).name for f in held[:3])}{' ...' if len(held) > 3 else ''} (--val PATH to choose)",
-          file=sys.stderr)
-
-
-@_fit_command("audio", *_path_options("clip", "clips"))
-def fit_audio(paths, data, val, out, config, set_, resume, quiet, **fields):
-    """Train a GON over windows of audio clips."""
-    import dataclasses
-    from signals import audio
-
-    flags = _flags(typed_config.flag_keys("audio"), fields)
-    _path_flags(flags, paths, data, resume, "audio", "clips", val)
-
-    def make(cfg):
-        held = dataclasses.replace(cfg.data, oversample=1)  # validation encodes and scores the samples only
-        return (audio.load_signal(cfg.data.paths, cfg.data),
-                audio.load_signal(cfg.data.val_paths, held) if cfg.data.val_paths else None)
-    _run_fit("audio", "default", config, flags, out, resume, make, not quiet, set_,
-             lambda cfg: _hold_out(cfg, audio.find_clips, "clips"))
-
-
-@_fit_command("sdf", *_path_options("mesh", "meshes"))
-def fit_sdf(paths, data, val, out, config, set_, resume, quiet, **fields):
-    """Train a GON over the signed distance functions of meshes."""
-    from signals import sdf
-
-    flags = _flags(typed_config.flag_keys("sdf"), fields)
-    _path_flags(flags, paths, data, resume, "sdf", "meshes", val)
-
-    def make(cfg):
-        return (sdf.load_signal(cfg.data.paths, cfg.data),
-                sdf.load_signal(cfg.data.val_paths, cfg.data, quiet=True) if cfg.data.val_paths else None)
-    _run_fit("sdf", "default", config, flags, out, resume, make, not quiet, set_,
-             lambda cfg: _hold_out(cfg, sdf.find_meshes, "meshes"))
-
-
-def _maybe_test(data, task: str = "reconstruct"):
-    from implicit_gon.errors import DataError
-    from signals import task_signal
-    try:
-        return task_signal(data, task, "test")
-    except DataError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -63,12 +63,6 @@ def parse_duration(text: str) -> float:
     return value
 
 
-# Held-out metrics that can be monitored: the signals that report each, and whether higher is better.
-VAL_METRICS = {"sse": (("images",), False), "psnr": (("images", "audio"), True),
-               "bits_per_dim": (("images",), False), "snr_db": (("audio",), True),
-               "chamfer_x1e3": (("sdf",), False), "iou": (("sdf",), True)}
-
-
 @dataclass
 class ModelConfig:
     """The SIREN F(c ⊕ z) and its optional variational head."""
@@ -208,7 +202,8 @@ class TrainConfig:
     Evaluation and rendering always run in float32."""
     patience: int = param(0, min=0, resume=True, flag="--patience")
     """Held-out evaluations (every val_every steps) without improvement before training stops early (0: never)."""
-    val_metric: str = param("auto", choices=("auto",) + tuple(VAL_METRICS), flag="--val-metric")
+    val_metric: str = param("auto", choices=registry.Choices(lambda: ("auto", *plugins.val_metrics())),
+                            flag="--val-metric")
     """Held-out metric that picks RUN/best.safetensors and early stopping; `auto`: sse for images (bits_per_dim
     when variational), snr_db for audio, chamfer_x1e3 for SDF."""
     max_time: float = param(0.0, min=0, resume=True, flag="--max-time", parse=parse_duration)
@@ -242,11 +237,11 @@ class DataConfig:
 
     signal: str = param("images", choices=registry.Choices(plugins.signal_kinds))
     """`images`, `audio` or `sdf` (or a kind a plug-in registers: implicit_gon/plugins.py)."""
-    dataset: str = param("digits", pattern=r"[a-z0-9][a-z0-9-]*", signals=("images",))
+    dataset: str = param("digits", pattern=r"[a-z0-9][a-z0-9-]*", signals=plugins.GivenAs("dataset"))
     """Image dataset name (see `implicit-gon dataset list`)."""
-    data_dir: str | None = param(None, signals=("images",), resume=True, flag="--data-dir")
+    data_dir: str | None = param(None, signals=plugins.GivenAs("dataset"), resume=True, flag="--data-dir")
     """Where the dataset's files are (or are downloaded to)."""
-    paths: list[str] = param(factory=list, signals=("audio", "sdf"))
+    paths: list[str] = param(factory=list, signals=plugins.GivenAs("files"))
     """Audio clips or meshes (files or folders, searched recursively)."""
     res: int | None = param(None, min=1, max=4096, signals=("images",), flag="--res")
     """Image side length; None uses the dataset's native resolution."""
@@ -277,7 +272,7 @@ class DataConfig:
     """SDF: standard deviations of the Gaussian offsets around surface samples."""
     sdf_uniform_frac: float = param(0.2, min=0, max=1, signals=("sdf",))
     """SDF: fraction of samples drawn uniformly in the cube."""
-    val_paths: list[str] = param(factory=list, signals=("audio", "sdf"))
+    val_paths: list[str] = param(factory=list, signals=plugins.GivenAs("files"))
     """Audio clips or meshes held out for validation (files or folders); empty: none, or every tenth of `paths`
     when validation is on (see `fit audio --val`)."""
     source: str = param("gray", choices=("gray", "low-res", "mask"), signals=("images",), reads="convert")
@@ -600,9 +595,9 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
     if t.patience and not t.val_every:
         raise GONError(f"{source}: train.patience = {t.patience} needs train.val_every > 0 (--val-every N: how often "
                        f"the held-out data are evaluated)")
-    if t.val_metric != "auto" and d.signal not in VAL_METRICS[t.val_metric][0]:
+    if t.val_metric != "auto" and t.val_metric not in plugins.val_metrics(d.signal):  # as its adapter states them
         raise GONError(f"{source}: train.val_metric = {t.val_metric} is not reported for {d.signal} runs (choose "
-                       f"{', '.join(k for k, v in VAL_METRICS.items() if d.signal in v[0])})")
+                       f"{', '.join(plugins.val_metrics(d.signal))})")
     if t.val_metric == "bits_per_dim" and not trains_elbo(cfg):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
     _check_decoder_rules(cfg, source)
@@ -700,6 +695,19 @@ def default_config_path(signal: str, name: str) -> Path:
     return Path(str(p))
 
 
+def default_layer(signal: str, name: str) -> tuple[str, dict, dict[str, dict]]:
+    """The first layer of a run's config (source, sections, overlays): config `name` of the signal's adapter where
+    it brings its own (`configs`: an adapter outside this package), else the shipped configs/<signal>/<name>.yaml."""
+    own = getattr(plugins.signal_adapter(signal), "configs", None) if signal in plugins.signal_kinds() else None
+    if own is None:
+        path = default_config_path(signal, name)
+        return (str(path), *split_overlays(load_yaml(path), str(path)))
+    if name not in own:
+        raise GONError(f"unknown config {name!r} of {signal} runs (its adapter has {', '.join(own) or 'none'})")
+    source = f"{signal} adapter's config {name}"
+    return (source, *split_overlays(dict(own[name]), source))
+
+
 def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """--set section.key=value (value read as YAML: 3, 1e-4, true, [0.01, 0.05]) -> {"section.key": value}."""
     out = {}
@@ -754,8 +762,8 @@ def resolve(signal: str, name: str, config_files: str | Path | list | None = Non
     unset) -> --set. A layer's `conv:` and `variational:` sections (the same sections inside) apply right after
     that layer when the resolved run has the conv decoder or is variational."""
     files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
-    paths = [default_config_path(signal, name), *map(Path, files)]
-    layers = [(str(path), *split_overlays(load_yaml(path), str(path))) for path in paths]
+    layers = [default_layer(signal, name)]
+    layers += [(str(path), *split_overlays(load_yaml(path), str(path))) for path in map(Path, files)]
     cli = {**_nest(flags or {})}
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")

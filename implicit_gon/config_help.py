@@ -34,8 +34,10 @@ def _class_docs(cls: ast.ClassDef, section: str, docs: dict[str, str]) -> None:
 def flag_help(key: str, signal: str, text: str | None = None) -> str:
     """The help of a flag that sets config field `key` (e.g. "train.steps") for a `fit SIGNAL` command: `text`,
     else the field's docstring, and where its default comes from."""
+    from .plugins import signal_adapter
     doc = text or field_docs().get(key, key)
-    where = "DATASET" if signal == "images" else "default"
-    scope = "resolved per dataset" if signal == "images" else "from the shipped config"
+    per_dataset = getattr(signal_adapter(signal), "fit_data", "") == "dataset"  # a dataset's name names its config
+    where = "DATASET" if per_dataset else "default"
+    scope = "resolved per dataset" if per_dataset else "from the shipped config"
     # parentheses, not brackets: typer's rich help would read [default: ...] as markup and drop it
     return f"{doc} (default: {scope}: {key} in `implicit-gon config show {signal} {where}`)"

@@ -7,8 +7,9 @@ not reinstalled) falls back to the package shipped beside the engine."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import GONError
 
@@ -41,6 +42,52 @@ def signal_adapter(kind: str) -> Any:
 def signal_kinds() -> list[str]:
     load_plugins()
     return sorted(_ADAPTERS)
+
+
+def fit_kinds() -> list[str]:
+    """The kinds whose adapter says how `implicit-gon fit KIND` is given its data (its `fit_data`), in the order
+    they were registered (each adapter is imported)."""
+    load_plugins()
+    return [kind for kind in list(_ADAPTERS) if getattr(signal_adapter(kind), "fit_data", "")]
+
+
+class GivenAs(Sequence):
+    """The kinds whose adapter's data are given to `fit` as `mode` ("dataset" or "files"): the `signals` of a
+    config field that says how data is given (data.dataset, data.paths), read from the adapters when checked.
+    `kind in` asks that kind's adapter alone."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def __contains__(self, kind) -> bool:
+        load_plugins()
+        return kind in _ADAPTERS and getattr(signal_adapter(kind), "fit_data", "") == self.mode
+
+    def _kinds(self) -> list[str]:
+        load_plugins()
+        return [kind for kind in list(_ADAPTERS) if kind in self]
+
+    def __getitem__(self, i):
+        return self._kinds()[i]
+
+    def __len__(self) -> int:
+        return len(self._kinds())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+def val_metrics(kind: str | None = None) -> dict[str, bool]:
+    """The held-out metrics that runs of kind report (every registered kind's, in registration order, when None):
+    name -> whether higher is better, as each adapter states them (its `val_metrics`)."""
+    load_plugins()
+    out: dict[str, bool] = {}
+    for k in ([kind] if kind is not None else list(_ADAPTERS)):
+        out.update({m: v for m, v in getattr(signal_adapter(k), "val_metrics", {}).items() if m not in out})
+    return out
 
 
 def load_plugins() -> None:

@@ -6,18 +6,18 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import VAL_METRICS, Config, parse_duration, trains_elbo  # noqa: F401 (parse_duration: its old home)
+from .config import Config, parse_duration, trains_elbo  # noqa: F401 (parse_duration: its old home)
+from .plugins import signal_adapter
 
 
 def monitored(cfg: Config) -> tuple[str, bool]:
     """(metric, higher is better) that early stopping and best.safetensors follow. `auto` picks per signal: images
     the summed squared error per sample (the paper's Table 1 unit; bits_per_dim, its Table 2 unit, when
     variational), audio the SNR of the held-out windows, SDF the Chamfer distance."""
-    name = cfg.train.val_metric
-    if name == "auto":
-        name = {"images": "bits_per_dim" if trains_elbo(cfg) else "sse", "audio": "snr_db",
-                "sdf": "chamfer_x1e3"}[cfg.data.signal]
-    return name, VAL_METRICS[name][1]
+    name, adapter = cfg.train.val_metric, signal_adapter(cfg.data.signal)
+    if name == "auto":  # the adapter's metric; an ELBO-trained run's bits/dim where its signal reports them
+        name = "bits_per_dim" if trains_elbo(cfg) and "bits_per_dim" in adapter.val_metrics else adapter.metric
+    return name, adapter.val_metrics[name]
 
 
 @dataclass

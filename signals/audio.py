@@ -450,8 +450,17 @@ class AudioAdapter(SignalAdapter):
     }
     hints = {"decode": "audio latents are per window; render a clip with render --input CLIP",
              "export": "export-mesh needs an SDF run", "latents": "latents takes image runs"}
-    coord_dim, files, extensions, file_uses = 1, "clips", EXTENSIONS, ("", "eval's clip_names")
+    coord_dim, file, files, extensions, file_uses = 1, "clip", "clips", EXTENSIONS, ("", "eval's clip_names")
     find = staticmethod(find_clips)
+    val_metrics = {"psnr": True, "snr_db": True}
+    fit_data, fit_help = "files", "Train a GON over windows of audio clips."
+
+    def fit_signals(self, cfg) -> tuple[AudioSignal, AudioSignal | None]:
+        """Windows of the clips; the held-out ones are encoded and scored on their samples only."""
+        import dataclasses
+        held = dataclasses.replace(cfg.data, oversample=1)
+        return (load_signal(cfg.data.paths, cfg.data),
+                load_signal(cfg.data.val_paths, held) if cfg.data.val_paths else None)
     meta_rules = {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
                   "channels": (int, 1, 64)}
 

@@ -95,18 +95,6 @@ def find_files(paths, extensions: tuple[str, ...], what: str) -> list:
     return out
 
 
-def hold_out(files: list, what: str) -> tuple[list, list]:
-    """(train, held out) of files in path order: every tenth (the 10th, 20th, ..., as image folders do); with 2 to
-    9 files, the last one. Fewer than 2 cannot be split: a DataError asking for --val."""
-    from implicit_gon.errors import DataError
-
-    if len(files) < 2:
-        raise DataError(f"validation needs held-out {what}, and {len(files)} cannot be split: give --val PATH "
-                        f"(files or folders), or train on at least 2")
-    held = [f for i, f in enumerate(files) if i % 10 == 9] or files[-1:]
-    return [f for f in files if f not in held], held
-
-
 class SignalAdapter:
     """What every signal adapter provides, beside its Signal class: loading a run's data, its description, its
     held-out metric, and the verbs it supports. Each verb is a method taking (gon, VerbOptions) and returning an
@@ -132,6 +120,24 @@ class SignalAdapter:
     bounds on the value, or on the length of a list or string (meta.coord_dim, out_dim are checked for every
     signal)."""
 
+    val_metrics: dict = {}
+    """The held-out metrics its validation reports: name -> whether higher is better (train.val_metric's values)."""
+
+    fit_data: str = ""
+    """How `implicit-gon fit KIND` is given its data: "dataset", a dataset's name (--dataset; data.dataset,
+    data.data_dir), or "files" (arguments or --data, and --val: data.paths, data.val_paths); "" (no fit command:
+    train it from Python, implicit_gon.fit). The fit command is built from these declarations."""
+    fit_help: str = ""
+    """The fit command's help."""
+    fit_options: tuple = ()
+    """Options of its own on the fit command (implicit_gon.fitting.FitOption), turned into settings by fit_flags."""
+    dataset: str = ""
+    """A dataset signal's default dataset (its config configs/KIND/NAME.yaml)."""
+    configs: dict | None = None
+    """Its configs by name, as a config file's sections, for an adapter outside this package; None: those shipped,
+    configs/KIND/NAME.yaml (a files signal's config is `default`)."""
+    file: str = ""
+    """One of its files, as help names it ("clip", "mesh")."""
     files: str = ""
     """What its runs are trained on, when that is files given to `fit` ("clips", "meshes"); "" for a dataset."""
     extensions: tuple = ()
@@ -152,6 +158,14 @@ class SignalAdapter:
             if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
                 what = {list: "a list of", str: "a string of"}.get(tp, "an integer")
                 raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
+
+    def fit_flags(self, options: dict) -> dict:
+        """Its fit_options' values ({name: value or None}) as settings ({"section.key": value})."""
+        return {}
+
+    def fit_signals(self, cfg) -> tuple[Signal, Signal | None]:
+        """A new or resumed run's (training data, held-out data or None), from its config."""
+        raise NotImplementedError
 
     def signal_for_run(self, gon, paths=None) -> Signal:
         """The run's training data (or the files given), windowed or sampled as in training."""

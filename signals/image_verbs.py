@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from implicit_gon.errors import GONError
+from implicit_gon.fitting import FitOption
 from implicit_gon.media import IMAGE, VIDEO
 from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
 
@@ -84,8 +85,26 @@ class ImageAdapter(SignalAdapter):
     hints = {"export": "export-mesh needs an SDF run"}
     coord_dim = 2
     meta_rules = {"res": (int, 1, 1 << 16), "channels": (int, 1, 3)}
+    val_metrics = {"sse": False, "psnr": True, "bits_per_dim": False}
+    fit_data, dataset = "dataset", "digits"
+    fit_help = "Train an implicit GON (or, with --decoder conv, the convolutional one) on an image dataset."
+    fit_options = (FitOption("source", "convert: the view the step encodes: gray, low-res:N or mask:P."),)
 
     task_signal = staticmethod(images.task_signal)  # the image signal of a DataConfig (compare trains on it)
+
+    def fit_flags(self, options: dict) -> dict:
+        """--source low-res:8 sets data.source and its size."""
+        from .views import parse_view
+        return parse_view(options["source"]) if options.get("source") else {}
+
+    def fit_signals(self, cfg):
+        """The task's training split, and its test split where the dataset has one."""
+        from implicit_gon.errors import DataError
+        train = images.task_signal(cfg.data, cfg.gon.task, "train")
+        try:
+            return train, images.task_signal(cfg.data, cfg.gon.task, "test")
+        except DataError:
+            return train, None
 
     def signal_for_run(self, gon, paths=None):
         return image_split(gon, "train")

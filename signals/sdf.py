@@ -432,9 +432,16 @@ class SDFAdapter(SignalAdapter):
         "export": verb("inputs", "index", "res", "format", "original_units", outputs=(MESHES,)),
     }
     hints = {"latents": "latents takes image runs"}
-    coord_dim, files, extensions = 3, "meshes", EXTENSIONS
+    coord_dim, file, files, extensions = 3, "mesh", "meshes", EXTENSIONS
     file_uses = ("render, export-mesh and interpolate --index", "eval's rows")
     find = staticmethod(find_meshes)
+    val_metrics = {"chamfer_x1e3": False, "iou": True}
+    fit_data, fit_help = "files", "Train a GON over the signed distance functions of meshes."
+
+    def fit_signals(self, cfg) -> tuple[SDFSignal, SDFSignal | None]:
+        """Samples of the meshes' signed distances (cached per mesh)."""
+        return (load_signal(cfg.data.paths, cfg.data),
+                load_signal(cfg.data.val_paths, cfg.data, quiet=True) if cfg.data.val_paths else None)
     meta_rules = {"names": (list, 1, 10**7), "transforms": (list, 1, 10**7)}
 
     def check_meta(self, meta: dict, source: str) -> None:

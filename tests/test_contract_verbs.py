@@ -1,6 +1,7 @@
 """The verb contract: every registered signal adapter through each verb it declares, from the CLI and the Python API
-alike, and issue 22's exercise: a toy 1-D signal (a curve) defined in this module, registered, fitted, then rendered,
-sampled, interpolated and evaluated through both front ends with no other edit to the project."""
+alike, and issue 22's exercise: a toy 1-D signal (a curve) defined in this module, registered, fitted (from Python
+and from `implicit-gon fit curve`), then rendered, sampled, interpolated and evaluated through both front ends with no
+other edit to the project."""
 from __future__ import annotations
 
 import inspect
@@ -55,9 +56,19 @@ class CurveSignal:
 class CurveAdapter(SignalAdapter):
     kind, noun, metric, coord_dim = "curve", "curve", "mse", 1
     meta_rules = {"length": (int, 2, 4096), "data": (str, 1, 4096)}
+    val_metrics = {"mse": False}
+    # `implicit-gon fit curve FILE.npy`: trained on files, from its own config (an adapter outside the package)
+    fit_data, file, files, extensions = "files", "curve file", "curve files", (".npy",)
+    fit_help = "Train a GON on curves: .npy files of (n, 32) samples."
+    configs = {"default": {"model": {"latent_dim": 8, "hidden": 32, "layers": 2},
+                           "train": {"batch_size": 4, "device": "cpu"}}}
     verbs = {"eval": verb(), "render": verb("inputs", "res", outputs=(NPY,)),
              "sample": verb("n", "temperature", "seed", outputs=(NPY,)),
              "interpolate": verb("from_", "to", "frames", "res", outputs=(NPY,))}
+
+    def fit_signals(self, cfg):
+        path = str(self.find(cfg.data.paths)[0])
+        return CurveSignal(np.load(path), path), None
 
     def signal_for_run(self, gon, paths=None) -> CurveSignal:
         return CurveSignal(np.load(gon.meta["data"]), gon.meta["data"])
@@ -88,7 +99,7 @@ signals.register("curve", CurveAdapter())  # the one registry line
 
 
 # -- runs of every registered signal, and the arguments each verb is tried with --------------------------------------
-TINY = {"model": {"latent_dim": 8, "hidden": 32, "layers": 2}, "train": {"batch_size": 4, "device": "cpu"}}
+TINY = CurveAdapter.configs["default"]
 
 
 def curve_run(d):
@@ -237,3 +248,33 @@ def test_the_toy_curve_through_cli_and_api(run, tmp_path, capsys):
     assert code == 1 and "render --index: not used for curve runs (only for SDF runs)" in err, err
     code, _, err = run_cli(["export-mesh", path, "--index", "0", "--out", tmp_path / "m.ply"], capsys)
     assert code == 1 and "export is not a verb of curve runs" in err, err
+
+
+def test_the_toy_curve_is_fitted_from_the_cli(run, tmp_path, capsys):
+    """`implicit-gon fit curve` exists with no edit outside this module: the adapter's declarations (fit_data,
+    fit_help, configs) make the command, its options and its config; the run it trains serves every verb."""
+    kind, path, _ = run
+    if kind != "curve":
+        pytest.skip("the toy's own checks")
+    data = path.parent / "curves.npy"
+    code, out, _ = run_cli(["fit", "-h"], capsys)
+    assert code == 0 and "Train a GON on curves" in out
+    code, out, _ = run_cli(["fit", "curve", "-h"], capsys)
+    assert code == 0 and "Curve files or folders" in out and "--val" in out and "--dataset" not in out
+    code, _, err = run_cli(["fit", "curve", "--out", tmp_path / "none"], capsys)
+    assert code == 1 and "fit curve needs curve files: --data PATH" in err, err
+    code, _, err = run_cli(["fit", "curve", "--data", data, "--res", "8", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and "No such option: --res" in err  # an image field's flag: not offered, refused
+    code, _, err = run_cli(["fit", "curve", data, "--steps", "3", "--out", tmp_path / "r", "--quiet"], capsys)
+    assert code == 0 and "fit curve: 8 training samples" in err, err
+    gon = GON.load(tmp_path / "r", "cpu")
+    assert gon.cfg.data.signal == "curve" and gon.cfg.data.paths == [str(data)] and gon.step == 3
+    assert gon.cfg.model.hidden == 32  # from the adapter's own config
+    assert gon.evaluate()["n"] == 8 and gon.sample(2, seed=0).shape == (2, L)
+    code, _, err = run_cli(["fit", "curve", "--steps", "5", "--resume", "--out", tmp_path / "r", "--quiet"], capsys)
+    assert code == 0 and GON.load(tmp_path / "r", "cpu").step == 5, err
+    code, out, err = run_cli(["config", "show", "curve"], capsys)
+    assert code == 0 and "hidden: 32" in out and "paths: []" in out and "dataset:" not in out, err
+    from implicit_gon.fitting import fit_run  # the same fit from Python
+    fit_run("curve", tmp_path / "api", paths=[data], flags={"train.steps": 2}, progress=False)
+    assert GON.load(tmp_path / "api", "cpu").cfg.data.paths == [str(data)]

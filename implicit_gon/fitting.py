@@ -1,0 +1,175 @@
+"""`implicit-gon fit KIND`, for every registered signal adapter, from the command line or from Python.
+
+An adapter (signals/base.py SignalAdapter) declares how a run is given its data (`fit_data`): a dataset's name
+("dataset": data.dataset, its config configs/KIND/NAME.yaml) or files ("files": data.paths, --val's
+data.val_paths, its config `default`), and makes the run's training and held-out Signals from the resolved config
+(`fit_signals`). `fit_run` does the rest for every signal: it holds the run directory, resolves or resumes the
+config, refuses settings the run would not read, holds out files for validation, trains and reports. The CLI's
+fit commands (implicit_gon/commands) are built from the same declarations.
+
+    from implicit_gon.fitting import fit_run
+    fit_run("audio", "runs/speech", paths=["clips/"], flags={"train.steps": 500})  # `implicit-gon fit audio`
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import GONError
+from .plugins import signal_adapter
+
+
+@dataclass(frozen=True)
+class FitOption:
+    """An option of an adapter's own on its fit command (images: --source), beside the config fields' flags."""
+
+    name: str
+    """Its parameter name (the flag is --name, underscores as dashes)."""
+    help: str
+    type: Any = str
+
+
+def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None, paths=None, val=None) -> str:
+    """Put the data given (a dataset's name, or files and held-out files: lists of paths) into flags as settings
+    (data.signal, data.dataset or data.paths and data.val_paths; a resumed run keeps its own); the name of the
+    config the run starts from."""
+    adapter = signal_adapter(kind)
+    if adapter.fit_data == "dataset":
+        flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else adapter.dataset), kind
+        return dataset or adapter.dataset
+    given = [str(Path(p).expanduser().resolve()) for p in (paths or [])]
+    what = adapter.files
+    if not given and not resume:
+        raise GONError(f"fit {kind} needs {what}: --data PATH (files or folders)")
+    if resume and (given or val):
+        raise GONError(f"fit {kind} --resume trains on the run's own {what}: leave out --data and --val")
+    if given:
+        flags["data.paths"] = given
+    if val:
+        flags["data.val_paths"] = [str(Path(p).expanduser().resolve()) for p in val]
+    flags["data.signal"] = kind
+    return "default"
+
+
+def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None, options: dict | None = None,
+            config=None, flags: dict | None = None, sets=None, resume: bool = False, progress: bool = True) -> None:
+    """Train (or with resume=True continue) the run in `out` on the data given, as `implicit-gon fit KIND` does:
+    options the adapter's own fit options ({"source": "low-res:8"}), flags dotted settings (None: not given),
+    sets `section.key=value` strings, config YAML files layered on the signal's config (the dataset's, or
+    `default`). The run directory is held (a lock; Ctrl-C names the last checkpoint) from the first check to the
+    last write; under torchrun rank 0 alone holds it."""
+    from . import distributed, rundir
+    out, flags = Path(out), dict(flags or {})
+    name = data_flags(kind, flags, resume, dataset, paths, val)
+    flags.update(signal_adapter(kind).fit_flags(options or {}))
+    dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
+    if not dist.main:
+        _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
+    else:
+        with rundir.session(rundir.check_out(out)):
+            _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
+    distributed.leave(dist)  # rank 0 after its lock is released
+
+
+def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool, sets, dist):
+    """(the resumed GON or None, its optimizer state, the run's config): resume loads the run in out and layers the
+    command line on its config; a new run resolves its config and refuses settings it would not read."""
+    from . import GON, distributed, rundir
+    from .checkpoint import CKPT
+    from .config import check_given_keys, given_keys, resolve
+    if flags.get("data.data_dir"):
+        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
+    if resume:
+        if not (out / CKPT).is_file():
+            raise GONError(f"{out}: nothing to resume (no {CKPT})")
+        device = distributed.device_for(dist, flags.get("train.device") or "auto")
+        gon, opt_state = GON.load(out, device, with_optimizer=True)
+        rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
+        return gon, opt_state, gon.cfg
+    if (out / CKPT).is_file():
+        raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
+    cfg = resolve(kind, name, config, flags, sets or ())
+    check_given_keys(cfg, given_keys(flags, sets))
+    if cfg.data.data_dir:
+        cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
+    if signal_adapter(kind).fit_data == "files":
+        hold_out(cfg)
+    return None, None, cfg
+
+
+def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool, progress: bool, sets,
+                dist) -> None:
+    from . import distributed, limits
+    from .train import fit, train
+
+    gon, opt_state, cfg = _open_run(kind, name, config, flags, out, resume, sets, dist)
+    limits.check_model(cfg.model, training=True, res=cfg.data.res)
+    with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
+        train_sig, val_sig = signal_adapter(kind).fit_signals(cfg)
+    limits.check_training(cfg, train_sig)
+    if cfg.train.val_every and val_sig is None:
+        raise GONError(f"train.val_every = {cfg.train.val_every}: this run has no held-out data to validate on")
+    if dist.main:
+        procs = f", {dist.world} processes" if dist.active else ""
+        device = device_name(str(gon.device) if gon else distributed.device_for(dist, cfg.train.device))
+        print(f"fit {kind}: {len(train_sig)} training samples, device {device}{procs}, "
+              f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
+    if gon is None:
+        gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
+        final = gon.last_validation
+    else:
+        final = train(gon, train_sig, out, val_sig, opt_state, progress, dist=dist)
+    distributed.shutdown(dist)
+    if dist.main:
+        _report(gon, out, final)
+
+
+def _report(gon, out: Path, final: dict) -> None:
+    if gon.stop_reason:
+        print(gon.stop_reason, file=sys.stderr)
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
+    print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
+
+
+def hold_out(cfg) -> None:
+    """A new files run validated during training (train.val_every) without --val: every tenth file of data.paths
+    moves to data.val_paths, so the checkpoint's config records which files trained and which did not. With
+    --val, a file both trained on and held out is refused."""
+    adapter = signal_adapter(cfg.data.signal)
+    find, what = adapter.find, adapter.files
+    if cfg.data.val_paths:
+        both = sorted(set(map(str, find(cfg.data.paths))) & set(map(str, find(cfg.data.val_paths))))
+        if both:
+            raise GONError(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
+        return
+    if not cfg.train.val_every:
+        return
+    train, held = _split(find(cfg.data.paths), what)
+    cfg.data.paths, cfg.data.val_paths = [str(f) for f in train], [str(f) for f in held]
+    print(f"note: holding out {len(held)} of {len(train) + len(held)} {what} for validation: "
+          f"{', '.join(Path(f).name for f in held[:3])}{' ...' if len(held) > 3 else ''} (--val PATH to choose)",
+          file=sys.stderr)
+
+
+def _split(files: list, what: str) -> tuple[list, list]:
+    """(train, held out) of files in path order: every tenth (the 10th, 20th, ..., as image folders do); with 2 to
+    9 files, the last one. Fewer than 2 cannot be split: a DataError asking for --val."""
+    from .errors import DataError
+    if len(files) < 2:
+        raise DataError(f"validation needs held-out {what}, and {len(files)} cannot be split: give --val PATH "
+                        f"(files or folders), or train on at least 2")
+    held = [f for i, f in enumerate(files) if i % 10 == 9] or files[-1:]
+    return [f for f in files if f not in held], held
+
+
+def device_name(name: str) -> str:
+    """The device `auto|cpu|cuda[:N]` resolves to, as torch names it with its index (cpu, cuda:0)."""
+    import torch
+
+    from .device import resolve_device
+    dev = resolve_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return str(dev)
