@@ -5,10 +5,12 @@
 
 Each seed is `fit` itself (what `implicit-gon fit images --dataset D --seed S` runs) with the loss logged every
 step. Per seed it reports the largest jump of the training loss over the median of the `--window` steps before it
-(a divergence shows as a jump of 10x or more; Monte Carlo noise of a healthy run stays near 1.5x), the final loss
-(the median of the last window), whether every loss was finite, the step reached and the held-out PSNR (each latent
-one gradient step on the full grid, as `implicit-gon eval` scores it). Without --steps or --seconds a seed runs the
-config's whole schedule: a benchmark for a quiet machine, never a test. Writes OUT/stability.json.
+(a divergence shows as a jump of 10x or more; Monte Carlo noise of a healthy run stays near 1.5x), the largest
+"drift", the median of the last 25 losses over the lowest such median before it (train.drift_factor stops a slow
+blow-up above it), the final loss (the median of the last window), whether every loss was finite, the step reached
+and the held-out PSNR (each latent one gradient step on the full grid, as `implicit-gon eval` scores it). Without
+--steps or --seconds a seed runs the config's whole schedule: a benchmark for a quiet machine, never a test. Writes
+OUT/stability.json.
 
     python benchmarks/stability.py --runs RUN [RUN ...] [--window 50]
 
@@ -28,6 +30,7 @@ from common import positive, run_benchmark, shared_root
 from implicit_gon.config import resolve
 from implicit_gon.errors import DataError, GONError
 from implicit_gon.fsio import write_json
+from implicit_gon.guard import WINDOW, LossWatch
 from implicit_gon.train import fit
 from signals import image_signal
 
@@ -66,13 +69,31 @@ def max_jump(losses: list[float], window: int) -> tuple[float, int]:
     return best, at
 
 
+def max_drift(trace: list[tuple[int, float | None]]) -> tuple[float, int | None]:
+    """The divergence guard's slow criterion replayed (implicit_gon/guard.py, nothing stops): the largest ratio of
+    the median of the last guard.WINDOW losses to the lowest such median before it, and the step it was reached.
+    train.drift_factor stops a run above it. (1.0, None) when too short; stops at the first non-finite loss."""
+    watch, best, at = LossWatch(0.0, 0.0), 1.0, None
+    for step, v in trace:
+        if v is None:
+            break
+        lowest = watch.lowest
+        watch.check(v, step)
+        if lowest and len(watch.recent) == WINDOW:
+            ratio = statistics.median(watch.recent) / lowest
+            best, at = (ratio, step) if ratio > best else (best, at)
+    return best, at
+
+
 def summarise(trace: list[tuple[int, float | None]], window: int) -> dict:
     """Per-seed figures from its loss trace."""
     finite = [v for _, v in trace if v is not None]
     jump, at = max_jump(finite, window)
+    drift, drift_step = max_drift(trace)
     tail = finite[-window:] or [float("nan")]
     return {"steps": trace[-1][0] if trace else 0, "finite": len(finite) == len(trace) and bool(trace),
             "max_jump": jump, "jump_step": trace[at][0] if at >= 0 else None,
+            "max_drift": drift, "drift_step": drift_step,
             "first_loss": finite[0] if finite else None, "final_loss": statistics.median(tail),
             "min_loss": min(finite) if finite else None}
 
@@ -103,7 +124,8 @@ def report_runs(runs: list[Path], window: int) -> None:
         if not (run / "metrics.jsonl").is_file():
             raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
         r, val = summarise(loss_trace(run / "metrics.jsonl"), window), last_validation(run / "metrics.jsonl")
-        print(f"{run}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), loss "
+        print(f"{run}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), max drift "
+              f"{r['max_drift']:.2f}x (step {r['drift_step']}), loss "
               f"{_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, held-out PSNR "
               f"{_fmt(val.get('val_psnr'))} dB at step {val.get('step', 'n/a')}", flush=True)
 
@@ -157,6 +179,7 @@ def main():
             result["seeds"][seed] = r
             write_json(args.out / "stability.json", result)
             print(f"seed {seed}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), "
+                  f"max drift {r['max_drift']:.2f}x (step {r['drift_step']}), "
                   f"loss {_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, "
                   f"held-out PSNR {_fmt(r['val_psnr'])} dB{'  DIVERGED' if r['diverged'] else ''}", flush=True)
     print(f"wrote {args.out / 'stability.json'}")

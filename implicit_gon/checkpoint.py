@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from . import jsonio, limits
 from .errors import GONError
-from .guard import check_finite
+from .guard import WINDOW, check_finite
 from .fsio import atomic_path, write_json
 from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
 
@@ -226,6 +226,10 @@ _TRAIN_STATE = {
                                           and (v.get("best") is None or _finite(v["best"]))
                                           and (v.get("best_step") is None or _count(v["best_step"]))
                                           and _count(v.get("bad", 0))),
+    "guard": lambda v: isinstance(v, dict) and isinstance(v.get("recent", []), list)
+    and len(v.get("recent", [])) <= WINDOW and all(_finite(x) for x in v.get("recent", []))
+    and (v.get("lowest") is None or _finite(v["lowest"]))
+    and (v.get("lowest_step") is None or _count(v["lowest_step"])),
 }
 
 

@@ -182,6 +182,10 @@ class TrainConfig:
     divergence_factor: float = param(10.0, min=0, max=1e9, resume=True)
     """A step's loss above this many times the median of the recent ones (or a non-finite loss, always) is a
     divergence: training stops, or rolls back (on_divergence), and never checkpoints it (0: non-finite only)."""
+    drift_factor: float = param(4.0, min=0, max=1e9, resume=True)
+    """A slow divergence, which no single step's jump shows: the median of the last 25 losses above this many times
+    the lowest such median seen in the run (judged from step 25 on, after any KL warm-up) stops or rolls back like a
+    jump (0: off). The window and the lowest median are kept in the checkpoint, so --resume judges as before."""
     on_divergence: str = param("stop", choices=("stop", "rollback"), resume=True)
     """`stop`: exit 1 with one line, the last checkpoint kept as it was; `rollback`: reload the last checkpoint,
     halve the learning rate and go on (logged to metrics.jsonl as an `event: rollback` row)."""
@@ -586,6 +590,10 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"(a fraction of them is at most 1)")
     if t.sampling == "stratified":
         _check_strata(t.points, d, source)
+    for key in ("divergence_factor", "drift_factor"):  # a loss above 1x (or less) its own median is no divergence
+        if 0 < getattr(t, key) <= 1:
+            raise GONError(f"{source}: train.{key} = {getattr(t, key):g}: must be above 1 (a multiple of the loss's "
+                           f"recent median), or 0 (off)")
     if t.final_lr and t.schedule != "cosine":
         raise GONError(f"{source}: train.final_lr = {t.final_lr:g} is the cosine schedule's last rate; this run's "
                        f"train.schedule is {t.schedule} (set train.schedule=cosine)")

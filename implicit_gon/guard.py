@@ -3,7 +3,11 @@ ever written as a checkpoint, so the last one on disk is always a run that can b
 
 A loss is judged against the median of the last WINDOW finite losses: more than train.divergence_factor times it
 is an explosion (SIREN runs that diverge jump by 10-100x within a few steps: CelebA 40 -> 692 in issue 21, while a
-healthy run's per-batch loss stays within ~2x of its recent median)."""
+healthy run's per-batch loss stays within ~2x of its recent median). A slow blow-up has no such jump: CelebA seed 1
+(docs/celeba.md) rose from 21-24 to medians near 200 over a hundred steps, no loss above 3.36x its recent median.
+So that median is also judged against the lowest one seen in the run: more than train.drift_factor times it is a
+divergence too. The window and that lowest median are kept in the checkpoint (train_state["guard"]), so they survive
+--resume (a resumed run judges as the uninterrupted one) and a rollback returns to the checkpoint's."""
 from __future__ import annotations
 
 import collections
@@ -46,14 +50,24 @@ def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
 
 
 class LossWatch:
-    """Judges each step's loss: non-finite, or more than `factor` x the median of the recent finite ones."""
+    """Judges each step's loss: non-finite, or more than `factor` x the median of the recent finite ones (a jump),
+    or that median, once WINDOW losses are known, more than `drift` x the lowest such median seen (a slow rise)."""
 
-    def __init__(self, factor: float):
-        self.factor = factor
-        self.recent: collections.deque = collections.deque(maxlen=WINDOW)
+    def __init__(self, factor: float, drift: float = 0.0, state: dict | None = None):
+        self.factor, self.drift = factor, drift
+        state = state or {}
+        self.recent: collections.deque = collections.deque(state.get("recent", ()), maxlen=WINDOW)
+        self.lowest: float | None = state.get("lowest")  # the lowest median of WINDOW losses seen, and its step
+        self.lowest_step: int | None = state.get("lowest_step")
 
-    def check(self, loss: float, step: int) -> str | None:
-        """Why this loss means the run diverged (None: it does not)."""
+    @classmethod
+    def for_run(cls, tc, train_state: dict) -> "LossWatch":
+        """The watch of a run at its step: the train config's factors, the checkpoint's window and lowest median."""
+        return cls(tc.divergence_factor, tc.drift_factor, train_state.get("guard"))
+
+    def check(self, loss: float, step: int, steady: bool = True) -> str | None:
+        """Why this loss means the run diverged (None: it does not). steady is False while the objective itself
+        changes with the step (the KL weight's warm-up): the lowest median is then neither judged nor recorded."""
         if not math.isfinite(loss):
             return f"the loss is {loss} at step {step}"
         if self.factor > 0 and len(self.recent) >= MIN_HISTORY:
@@ -62,7 +76,20 @@ class LossWatch:
                 return (f"the loss jumped to {loss:.4g} at step {step}, over {self.factor:g}x its recent median "
                         f"{median:.4g} (train.divergence_factor)")
         self.recent.append(loss)
+        return self._drifted(step) if steady else None
+
+    def _drifted(self, step: int) -> str | None:
+        """The slow criterion, on the window that now ends with this step's loss."""
+        if len(self.recent) < WINDOW:
+            return None
+        median = statistics.median(self.recent)
+        if self.drift > 0 and self.lowest is not None and self.lowest > 0 and median > self.drift * self.lowest:
+            return (f"the median of the last {WINDOW} losses rose to {median:.4g} at step {step}, over "
+                    f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.drift_factor)")
+        if self.lowest is None or median < self.lowest:
+            self.lowest, self.lowest_step = median, step
         return None
 
-    def reset(self) -> None:
-        self.recent.clear()
+    def state(self) -> dict:
+        """What the checkpoint keeps (train_state["guard"]): plain floats, so JSON holds them exactly."""
+        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step}

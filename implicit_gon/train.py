@@ -104,9 +104,9 @@ def _diverged(run: Path, why: str) -> Diverged:
 
 def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: bool = True) -> None:
     """train.on_divergence rollback: reload the last checkpoint (weights, Adam state, step), halve the learning
-    rate (kept in train_state, so --resume keeps it), take early stopping back to the checkpoint's and log it;
-    else, or with nothing to go back to, stop. Under torchrun only a divergence every rank saw (agreed) rolls back:
-    rank 0 alone cannot take the others along."""
+    rate (kept in train_state, so --resume keeps it), take early stopping and the divergence guard back to the
+    checkpoint's and log it; else, or with nothing to go back to, stop. Under torchrun only a divergence every rank
+    saw (agreed) rolls back: rank 0 alone cannot take the others along."""
     rolls = gon.train_state.get("rollbacks", 0)
     if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or checkpoint_step(run) is None \
             or (dist.active and not agreed):
@@ -122,6 +122,7 @@ def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: b
                                              "lr_scale": scale, "time": time.time()})
         print(f"rolled back to step {gon.step} ({why}); learning rate x{scale:g}", file=sys.stderr)
     loop.stopper = EarlyStop.for_run(gon.cfg, gon.train_state.get("early_stop"))
+    loop.watch = LossWatch.for_run(gon.cfg.train, gon.train_state)  # the checkpoint's window and lowest median
 
 
 def _stop_on_signal(gon: GON, opt, run: Path, dist: Dist, taken: int) -> None:
@@ -214,7 +215,7 @@ def _start(gon: GON, signal, run: Path, val_signal, optimizer_state, progress: b
     gon.gaussian = None  # fitted to weights that are about to change; refitted at the end
     bar = progress_bar(tc.steps, gon.step, progress and dist.main)  # tqdm on a terminal, a line every few steps else
     loop = _Loop(opt, base_lr, amp, batch_size, {"stratified": True} if tc.sampling == "stratified" else {},
-                 validating, stopper, LossWatch(tc.divergence_factor), bar, writer, clock,
+                 validating, stopper, LossWatch.for_run(tc, gon.train_state), bar, writer, clock,
                  elapsed0=gon.train_state.get("elapsed", 0.0))
     loop.last_ckpt = clock()
     return loop
@@ -225,9 +226,11 @@ def _train_step(gon: GON, signal, run: Path, val_signal, loop: _Loop, dist: Dist
     divergence (an exploding loss, or non-finite state found while writing) rolls back and returns early."""
     tc = gon.cfg.train
     loss, parts, batch = _forward(gon, signal, loop, dist)
-    why = agree(dist, loop.watch.check(loss.item(), gon.step), gon.device)  # rank 0's loss decides for all
+    steady = kl_weight(gon.cfg, gon.step) == gon.cfg.gon.beta  # the KL warm-up changes the objective itself
+    why = agree(dist, loop.watch.check(loss.item(), gon.step, steady), gon.device)  # rank 0's loss decides for all
     if why:
         return _roll_back(gon, loop, run, why, dist)
+    gon.train_state["guard"] = loop.watch.state()  # checkpointed with the step: --resume judges as before
     share = batch.values.shape[0] / loop.batch_size  # this rank's part of the global batch (1 on one process)
     _backward(gon, loop, loss, share, dist)
     seconds = _count_step(gon, loop, loss, on_step)
