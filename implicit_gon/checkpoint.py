@@ -229,7 +229,7 @@ _TRAIN_STATE = {
     "guard": lambda v: isinstance(v, dict) and isinstance(v.get("recent", []), list)
     and len(v.get("recent", [])) <= WINDOW and all(_finite(x) for x in v.get("recent", []))
     and (v.get("lowest") is None or _finite(v["lowest"]))
-    and (v.get("lowest_step") is None or _count(v["lowest_step"])),
+    and (v.get("lowest_step") is None or _count(v["lowest_step"])) and (v.get("first") is None or _finite(v["first"])),
 }
 
 

@@ -23,6 +23,10 @@ WINDOW = 25
 MIN_HISTORY = 10
 """Finite losses needed before a jump is judged (the first steps of a run fall fast and vary most)."""
 MAX_ROLLBACKS = 8
+WORSE = 1.5
+"""A run whose last WINDOW losses have a median above this many times its first loss ends with a warning: it left
+the network worse than it started (on the digits, Adam 0.03 to 1 ends 1.7-3.9x above the first loss, no jump or
+slow rise on the way; healthy runs end far below it)."""
 """train.on_divergence rollback gives up after this many (the learning rate is then 1/256 of the config's)."""
 
 
@@ -59,6 +63,7 @@ class LossWatch:
         self.recent: collections.deque = collections.deque(state.get("recent", ()), maxlen=WINDOW)
         self.lowest: float | None = state.get("lowest")  # the lowest median of WINDOW losses seen, and its step
         self.lowest_step: int | None = state.get("lowest_step")
+        self.first: float | None = state.get("first")  # the first loss judged at the final objective
 
     @classmethod
     def for_run(cls, tc, train_state: dict) -> "LossWatch":
@@ -76,6 +81,8 @@ class LossWatch:
                 return (f"the loss jumped to {loss:.4g} at step {step}, over {self.factor:g}x its recent median "
                         f"{median:.4g} (train.divergence_factor)")
         self.recent.append(loss)
+        if steady and self.first is None:
+            self.first = loss
         return self._drifted(step) if steady else None
 
     def _drifted(self, step: int) -> str | None:
@@ -92,4 +99,16 @@ class LossWatch:
 
     def state(self) -> dict:
         """What the checkpoint keeps (train_state["guard"]): plain floats, so JSON holds them exactly."""
-        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step}
+        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step,
+                "first": self.first}
+
+    def worse_than_start(self) -> str | None:
+        """At the end of a run: why it left the network worse than it started (None: it did not)."""
+        if self.first is None or self.first <= 0 or len(self.recent) < WINDOW:
+            return None
+        median = statistics.median(self.recent)
+        if median <= WORSE * self.first:
+            return None
+        return (f"the training loss ended {median / self.first:.1f}x above where it started (median of the last "
+                f"{WINDOW} {median:.4g}, first {self.first:.4g}): the run made the network worse; lower --lr or "
+                f"gon.step_size")

@@ -160,10 +160,21 @@ def train(gon: GON, signal, run: str | Path, val_signal=None, optimizer_state=No
         loop.bar.close()
         if not dist.main:
             return {}
+        _warn_if_worse(gon, run, loop.watch)
         try:
             return _finish(gon, signal, run, val_signal, loop.opt, loop.stopper, loop.val)
         except NonFinite as e:
             raise _diverged(run, f"at the end of training (step {gon.step}), {e}") from None
+
+
+def _warn_if_worse(gon: GON, run: Path, watch: LossWatch) -> None:
+    """A run that ends above its first loss did not diverge by any criterion, yet failed: say so (stderr and a
+    metrics.jsonl row), once per run end."""
+    worse = watch.worse_than_start()
+    if worse:
+        print(f"warning: {worse}", file=sys.stderr)
+        append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "warning", "warning": worse,
+                                             "time": time.time()})
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The divergence guard (issue 21): a run that goes non-finite or explodes stops with one line naming the step
 (exit 1), or rolls back; no non-finite checkpoint is ever written (the last good one stays byte for byte), verbs
 refuse one written before the guard, and metrics.jsonl stays strict JSON."""
+import importlib
 import json
 import math
 import statistics
@@ -236,7 +237,7 @@ class Growing:
 
 
 def test_a_slow_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, saves, monkeypatch):
-    from implicit_gon import train as train_module
+    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
     monkeypatch.setattr(train_module, "objective", Growing(train_module.objective, 30))
     run = tmp_path / "run"
     code, _, err = run_cli(["fit", "images", *TINY, "--out", run, "--steps", "300", "--ckpt-every", "10",
@@ -252,7 +253,7 @@ def test_a_slow_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_pa
 
 
 def test_a_slow_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatch):
-    from implicit_gon import train as train_module
+    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
     growing = Growing(train_module.objective, 30)
     monkeypatch.setattr(train_module, "objective", growing)
     real = train_module._roll_back
@@ -289,3 +290,36 @@ def test_a_factor_at_or_below_1_is_refused(tmp_path, capsys, value):
         code, _, err = run_cli(["fit", "images", *TINY, "--out", tmp_path / "r", "--set", f"train.{key}={value}"],
                                capsys)
         assert code == 1 and f"train.{key} = {value}: must be above 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_left_worse_than_it_started_ends_with_a_warning(tmp_path, capsys, monkeypatch):
+    """No jump and (with drift_factor 0) no slow criterion: the loss is held at twice the first from call 30 on
+    (scaled, so Adam's steps hardly change). Exit 0 with one warning line, also a metrics.jsonl row."""
+    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
+    real, first = train_module.objective, []
+
+    def doubled(*args, **kwargs):
+        loss, parts = real(*args, **kwargs)
+        first.append(loss.item())
+        return (loss * (2 * first[0] / loss.item()) if len(first) > 30 else loss), parts
+    monkeypatch.setattr(train_module, "objective", doubled)
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "images", *TINY, "--out", run, "--steps", "60", "--set", "train.drift_factor=0"],
+                           capsys)
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert code == 0 and len(warnings) == 1 and "2.0x above where it started" in warnings[0], err
+    assert f"first {first[0]:.4g}" in warnings[0]
+    rows = strict_rows(run / "metrics.jsonl")
+    assert [r["warning"] for r in rows if r.get("event") == "warning"] == [warnings[0][len("warning: "):]]
+
+
+def test_worse_than_start_needs_a_full_window_and_a_steady_first_loss():
+    watch = LossWatch(10.0, 0.0)
+    for t in range(24):
+        watch.check(30.0, t, steady=t >= 5)  # a warm-up of 5 steps: the first steady loss is step 5's
+    assert watch.first == 30.0 and watch.worse_than_start() is None  # 24 losses: no verdict
+    watch.check(46.0, 24)
+    assert watch.worse_than_start() is None  # median 30: not worse
+    healthy = LossWatch(10.0, 4.0, {"recent": [5.0] * 25, "first": 100.0})
+    assert healthy.worse_than_start() is None and LossWatch(10.0, 4.0, {"recent": [151.0] * 25, "first": 100.0}) \
+        .worse_than_start().startswith("the training loss ended 1.5x above")
