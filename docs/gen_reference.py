@@ -64,7 +64,9 @@ def value_range(f: dataclasses.Field) -> str:
     parts = []
     if "choices" in m:
         parts.append(" \\| ".join(f"`{c}`" for c in m["choices"]))
-    if "min" in m or "max" in m:
+    if "gt" in m:  # exclusive
+        parts.append(f"> {m['gt']}" + (f", <= {m['max']}" if "max" in m else ""))
+    elif "min" in m or "max" in m:
         parts.append(f"{m.get('min', '')} .. {m.get('max', '')}".strip())
     if "pattern" in m:
         parts.append(f"pattern `{m['pattern']}`")
@@ -77,10 +79,10 @@ def shipped() -> dict[str, dict]:
     for p in sorted((REPO / "configs").glob("*/*.yaml")):
         doc = yaml.safe_load(p.read_text()) or {}
         name = f"{p.parent.name}/{p.stem}"
-        found[name] = {k: v for k, v in doc.items() if k not in ("conv", "variational")}
-        for extra in ("conv", "variational"):
-            if extra in doc:
-                found[f"{name} ({extra})"] = doc[extra]
+        found[name], extras = config.split_overlays(doc, str(p))  # config.OVERLAYS: conv, variational, ...
+        for extra, sections in extras.items():
+            if sections:
+                found[f"{name} ({extra})"] = sections
     return found
 
 

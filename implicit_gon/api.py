@@ -112,6 +112,8 @@ class GON:
 
     def encode_signal(self, signal, idx=None, batch_size: int = 64) -> torch.Tensor:
         """Latents of samples idx (default: all) of a Signal on their full coordinate sets: (n, K)."""
+        from . import options
+        batch_size = options.check("encode", batch_size=batch_size).get("batch_size", 64)  # as GON.encode's
         idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
         out = [self.encode_batch(signal.full(idx[i:i + batch_size], self.device))
                for i in range(0, len(idx), batch_size)]
@@ -188,9 +190,9 @@ class GON:
         if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
             given["inputs"] = _listed(given["inputs"])
         refuse_unused(adapter_for(self, name), name, given, lambda key: f"{key}=")  # before checking its value
-        own = {"res"} if name == "decode" else set()  # decode checks its res itself (any integer type, one line)
-        checks.check({"export": "export-mesh"}.get(name, name),
-                     **{k: v for k, v in given.items() if k in checks.RULES and k not in own})
+        own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
+        given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options
+                                  **{k: v for k, v in given.items() if k in checks.RULES and k not in own}))
         if "batch_size" in given:
             given["batch_size"] = limits.encode_batch(self, given["batch_size"])
         out = Path(out) if out is not None else None

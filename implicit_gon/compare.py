@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from . import jsonio, paper_tables, registry
-from .config import given_keys, trains_elbo, unread_keys
+from .config import flag_keys, given_keys, range_of, trains_elbo, unread_keys, where_keys
 from .errors import GONError
 from .fsio import atomic_path, write_json
 
@@ -41,16 +41,23 @@ def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
     return methods
 
 
-OWN = {"train.seed": "--seeds", "train.steps": "--steps", "model.decoder": "--decoder",
-       "model.variational": "--variational", "method.name": "--methods", "gon.detach": "--methods",
-       "gon.inner_steps": "--methods", "train.val_every": "--val-every", "train.val_samples": "--val-samples"}
-"""Fields compare sets for each run itself: a --set of one would make rows other than their labels say."""
-IGNORED_ON_RESUME = {"data.data_dir", "data.cache_dir", "data.download", "train.device", "train.tensorboard",
-                     "train.log_every", "train.ckpt_every"}
-"""Fields a finished run may differ in from this comparison's and still be reused by --resume (where, not what)."""
+OPTIONS = {"train.seed": "--seeds", "train.val_samples": "--val-samples"}
+"""compare's options that set a field of every run under another name than the field's flag."""
+FLAGGED = ("train.steps", "model.decoder", "model.variational", "train.val_every")
+"""Fields compare sets from an option named as the field's own flag (--steps, --decoder, ...)."""
 
 
-MAX_COUNTS = {"seeds": 1000, "steps": 10**9, "val_every": 10**9, "val_samples": 10**7, "held_out": 10**9}
+def own_keys() -> dict[str, str]:
+    """Fields compare sets for each run itself, each with the option that sets it: a --set of one would make rows
+    other than their labels say. Its options (OPTIONS; FLAGGED by the fields' flags) and whatever a registered
+    method's overrides set (--methods: gon.detach for detach, method.name for ae, a plug-in method's own)."""
+    flags = {key: flag for flag, key in flag_keys().items()}
+    methods = {key: "--methods" for spec in registry.methods().values() for key in spec.overrides}
+    return {**methods, **{key: flags[key] for key in FLAGGED}, **OPTIONS}
+
+
+MAX_COUNTS = {"seeds": 1000, "steps": range_of("train.steps")["max"], "val_every": 10**9, "val_samples": 10**7,
+              "held_out": 10**9}
 """Bounds of compare's counts, checked before anything is built or written (--seeds 200000000 would otherwise
 build its list of runs until memory ran out, after the folder's comparison.json was written)."""
 
@@ -64,22 +71,24 @@ def check_counts(**counts: int | None) -> None:
 
 def check_sets(sets) -> None:
     from .config import parse_sets
+    own = own_keys()
     for key in parse_sets(sets or ()):
-        if key in OWN:
-            raise GONError(f"compare --set {key}: compare sets it for every run itself; use {OWN[key]}")
+        if key in own:
+            raise GONError(f"compare --set {key}: compare sets it for every run itself; use {own[key]}")
 
 
 def check_finished(run: Path, cfg) -> None:
-    """--resume reuses a finished run only if it was trained with the config this comparison gives it."""
+    """--resume reuses a finished run only if it was trained with the config this comparison gives it (fields
+    that say only where it read, ran and wrote, config.where_keys(), may differ)."""
     from .config import Config
     try:
         stored = Config.from_dict(jsonio.read(run / "config.json")["config"]).to_dict()
     except (OSError, ValueError, KeyError, TypeError, GONError) as e:
         raise GONError(f"{run}/config.json: unreadable ({e}); remove {run} to train it again") from None
-    want = cfg.to_dict()
+    want, where = cfg.to_dict(), where_keys()
     for section, fields in want.items():
         for k, v in fields.items():
-            if f"{section}.{k}" not in IGNORED_ON_RESUME and stored[section][k] != v:
+            if f"{section}.{k}" not in where and stored[section][k] != v:
                 raise GONError(f"compare --resume: {run} was trained with {section}.{k} = {stored[section][k]!r}, "
                                f"this comparison gives {v!r}; use another --out, or remove {run}")
 

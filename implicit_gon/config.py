@@ -10,7 +10,9 @@ itself with `param(default, ...)`; the metadata keys (META) are
   would be stored and never used, so it is refused;
 - `reads`: the kind of run that reads it, a decoder's name or a READERS entry (default: every run); given on the
   command line (a flag, --set) for another kind, it is refused;
-- `resume`: `--resume` may change it (the schedule, where the data is); any other field defines the run;
+- `resume`: `--resume` may change it: True for the schedule (steps, learning rate, ...), `"where"` for a field
+  that says only where the run reads, runs and writes (data folder, device, logs, checkpoints), never what it
+  trains (`compare --resume` reuses a finished run that differs in those alone); any other field defines the run;
 - `flag`: its `fit` option (`--lr`, `--variational/--no-variational`), on the fit commands of `signals`, narrowed
   by `on`; `parse` turns the flag's text into the value (`--max-time 4m`).
 The CLI's fit options, their help (the docstring under each field), `config show SIGNAL`, the refusals and the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 import types
 import typing
@@ -39,6 +42,8 @@ def param(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | No
     unknown = set(meta) - set(META)
     if unknown:
         raise TypeError(f"unknown config field metadata {sorted(unknown)} (known: {', '.join(META)})")
+    if meta.get("resume", True) not in (True, "where"):
+        raise TypeError(f"config field metadata resume={meta['resume']!r}: True or \"where\"")
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -167,16 +172,16 @@ class TrainConfig:
     """Coordinates per sample per step: a fraction (<= 1) of all coordinates, or a count (> 1)."""
     seed: int = param(0, min=0, max=2**31 - 1, flag="--seed")
     """Seed for initialisation, batch order and coordinate subsets; a run is reproducible from it."""
-    device: str = param("auto", pattern=r"auto|cpu|cuda(:\d+)?", resume=True, flag="--device")
+    device: str = param("auto", pattern=r"auto|cpu|cuda(:\d+)?", resume="where", flag="--device")
     """`auto`, `cpu` or `cuda`."""
-    log_every: int = param(10, min=1, resume=True)
+    log_every: int = param(10, min=1, resume="where")
     """Steps between rows of RUN/metrics.jsonl."""
-    ckpt_every: int = param(500, min=1, resume=True, flag="--ckpt-every")
+    ckpt_every: int = param(500, min=1, resume="where", flag="--ckpt-every")
     """Steps between checkpoints (one is always written at the end)."""
-    ckpt_minutes: float = param(10.0, min=0, max=10**6, resume=True)
+    ckpt_minutes: float = param(10.0, min=0, max=10**6, resume="where")
     """Wall-clock minutes between checkpoints, besides every ckpt_every steps, so a long run is never more than
     this far from disk (0: steps only)."""
-    keep: int = param(3, min=1, max=1000, resume=True)
+    keep: int = param(3, min=1, max=1000, resume="where")
     """Checkpoints kept on disk: RUN/checkpoint.safetensors (the last) and the keep - 1 before it as
     RUN/checkpoint-STEP.safetensors; RUN/best.safetensors is kept besides."""
     divergence_factor: float = param(10.0, min=0, max=1e9, resume=True)
@@ -198,7 +203,7 @@ class TrainConfig:
     (an inference network that lags the decoder invites posterior collapse; He et al. 2019)."""
     grad_clip: float = param(0.0, min=0, resume=True)
     """Clip the gradient norm to this value (0: off)."""
-    tensorboard: bool = param(False, resume=True, flag="--tensorboard")
+    tensorboard: bool = param(False, resume="where", flag="--tensorboard")
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
     precision: str = param("fp32", choices=("fp32", "bf16", "fp16", "auto"), resume=True, flag="--precision")
     """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
@@ -243,7 +248,7 @@ class DataConfig:
     """`images`, `audio` or `sdf` (or a kind a plug-in registers: implicit_gon/plugins.py)."""
     dataset: str = param("digits", pattern=r"[a-z0-9][a-z0-9-]*", signals=plugins.GivenAs("dataset"))
     """Image dataset name (see `implicit-gon dataset list`)."""
-    data_dir: str | None = param(None, signals=plugins.GivenAs("dataset"), resume=True, flag="--data-dir")
+    data_dir: str | None = param(None, signals=plugins.GivenAs("dataset"), resume="where", flag="--data-dir")
     """Where the dataset's files are (or are downloaded to)."""
     paths: list[str] = param(factory=list, signals=plugins.GivenAs("files"))
     """Audio clips or meshes (files or folders, searched recursively)."""
@@ -254,9 +259,9 @@ class DataConfig:
     the data's own (audio: mono)."""
     camera: str = param("left", choices=("left", "right", "both"), signals=("images",), flag="--camera")
     """SmallNORB camera: `left`, `right` or `both` (two channels)."""
-    download: bool = param(False, signals=("images",), resume=True, flag="--download")
+    download: bool = param(False, signals=("images",), resume="where", flag="--download")
     """Fetch the dataset when it is missing and a public download exists."""
-    cache_dir: str | None = param(None, resume=True, flag="--cache-dir")
+    cache_dir: str | None = param(None, resume="where", flag="--cache-dir")
     """Where decoded caches and downloads go (default: $IMPLICIT_GON_CACHE, else $XDG_CACHE_HOME/implicit-gon, else
     ~/.cache/implicit-gon; never inside the data folder)."""
     train_limit: int | None = param(None, min=1, signals=("images",), flag="--train-limit")
@@ -337,12 +342,19 @@ def check_field(section_type: type, key: str, val: Any, source: str) -> Any:
     where = f"{source}: {section}.{key} = {_short(val)}"
     tp = typing.get_type_hints(section_type)[key]
     try:
-        val = _check_type(val, tp)
-        for item in (val if isinstance(val, list) else [val]):
-            if item is not None:
-                check_range(item, f.metadata)
+        return check_value(val, tp, f.metadata)
     except ValueError as e:
         raise GONError(f"{where}: {e}") from None
+
+
+def check_value(val: Any, tp: Any, meta: dict) -> Any:
+    """val as type tp takes it (an integral float or a numpy integer becomes an int, a numeric string a float),
+    every item within meta's range (min, max, gt, choices, pattern); a ValueError says what is wrong. Config
+    fields and the verbs' options (implicit_gon/options.py) are both checked by it."""
+    val = _check_type(val, tp)
+    for item in (val if isinstance(val, list) else [val]):
+        if item is not None:
+            check_range(item, meta)
     return val
 
 
@@ -368,9 +380,9 @@ def _check_type(val: Any, tp: Any) -> Any:
     if tp is int:
         if isinstance(val, float) and math.isfinite(val) and val == int(val):
             return int(val)
-        if isinstance(val, bool) or not isinstance(val, int):
+        if isinstance(val, bool) or not isinstance(val, numbers.Integral):
             raise ValueError("must be an integer")
-        return val
+        return int(val)
     if tp is float:
         return _to_float(val)
     if tp is str:
@@ -386,7 +398,7 @@ def _to_float(val: Any) -> float:
             val = float(val)
         except ValueError:
             raise ValueError("must be a number") from None
-    if isinstance(val, bool) or not isinstance(val, (int, float)):
+    if isinstance(val, bool) or not isinstance(val, numbers.Real):
         raise ValueError("must be a number")
     if not math.isfinite(val):
         raise ValueError("must be a finite number")
@@ -805,6 +817,11 @@ def to_yaml(cfg: Config, keys: list[str] | None = None) -> str:
     if keys is not None:
         d = {s: {k: v for k, v in vals.items() if f"{s}.{k}" in keys} for s, vals in d.items()}
     return yaml.safe_dump(d, sort_keys=False, default_flow_style=None, width=110)
+
+
+def where_keys() -> frozenset[str]:
+    """Fields that say where a run reads, runs and writes, not what it trains (metadata `resume="where"`)."""
+    return frozenset(key for key, f in fields() if f.metadata.get("resume") == "where")
 
 
 def resumable() -> frozenset[str]:

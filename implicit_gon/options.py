@@ -4,45 +4,58 @@ line and exit status 1 instead of a traceback or a silent reinterpretation (`--r
 takes a config field's values (--batch-size, --device, ...) is checked by that field's declaration."""
 from __future__ import annotations
 
-import math
+import typing
 
 from . import limits
-from .config import check_range, range_of
+from .config import check_value, field_of, range_of
 from .errors import GONError
 
+MAX_RES = 1 << 20
+"""The largest output side of any verb (render, decode, sample, interpolate, export-mesh --res)."""
+FIELDS = {"batch_size": "train.batch_size", "sample_rate": "data.sample_rate", "device": "train.device",
+          "camera": "data.camera"}
+"""Options that take a config field's values: checked by that field's declaration (its type and range)."""
 RULES: dict[str, dict] = {
     "n": {"min": 1, "max": limits.MAX_SAMPLES},
-    "res": {"min": 1, "max": 1 << 20},
-    "batch_size": range_of("train.batch_size"),
+    "res": {"min": 1, "max": MAX_RES},
     "frames": {"min": 2, "max": limits.MAX_FRAMES},
     "fps": {"min": 1, "max": 240},
     "pairs": {"min": 1, "max": 1000},
-    "sample_rate": range_of("data.sample_rate"),
     "hop": {"gt": 0},
     "index": {"min": 0},
     "temperature": {"min": 0, "max": 100},
     "seed": {"min": 0, "max": 2**63 - 1},
     "split": {"choices": ("train", "test")},
-    "device": range_of("train.device"),
     "format": {"choices": ("ply", "obj", "glb", "stl")},
     "nrow": {"min": 1, "max": limits.MAX_SAMPLES},
     "seconds": {"gt": 0, "max": 3600},
-    "camera": range_of("data.camera"),
+    **{name: range_of(key) for name, key in FIELDS.items()},
 }
 VERB_RULES: dict[tuple[str, str], dict] = {
-    ("export-mesh", "res"): {"min": 2, "max": 1 << 20},  # marching cubes needs two samples a side
+    ("export-mesh", "res"): {"min": 2, "max": MAX_RES},  # marching cubes needs two samples a side
 }
 
 
-def check(verb: str, **values) -> None:
-    """Check the given options of `verb` (None: not given); the first bad one is a one-line GONError."""
+def option_type(name: str) -> typing.Any:
+    """The type an option takes: its config field's (FIELDS), else its VerbOptions annotation."""
+    if name in FIELDS:
+        return field_of(FIELDS[name])[1]
+    from .verbs import VerbOptions
+    return typing.get_type_hints(VerbOptions)[name]
+
+
+def check(verb: str, **values) -> dict[str, typing.Any]:
+    """Check the given options of `verb` (None: not given), each by its type (option_type) and range; the first
+    bad one is a one-line GONError. Returns the values given, normalised (an integral float or a numpy integer
+    becomes an int: the Python API takes them as the CLI's typed options would)."""
+    out = {}
     for name, val in values.items():
         if val is None:
             continue
-        rule = VERB_RULES.get((verb, name), RULES[name])
+        rule, tp = VERB_RULES.get((verb, name), RULES[name]), option_type(name)
         try:
-            if isinstance(val, float) and not math.isfinite(val):
-                raise ValueError("must be a finite number")
-            check_range(val, rule)
+            out[name] = check_value(val, tp, rule)
         except ValueError as e:
-            raise GONError(f"{verb} --{name.replace('_', '-')} {val}: {e}") from None
+            quoted = isinstance(val, str) and str not in (tp, *typing.get_args(tp))  # '8' where 8 is wanted
+            raise GONError(f"{verb} --{name.replace('_', '-')} {repr(val) if quoted else val}: {e}") from None
+    return out

@@ -11,6 +11,7 @@ import torch
 from implicit_gon.errors import GONError
 from implicit_gon.fitting import FitOption
 from implicit_gon.media import IMAGE, VIDEO
+from implicit_gon.options import MAX_RES
 from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
 
 from . import images
@@ -20,7 +21,6 @@ PLOT_MAX = 16
 """Images drawn by `eval --plot`: the first ones evaluated."""
 RENDER_N, SAMPLE_N, PAIRS = 16, 64, 4
 """Defaults: images rendered, samples drawn, pairs interpolated."""
-MAX_RES = 1 << 20  # render's res, as the CLI's --res (options.py)
 POLARITY_GAP = 0.25
 """render --input warns when an input's mean brightness and the training images' lie this far on opposite sides
 of mid-grey (a black-on-white drawing given to a run trained on white-on-black digits)."""

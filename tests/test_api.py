@@ -73,6 +73,20 @@ def test_encode_images_refuses_bad_input_in_one_line(digits_run, tmp_path):
         gon.encode_images([tmp_path / "missing.png"])
 
 
+@pytest.mark.parametrize("batch_size,why", [(0, "must be at least 1"), ("8", "'8': must be an integer"),
+                                            (2.5, "must be an integer"), (True, "must be an integer")])
+def test_encode_batch_size_is_checked_by_its_field(digits_run, batch_size, why):
+    """GON.encode*'s batch_size takes train.batch_size's values (its type and range): one line, never a traceback
+    (0 once reached range(0, n, 0)) nor a silent reinterpretation (2.5 became 2)."""
+    gon = GON.load(digits_run[0], "cpu")
+    pics = np.zeros((2, 8, 8, 1), np.uint8)
+    for call in (lambda: gon.encode(pics, batch_size=batch_size), lambda: gon.encode_images(pics, batch_size),
+                 lambda: gon.encode_signal(image_signal(gon.cfg.data, "test"), batch_size=batch_size)):
+        with pytest.raises(GONError, match=f"encode --batch-size .*{why}"):
+            call()
+    assert gon.encode(pics, batch_size=np.int64(1)).shape == gon.encode(pics, batch_size=2.0).shape == (2, 32)
+
+
 def test_render_and_save_grid_are_one_call_each(digits_run, tmp_path):
     run, _ = digits_run
     gon = GON.load(run, "cpu")

@@ -297,6 +297,24 @@ def test_resume_may_change_exactly_the_declared_fields():
         resume_config(cfg, None, {"gon.class_weight": cfg.gon.class_weight})
 
 
+def test_compare_reads_its_field_facts_from_the_declarations(monkeypatch):
+    """compare's keys are derived: a finished run may differ in the fields declared resume="where" (where it read,
+    ran and wrote), and --set of a field that compare or any registered method sets is refused, a plug-in
+    method's included."""
+    from implicit_gon import compare, config, registry
+    where = config.where_keys()
+    assert {"data.data_dir", "train.device", "train.ckpt_every", "train.keep"} <= where <= config.resumable()
+    assert not {"train.steps", "train.lr", "train.batch_size"} & where  # they change what is trained
+    own = compare.own_keys()
+    assert own["train.seed"] == "--seeds" and own["train.steps"] == "--steps" and own["gon.detach"] == "--methods"
+    assert compare.MAX_COUNTS["steps"] == config.range_of("train.steps")["max"]
+    monkeypatch.setitem(registry._METHODS, "toy-step", registry.MethodSpec("toy-step", {"gon.step_size": 0.5}))
+    with pytest.raises(GONError, match="compare --set gon.step_size: compare sets it .*; use --methods"):
+        compare.check_sets(["gon.step_size=0.1"])
+    with pytest.raises(TypeError, match="resume='always'"):
+        config.param(1, resume="always")
+
+
 def test_config_show_prints_the_fields_the_signal_reads(capsys):
     shown = {}
     for signal in ("images", "audio", "sdf"):
