@@ -115,6 +115,11 @@ class GONConfig:
     """a in z = -a * grad_z0 L. The loss is summed per sample, so 1/64 is the paper's effective scale at batch 64."""
     inner_steps: int = param(1, min=1, max=1000)
     """Number of gradient steps from the origin (the paper's ablation uses more than one)."""
+    origin_std: float = param(0.0, min=0, max=1e3, reads="gon")
+    """Training only (the paper's Appendix C): each sample's step starts from its own z0 ~ N(0, origin_std^2 I),
+    drawn from the step's seeded generator, instead of the origin; 0 (the paper's choice, which it found gives the
+    lowest loss) is the origin. Encoding outside training (eval, encode, render, validation) always starts from the
+    origin, so a latent never depends on a draw or on its batch; above 0 the step takes the general autograd path."""
     detach: bool = False
     """Detach the latent before the outer pass (first-order ablation; the paper trains through the step)."""
     loss: str = param("mse", choices=("mse", "l1", "bce", "clamped_l1"), flag="--loss")
@@ -620,6 +625,9 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"{', '.join(plugins.val_metrics(d.signal))})")
     if t.val_metric == "bits_per_dim" and not trains_elbo(cfg):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
+    if cfg.gon.origin_std and cfg.gon.task != "reconstruct":
+        raise GONError(f"{source}: gon.origin_std = {cfg.gon.origin_std:g} is for gon.task reconstruct (this run's "
+                       f"task is {cfg.gon.task})")
     _check_decoder_rules(cfg, source)
     return cfg
 

@@ -13,6 +13,7 @@ import torch
 from torch import autograd
 
 from .conv import step_mode
+from .errors import GONError
 from .siren import Siren
 
 if TYPE_CHECKING:
@@ -98,19 +99,34 @@ def step_loss(model, cfg: GONConfig) -> LossFn:
     return likelihood_loss(cfg) if model.head is not None else make_loss(cfg.loss, cfg.clamp)
 
 
+def draw_origin(cfg: GONConfig, batch: int, latent_dim: int, device, dtype,
+                generator: torch.Generator | None) -> torch.Tensor | None:
+    """Each sample's z0 ~ N(0, cfg.origin_std^2 I) for one training step (the paper's Appendix C): (B, K), or None
+    (the origin) when origin_std is 0, which draws nothing, so such a run's random stream is unchanged."""
+    if not cfg.origin_std:
+        return None
+    if generator is None:
+        raise GONError(f"gon.origin_std = {cfg.origin_std:g} draws each z0 from a generator: pass generator= "
+                       f"(training passes the step's seeded one)")
+    return cfg.origin_std * torch.randn(batch, latent_dim, generator=generator, device=device, dtype=dtype)
+
+
 def gon_latents(model, coords, values, cfg: GONConfig, scale: float = 1.0, create_graph: bool = True,
-                inner_loss: LossFn | None = None):
-    """z = -a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K).
+                inner_loss: LossFn | None = None, origin: torch.Tensor | None = None):
+    """z = z0 - a grad_z0 L(z0) at z0 = 0 (then cfg.inner_steps - 1 further steps). (B, N, C) values -> (B, K).
     inner_loss, if given, replaces the configured loss inside the step (modality conversion compares a view of
-    F's output with the source signal, so values may have fewer channels than F's output)."""
+    F's output with the source signal, so values may have fewer channels than F's output). origin (B, K), if
+    given, is each sample's z0 instead of 0 (draw_origin); it takes the general path, the shared one is exact at 0
+    only."""
     loss_fn = step_loss(model, cfg) if inner_loss is None else inner_loss
     with step_mode(model):  # BatchNorm on running statistics: no sample's latent depends on its batch-mates
-        if cfg.fast and getattr(model, "shared_origin", False):  # the SIREN's exact shared-origin path
-            g = inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
+        if origin is not None:
+            z = origin - cfg.step_size * inner_grad(model, coords, values, origin, loss_fn, scale, create_graph)
+        elif cfg.fast and getattr(model, "shared_origin", False):  # the SIREN's exact shared-origin path
+            z = -cfg.step_size * inner_grad_at_origin(model, coords, values, loss_fn, scale, create_graph)
         else:
             zero = values.new_zeros(values.shape[0], model.latent_dim)
-            g = inner_grad(model, coords, values, zero, loss_fn, scale, create_graph)
-        z = -cfg.step_size * g  # (B, K)
+            z = -cfg.step_size * inner_grad(model, coords, values, zero, loss_fn, scale, create_graph)  # (B, K)
         for _ in range(cfg.inner_steps - 1):
             z = z - cfg.step_size * inner_grad(model, coords, values, z, loss_fn, scale, create_graph)
     return z
@@ -136,10 +152,12 @@ def nll_per_sample(y, values, cfg: GONConfig, scale: float = 1.0) -> torch.Tenso
 
 def gon_objective(model, coords, values, cfg: GONConfig, scale: float = 1.0,
                   generator: torch.Generator | None = None, beta: float | None = None, query=None):
-    """The outer loss of one batch and its parts. Latents come from the gradient-origin step, and F's parameters
-    are trained through that step (second order) unless cfg.detach. query (coords, values, scale), if given, is
+    """The outer loss of one batch and its parts. Latents come from the gradient-origin step (from a z0 drawn
+    from generator when cfg.origin_std > 0), and F's parameters are trained through that step (second order)
+    unless cfg.detach. query (coords, values, scale), if given, is
     where the outer loss is measured instead of the step's own points (the paper uses the same points)."""
-    z = gon_latents(model, coords, values, cfg, scale, create_graph=not cfg.detach)
+    origin = draw_origin(cfg, values.shape[0], model.latent_dim, values.device, values.dtype, generator)
+    z = gon_latents(model, coords, values, cfg, scale, create_graph=not cfg.detach, origin=origin)
     if cfg.detach:
         z = z.detach()
     if query is not None:

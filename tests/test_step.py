@@ -185,3 +185,101 @@ def test_objective_can_measure_the_outer_loss_elsewhere():
     expect = 0.5 * (m(cq, z)[0] - xq).square().sum((1, 2)).mean()
     torch.testing.assert_close(loss, expect)
     assert not torch.isclose(loss, same)
+
+
+# -- gon.origin_std (the paper's Appendix C: z0 ~ N(0, sigma^2 I) per sample in training) ----------------------------
+
+
+def test_origin_std_range_and_task_are_checked_by_the_config():
+    from implicit_gon.config import Config, check_rules, merge
+    from implicit_gon.errors import GONError
+    with pytest.raises(GONError, match=r"gon\.origin_std = -0\.1"):
+        merge(Config(), {"gon": {"origin_std": -0.1}})
+    assert merge(Config(), {"gon": {"origin_std": 0.5}}).gon.origin_std == 0.5
+    with pytest.raises(GONError, match="origin_std = 0.5 is for gon.task reconstruct"):
+        check_rules(merge(Config(), {"gon": {"origin_std": 0.5, "task": "classify"}}))
+
+
+def _objective_and_grads(m, c, x, cfg, seed):
+    m.zero_grad()
+    loss, _ = gon_objective(m, c, x, cfg, scale=2.5, generator=torch.Generator().manual_seed(seed))
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in m.parameters()]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_origin_std_zero_is_the_origin_step_bit_for_bit(fast):
+    """std 0 draws nothing: loss and gradients equal (exactly) the step from the origin composed by hand, with the
+    variational head's noise read from the same generator, so no draw was taken before it."""
+    from implicit_gon.step import outer_loss
+    m = tiny(variational=True)
+    c, x = data()
+    cfg = GONConfig(fast=fast, origin_std=0.0)
+    loss, grads = _objective_and_grads(m, c, x, cfg, seed=5)
+    m.zero_grad()
+    z = gon_latents(m, c, x, cfg, 2.5)
+    ref, _ = outer_loss(m, z, c, x, cfg, 2.5, torch.Generator().manual_seed(5))
+    ref.backward()
+    assert torch.equal(loss, ref.detach())
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, m.parameters()))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_general_path_from_a_zero_origin_agrees_with_the_shared_origin_path(per_sample):
+    m = tiny()
+    c, x = data(per_sample=per_sample)
+    zero = torch.zeros(4, 6, dtype=torch.float64)
+    fast = gon_latents(m, c, x, GONConfig(fast=True), create_graph=False)
+    general = gon_latents(m, c, x, GONConfig(fast=True), create_graph=False, origin=zero)
+    torch.testing.assert_close(general, fast, rtol=1e-4, atol=1e-10)
+
+
+def test_origin_std_above_zero_steps_from_a_seeded_draw():
+    """std > 0: z = z0 - a grad L(z0) from the generator's draw, on the general path (fast or not, the same);
+    reproducible with the seed, different with another seed and from std 0."""
+    from implicit_gon.step import draw_origin
+    m = tiny()
+    c, x = data()
+    cfg = GONConfig(origin_std=0.5, step_size=0.3)
+    once, again = (_objective_and_grads(m, c, x, cfg, seed=3) for _ in range(2))
+    assert torch.equal(once[0], again[0]) and all(torch.equal(a, b) for a, b in zip(once[1], again[1]))
+    assert not torch.equal(once[0], _objective_and_grads(m, c, x, cfg, seed=4)[0])
+    assert not torch.isclose(once[0], _objective_and_grads(m, c, x, GONConfig(step_size=0.3), seed=3)[0])
+    slow = GONConfig(origin_std=0.5, step_size=0.3, fast=False)
+    assert torch.equal(once[0], _objective_and_grads(m, c, x, slow, seed=3)[0])
+    z0 = draw_origin(cfg, 4, 6, "cpu", torch.float64, torch.Generator().manual_seed(3))
+    assert z0.std() > 0.2  # the draw is N(0, 0.5^2): not the origin
+    z = gon_latents(m, c, x, cfg, create_graph=False, origin=z0)
+    g = inner_grad(m, c, x, z0.clone(), make_loss("mse"), 1.0, False)
+    torch.testing.assert_close(z, z0 - 0.3 * g)
+    from implicit_gon.errors import GONError
+    with pytest.raises(GONError, match="origin_std = 0.5 draws each z0 from a generator"):
+        gon_objective(m, c, x, cfg)
+
+
+def test_origin_std_trains_reproducibly_and_encodes_from_the_origin(tmp_path):
+    """A run with origin_std > 0 trains the same twice with one seed (and not as std 0 does); its latents outside
+    training start from the origin: equal for any batch size, and to a std-0 GON's with the same weights."""
+    import dataclasses
+    import json
+    from implicit_gon import GON, fit
+    from implicit_gon.config import resolve
+    from signals import image_signal
+
+    def run(name, std):
+        cfg = resolve("images", "digits", None, {"train.steps": 4, "model.hidden": 32, "model.layers": 2,
+                                                 "train.device": "cpu", "train.log_every": 1,
+                                                 "gon.origin_std": std})
+        gon = fit(image_signal(cfg.data, "train"), cfg, tmp_path / name, progress=False)
+        rows = [json.loads(r) for r in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return gon, [r["loss"] for r in rows if "loss" in r]
+
+    gon, losses = run("a", 0.5)
+    assert len(losses) == 4 and losses == run("b", 0.5)[1] and losses[1:] != run("c", 0.0)[1][1:]
+    signal = image_signal(gon.cfg.data, "test")
+    one = gon.encode_signal(signal, torch.arange(9), batch_size=1)
+    nine = gon.encode_signal(signal, torch.arange(9), batch_size=9)
+    torch.testing.assert_close(one, nine, rtol=1e-5, atol=1e-7)
+    at_origin = GON(dataclasses.replace(gon.cfg, gon=dataclasses.replace(gon.cfg.gon, origin_std=0.0)), gon.meta)
+    at_origin.model.load_state_dict(gon.model.state_dict())
+    torch.testing.assert_close(at_origin.encode_signal(signal, torch.arange(9), batch_size=9), nine)
