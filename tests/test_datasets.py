@@ -223,6 +223,21 @@ def test_real_cifar_test_batch(shared_data, tmp_path):
     assert a.shape == (71, 32, 32, 3) and a.std() > 30  # 78 images: 71 train, 7 test
 
 
+def test_a_renamed_cifar_batch_is_named_with_how_to_read_it(shared_data, tmp_path):
+    """The shared subset's file is test_batch_first78: not read as the test split by a guess, but named, with the
+    link that reads it, instead of 'no cifar10 files found'; the link then reads all 78 images."""
+    subset = shared_data / "cifar-10-batches-py" / "test_batch_first78"
+    for root in (shared_data / "cifar-10-batches-py", shared_data):
+        with pytest.raises(DataError, match=r"test_batch_first78: a CIFAR-10 batch is read only under its archive "
+                                            r"name .* ln -s \S+ c/test_batch\)") as e:
+            load_images("cifar10", "test", root)
+        assert "\n" not in str(e.value)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "test_batch").symlink_to(subset)
+    info = split_shapes("cifar10", tmp_path / "c")
+    assert info["train"]["n"] + info["test"]["n"] == 78
+
+
 def test_real_coil20_and_celeba(shared_data):
     c = load_images("coil20", "train", shared_data / "coil-20-32x32")
     assert c.shape == (800, 32, 32, 1)  # poses 0-49 of 20 objects; j mod 5 == 4 held out

@@ -68,7 +68,21 @@ def locate(root: Path, cache: Path) -> Located:
                 splits["test"] = _split([test])
             files = train + ([test] if test.is_file() else [])
             return Located(files, splits, classes=CIFAR_CLASSES, label_files=files)
+    _refuse_renamed(dirs[:2])
     return Located([], {})
+
+
+def _refuse_renamed(dirs: list[Path]) -> None:
+    """A batch under another name (test_batch_first78, data_batch_1.bak) is not guessed to be a split: say so, and
+    how to read it, rather than that nothing is here."""
+    near = sorted(p for d in dirs if d.is_dir() for p in d.iterdir()
+                  if p.is_file() and p.name.startswith(("test_batch", "data_batch")) and not p.name.endswith(".part"))
+    if near:
+        p = near[0]
+        name = "test_batch" if p.name.startswith("test_batch") else "data_batch_N"
+        raise DataError(f"{p}: a CIFAR-10 batch is read only under its archive name (test_batch, data_batch_1 to "
+                        f"data_batch_5); link it into a folder under that name (mkdir c && ln -s {p} c/{name}) and "
+                        f"pass that folder")
 
 
 def _split(files: list[Path]) -> Split:
