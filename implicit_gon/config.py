@@ -625,16 +625,16 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"{', '.join(plugins.val_metrics(d.signal))})")
     if t.val_metric == "bits_per_dim" and not trains_elbo(cfg):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
-    if cfg.gon.origin_std and cfg.gon.task != "reconstruct":
-        raise GONError(f"{source}: gon.origin_std = {cfg.gon.origin_std:g} is for gon.task reconstruct (this run's "
-                       f"task is {cfg.gon.task})")
     _check_decoder_rules(cfg, source)
     return cfg
 
 
 def _check_decoder_rules(cfg: Config, source: str) -> None:
-    """The conv decoder and the baseline methods: what each can be combined with."""
+    """The conv decoder, the baseline methods and the gradient step's settings: what each can be combined with."""
     m, d, g, meth = cfg.model, cfg.data, cfg.gon, cfg.method.name
+    if g.origin_std and g.task != "reconstruct":
+        raise GONError(f"{source}: gon.origin_std = {g.origin_std:g} is for gon.task reconstruct (this run's task "
+                       f"is {g.task})")
     spec = registry.decoder(m.decoder)
     if spec.signals is not None and d.signal not in spec.signals:
         raise GONError(f"{source}: model.decoder = {m.decoder} renders {' or '.join(spec.signals)} only (this run's "
