@@ -630,7 +630,10 @@ def main(argv: Optional[list] = None) -> None:
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     try:
-        rc = typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
+        try:
+            rc = typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)
+        finally:
+            interrupts.settle()  # the process is ending: a further stop cannot cut its last line short
     except Interrupted as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.code)

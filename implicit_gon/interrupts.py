@@ -66,8 +66,22 @@ def handled() -> Iterator[None]:
 def install() -> None:
     """handled() for the rest of the process (the CLI's entry point)."""
     if threading.current_thread() is threading.main_thread():
+        _state["pending"] = None  # one recorded by an earlier settle() in this process is not this run's
         for s in _not_ignored():
             signal.signal(s, _handler)
+
+
+def settle() -> None:
+    """The process is ending (its command returned or raised, and the reason is about to be reported): from now
+    on a stop signal is recorded, not raised. torchrun sends SIGTERM to a rank whose peer died while that rank is
+    already reporting "another rank failed"; raised there, it would print a traceback instead of the line."""
+    if threading.current_thread() is threading.main_thread():
+        for s in _not_ignored():
+            signal.signal(s, _record)
+
+
+def _record(signum, frame) -> None:
+    _state["pending"] = _state["pending"] or signum
 
 
 def _not_ignored() -> list[int]:

@@ -202,3 +202,13 @@ def test_a_live_writers_temp_file_is_left_alone(tmp_path):
     mine.write_bytes(b"")
     dead.write_bytes(b"")
     assert sweep_stale(tmp_path) == [dead] and mine.exists()
+
+
+def test_a_stop_after_the_command_ended_is_recorded_not_raised():
+    """torchrun sends SIGTERM to a rank that is already reporting "another rank failed": once main has its
+    command's result (or error), a stop signal must not raise again and print a traceback over the line."""
+    code = ("import os, signal\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
+            "interrupts.settle()\nos.kill(os.getpid(), signal.SIGTERM)\nos.kill(os.getpid(), signal.SIGINT)\n"
+            "print('reported', interrupts.pending() == signal.SIGTERM)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "reported True" and "Traceback" not in p.stderr, p.stderr
