@@ -1,11 +1,12 @@
-"""implicit-gon: the command line, a thin layer over the Python API (one subcommand per verb)."""
+"""implicit-gon: the command line, a thin layer over the Python API (one subcommand per verb). This is the app's
+assembly: the verbs' shared options are declared once below and each verb hands its arguments to the run's adapter
+(implicit_gon/commands/dispatch.py); the fit commands are built from the adapters' declarations
+(implicit_gon/commands/fit.py), the config fields' options from their declarations (implicit_gon/commands/fields.py)."""
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import sys
-import typing
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -13,36 +14,14 @@ from typing import List, Optional
 import typer
 
 from implicit_gon import config as typed_config
+from implicit_gon.commands import fit
+from implicit_gon.commands.dispatch import Which, flag, given, report, verb
+from implicit_gon.commands.fields import CONFIG_HELP, SET_HELP, command, flags, option
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
                   help="Implicit Gradient Origin Networks: fit, evaluate, render, encode, sample, interpolate.")
-
-
-class _FitGroup(typer.core.TyperGroup):
-    """`fit`: a command for every registered signal adapter that says how its data is given (`fit_data`), built
-    when the group's commands are first asked for, so a signal registered after import (a plug-in, a test's toy)
-    has one too, and `import cli` imports no adapter."""
-
-    @property
-    def commands(self):
-        if self._pending:
-            from implicit_gon.plugins import fit_kinds
-            self._pending = False
-            for kind in fit_kinds():
-                self._commands.setdefault(kind, _fit_command(kind))
-        return self._commands
-
-    @commands.setter
-    def commands(self, value) -> None:
-        self._commands, self._pending = value, True
-
-
-fit_app = typer.Typer(cls=_FitGroup, no_args_is_help=True, context_settings=CONTEXT,
-                      help="Train a GON on images, audio or signed distance fields. Flags left out take their "
-                           "value from the dataset's config (configs/<signal>/<name>.yaml, shipped with the "
-                           "package), layered with --config files and --set; `implicit-gon config show images "
-                           "mnist` prints the resolved values.")
+fit_app = typer.Typer(cls=fit.FitGroup, no_args_is_help=True, context_settings=CONTEXT, help=fit.HELP)
 dataset_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
                           help="List image datasets and inspect one on disk, or a run's or folder's clips and meshes.")
 config_app = typer.Typer(no_args_is_help=True, context_settings=CONTEXT,
@@ -52,9 +31,6 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(config_app, name="config")
 
 Opt = typer.Option
-CONFIG_HELP = ("YAML layered on top of the dataset's shipped config (repeatable; later files win). "
-               "`implicit-gon config show` prints the result.")
-SET_HELP = "Any config field as section.key=value, applied last (repeatable), e.g. --set train.log_every=5."
 
 
 def _version(value: bool) -> None:
@@ -74,142 +50,8 @@ def _root(show_version: bool = Opt(False, "--version", callback=_version, is_eag
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# fit: each command takes the run options below, a few of its own, and an option for every config field whose
-# declaration gives it a flag for that signal (metadata `flag`, `signals`, `on` in implicit_gon/config.py), so a
-# field with a flag appears on the right fit commands with no edit here, and is refused (unknown option) elsewhere.
-def _option(name: str, tp, default, *decls: str, help: Optional[str] = None, **kw) -> inspect.Parameter:
-    """A typer option as a keyword parameter of a built signature (the fit commands are assembled, not written)."""
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=Opt(default, *decls, help=help, **kw),
-                             annotation=tp)
-
-
-def _run_options() -> list[inspect.Parameter]:
-    """The options of every fit command that are not config fields."""
-    return [_option("out", Path, ..., help="Run directory (checkpoints, metrics)."),
-            _option("config", Optional[List[Path]], None, help=CONFIG_HELP),
-            _option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
-            _option("resume", bool, False, "--resume", help="Continue the run in --out."),
-            _option("quiet", bool, False, "--quiet", help="No progress output.")]
-
-
-def _param_name(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
-
-
-def _field_options(keys: dict[str, str]) -> list[inspect.Parameter]:
-    """An option for each config field of keys ({flag: "section.key"}): the field's flag, its type (text where the
-    field parses its flag); None when not given, so the YAML or the default stands."""
-    out = []
-    for flag, key in keys.items():
-        f, tp = typed_config.field_of(key)
-        tp = str if "parse" in f.metadata else next((a for a in typing.get_args(tp) if a is not type(None)), tp)
-        out.append(_option(_param_name(flag), Optional[tp], None, f.metadata["flag"],
-                           rich_help_panel=f"Config: {key.split('.')[0]}"))  # grouped by section
-    return out
-
-
-class _FieldOption(typer.core.TyperOption):
-    """An option that sets a config field: its help is the field's docstring (and where its default comes from),
-    read from config.py the first time help is shown, never at import."""
-
-    key = signal = ""
-
-    @property
-    def help(self) -> str:
-        from implicit_gon.config_help import flag_help
-        return flag_help(self.key, self.signal)
-
-    @help.setter
-    def help(self, text) -> None:  # click sets it on construction; the field's docstring stands instead
-        pass
-
-
-class _FieldCommand(typer.core.TyperCommand):
-    """A command whose config-field options (`keys`, {flag: key}) document themselves (_FieldOption), their
-    defaults resolved as for a run of `signal`."""
-
-    signal, keys = "images", {}
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        for p in self.params:
-            if p.opts and p.opts[0] in self.keys:
-                p.__class__, p.key, p.signal = _FieldOption, self.keys[p.opts[0]], self.signal
-
-
-def _command(group: typer.Typer, name: str, signal: str, keys: dict[str, str], *own: inspect.Parameter):
-    """Register the decorated function as command `name` of group, taking its own options and an option for each
-    config field of keys ({flag: key})."""
-    def register(callback):
-        params = [*own, *_field_options(keys)]
-        assert len({p.name for p in params}) == len(params), f"{name}: a flag named twice"
-        callback.__signature__ = inspect.Signature(params)
-        cls = type("FieldCommand", (_FieldCommand,), {"signal": signal, "keys": keys})
-        return group.command(name, cls=cls)(callback)
-    return register
-
-
-def _fit_command(kind: str):
-    """The click command `fit KIND`, from its adapter's declarations (signals/base.py: fit_data, fit_help,
-    fit_options): how its data is given, its own options, the run options, and the flags of the fields it reads."""
-    from implicit_gon.plugins import signal_adapter
-    adapter, keys = signal_adapter(kind), typed_config.flag_keys(kind)
-    own = [_option(o.name, Optional[o.type], None, help=o.help) for o in adapter.fit_options]
-
-    def fit(**kw):
-        _fit(kind, keys, kw)
-    fit.__doc__ = adapter.fit_help
-    one = typer.Typer(add_completion=False)  # a Typer of one command is that command
-    _command(one, kind, kind, keys, *_data_options(adapter), *own, *_run_options())(fit)
-    return typer.main.get_command(one)
-
-
-def _data_options(adapter) -> list[inspect.Parameter]:
-    """How the data is given: a dataset's name, or files (arguments or --data) and held-out files (--val)."""
-    if adapter.fit_data == "dataset":
-        return [_option("dataset", Optional[str], None,
-                        help=f"Dataset name (`implicit-gon dataset list`; default {adapter.dataset}).")]
-    one, many = adapter.file, adapter.files
-    return [inspect.Parameter("paths", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[List[Path]],
-                              default=typer.Argument(None, help=f"{many.capitalize()} or folders (searched "
-                                                                f"recursively).")),
-            _option("data", Optional[List[Path]], None, "--data", help=f"{one.capitalize()} or folder (repeatable)."),
-            _option("val", Optional[List[Path]], None, "--val",
-                    help=f"Held-out {many} (files or folders, repeatable); without it, --val-every holds out every "
-                         f"tenth (with 2-9, the last).")]
-
-
-def _fit(kind: str, keys: dict[str, str], kw: dict) -> None:
-    """A fit command's arguments to implicit_gon.fitting.fit_run."""
-    from implicit_gon import fitting
-    from implicit_gon.plugins import signal_adapter
-    own = {o.name: kw.pop(o.name) for o in signal_adapter(kind).fit_options}
-    run = {k: kw.pop(k) for k in ("out", "config", "set_", "resume", "quiet")}
-    data = {"dataset": kw.pop("dataset", None), "paths": (kw.pop("paths", None) or []) + (kw.pop("data", None) or []),
-            "val": kw.pop("val", None)}
-    fitting.fit_run(kind, run["out"], **data, options=own, config=run["config"], flags=_flags(keys, kw),
-                    sets=run["set_"], resume=run["resume"], progress=not run["quiet"])
-
-
-def _flags(keys: dict[str, str], kw: dict) -> dict:
-    """A command's config-field options ({flag: key}) as dotted keys (None: not given), each flag's text parsed
-    where its field says how (--max-time 4m)."""
-    out = {}
-    for flag, key in keys.items():
-        val, parse = kw.get(_param_name(flag)), typed_config.field_of(key)[0].metadata.get("parse")
-        out[key] = parse(val) if parse is not None and val is not None else val
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # the verbs: each loads the run and dispatches to its signal's adapter (signals/base.py SignalAdapter), which
 # declares the options it reads (any other given is refused) and what it writes (checked before any work)
-class Which(str, Enum):
-    """Which of a run's checkpoints a verb loads."""
-    last = "last"
-    best = "best"
-
-
 RUN = typer.Argument(..., help="Run directory.")
 DEVICE = Opt("auto", "--device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
 CHECKPOINT = Opt(Which.last, "--checkpoint", help="last: the weights training ended with; best: "
@@ -231,65 +73,6 @@ PLOT = Opt(None, "--plot", help="A picture besides: eval: the first 16 reconstru
 INDEX = Opt(None, "--index", help="SDF: a training shape (`implicit-gon dataset info RUN` numbers them).")
 FROM = Opt(None, "--from", help="First end: a test index (images), a clip (audio), a training index or mesh (SDF).")
 TO = Opt(None, "--to", help="Second end.")
-PARAM = {"input_": "inputs", "fmt": "format", "data": "paths"}
-"""CLI parameters whose VerbOptions field is named otherwise."""
-CLI_NAME = {"export": "export-mesh"}
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the user set this parameter (on the command line or through the environment), not its default."""
-    src = ctx.get_parameter_source(name)
-    return src is not None and src.name in ("COMMANDLINE", "ENVIRONMENT")
-
-
-def _params(name: str) -> list[str]:
-    """The CLI parameters that set VerbOptions field `name`."""
-    return [p for p, f in PARAM.items() if f == name] + ([name] if name == "paths" or name not in PARAM.values() else [])
-
-
-def _flag(ctx: typer.Context, name: str) -> str:
-    names = _params(name)
-    name = next((p for p in names if _given(ctx, p)), names[0])
-    p = next(p for p in ctx.command.params if p.name == name)
-    return p.opts[0] if p.param_type_name == "option" else p.human_readable_name
-
-
-def _load(run: Path, device: str, which: Which = Which.last):
-    from implicit_gon import GON
-    return GON.load(run, device, which=Which(which).value)
-
-
-def _verb(verb: str, args: dict, before=None):
-    """A verb command's arguments (its locals()) as VerbOptions: check them, load the run, refuse what its signal
-    does not read, check the output names, run the adapter's verb (after `before(gon)`, if given), write its
-    output and say what was written."""
-    from implicit_gon import limits, options
-    from implicit_gon.verbs import VerbOptions, run_verb
-    ctx, run, device, checkpoint, out = (args.pop(k, None) for k in ("ctx", "run", "device", "checkpoint", "out"))
-    opts = {PARAM.get(k, k): v for k, v in args.items() if k not in ("paths", "as_json", "refit")}
-    options.check(CLI_NAME.get(verb, verb), device=device,
-                  **{k: (v.lower() if k == "format" and v else v) for k, v in opts.items() if k in options.RULES})
-    gon = _load(run, device, checkpoint or Which.last)
-    if "batch_size" in opts:
-        opts["batch_size"] = limits.encode_batch(gon, opts["batch_size"])  # latents do not depend on it
-    given = frozenset(k for k in opts if any(_given(ctx, p) for p in _params(k)))
-    o = VerbOptions(**opts, out=out, given=given)
-    output = run_verb(gon, verb, o, flag=lambda name: _flag(ctx, name), before=before)
-    if verb != "eval":
-        _write(output, out)
-    return output
-
-
-def _write(output, out: Optional[Path]) -> None:
-    from implicit_gon import rundir
-    from implicit_gon.verbs import print_notes
-    lines = []
-    if output.save is not None and out:
-        with rundir.writing_into(out):
-            lines = output.save(out)
-    print_notes(output.notes)
-    for line in lines:
-        print(f"wrote {line}", file=sys.stderr)
 
 
 @app.command("eval")
@@ -304,30 +87,13 @@ def eval_cmd(ctx: typer.Context, run: Path = RUN,
     """Encode held-out samples in one step and score the reconstructions (images: SSE per sample and PSNR;
     audio: SNR and PSNR; SDF: Chamfer distance and IoU)."""
     data = (list(data or []) + list(paths or [])) or None
-    output = _verb("eval", dict(locals(), out=None))
+    output = verb("eval", dict(locals(), out=None))
     from implicit_gon import rundir
     with rundir.writing_into(plot):
         lines = output.save(plot) if plot and output.save else []
-    _report(output.value, as_json, output.notes)
+    report(output.value, as_json, output.notes)
     for line in lines:
         print(f"wrote {line}", file=sys.stderr)
-
-
-def _report(res: dict, as_json: bool, notes=()) -> None:
-    """The human table (on stderr when --json, so stdout holds only the JSON document)."""
-    for line in notes:
-        print(line, file=sys.stderr)
-    table = sys.stderr if as_json else sys.stdout
-    for k, v in res.items():
-        if k == "shapes":
-            for s in v:
-                print("  " + "  ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in s.items()),
-                      file=table)
-            continue
-        print(f"{k:>14}: {v:.6g}" if isinstance(v, float) else f"{k:>14}: {v}", file=table)
-    if as_json:
-        from implicit_gon.fsio import finite_json
-        print(json.dumps(finite_json(res), allow_nan=False))
 
 
 @app.command("render")
@@ -347,7 +113,7 @@ def render_cmd(ctx: typer.Context, run: Path = RUN, res: Optional[int] = RES, n:
     """Encode samples in one step and render them at any resolution (images: the first n of a split, or your own
     files; convert runs: rows of source, conversion and target; audio: a clip at any sample rate; SDF: a shaded
     picture of a shape)."""
-    _verb("render", locals())
+    verb("render", locals())
 
 
 @app.command("encode")
@@ -359,7 +125,7 @@ def encode_cmd(ctx: typer.Context, run: Path = RUN,
                                "renders it)."),
                batch_size: int = BATCH, device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Encode inputs in one gradient step each."""
-    _verb("encode", locals())
+    verb("encode", locals())
 
 
 @app.command("decode")
@@ -372,7 +138,7 @@ def decode_cmd(ctx: typer.Context, run: Path = RUN,
                                "grid)."),
                device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Render latents (from `encode`, or your own edits of them) at any resolution."""
-    _verb("decode", locals())
+    verb("decode", locals())
 
 
 def _err(msg: str):
@@ -391,7 +157,7 @@ def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
                                "meshes); audio: a .wav of the clips in sequence, or a folder (one WAV per clip)."),
                device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Draw samples: from N(0, I) for a variational run, else from the Gaussian fitted to the training latents."""
-    _verb("sample", locals(), (lambda gon: gon.refit_gaussian(Which(checkpoint).value)) if refit else None)
+    verb("sample", locals(), (lambda gon: gon.refit_gaussian(Which(checkpoint).value)) if refit else None)
 
 
 @app.command("interpolate")
@@ -407,7 +173,7 @@ def interpolate_cmd(ctx: typer.Context, run: Path = RUN,
                                     "WAV per frame); SDF: a video of renders, or a folder of meshes."),
                     device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Morph between encoded samples by spherical interpolation of their latents (the paper's Figure 6)."""
-    _verb("interpolate", locals())
+    verb("interpolate", locals())
 
 
 @app.command("export-mesh")
@@ -420,7 +186,7 @@ def export_mesh_cmd(ctx: typer.Context, run: Path = RUN, index: Optional[int] = 
                     out: Path = Opt(..., help="Output mesh file (.ply, .obj, .glb, .stl)."),
                     device: str = DEVICE, checkpoint: Which = CHECKPOINT):
     """Marching cubes over the network's signed distance field."""
-    _verb("export", locals())
+    verb("export", locals())
 
 
 @app.command("latents")
@@ -430,7 +196,7 @@ def latents_cmd(ctx: typer.Context, run: Path = RUN, split: str = SPLIT, data_di
                                 "labels.")):
     """Held-out latents: the 2-D latents of a --latent-dim 2 run directly (the paper's Figure 12), a PCA
     projection otherwise; coloured by class where the dataset has labels."""
-    _verb("latents", locals())
+    verb("latents", locals())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -479,8 +245,8 @@ def _dataset_files(ctx: typer.Context, path: Path, as_json: bool) -> None:
     """`dataset info` of a run or a folder: its clips or meshes, numbered as the verbs number them."""
     from signals import listing
     for name in ("data_dir", "res", "camera", "quick"):
-        if _given(ctx, name):
-            raise _err(f"dataset info {_flag(ctx, name)}: for an image dataset, not a run or a folder ({path})")
+        if given(ctx, name):
+            raise _err(f"dataset info {flag(ctx, name)}: for an image dataset, not a run or a folder ({path})")
     listing.print_files(path, as_json)
 
 
@@ -510,8 +276,8 @@ def config_show(
     from implicit_gon.plugins import signal_kinds
     if signal not in signal_kinds():  # the shipped adapters and any a plug-in registers
         raise _err(f"signal {signal!r}: choose one of {', '.join(signal_kinds())}")
-    flags = {"model.variational": True if variational else None, "model.decoder": decoder}
-    cfg = resolve(signal, name, config, flags, set_ or ())
+    settings = {"model.variational": True if variational else None, "model.decoder": decoder}
+    cfg = resolve(signal, name, config, settings, set_ or ())
     check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read
     print(to_yaml(cfg, typed_config.signal_keys(signal)), end="")
 
@@ -549,29 +315,29 @@ COMPARE_KEYS = {flag: key for flag, key in typed_config.flag_keys().items() if k
 """compare's options that set a field of every run: those fields' fit flags (default: the dataset's config)."""
 
 
-@_command(app, "compare", "images", COMPARE_KEYS,
-          _option("dataset", str, "mnist", help="Image dataset (`implicit-gon dataset list`)."),
-          _option("methods", Optional[str], None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, "
+@command(app, "compare", "images", COMPARE_KEYS,
+          option("dataset", str, "mnist", help="Image dataset (`implicit-gon dataset list`)."),
+          option("methods", Optional[str], None, help="Comma-separated: gon, ae, tied-ae, detach, gon-10, "
                   "detach-10, glo (Table 1, the default); with --variational: vgon, vae (Table 2)."),
-          _option("steps", Optional[int], None, help="Training steps of every run (or --epochs)."),
-          _option("epochs", Optional[float], None, help="Passes over the training split instead of --steps: steps "
+          option("steps", Optional[int], None, help="Training steps of every run (or --epochs)."),
+          option("epochs", Optional[float], None, help="Passes over the training split instead of --steps: steps "
                   "= ceil(epochs x training images / batch size), recorded in OUT/comparison.json (the paper: 500 "
                   "epochs for Table 1, 1,000 for Table 2)."),
-          _option("seeds", int, 3, help="Seeds per method (0, 1, ...)."),
-          _option("decoder", str, "conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; "
+          option("seeds", int, 3, help="Seeds per method (0, 1, ...)."),
+          option("decoder", str, "conv", help="conv (every method) or siren (gon, detach, gon-10, detach-10, glo; "
                   "vgon)."),
-          _option("variational", bool, False, "--variational", help="Table 2: variational GON against a VAE, in "
+          option("variational", bool, False, "--variational", help="Table 2: variational GON against a VAE, in "
                   "bits/dim."),
-          _option("val_every", Optional[int], None, help="Steps between held-out points of the curves (default "
+          option("val_every", Optional[int], None, help="Steps between held-out points of the curves (default "
                   "steps/10)."),
-          _option("val_samples", int, 256, help="Held-out images scored at each curve point (the final score uses "
+          option("val_samples", int, 256, help="Held-out images scored at each curve point (the final score uses "
                   "all)."),
-          _option("held_out", Optional[int], None, help="Score the final table on the first N held-out images "
+          option("held_out", Optional[int], None, help="Score the final table on the first N held-out images "
                   "(default all)."),
-          _option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
-          _option("resume", bool, False, "--resume", help="Continue the comparison in --out: finished runs are "
+          option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
+          option("resume", bool, False, "--resume", help="Continue the comparison in --out: finished runs are "
                   "skipped, unfinished ones start again."),
-          _option("out", Path, ..., help="Folder: a run directory per method and seed, table.md, table.json, "
+          option("out", Path, ..., help="Folder: a run directory per method and seed, table.md, table.json, "
                   "curves.png."))
 def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, val_every, val_samples, held_out,
                 set_, resume, out, **fields):
@@ -590,11 +356,11 @@ def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, va
         compare.default_methods(decoder, variational)
     if not all(names):
         raise _err(f"compare --methods {methods!r}: an empty name (give comma-separated methods, e.g. gon,ae)")
-    flags = _flags(COMPARE_KEYS, fields)
-    if flags["data.data_dir"]:
-        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
+    settings = flags(COMPARE_KEYS, fields)
+    if settings["data.data_dir"]:
+        settings["data.data_dir"] = str(Path(settings["data.data_dir"]).expanduser().resolve())
     table = compare.compare(dataset, out, names, seeds, steps, decoder, variational, resume,
-                            {k: v for k, v in flags.items() if v is not None}, set_ or (), val_every, val_samples,
+                            {k: v for k, v in settings.items() if v is not None}, set_ or (), val_every, val_samples,
                             held_out, epochs=epochs)
     print((out / "table.md").read_text(), end="")
     print(f"wrote {out}/table.md, table.json, curves.png ({_count(len(table['methods']), 'method')} x {_count(seeds, 'seed')})",
