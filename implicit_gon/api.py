@@ -93,7 +93,7 @@ class GON:
         kind = "variational GON" if mc.variational else "GON"
         if self.cfg.method.name != "gon":
             kind = self.cfg.method.name
-        net = f"SIREN {mc.layers}x{mc.hidden}" if mc.decoder == "siren" else f"conv width {mc.conv_width}"
+        net = registry.decoder(mc.decoder).size(mc)  # "SIREN 4x256", "conv width 16", a plug-in's own
         return f"<{kind}: {what}, latent {mc.latent_dim}, {net}, step {self.step}, {self.device}>"
 
     # -- the model as a representation --------------------------------------------------------------------------

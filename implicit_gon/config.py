@@ -9,7 +9,8 @@ itself with `param(default, ...)`; the metadata keys (META) are
 - `signals`: the signals whose runs read it (default: all); a data field set for another signal, at any layer,
   would be stored and never used, so it is refused;
 - `reads`: the kind of run that reads it, a decoder's name or a READERS entry (default: every run); given on the
-  command line (a flag, --set) for another kind, it is refused;
+  command line (a flag, --set) for another kind, it is refused (a plug-in decoder that reads it too says so in
+  its DecoderSpec.reads);
 - `resume`: `--resume` may change it: True for the schedule (steps, learning rate, ...), `"where"` for a field
   that says only where the run reads, runs and writes (data folder, device, logs, checkpoints), never what it
   trains (`compare --resume` reuses a finished run that differs in those alone); any other field defines the run;
@@ -522,10 +523,25 @@ def reader(name: str) -> Reader:
 
 
 def reads(f: dataclasses.Field, cfg: Config) -> bool:
-    """Whether cfg's run reads field f (its signal is one of f's, and it is of the kind f's `reads` names)."""
+    """Whether cfg's run reads field f (its signal is one of f's, and it is of the kind f's `reads` names, or its
+    decoder states f among the fields it reads: DecoderSpec.reads)."""
     if not read_by(f, cfg.data.signal):
         return False
-    return "reads" not in f.metadata or reader(f.metadata["reads"]).applies(cfg)
+    return "reads" not in f.metadata or reader(f.metadata["reads"]).applies(cfg) or f in decoder_fields(
+        cfg.model.decoder)
+
+
+def decoder_fields(name: str) -> list[dataclasses.Field]:
+    """The fields decoder `name` reads: those declared for it (`reads=name`) and those its spec names."""
+    spec = registry.decoders().get(name)
+    named = [field_of(key)[0] for key in (spec.reads if spec is not None else ())]
+    return [f for _, f in fields() if f.metadata.get("reads") == name] + named
+
+
+def decoder_sizes(name: str) -> list[str]:
+    """The integer model fields of decoder `name` (its width, depth): what a refusal of its size says to lower."""
+    return [key for key, f in fields() if key.startswith("model.") and f in decoder_fields(name)
+            and typing.get_type_hints(ModelConfig)[f.name] is int]
 
 
 def _check_data_fields(cfg: Config, source: str) -> None:

@@ -116,4 +116,4 @@ def step_mode(model: nn.Module):
 
 
 register_decoder(DecoderSpec("conv", lambda meta, cfg: ConvDecoder(meta["res"], meta["out_dim"], cfg), signals=("images",),
-                             grid_sizes=tuple(PLANS)))
+                             grid_sizes=tuple(PLANS), describe=lambda m: f"conv width {m.conv_width}"))

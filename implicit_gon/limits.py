@@ -113,12 +113,13 @@ def model_parameters(model_cfg, coord_dim: int, out_dim: int, res: int | None = 
 def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool = False,
                 res: int | None = None) -> None:
     """Weights (and for training their gradients and Adam's two moments) must fit."""
+    from .config import decoder_sizes
+    from .registry import decoder
     n = model_parameters(model_cfg, coord_dim, out_dim, res)
     copies = 4 if training else 1
-    conv = model_cfg.decoder == "conv"
-    shape = f"conv width {model_cfg.conv_width}" if conv else f"hidden {model_cfg.hidden} x layers {model_cfg.layers}"
+    shape = decoder(model_cfg.decoder).size(model_cfg)
     check(f"a model of {n:,} parameters ({shape})" + (" with its gradients and Adam state" if training else ""),
-          n * F32 * copies, "lower model.conv_width or model.latent_dim" if conv else "lower model.hidden or model.layers")
+          n * F32 * copies, f"lower {' or '.join([*decoder_sizes(model_cfg.decoder), 'model.latent_dim'])}")
 
 
 def check_image_output(n: int, res: int, channels: int, what: str = "render") -> None:

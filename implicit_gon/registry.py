@@ -25,6 +25,18 @@ class DecoderSpec:
     """Signal kinds it can render (None: any)."""
     grid_sizes: tuple[int, ...] | None = None
     """Image resolutions it renders (None: any: F takes coordinates). A grid-only decoder renders its training grid."""
+    reads: tuple[str, ...] = ()
+    """Config fields it reads that are declared for another decoder (`reads="siren"`): a plug-in decoder states
+    ("model.hidden", "model.layers") and takes --hidden and --layers, rather than needing fields of its own."""
+    describe: Callable[[Any], str] | None = None
+    """ModelConfig -> its size as a run's repr and memory refusals name it ("SIREN 4x256"; None: its name and the
+    fields of `reads`)."""
+
+    def size(self, model_cfg) -> str:
+        if self.describe is not None:
+            return self.describe(model_cfg)
+        return " ".join([self.name, *(f"{k.split('.')[1]} {getattr(model_cfg, k.split('.')[1])}"
+                                      for k in self.reads if k.startswith("model."))])
 
 
 @dataclass(frozen=True)

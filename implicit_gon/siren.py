@@ -141,4 +141,5 @@ class Siren(HeadedDecoder):
         return self.decode_pre(pre_c + self.input.pre_latent(z)[:, None, :], pre_c)  # (B, N, C)
 
 
-register_decoder(DecoderSpec("siren", lambda meta, cfg: Siren(meta["coord_dim"], meta["out_dim"], cfg)))
+register_decoder(DecoderSpec("siren", lambda meta, cfg: Siren(meta["coord_dim"], meta["out_dim"], cfg),
+                             describe=lambda m: f"SIREN {m.layers}x{m.hidden}"))

@@ -146,3 +146,90 @@ def test_config_reads_the_registry(toy_registry):
         _config("nope", 8)
     with pytest.raises(GONError, match="data.res 28 or 32"):
         _config("conv", 8)
+
+
+# -- adding a plug-in, a second pair: driven through the command line and the Python API like a shipped one ------
+class ReluMLP(HeadedDecoder):
+    """F(c ⊕ z) = sigmoid(MLP([c, z])): model.layers ReLU layers of model.hidden units, no sines. It reads the
+    SIREN's width and depth fields, which it declares (DecoderSpec.reads), so --hidden and --layers reach it."""
+
+    def __init__(self, coord_dim: int, out_dim: int, cfg):
+        super().__init__()
+        self.latent_dim = cfg.latent_dim
+        dims = [coord_dim + cfg.latent_dim] + [cfg.hidden] * cfg.layers
+        hidden = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+        self.net = nn.Sequential(*hidden, nn.Linear(dims[-1], out_dim))
+        self.head = VariationalHead(cfg.latent_dim, cfg.head_init_std) if cfg.variational else None
+
+    def after_head(self, coords, z):  # coords (N, d) or (B, N, d), z (B, K) -> (B, N, C)
+        c = coords.expand(len(z), *coords.shape[-2:]) if coords.dim() == 2 else coords
+        return torch.sigmoid(self.net(torch.cat([c, z[:, None].expand(-1, c.shape[1], -1)], -1)))
+
+
+class RandomEncoder:
+    """A toy method: z = x P, a fixed random projection of the whole image (seeded by train.seed, never trained;
+    a buffer, so the checkpoint keeps it); only F learns to decode it."""
+
+    @staticmethod
+    def attach(model, cfg, meta):
+        n = meta["res"] ** 2 * meta["out_dim"]  # pixels x channels of one image
+        g = torch.Generator().manual_seed(cfg.train.seed)
+        model.register_buffer("projection", torch.randn(n, cfg.model.latent_dim, generator=g) / n ** 0.5)
+
+    @staticmethod
+    def latents(model, values):  # (B, N, C) whole images -> (B, K)
+        return values.flatten(1) @ model.projection
+
+    @classmethod
+    def objective(cls, model, batch, cfg, generator=None, beta=None):
+        from implicit_gon.step import outer_loss
+        z = cls.latents(model, batch.values)
+        return outer_loss(model, z, batch.coords, batch.values, cfg.gon, batch.scale, generator, beta)
+
+    @classmethod
+    def encode(cls, gon, batch):
+        return cls.latents(gon.model, batch.values).detach()
+
+
+@pytest.fixture
+def second_pair(monkeypatch):
+    registry.decoders()
+    monkeypatch.setattr(registry, "_DECODERS", dict(registry._DECODERS))
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+    registry.register_decoder(registry.DecoderSpec(
+        "relu-mlp", lambda meta, cfg: ReluMLP(meta["coord_dim"], meta["out_dim"], cfg),
+        reads=("model.hidden", "model.layers")))
+    registry.register_method(registry.MethodSpec("random-encoder", {"method.name": "random-encoder"},
+                                                 implementation=RandomEncoder, whole_images=True))
+
+
+def test_second_pair_inherits_the_contracts(second_pair, tmp_path):
+    check_decoder(registry.decoder("relu-mlp"), tmp_path / "d")
+    check_method(registry.methods()["random-encoder"], tmp_path / "m")
+
+
+def test_second_pair_fits_and_renders_from_both_front_ends(second_pair, tmp_path, capsys):
+    """Registered in this module and nowhere else: `fit` takes them by name (with the MLP's --hidden and --layers),
+    every image verb renders the run from the CLI and the API, and `compare` runs the method."""
+    from conftest import run_cli
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--decoder", "relu-mlp", "--method",
+                            "random-encoder", "--hidden", "24", "--layers", "2", "--latent-dim", str(K), "--steps", "3",
+                            "--points", "1", "--quiet", "--device", "cpu", "--out", run], capsys)
+    assert code == 0, err
+    for verb, args, name in [("render", ["--res", "16", "--n", "4"], "r.png"), ("sample", ["--n", "4"], "s.png"),
+                             ("interpolate", ["--pairs", "1", "--frames", "3"], "i.png"), ("eval", [], None)]:
+        out = ["--out", tmp_path / name] if name else ["--json"]
+        code, _, err = run_cli([verb, run, *args, *out, "--device", "cpu"], capsys)
+        assert code == 0, f"{verb}: {err}"
+    gon = GON.load(run, device="cpu")
+    assert isinstance(gon.model, ReluMLP) and gon.model.net[0].out_features == 24
+    assert "relu-mlp" in repr(gon) and "random-encoder" in repr(gon) and "conv" not in repr(gon)
+    pics = gon.render(res=8, n=3)
+    z = gon.encode(pics)
+    assert z.shape == (3, K) and gon.render(z, res=16).shape == (3, 16, 16, 1)
+    assert gon.sample(2).shape == (2, 8, 8, 1) and gon.interpolate(0, 1, frames=3).shape == (3, 8, 8, 1)
+    code, _, err = run_cli(["compare", "--dataset", "digits", "--methods", "random-encoder,gon", "--decoder",
+                            "relu-mlp", "--steps", "2", "--seeds", "1", "--held-out", "8", "--out", tmp_path / "cmp"],
+                           capsys)
+    assert code == 0, err
