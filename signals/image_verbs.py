@@ -32,6 +32,32 @@ def _has(inputs) -> bool:
     return inputs is not None and (hasattr(inputs, "shape") or len(inputs) > 0)
 
 
+def training_brightness(gon) -> float | None:
+    """The training images' mean brightness in [0, 1]: the run's meta, else computed from the training split when
+    it can be read (runs fitted before it was stored), else None."""
+    mean = gon.meta.get("mean_brightness")
+    if mean is not None:
+        return mean
+    try:
+        return images.mean_brightness(image_split(gon, "train").images)
+    except GONError:
+        return None  # the training data moved: nothing to compare with
+
+
+def _opposite(a: float, b: float) -> bool:
+    """Two mean brightnesses on opposite sides of mid-grey, each at least POLARITY_GAP from it."""
+    return (a - 0.5) * (b - 0.5) < 0 and min(abs(a - 0.5), abs(b - 0.5)) >= POLARITY_GAP
+
+
+def _inverted(path) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-inverted{p.suffix}"))
+
+
+def _tone(mean: float) -> str:
+    return "light" if mean > 0.5 else "dark"
+
+
 def image_split(gon, split: str, data_dir=None):
     """The run's dataset split at its training resolution (another data_dir may be given). Dataset notes were
     printed when the run was fitted; they are not repeated here."""
@@ -105,6 +131,13 @@ class ImageAdapter(SignalAdapter):
             return train, images.task_signal(cfg.data, cfg.gon.task, "test")
         except DataError:
             return train, None
+
+    def check_meta(self, meta: dict, source: str) -> None:
+        """As every adapter's, and mean_brightness (absent from runs fitted before it was stored): a number 0..1."""
+        super().check_meta(meta, source)
+        v = meta.get("mean_brightness")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+            raise GONError(f"{source}: meta.mean_brightness = {v!r:.40}: must be a number 0..1")
 
     def signal_for_run(self, gon, paths=None):
         return image_split(gon, "train")
@@ -191,22 +224,20 @@ class ImageAdapter(SignalAdapter):
 
     @staticmethod
     def polarity_notes(gon, pics: np.ndarray, inputs) -> list[str]:
-        """One warning per input whose mean brightness lies on the other side of mid-grey from the training
-        images' (by POLARITY_GAP each): the run would render it as something it never saw."""
-        try:
-            train = image_split(gon, "train").images
-        except GONError:
-            return []  # the training data moved: nothing to compare with
-        step = max(1, len(train) // 1000)  # a spread sample of at most ~1,000 training images
-        ref = float(np.asarray(train[::step][:1000], np.float32).mean()) / 255
+        """One hint per input that is mostly light where the training images are mostly dark, or the reverse
+        (means POLARITY_GAP or more from mid-grey, on opposite sides): the run would render it as something it never
+        saw. The training mean is the run's meta (fits since issue 24), else the training split's, else no hint."""
+        ref = training_brightness(gon)
         out = []
         for k, a in enumerate(pics):
             mean = float(a.mean()) / 255
-            if (mean - 0.5) * (ref - 0.5) < 0 and min(abs(mean - 0.5), abs(ref - 0.5)) >= POLARITY_GAP:
-                name = inputs[k] if isinstance(inputs, (list, tuple)) and isinstance(inputs[k], (str, Path)) \
-                    else f"input {k}"
-                out.append(f"warning: {name}: mean brightness {mean:.2f}, the training images' {ref:.2f}: its "
-                           f"polarity is the opposite of the training set's (invert it, e.g. dark strokes on light)")
+            if ref is None or not _opposite(mean, ref):
+                continue
+            file = isinstance(inputs, (list, tuple)) and isinstance(inputs[k], (str, Path))
+            name, how = (inputs[k], f"e.g. magick {inputs[k]} -negate {_inverted(inputs[k])}") if file else \
+                (f"input {k}", "255 - pixels")
+            out.append(f"warning: {name}: the input is mostly {_tone(mean)} (mean {mean:.2f}) while the training "
+                       f"images are mostly {_tone(ref)} (mean {ref:.2f}): invert it? ({how})")
         return out
 
     def _render_input(self, gon, opts: VerbOptions, res: int) -> Output:
