@@ -4,6 +4,7 @@ A missing folder is an error, never a skip: the real-data tests are part of the 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,18 @@ def _threads():
 
 
 def run_cli(args, capsys=None) -> tuple[int, str, str]:
-    """Run the console entry point in-process; returns (exit code, stdout, stderr)."""
+    """Run the console entry point in-process; returns (exit code, stdout, stderr). The stop-signal handlers the
+    CLI installs for its process (interrupts.install) are put back as they were, so pytest's own Ctrl-C works."""
     import cli
-    code = 0
+    from implicit_gon.interrupts import SIGNALS
+    code, before = 0, {s: signal.getsignal(s) for s in SIGNALS}
     try:
         cli.main([str(a) for a in args])
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
+    finally:
+        for s, h in before.items():
+            if h is not None:  # None: a handler not set from Python, which cannot be put back from it
+                signal.signal(s, h)
     out, err = capsys.readouterr() if capsys else ("", "")
     return code, out, err

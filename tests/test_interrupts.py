@@ -212,3 +212,23 @@ def test_a_stop_after_the_command_ended_is_recorded_not_raised():
             "print('reported', interrupts.pending() == signal.SIGTERM)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "reported True" and "Traceback" not in p.stderr, p.stderr
+
+
+# -- the test harness ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["config", "show", "images", "mnist"], ["render", "--no-such-flag"]])
+def test_run_cli_puts_back_the_stop_signal_handlers(args, capsys):
+    """conftest.run_cli runs the CLI in pytest's process: the handlers cli.main installs for its own process must
+    not outlive the call (pytest's Ctrl-C, a later test's own handlers), whether the command succeeds or not."""
+    from conftest import run_cli
+    from implicit_gon.interrupts import SIGNALS
+
+    def mine(signum, frame):  # a handler of the calling process's own
+        pass
+
+    before = {s: signal.signal(s, mine) for s in SIGNALS}
+    try:
+        run_cli(args, capsys)
+        assert {s: signal.getsignal(s) for s in SIGNALS} == {s: mine for s in SIGNALS}
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
