@@ -273,9 +273,10 @@ def config_show(
     """Print the config a `fit` would use, as YAML: the defaults every flag starts from (the fields a run of this
     signal reads)."""
     from implicit_gon.config import check_given_keys, given_keys, resolve, to_yaml
+    from implicit_gon.errors import natural_list
     from implicit_gon.plugins import signal_kinds
     if signal not in signal_kinds():  # the shipped adapters and any a plug-in registers
-        raise _err(f"signal {signal!r}: choose one of {', '.join(signal_kinds())}")
+        raise _err(f"signal {signal!r}: choose one of {natural_list(signal_kinds(), 'or')}")
     settings = {"model.variational": True if variational else None, "model.decoder": decoder}
     cfg = resolve(signal, name, config, settings, set_ or ())
     check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read

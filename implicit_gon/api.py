@@ -26,7 +26,7 @@ import torch
 from . import checkpoint, limits, registry
 from .config import Config, trains_elbo
 from .device import resolve_device
-from .errors import GONError
+from .errors import GONError, natural_list
 from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
 from .plugins import signal_adapter
 from .step import gon_latents
@@ -306,7 +306,7 @@ def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
     """F for the run: the SIREN F(c ⊕ z), or the conv decoder (images at the run's resolution)."""
     spec = registry.decoder(cfg.model.decoder)
     if spec.signals is not None and meta.get("signal") not in spec.signals:
-        raise GONError(f"model.decoder {spec.name} renders {' or '.join(spec.signals)} only (this run's signal is "
+        raise GONError(f"model.decoder {spec.name} renders {natural_list(spec.signals, 'or')} only (this run's signal is "
                        f"{meta.get('signal')})")
     return spec.build(meta, cfg.model)
 

@@ -20,7 +20,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
 from . import jsonio, limits
-from .errors import GONError
+from .errors import GONError, natural_list
 from .guard import WINDOW, check_finite
 from .fsio import atomic_path, write_json
 from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
@@ -255,7 +255,7 @@ def _check_meta(meta: dict, source: str) -> None:
     except GONError:
         adapter = None
     if adapter is None:
-        raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {', '.join(signal_kinds())}")
+        raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {natural_list(signal_kinds(), 'or')}")
     adapter.check_meta(meta, source)
     for key, (lo, hi) in {"coord_dim": (adapter.coord_dim, adapter.coord_dim), "out_dim": (1, 64)}.items():
         v = meta.get(key)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from . import plugins, registry
-from .errors import GONError
+from .errors import GONError, natural_list
 
 META = ("min", "max", "gt", "choices", "pattern", "signals", "reads", "resume", "flag", "on", "parse")
 
@@ -413,7 +413,7 @@ def _to_float(val: Any) -> float:
 
 def check_range(val: Any, meta: dict) -> None:
     if "choices" in meta and val not in meta["choices"]:
-        raise ValueError(f"choose one of {', '.join(map(str, meta['choices']))}")
+        raise ValueError(f"choose one of {natural_list(meta['choices'], 'or')}")
     if "pattern" in meta and not re.fullmatch(meta["pattern"], val):
         raise ValueError(f"must match {meta['pattern']}")
     if "min" in meta and val < meta["min"]:
@@ -551,7 +551,7 @@ def _check_data_fields(cfg: Config, source: str) -> None:
         if getattr(d, f.name) == getattr(default, f.name) or reads(f, cfg):
             continue
         users = f.metadata.get("signals", (d.signal,))
-        what = reader(f.metadata["reads"]).who if d.signal in users else f"{' and '.join(users)} runs"
+        what = reader(f.metadata["reads"]).who if d.signal in users else f"{natural_list(users)} runs"
         raise GONError(f"{source}: data.{f.name} = {_short(getattr(d, f.name))} is for {what}; this {d.signal} run "
                        f"({cfg.gon.task}) would ignore it")
 
@@ -638,7 +638,7 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"the held-out data are evaluated)")
     if t.val_metric != "auto" and t.val_metric not in plugins.val_metrics(d.signal):  # as its adapter states them
         raise GONError(f"{source}: train.val_metric = {t.val_metric} is not reported for {d.signal} runs (choose "
-                       f"{', '.join(plugins.val_metrics(d.signal))})")
+                       f"{natural_list(plugins.val_metrics(d.signal), 'or')})")
     if t.val_metric == "bits_per_dim" and not trains_elbo(cfg):
         raise GONError(f"{source}: train.val_metric = bits_per_dim needs a variational run (--variational)")
     _check_decoder_rules(cfg, source)
@@ -653,17 +653,17 @@ def _check_decoder_rules(cfg: Config, source: str) -> None:
                        f"is {g.task})")
     spec = registry.decoder(m.decoder)
     if spec.signals is not None and d.signal not in spec.signals:
-        raise GONError(f"{source}: model.decoder = {m.decoder} renders {' or '.join(spec.signals)} only (this run's "
+        raise GONError(f"{source}: model.decoder = {m.decoder} renders {natural_list(spec.signals, 'or')} only (this run's "
                        f"signal is {d.signal})")
     if spec.grid_sizes is not None:
         if d.res is not None and d.res not in spec.grid_sizes:
             raise GONError(f"{source}: model.decoder = {m.decoder} needs data.res "
-                           f"{' or '.join(map(str, spec.grid_sizes))} (given {d.res})")
+                           f"{natural_list(spec.grid_sizes, 'or')} (given {d.res})")
         if g.task == "convert":
             raise GONError(f"{source}: gon.task = convert needs coordinates (model.decoder siren)")
     runs_with = registry.method_decoders(meth)
     if m.decoder not in runs_with:
-        raise GONError(f"{source}: method.name = {meth} needs model.decoder {' or '.join(runs_with)} (its encoder "
+        raise GONError(f"{source}: method.name = {meth} needs model.decoder {natural_list(runs_with, 'or')} (its encoder "
                        f"mirrors the conv decoder)")
     whole = any(s.whole_images for s in registry.methods().values() if s.method_name == meth)
     if whole and cfg.train.points != 1:

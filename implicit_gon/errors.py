@@ -16,3 +16,12 @@ class Interrupted(GONError):
     def __init__(self, message: str, code: int = 130):
         super().__init__(message)
         self.code = code
+
+
+def natural_list(items, last: str = "and") -> str:
+    """Items as a sentence lists them: 'images', 'images and audio', 'images, audio and sdf' (last: 'or' for a
+    choice). Refusals name signals, fields' choices and the like this way, never as a tuple or a bare comma list."""
+    items = [str(i) for i in items]
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"

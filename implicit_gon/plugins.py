@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Iterator
 
-from .errors import GONError
+from .errors import GONError, natural_list
 
 GROUP = "implicit_gon.plugins"
 SHIPPED = "signals"  # the adapters shipped with the engine, for installs without the entry point
@@ -30,7 +30,7 @@ def signal_adapter(kind: str) -> Any:
     if kind not in _ADAPTERS:
         load_plugins()
     if kind not in _ADAPTERS:
-        raise GONError(f"no signal adapter for {kind!r} (registered: {', '.join(sorted(_ADAPTERS)) or 'none'})")
+        raise GONError(f"no signal adapter for {kind!r} (registered: {natural_list(sorted(_ADAPTERS)) or 'none'})")
     adapter = _ADAPTERS[kind]
     if isinstance(adapter, str):
         module, _, attr = adapter.partition(":")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import GONError
+from .errors import GONError, natural_list
 
 VERBS = ("eval", "render", "encode", "decode", "sample", "interpolate", "export", "latents")
 """Every verb an adapter may implement (the CLI names `export` export-mesh)."""
@@ -143,7 +143,7 @@ def refuse_unused(adapter, verb_name: str, given, flag: Callable[[str], str]) ->
                 other = signal_adapter(kind)
                 if name in getattr(other.verbs.get(verb_name), "options", ()):
                     users.append(other.noun)
-            only = f" (only for {' and '.join(users)} runs)" if users else ""
+            only = f" (only for {natural_list(users)} runs)" if users else ""
             raise GONError(f"{verb_name} {flag(name)}: not used for {adapter.noun} runs{only}")
 
 

@@ -438,3 +438,26 @@ def test_a_signal_kind_a_plugin_registers_is_a_data_signal(monkeypatch):
     monkeypatch.setattr(wave, "fit_data", "files", raising=False)  # trained on files: it reads data.paths
     assert {"data.paths", "data.val_paths"} <= set(signal_keys("toy-wave")) and "data.dataset" not in signal_keys(
         "toy-wave")
+
+
+def test_refusals_list_signals_as_a_sentence(monkeypatch, capsys):
+    """Lists in refusals read 'a, b and c' (a choice: 'a, b or c'), never a tuple or a bare comma list."""
+    from types import SimpleNamespace
+
+    from implicit_gon import plugins
+    from implicit_gon.errors import natural_list
+    from implicit_gon.verbs import refuse_unused
+    plugins.load_plugins()  # the shipped signals only: other tests in this process register toy ones
+    monkeypatch.setattr(plugins, "_ADAPTERS", {k: plugins._ADAPTERS[k] for k in ("audio", "images", "sdf")})
+    assert [natural_list(x) for x in ([], ["a"], ("a", "b"), ("a", "b", "c"))] == ["", "a", "a and b", "a, b and c"]
+    assert natural_list([16, 32, 64], "or") == "16, 32 or 64"
+    code, _, err = run_cli(["config", "show", "wave", "x"], capsys)
+    assert code == 1 and err.strip() == "error: signal 'wave': choose one of audio, images or sdf", err
+    with pytest.raises(GONError, match=r"data.signal = 'wave': choose one of audio, images or sdf$"):
+        resolve("images", "mnist", sets=["data.signal=wave"])
+    with pytest.raises(GONError, match=r"data.channels = 3 is for images and audio runs"):
+        resolve("sdf", "default", sets=["data.channels=3"])
+    curve = SimpleNamespace(noun="curve", verbs={"sample": SimpleNamespace(options=("n",))})  # reads no --seed
+    with pytest.raises(GONError, match=r"^sample --seed: not used for curve runs \(only for audio, image and SDF "
+                                       r"runs\)$"):
+        refuse_unused(curve, "sample", {"seed"}, lambda name: f"--{name}")

@@ -142,7 +142,7 @@ def test_config_reads_the_registry(toy_registry):
     assert _config("affine", 8, **{"method.name": "mean"}).method.name == "mean"
     with pytest.raises(GONError, match="needs model.decoder siren or affine"):
         _config("conv", 28, **{"method.name": "mean"})
-    with pytest.raises(GONError, match="choose one of siren, conv, affine"):
+    with pytest.raises(GONError, match="choose one of siren, conv or affine"):
         _config("nope", 8)
     with pytest.raises(GONError, match="data.res 28 or 32"):
         _config("conv", 8)
