@@ -50,7 +50,7 @@ def test_an_audio_run_lists_the_clips_eval_names(shared_data, tmp_path, capsys):
                             "--layers", "2", "--quiet"], capsys)
     assert code == 0, err
     files = _listing(run, capsys)
-    assert files == {"signal": "audio", "training": [str(a), str(b)], "held out": []}
+    assert files == {"signal": "audio", "training": [str(a.resolve()), str(b.resolve())], "held out": []}  # as stored
     code, out, err = run_cli(["eval", run, "--json"], capsys)
     names = json.loads(out.strip().splitlines()[-1])["clip_names"]
     assert code == 0 and names == f"0: {a.name}, 1: {b.name}", err
