@@ -228,11 +228,11 @@ def test_options_a_verb_does_not_read_are_refused(run):
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("run", ["curve"], indirect=True)  # the toy's own checks
 def test_the_toy_curve_through_cli_and_api(run, tmp_path, capsys):
     """The exercise of issue 22: the curve adapter above gets render, sample, interpolate and eval from both."""
     kind, path, args = run
-    if kind != "curve":
-        pytest.skip("the toy's own checks")
+    assert kind == "curve"
     gon = GON.load(path, "cpu")
     assert "curve" in repr(gon)
     new = args["render"][1]["inputs"]
@@ -250,12 +250,12 @@ def test_the_toy_curve_through_cli_and_api(run, tmp_path, capsys):
     assert code == 1 and "export is not a verb of curve runs" in err, err
 
 
+@pytest.mark.parametrize("run", ["curve"], indirect=True)  # the toy's own checks
 def test_the_toy_curve_is_fitted_from_the_cli(run, tmp_path, capsys):
     """`implicit-gon fit curve` exists with no edit outside this module: the adapter's declarations (fit_data,
     fit_help, configs) make the command, its options and its config; the run it trains serves every verb."""
     kind, path, _ = run
-    if kind != "curve":
-        pytest.skip("the toy's own checks")
+    assert kind == "curve"
     data = path.parent / "curves.npy"
     code, out, _ = run_cli(["fit", "-h"], capsys)
     assert code == 0 and "Train a GON on curves" in out
