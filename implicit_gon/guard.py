@@ -23,11 +23,11 @@ WINDOW = 25
 MIN_HISTORY = 10
 """Finite losses needed before a jump is judged (the first steps of a run fall fast and vary most)."""
 MAX_ROLLBACKS = 8
+"""train.on_divergence rollback gives up after this many (the learning rate is then 1/256 of the config's)."""
 WORSE = 1.5
 """A run whose last WINDOW losses have a median above this many times its first loss ends with a warning: it left
 the network worse than it started (on the digits, Adam 0.03 to 1 ends 1.7-3.9x above the first loss, no jump or
 slow rise on the way; healthy runs end far below it)."""
-"""train.on_divergence rollback gives up after this many (the learning rate is then 1/256 of the config's)."""
 
 
 class Diverged(GONError):
