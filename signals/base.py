@@ -149,14 +149,20 @@ class SignalAdapter:
         """Its files under paths (files as given, folders searched recursively), in the order a run holds them."""
         return find_files(paths, self.extensions, self.files)
 
+    optional_meta: frozenset = frozenset()
+    """meta_rules keys that runs fitted before the key existed lack: checked only where present."""
+
     def check_meta(self, meta: dict, source: str) -> None:
         """A checkpoint's meta for this signal, each entry checked: a one-line GONError naming source."""
         from implicit_gon.errors import GONError
         for key, (tp, lo, hi) in self.meta_rules.items():
             v = meta.get(key)
+            if v is None and key in self.optional_meta:
+                continue
             size = len(v) if isinstance(v, (list, str)) else v
-            if isinstance(v, bool) or not isinstance(v, tp) or not lo <= size <= hi:
-                what = {list: "a list of", str: "a string of"}.get(tp, "an integer")
+            typed = isinstance(v, (int, float)) if tp is float else isinstance(v, tp)
+            if isinstance(v, bool) or not typed or not lo <= size <= hi:
+                what = {list: "a list of", str: "a string of", float: "a number"}.get(tp, "an integer")
                 raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be {what} {lo}..{hi}")
 
     def fit_flags(self, options: dict) -> dict:

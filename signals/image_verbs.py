@@ -110,7 +110,8 @@ class ImageAdapter(SignalAdapter):
     }
     hints = {"export": "export-mesh needs an SDF run"}
     coord_dim = 2
-    meta_rules = {"res": (int, 1, 1 << 16), "channels": (int, 1, 3)}
+    meta_rules = {"res": (int, 1, 1 << 16), "channels": (int, 1, 3), "mean_brightness": (float, 0, 1)}
+    optional_meta = frozenset({"mean_brightness"})  # fits since issue 24 store it
     val_metrics = {"sse": False, "psnr": True, "bits_per_dim": False}
     fit_data, dataset = "dataset", "digits"
     fit_help = "Train an implicit GON (or, with --decoder conv, the convolutional one) on an image dataset."
@@ -131,13 +132,6 @@ class ImageAdapter(SignalAdapter):
             return train, images.task_signal(cfg.data, cfg.gon.task, "test")
         except DataError:
             return train, None
-
-    def check_meta(self, meta: dict, source: str) -> None:
-        """As every adapter's, and mean_brightness (absent from runs fitted before it was stored): a number 0..1."""
-        super().check_meta(meta, source)
-        v = meta.get("mean_brightness")
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-            raise GONError(f"{source}: meta.mean_brightness = {v!r:.40}: must be a number 0..1")
 
     def signal_for_run(self, gon, paths=None):
         return image_split(gon, "train")
