@@ -345,6 +345,7 @@ def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, va
     """Re-run the paper's Table 1 (held-out SSE per image) or Table 2 (--variational: bits/dim) and Figure 2b
     (held-out error against step) at a budget of your choosing, beside the paper's figures."""
     from implicit_gon import compare, rundir
+    from implicit_gon.errors import natural_list
     if (steps is None) == (epochs is None):
         raise _err("compare: give --steps N or --epochs N (one of them)")
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
@@ -352,7 +353,7 @@ def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, va
     rundir.check_out(out)  # a file in the way is one line, before any training
     decoders = typed_config.range_of("model.decoder")["choices"]  # the registered decoders
     if decoder not in decoders:
-        raise _err(f"compare --decoder {decoder}: choose {' or '.join(decoders)}")
+        raise _err(f"compare --decoder {decoder}: choose {natural_list(decoders, 'or')}")
     names = [m.strip() for m in methods.split(",")] if methods is not None else \
         compare.default_methods(decoder, variational)
     if not all(names):

@@ -7,7 +7,7 @@ Each seed is `fit` itself (what `implicit-gon fit images --dataset D --seed S` r
 step. Per seed it reports the largest jump of the training loss over the median of the `--window` steps before it
 (a divergence shows as a jump of 10x or more; Monte Carlo noise of a healthy run stays near 1.5x), the largest
 "drift", the median of the last 25 losses over the lowest such median before it (train.drift_factor stops a slow
-blow-up above it), the final loss (the median of the last window), whether every loss was finite, the step reached
+blow-up above it), the same drift of the gradient norm (train.grad_factor), the final loss (the median of the last window), whether every loss was finite, the step reached
 and the held-out PSNR (each latent one gradient step on the full grid, as `implicit-gon eval` scores it). Without
 --steps or --seconds a seed runs the config's whole schedule: a benchmark for a quiet machine, never a test. Writes
 OUT/stability.json.
@@ -30,7 +30,7 @@ from common import positive, run_benchmark, shared_root
 from implicit_gon.config import resolve
 from implicit_gon.errors import DataError, GONError
 from implicit_gon.fsio import write_json
-from implicit_gon.guard import WINDOW, LossWatch
+from implicit_gon.guard import WINDOW, GradWatch, LossWatch
 from implicit_gon.train import fit
 from signals import image_signal
 
@@ -47,14 +47,15 @@ def data_folder(dataset: str, arg: Path | None) -> Path:
     return folder
 
 
-def loss_trace(metrics: Path) -> list[tuple[int, float | None]]:
-    """(step, loss) of every training row of a run's metrics.jsonl; a non-finite loss (null or absent) is None."""
+def loss_trace(metrics: Path, key: str = "loss") -> list[tuple[int, float | None]]:
+    """(step, value) of every training row of a run's metrics.jsonl (key: loss, or grad_norm); a non-finite value
+    (null) is None. Rows without the key (validation rows; grad_norm before it was logged) are left out."""
     rows = []
     if metrics.is_file():
         for line in metrics.read_text().splitlines():
             r = json.loads(line)
-            if "loss" in r or "lr" in r:  # a training row (validation rows carry val_* only)
-                v = r.get("loss")
+            if ("loss" in r or "lr" in r) and (key == "loss" or key in r):  # a training row
+                v = r.get(key)
                 rows.append((r["step"], float(v) if isinstance(v, (int, float)) and v == v else None))
     return rows
 
@@ -69,11 +70,12 @@ def max_jump(losses: list[float], window: int) -> tuple[float, int]:
     return best, at
 
 
-def max_drift(trace: list[tuple[int, float | None]]) -> tuple[float, int | None]:
+def max_drift(trace: list[tuple[int, float | None]], watch=None) -> tuple[float, int | None]:
     """The divergence guard's slow criterion replayed (implicit_gon/guard.py, nothing stops): the largest ratio of
-    the median of the last guard.WINDOW losses to the lowest such median before it, and the step it was reached.
-    train.drift_factor stops a run above it. (1.0, None) when too short; stops at the first non-finite loss."""
-    watch, best, at = LossWatch(0.0, 0.0), 1.0, None
+    the median of the last guard.WINDOW values to the lowest such median before it, and the step it was reached.
+    train.drift_factor (losses; watch a GradWatch: train.grad_factor, gradient norms) stops a run above it.
+    (1.0, None) when too short; stops at the first non-finite value."""
+    watch, best, at = watch or LossWatch(0.0, 0.0), 1.0, None
     for step, v in trace:
         if v is None:
             break
@@ -85,15 +87,16 @@ def max_drift(trace: list[tuple[int, float | None]]) -> tuple[float, int | None]
     return best, at
 
 
-def summarise(trace: list[tuple[int, float | None]], window: int) -> dict:
-    """Per-seed figures from its loss trace."""
+def summarise(trace: list[tuple[int, float | None]], window: int, norms=()) -> dict:
+    """Per-seed figures from its loss trace (and its gradient norms' trace)."""
     finite = [v for _, v in trace if v is not None]
     jump, at = max_jump(finite, window)
     drift, drift_step = max_drift(trace)
+    grad, grad_step = max_drift(list(norms), GradWatch(0.0, {}))
     tail = finite[-window:] or [float("nan")]
     return {"steps": trace[-1][0] if trace else 0, "finite": len(finite) == len(trace) and bool(trace),
             "max_jump": jump, "jump_step": trace[at][0] if at >= 0 else None,
-            "max_drift": drift, "drift_step": drift_step,
+            "max_drift": drift, "drift_step": drift_step, "max_grad_drift": grad, "grad_drift_step": grad_step,
             "first_loss": finite[0] if finite else None, "final_loss": statistics.median(tail),
             "min_loss": min(finite) if finite else None}
 
@@ -106,7 +109,7 @@ def run_seed(cfg, train, test, out: Path, window: int) -> dict:
         val = gon.last_validation
     except GONError as e:
         error = str(e)
-    s = summarise(loss_trace(out / "metrics.jsonl"), window)
+    s = summarise(loss_trace(out / "metrics.jsonl"), window, loss_trace(out / "metrics.jsonl", "grad_norm"))
     s.update(error=error, val_psnr=val.get("psnr"), val_sse=val.get("sse"))
     s["diverged"] = bool(error) or not s["finite"] or s["max_jump"] >= DIVERGED
     return s
@@ -123,9 +126,11 @@ def report_runs(runs: list[Path], window: int) -> None:
     for run in runs:
         if not (run / "metrics.jsonl").is_file():
             raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
-        r, val = summarise(loss_trace(run / "metrics.jsonl"), window), last_validation(run / "metrics.jsonl")
+        metrics = run / "metrics.jsonl"
+        r, val = summarise(loss_trace(metrics), window, loss_trace(metrics, "grad_norm")), last_validation(metrics)
         print(f"{run}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), max drift "
-              f"{r['max_drift']:.2f}x (step {r['drift_step']}), loss "
+              f"{r['max_drift']:.2f}x (step {r['drift_step']}), gradient norm drift {r['max_grad_drift']:.2f}x "
+              f"(step {r['grad_drift_step']}), loss "
               f"{_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, held-out PSNR "
               f"{_fmt(val.get('val_psnr'))} dB at step {val.get('step', 'n/a')}", flush=True)
 
@@ -180,6 +185,7 @@ def main():
             write_json(args.out / "stability.json", result)
             print(f"seed {seed}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), "
                   f"max drift {r['max_drift']:.2f}x (step {r['drift_step']}), "
+                  f"gradient norm drift {r['max_grad_drift']:.2f}x (step {r['grad_drift_step']}), "
                   f"loss {_fmt(r['first_loss'])} -> {_fmt(r['final_loss'])}, finite {r['finite']}, "
                   f"held-out PSNR {_fmt(r['val_psnr'])} dB{'  DIVERGED' if r['diverged'] else ''}", flush=True)
     print(f"wrote {args.out / 'stability.json'}")

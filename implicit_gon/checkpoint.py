@@ -226,11 +226,16 @@ _TRAIN_STATE = {
                                           and (v.get("best") is None or _finite(v["best"]))
                                           and (v.get("best_step") is None or _count(v["best_step"]))
                                           and _count(v.get("bad", 0))),
-    "guard": lambda v: isinstance(v, dict) and isinstance(v.get("recent", []), list)
-    and len(v.get("recent", [])) <= WINDOW and all(_finite(x) for x in v.get("recent", []))
-    and (v.get("lowest") is None or _finite(v["lowest"]))
-    and (v.get("lowest_step") is None or _count(v["lowest_step"])) and (v.get("first") is None or _finite(v["first"])),
+    "guard": lambda v: _drift_state(v) and (v.get("first") is None or _finite(v["first"]))
+    and ("grad" not in v or _drift_state(v["grad"])),
 }
+
+
+def _drift_state(v: Any) -> bool:
+    """A divergence guard's window and lowest median (guard._Drift): at most WINDOW finite values."""
+    return isinstance(v, dict) and isinstance(v.get("recent", []), list) and len(v.get("recent", [])) <= WINDOW \
+        and all(_finite(x) for x in v.get("recent", [])) and (v.get("lowest") is None or _finite(v["lowest"])) \
+        and (v.get("lowest_step") is None or _count(v["lowest_step"]))
 
 
 def _check_train_state(ts: Any, source: str) -> None:
@@ -257,13 +262,14 @@ def _check_meta(meta: dict, source: str) -> None:
     if adapter is None:
         raise GONError(f"{source}: meta.signal = {signal!r:.40}: choose one of {natural_list(signal_kinds(), 'or')}")
     adapter.check_meta(meta, source)
-    for key, (lo, hi) in {"coord_dim": (adapter.coord_dim, adapter.coord_dim), "out_dim": (1, 64)}.items():
+    counts = {"coord_dim": (adapter.coord_dim, adapter.coord_dim, False), "out_dim": (1, 64, False),
+              "train_samples": (1, MAX_TRAIN_SAMPLES, True)}  # (lowest, highest, optional); GLO's latent count
+    for key, (lo, hi, optional) in counts.items():
         v = meta.get(key)
+        if v is None and optional:
+            continue
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise GONError(f"{source}: meta.{key} = {v!r:.40}: must be an integer {lo}..{hi}")
-    n = meta.get("train_samples")  # GLO: one learned latent per training sample
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TRAIN_SAMPLES):
-        raise GONError(f"{source}: meta.train_samples = {n!r:.40}: must be an integer 1..{MAX_TRAIN_SAMPLES}")
     channels = meta.get("channels")
     if channels is not None and meta["out_dim"] != channels:
         raise GONError(f"{source}: meta.out_dim = {meta['out_dim']} differs from meta.channels = {channels}")

@@ -20,7 +20,7 @@ import torch
 
 from . import jsonio, paper_tables, registry
 from .config import flag_keys, given_keys, range_of, trains_elbo, unread_keys, where_keys
-from .errors import GONError
+from .errors import GONError, natural_list
 from .fsio import atomic_path, write_json
 
 def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
@@ -32,7 +32,7 @@ def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
         decoders, table2 = known[m].decoders or tuple(registry.decoders()), known[m].variational
         if decoder not in decoders:
             runs = ", ".join(k for k, v in known.items() if _runs_with(v, decoder) and v.variational == variational)
-            raise GONError(f"compare --methods {m}: needs --decoder {' or '.join(decoders)} (with --decoder {decoder}: {runs})")
+            raise GONError(f"compare --methods {m}: needs --decoder {natural_list(decoders, 'or')} (with --decoder {decoder}: {runs})")
         if table2 != variational:
             raise GONError(f"compare --methods {m}: a Table {2 if table2 else 1} method; "
                            + ("add --variational" if table2 else "leave out --variational"))

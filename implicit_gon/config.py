@@ -197,6 +197,12 @@ class TrainConfig:
     """A slow divergence, which no single step's jump shows: the median of the last 25 losses above this many times
     the lowest such median seen in the run (judged from step 25 on, after any KL warm-up) stops or rolls back like a
     jump (0: off). The window and the lowest median are kept in the checkpoint, so --resume judges as before."""
+    grad_factor: float = param(100.0, min=0, max=1e9, resume=True)
+    """A blow-up the loss does not show: the median of the last 25 gradient norms (before train.grad_clip) above
+    this many times the lowest such median seen in the run stops or rolls back like a jump (0: off; a non-finite
+    gradient norm always counts, except under fp16's loss scaler). Why 100: CelebA's old config blew up this way
+    (gradient norm 1.5e4 -> 6.6e8, the loss flat) and 100x stops it at step 113; healthy runs of every signal rose
+    at most 6.5x (docs/robustness.md)."""
     on_divergence: str = param("stop", choices=("stop", "rollback"), resume=True)
     """`stop`: exit 1 with one line, the last checkpoint kept as it was; `rollback`: reload the last checkpoint,
     halve the learning rate and go on (logged to metrics.jsonl as an `event: rollback` row)."""
@@ -623,10 +629,10 @@ def check_rules(cfg: Config, source: str = "config") -> Config:
                        f"(a fraction of them is at most 1)")
     if t.sampling == "stratified":
         _check_strata(t.points, d, source)
-    for key in ("divergence_factor", "drift_factor"):  # a loss above 1x (or less) its own median is no divergence
+    for key in ("divergence_factor", "drift_factor", "grad_factor"):  # 1x (or less) its own median is no rise
         if 0 < getattr(t, key) <= 1:
-            raise GONError(f"{source}: train.{key} = {getattr(t, key):g}: must be above 1 (a multiple of the loss's "
-                           f"recent median), or 0 (off)")
+            raise GONError(f"{source}: train.{key} = {getattr(t, key):g}: must be above 1 (a multiple of a recent "
+                           f"median), or 0 (off)")
     if t.final_lr and t.schedule != "cosine":
         raise GONError(f"{source}: train.final_lr = {t.final_lr:g} is the cosine schedule's last rate; this run's "
                        f"train.schedule is {t.schedule} (set train.schedule=cosine)")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .errors import GONError
+from .errors import GONError, natural_list
 from .grids import pixel_grid
 from .registry import DecoderSpec, register_decoder
 from .siren import HeadedDecoder, VariationalHead
@@ -51,7 +51,7 @@ class ConvDecoder(HeadedDecoder):
     def __init__(self, res: int, out_dim: int, cfg: ModelConfig):
         super().__init__()
         if res not in PLANS:
-            raise GONError(f"model.decoder conv renders {' or '.join(map(str, PLANS))} px images (this run's "
+            raise GONError(f"model.decoder conv renders {natural_list(PLANS, 'or')} px images (this run's "
                            f"data are {res} px: set data.res)")
         self.res, self.out_dim, self.latent_dim = res, out_dim, cfg.latent_dim
         w = widths(cfg.latent_dim, cfg.conv_width, out_dim)

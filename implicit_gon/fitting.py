@@ -31,6 +31,12 @@ class FitOption:
     type: Any = str
 
 
+def absolute(path) -> str:
+    """A path as the run records it: ~ expanded, made absolute, links resolved (a run moved or resumed from
+    another folder still finds its data)."""
+    return str(Path(path).expanduser().resolve())
+
+
 def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None, paths=None, val=None) -> str:
     """Put the data given (a dataset's name, or files and held-out files: lists of paths) into flags as settings
     (data.signal, data.dataset or data.paths and data.val_paths; a resumed run keeps its own); the name of the
@@ -39,7 +45,7 @@ def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None,
     if adapter.fit_data == "dataset":
         flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else adapter.dataset), kind
         return dataset or adapter.dataset
-    given = [str(Path(p).expanduser().resolve()) for p in (paths or [])]
+    given = [absolute(p) for p in (paths or [])]
     what = adapter.files
     if not given and not resume:
         raise GONError(f"fit {kind} needs {what}: --data PATH (files or folders)")
@@ -48,7 +54,7 @@ def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None,
     if given:
         flags["data.paths"] = given
     if val:
-        flags["data.val_paths"] = [str(Path(p).expanduser().resolve()) for p in val]
+        flags["data.val_paths"] = [absolute(p) for p in val]
     flags["data.signal"] = kind
     return "default"
 
@@ -79,8 +85,8 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
     from . import GON, distributed, rundir
     from .checkpoint import CKPT
     from .config import check_given_keys, given_keys, resolve
-    if flags.get("data.data_dir"):
-        flags["data.data_dir"] = str(Path(flags["data.data_dir"]).expanduser().resolve())
+    if flags.get("data.data_dir"):  # a resumed run takes it from here; a new one may also have it from a YAML file
+        flags["data.data_dir"] = absolute(flags["data.data_dir"])
     if resume:
         if not (out / CKPT).is_file():
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
@@ -93,7 +99,7 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
     cfg = resolve(kind, name, config, flags, sets or ())
     check_given_keys(cfg, given_keys(flags, sets))
     if cfg.data.data_dir:
-        cfg.data.data_dir = str(Path(cfg.data.data_dir).expanduser().resolve())
+        cfg.data.data_dir = absolute(cfg.data.data_dir)
     if signal_adapter(kind).fit_data == "files":
         hold_out(cfg)
     return None, None, cfg

@@ -6,8 +6,11 @@ is an explosion (SIREN runs that diverge jump by 10-100x within a few steps: Cel
 healthy run's per-batch loss stays within ~2x of its recent median). A slow blow-up has no such jump: CelebA seed 1
 (docs/celeba.md) rose from 21-24 to medians near 200 over a hundred steps, no loss above 3.36x its recent median.
 So that median is also judged against the lowest one seen in the run: more than train.drift_factor times it is a
-divergence too. The window and that lowest median are kept in the checkpoint (train_state["guard"]), so they survive
---resume (a resumed run judges as the uninterrupted one) and a rollback returns to the checkpoint's."""
+divergence too. Some blow-ups never show in the loss: CelebA with an over-large gradient-origin step kept its loss at
+the mean face's level while the gradient norm grew from 1.5e4 to 6.6e8 (docs/robustness.md), so the gradient norm's
+median is judged the same way, against train.grad_factor. The windows and lowest medians are kept in the checkpoint
+(train_state["guard"]), so they survive --resume (a resumed run judges as the uninterrupted one) and a rollback
+returns to the checkpoint's."""
 from __future__ import annotations
 
 import collections
@@ -53,22 +56,66 @@ def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
         raise NonFinite(f"{what}: {bad} holds NaN or infinity")
 
 
-class LossWatch:
-    """Judges each step's loss: non-finite, or more than `factor` x the median of the recent finite ones (a jump),
-    or that median, once WINDOW losses are known, more than `drift` x the lowest such median seen (a slow rise)."""
+class _Drift:
+    """The median of the last WINDOW values of a quantity judged against the lowest such median seen in the run."""
 
-    def __init__(self, factor: float, drift: float = 0.0, state: dict | None = None):
-        self.factor, self.drift = factor, drift
-        state = state or {}
+    def __init__(self, factor: float, state: dict):
+        self.drift = factor
         self.recent: collections.deque = collections.deque(state.get("recent", ()), maxlen=WINDOW)
-        self.lowest: float | None = state.get("lowest")  # the lowest median of WINDOW losses seen, and its step
+        self.lowest: float | None = state.get("lowest")  # the lowest median of WINDOW values seen, and its step
         self.lowest_step: int | None = state.get("lowest_step")
+
+    def _risen(self, step: int) -> float | None:
+        """The window's median when it is over drift x the lowest median so far (None: it is not; it then becomes
+        the lowest median when it is lower). Judged once WINDOW values are known."""
+        if len(self.recent) < WINDOW:
+            return None
+        median = statistics.median(self.recent)
+        if self.drift > 0 and self.lowest is not None and self.lowest > 0 and median > self.drift * self.lowest:
+            return median
+        if self.lowest is None or median < self.lowest:
+            self.lowest, self.lowest_step = median, step
+        return None
+
+    def _state(self) -> dict:
+        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step}
+
+
+class GradWatch(_Drift):
+    """Judges each step's gradient norm (before clipping): the median of the last WINDOW norms more than `factor` x
+    the lowest such median seen is a divergence (a blow-up inside the network that the loss does not show)."""
+
+    def check(self, norm: float, step: int, steady: bool = True, overflow_ok: bool = False) -> str | None:
+        """Why this gradient norm means the run diverged (None: it does not). A non-finite norm is a divergence,
+        unless overflow_ok (fp16's loss scaler skips such steps itself). Not judged while the objective changes."""
+        if not math.isfinite(norm):
+            return None if overflow_ok else f"the gradient norm is {norm} at step {step}"
+        if not steady:
+            return None
+        self.recent.append(norm)
+        median = self._risen(step)
+        if median is None:
+            return None
+        return (f"the median of the last {WINDOW} gradient norms rose to {median:.4g} at step {step}, over "
+                f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.grad_factor)")
+
+
+class LossWatch(_Drift):
+    """Judges each step's loss: non-finite, or more than `factor` x the median of the recent finite ones (a jump),
+    or that median, once WINDOW losses are known, more than `drift` x the lowest such median seen (a slow rise).
+    Its `grads` (a GradWatch, with `grad` as its factor) judges the step's gradient norm."""
+
+    def __init__(self, factor: float, drift: float = 0.0, state: dict | None = None, grad: float = 0.0):
+        state = state or {}
+        super().__init__(drift, state)
+        self.factor = factor
         self.first: float | None = state.get("first")  # the first loss judged at the final objective
+        self.grads = GradWatch(grad, state.get("grad", {}))
 
     @classmethod
     def for_run(cls, tc, train_state: dict) -> "LossWatch":
-        """The watch of a run at its step: the train config's factors, the checkpoint's window and lowest median."""
-        return cls(tc.divergence_factor, tc.drift_factor, train_state.get("guard"))
+        """The watch of a run at its step: the train config's factors, the checkpoint's windows and lowest medians."""
+        return cls(tc.divergence_factor, tc.drift_factor, train_state.get("guard"), tc.grad_factor)
 
     def check(self, loss: float, step: int, steady: bool = True) -> str | None:
         """Why this loss means the run diverged (None: it does not). steady is False while the objective itself
@@ -87,20 +134,15 @@ class LossWatch:
 
     def _drifted(self, step: int) -> str | None:
         """The slow criterion, on the window that now ends with this step's loss."""
-        if len(self.recent) < WINDOW:
+        median = self._risen(step)
+        if median is None:
             return None
-        median = statistics.median(self.recent)
-        if self.drift > 0 and self.lowest is not None and self.lowest > 0 and median > self.drift * self.lowest:
-            return (f"the median of the last {WINDOW} losses rose to {median:.4g} at step {step}, over "
-                    f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.drift_factor)")
-        if self.lowest is None or median < self.lowest:
-            self.lowest, self.lowest_step = median, step
-        return None
+        return (f"the median of the last {WINDOW} losses rose to {median:.4g} at step {step}, over "
+                f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.drift_factor)")
 
     def state(self) -> dict:
         """What the checkpoint keeps (train_state["guard"]): plain floats, so JSON holds them exactly."""
-        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step,
-                "first": self.first}
+        return {**self._state(), "first": self.first, "grad": self.grads._state()}
 
     def worse_than_start(self) -> str | None:
         """At the end of a run: why it left the network worse than it started (None: it did not)."""

@@ -11,7 +11,7 @@ import os
 import resource
 from pathlib import Path
 
-from .errors import GONError
+from .errors import GONError, natural_list
 
 BUDGET_FRACTION = 0.7
 MAX_FRAMES = 3600  # frames per interpolated pair: 4 minutes at 15 fps
@@ -119,7 +119,7 @@ def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool 
     copies = 4 if training else 1
     shape = decoder(model_cfg.decoder).size(model_cfg)
     check(f"a model of {n:,} parameters ({shape})" + (" with its gradients and Adam state" if training else ""),
-          n * F32 * copies, f"lower {' or '.join([*decoder_sizes(model_cfg.decoder), 'model.latent_dim'])}")
+          n * F32 * copies, f"lower {natural_list([*decoder_sizes(model_cfg.decoder), 'model.latent_dim'], 'or')}")
 
 
 def check_image_output(n: int, res: int, channels: int, what: str = "render") -> None:

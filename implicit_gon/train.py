@@ -241,9 +241,13 @@ def _train_step(gon: GON, signal, run: Path, val_signal, loop: _Loop, dist: Dist
     why = agree(dist, loop.watch.check(loss.item(), gon.step, steady), gon.device)  # rank 0's loss decides for all
     if why:
         return _roll_back(gon, loop, run, why, dist)
-    gon.train_state["guard"] = loop.watch.state()  # checkpointed with the step: --resume judges as before
     share = batch.values.shape[0] / loop.batch_size  # this rank's part of the global batch (1 on one process)
-    _backward(gon, loop, loss, share, dist)
+    norm = _gradients(gon, loop, loss, share, dist)
+    why = agree(dist, loop.watch.grads.check(norm, gon.step, steady, loop.amp.scaler is not None), gon.device)
+    if why:  # judged before the update: the weights on disk and in memory never take this step
+        return _roll_back(gon, loop, run, why, dist)
+    gon.train_state["guard"] = loop.watch.state()  # checkpointed with the step: --resume judges as before
+    _update(gon, loop)
     seconds = _count_step(gon, loop, loss, on_step)
     evaluating = loop.validating and gon.step % tc.val_every == 0
     try:
@@ -254,7 +258,8 @@ def _train_step(gon: GON, signal, run: Path, val_signal, loop: _Loop, dist: Dist
     gon.stop_reason = agree(dist, signalled or _patience_spent(loop.stopper, tc.patience, gon.step)
                             or _time_spent(tc, seconds, gon.step), gon.device)
     if gon.step % tc.log_every == 0 or gon.step == tc.steps or evaluating or gon.stop_reason:
-        _log_row(gon, run, loop.opt, loop.writer, dist, loop.val, loop.rate, {"loss": loss, **parts}, share)
+        _log_row(gon, run, loop.opt, loop.writer, dist, loop.val, loop.rate, {"loss": loss, **parts}, share,
+                 norm)
     if gon.stop_reason == "signal" or (gon.stop_reason and interrupts.pending()):
         _stop_on_signal(gon, loop.opt, run, dist, loop.taken)
     _checkpoint_due(gon, loop, run, dist)
@@ -279,14 +284,26 @@ def _forward(gon: GON, signal, loop: _Loop, dist: Dist):
     return loss, parts, batch
 
 
-def _backward(gon: GON, loop: _Loop, loss: torch.Tensor, share: float, dist: Dist) -> None:
-    """Gradients of the loss (averaged over the ranks, each weighted by its share), clipped, one Adam step."""
+def _gradients(gon: GON, loop: _Loop, loss: torch.Tensor, share: float, dist: Dist) -> float:
+    """Gradients of the loss (averaged over the ranks, each weighted by its share), clipped to train.grad_clip;
+    returns their norm before clipping (the same on every rank: the gradients are reduced first)."""
     loop.opt.zero_grad(set_to_none=True)
     loop.amp.backward(loss)
     reduce_gradients(gon.model, dist, share)
     loop.amp.unscale(loop.opt)  # (fp16's loss scale off) before the norm is measured
-    if gon.cfg.train.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(gon.model.parameters(), gon.cfg.train.grad_clip)
+    params = [p for p in gon.model.parameters() if p.grad is not None]
+    clip = gon.cfg.train.grad_clip
+    norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0 else grad_norm(params)
+    return norm.item()
+
+
+def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of every parameter's gradient together, as clip_grad_norm_ measures it (without scaling any)."""
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+
+
+def _update(gon: GON, loop: _Loop) -> None:
+    """One Adam step with the gradients just taken."""
     loop.amp.step(loop.opt)
     gon.step += 1
     loop.taken += 1
@@ -321,13 +338,15 @@ def _checkpoint_due(gon: GON, loop: _Loop, run: Path, dist: Dist) -> None:
     loop.last_ckpt = loop.clock()
 
 
-def _log_row(gon: GON, run: Path, opt, writer, dist: Dist, val, rate: float, parts: dict, share: float) -> None:
-    """One metrics.jsonl row (and TensorBoard scalars) of the step just taken: the global batch's means."""
+def _log_row(gon: GON, run: Path, opt, writer, dist: Dist, val, rate: float, parts: dict, share: float,
+             norm: float) -> None:
+    """One metrics.jsonl row (and TensorBoard scalars) of the step just taken: the global batch's means, and the
+    gradient's norm before clipping."""
     parts = global_mean(parts, share, dist)  # every rank
     if not dist.main:
         return
-    row = {"step": gon.step, **parts, "lr": opt.param_groups[0]["lr"], "steps_per_s": rate, "time": time.time(),
-           "elapsed": gon.train_state["elapsed"]}
+    row = {"step": gon.step, **parts, "grad_norm": norm, "lr": opt.param_groups[0]["lr"], "steps_per_s": rate,
+           "time": time.time(), "elapsed": gon.train_state["elapsed"]}
     row.update({f"val_{k}": v for k, v in (val or {}).items()})
     append_jsonl(run / "metrics.jsonl", row)
     if writer is not None:

@@ -13,6 +13,7 @@ import torch
 import signals
 from conftest import run_cli
 from implicit_gon import GON, GONError, fit
+from implicit_gon.commands.dispatch import CLI_NAME as CLI  # a verb's command name where it differs
 from implicit_gon.config import Config, merge
 from implicit_gon.verbs import OPTION_NAMES, Output, VerbOptions, save_npy, verb
 from signals.base import Batch, SignalAdapter, draw_subset
@@ -160,7 +161,6 @@ def sdf_run(d):
 
 
 RUNS = {"curve": curve_run, "images": image_run, "audio": audio_run, "sdf": sdf_run}
-CLI = {"export": "export-mesh"}
 
 
 @pytest.fixture(scope="module", params=sorted(RUNS))

@@ -1,6 +1,7 @@
 """The divergence guard (issue 21): a run that goes non-finite or explodes stops with one line naming the step
 (exit 1), or rolls back; no non-finite checkpoint is ever written (the last good one stays byte for byte), verbs
 refuse one written before the guard, and metrics.jsonl stays strict JSON."""
+import collections
 import importlib
 import json
 import math
@@ -16,7 +17,7 @@ from conftest import run_cli
 from implicit_gon import checkpoint, rundir
 from implicit_gon.checkpoint import CKPT
 from implicit_gon.fsio import append_jsonl
-from implicit_gon.guard import Diverged, LossWatch
+from implicit_gon.guard import WINDOW, Diverged, GradWatch, LossWatch
 from implicit_gon.api import GON
 from implicit_gon.config import merge
 from implicit_gon.train import fit, train
@@ -286,7 +287,7 @@ def test_the_guard_state_resumes_as_if_never_stopped(tmp_path):
 
 @pytest.mark.parametrize("value", ["0.5", "1"])
 def test_a_factor_at_or_below_1_is_refused(tmp_path, capsys, value):
-    for key in ("divergence_factor", "drift_factor"):
+    for key in ("divergence_factor", "drift_factor", "grad_factor"):
         code, _, err = run_cli(["fit", "images", *TINY, "--out", tmp_path / "r", "--set", f"train.{key}={value}"],
                                capsys)
         assert code == 1 and f"train.{key} = {value}: must be above 1" in err and len(err.strip().splitlines()) == 1
@@ -323,3 +324,79 @@ def test_worse_than_start_needs_a_full_window_and_a_steady_first_loss():
     healthy = LossWatch(10.0, 4.0, {"recent": [5.0] * 25, "first": 100.0})
     assert healthy.worse_than_start() is None and LossWatch(10.0, 4.0, {"recent": [151.0] * 25, "first": 100.0}) \
         .worse_than_start().startswith("the training loss ended 1.5x above")
+
+
+def test_grad_watch_stops_a_rising_gradient_norm_and_names_both_medians():
+    """The blow-up the loss does not show (docs/robustness.md: CelebA's gradient norm 1.5e4 -> 6.6e8 at a flat
+    loss): the median of the last 25 norms over grad_factor x the lowest such median of the run."""
+    watch = GradWatch(100.0, {})
+    assert all(watch.check(50.0 + t % 7, t) is None for t in range(100))  # noisy but flat: the lowest is recorded
+    lowest, why, t, norm = watch.lowest, None, 100, 50.0
+    while why is None:
+        norm *= 1.3
+        why, t = watch.check(norm, t), t + 1
+    assert f"at step {t - 1}" in why and "gradient norms rose to" in why and "train.grad_factor" in why
+    assert float(why.split("rose to ")[1].split()[0]) > 100 * lowest and f"its lowest {lowest:.4g}" in why
+    assert GradWatch(0.0, {}).check(1e30, 0) is None  # 0: off
+    assert "nan at step 3" in GradWatch(0.0, {}).check(float("nan"), 3)  # non-finite: always, unless fp16 skips it
+    assert GradWatch(100.0, {}).check(float("inf"), 3, overflow_ok=True) is None
+
+
+def test_grad_watch_skips_a_warm_up_and_its_state_travels_with_the_loss_watch():
+    ramp = GradWatch(2.0, {})
+    assert all(ramp.check(1.0 + t, t, steady=False) is None for t in range(100)) and not ramp.recent
+    watch = LossWatch(10.0, 4.0, grad=100.0)
+    for t in range(40):
+        watch.check(10.0 + t % 3, t)
+        watch.grads.check(5.0 + t % 4, t)
+    again = LossWatch(10.0, 4.0, json.loads(json.dumps(watch.state())), grad=100.0)
+    assert again.state() == watch.state() and again.grads.lowest_step == WINDOW - 1
+    assert LossWatch(10.0, 4.0, {"recent": [1.0] * 5}).grads.recent == collections.deque()  # a guard saved before
+
+
+class SteeperGradients:
+    """The objective with the same loss value and its gradient multiplied by 1.1 per call from call `start` on
+    (loss + (k - 1)(loss - loss.detach())): Adam's steps hardly change and the loss does not show it."""
+
+    def __init__(self, objective, start):
+        self.objective, self.start, self.calls = objective, start, 0
+
+    def __call__(self, *args, **kwargs):
+        loss, parts = self.objective(*args, **kwargs)
+        self.calls += 1
+        k = 1.1 ** max(0, self.calls - self.start)
+        return loss + (k - 1) * (loss - loss.detach()), parts
+
+
+def test_a_gradient_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, saves, monkeypatch):
+    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
+    monkeypatch.setattr(train_module, "objective", SteeperGradients(train_module.objective, 30))
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "images", *TINY, "--out", run, "--steps", "300", "--ckpt-every", "10",
+                            "--set", "train.log_every=1"], capsys)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert "diverged: the median of the last 25 gradient norms rose to" in lines[0], lines[0]
+    assert "train.grad_factor" in lines[0] and str(run / CKPT) in lines[0]
+    assert saves and (run / CKPT).read_bytes() == saves[-1] and _all_finite(run)
+    rows = [r for r in strict_rows(run / "metrics.jsonl") if "loss" in r]
+    assert rows and rows[-1]["step"] < 300 and all(r["grad_norm"] > 0 for r in rows)
+    assert rows[-1]["grad_norm"] > 100 * min(r["grad_norm"] for r in rows)  # the logged norms show the rise
+
+
+def test_a_gradient_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatch):
+    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
+    steeper = SteeperGradients(train_module.objective, 30)
+    monkeypatch.setattr(train_module, "objective", steeper)
+    real = train_module._roll_back
+
+    def roll_back(*args, **kwargs):  # the cause goes with the rollback
+        steeper.start = 10**9
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train_module, "_roll_back", roll_back)
+    cfg, sig = small_cfg(steps=150, ckpt_every=10, on_divergence="rollback"), signal()
+    gon = fit(sig, cfg, tmp_path / "run", progress=False)
+    rows = strict_rows(tmp_path / "run" / "metrics.jsonl")
+    events = [r for r in rows if r.get("event") == "rollback"]
+    assert gon.step == 150 and len(events) == 1 and "grad_factor" in events[0]["diverged"]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 151))
