@@ -1,7 +1,7 @@
 """Held-out quality after the same wall-clock time: the engine's default config against Eq. 12.
 
-    python benchmarks/time_to_quality.py --seconds 240 [--dataset mnist|fashion-mnist|cifar10|celeba] [--data-dir DIR]
-                                         [--out DIR] [--marks 12] [--set key=value ...]
+    python benchmarks/time_to_quality.py --seconds 240 [--dataset mnist|fashion-mnist|cifar10|celeba|folder]
+                                         [--data-dir DIR] [--out DIR] [--marks 12] [--threads N] [--set key=value ...]
 
 The engine is `fit` itself with the dataset's shipped config and `train.max_time` (what `implicit-gon fit images
 --dataset D --max-time 240s` runs); the baseline is benchmarks/eq12.py, the authors' Implicit-GON.py rewritten
@@ -31,7 +31,8 @@ from implicit_gon.host import keep_freed_memory
 from implicit_gon.train import evaluate, fit
 from signals import image_signal
 
-FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py", "celeba": "celeba"}
+FOLDERS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10-batches-py", "celeba": "celeba",
+           "folder": "."}  # folder: --data-dir is the folder itself (train/ and test/, e.g. make_natural64.py's)
 
 
 class Marks:
