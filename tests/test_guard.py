@@ -237,16 +237,23 @@ class Growing:
         return loss * 1.1 ** max(0, self.calls - self.start), parts
 
 
-def test_a_slow_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, saves, monkeypatch):
+def _blown_up_fit(tmp_path, capsys, monkeypatch, make_objective):
+    """`fit` through the CLI (300 steps, a checkpoint every 10) with the objective wrapped by make_objective from
+    call 30 on: (the run, its one error line), after checking that it exited 1 with exactly that line."""
     train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
-    monkeypatch.setattr(train_module, "objective", Growing(train_module.objective, 30))
+    monkeypatch.setattr(train_module, "objective", make_objective(train_module.objective, 30))
     run = tmp_path / "run"
     code, _, err = run_cli(["fit", "images", *TINY, "--out", run, "--steps", "300", "--ckpt-every", "10",
                             "--set", "train.log_every=1"], capsys)
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
-    assert "diverged: the median of the last 25 losses rose to" in lines[0] and "train.drift_factor" in lines[0]
-    assert str(run / CKPT) in lines[0] and saves and (run / CKPT).read_bytes() == saves[-1] and _all_finite(run)
+    return run, lines[0]
+
+
+def test_a_slow_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, saves, monkeypatch):
+    run, line = _blown_up_fit(tmp_path, capsys, monkeypatch, Growing)
+    assert "diverged: the median of the last 25 losses rose to" in line and "train.drift_factor" in line
+    assert str(run / CKPT) in line and saves and (run / CKPT).read_bytes() == saves[-1] and _all_finite(run)
     rows = strict_rows(run / "metrics.jsonl")
     assert rows and all(_finite_row(r) for r in rows) and rows[-1]["step"] < 300
     state = checkpoint.load(run)[0]["train_state"]["guard"]  # the checkpoint's guard: its own window, lowest median
@@ -369,15 +376,9 @@ class SteeperGradients:
 
 
 def test_a_gradient_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, saves, monkeypatch):
-    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
-    monkeypatch.setattr(train_module, "objective", SteeperGradients(train_module.objective, 30))
-    run = tmp_path / "run"
-    code, _, err = run_cli(["fit", "images", *TINY, "--out", run, "--steps", "300", "--ckpt-every", "10",
-                            "--set", "train.log_every=1"], capsys)
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
-    assert "diverged: the median of the last 25 gradient norms rose to" in lines[0], lines[0]
-    assert "train.grad_factor" in lines[0] and str(run / CKPT) in lines[0]
+    run, line = _blown_up_fit(tmp_path, capsys, monkeypatch, SteeperGradients)
+    assert "diverged: the median of the last 25 gradient norms rose to" in line, line
+    assert "train.grad_factor" in line and str(run / CKPT) in line
     assert saves and (run / CKPT).read_bytes() == saves[-1] and _all_finite(run)
     rows = [r for r in strict_rows(run / "metrics.jsonl") if "loss" in r]
     assert rows and rows[-1]["step"] < 300 and all(r["grad_norm"] > 0 for r in rows)
