@@ -70,29 +70,30 @@ def max_jump(losses: list[float], window: int) -> tuple[float, int]:
     return best, at
 
 
-def max_drift(trace: list[tuple[int, float | None]], watch=None) -> tuple[float, int | None]:
+def max_drift(trace: list[tuple[int, float | None]], watch=None, steady_from: int = 0) -> tuple[float, int | None]:
     """The divergence guard's slow criterion replayed (implicit_gon/guard.py, nothing stops): the largest ratio of
     the median of the last guard.WINDOW values to the lowest such median before it, and the step it was reached.
     train.drift_factor (losses; watch a GradWatch: train.grad_factor, gradient norms) stops a run above it.
+    Steps before steady_from (a KL warm-up, gon.beta_warmup) are not judged, as the guard does not judge them.
     (1.0, None) when too short; stops at the first non-finite value."""
     watch, best, at = watch or LossWatch(0.0, 0.0), 1.0, None
     for step, v in trace:
         if v is None:
             break
-        lowest = watch.lowest
-        watch.check(v, step)
-        if lowest and len(watch.recent) == WINDOW:
+        lowest, steady = watch.lowest, step >= steady_from
+        watch.check(v, step, steady)
+        if steady and lowest and len(watch.recent) == WINDOW:
             ratio = statistics.median(watch.recent) / lowest
             best, at = (ratio, step) if ratio > best else (best, at)
     return best, at
 
 
-def summarise(trace: list[tuple[int, float | None]], window: int, norms=()) -> dict:
-    """Per-seed figures from its loss trace (and its gradient norms' trace)."""
+def summarise(trace: list[tuple[int, float | None]], window: int, norms=(), steady_from: int = 0) -> dict:
+    """Per-seed figures from its loss trace (and its gradient norms' trace); the drifts from step steady_from."""
     finite = [v for _, v in trace if v is not None]
     jump, at = max_jump(finite, window)
-    drift, drift_step = max_drift(trace)
-    grad, grad_step = max_drift(list(norms), GradWatch(0.0, {}))
+    drift, drift_step = max_drift(trace, steady_from=steady_from)
+    grad, grad_step = max_drift(list(norms), GradWatch(0.0, {}), steady_from)
     tail = finite[-window:] or [float("nan")]
     return {"steps": trace[-1][0] if trace else 0, "finite": len(finite) == len(trace) and bool(trace),
             "max_jump": jump, "jump_step": trace[at][0] if at >= 0 else None,
@@ -109,7 +110,8 @@ def run_seed(cfg, train, test, out: Path, window: int) -> dict:
         val = gon.last_validation
     except GONError as e:
         error = str(e)
-    s = summarise(loss_trace(out / "metrics.jsonl"), window, loss_trace(out / "metrics.jsonl", "grad_norm"))
+    s = summarise(loss_trace(out / "metrics.jsonl"), window, loss_trace(out / "metrics.jsonl", "grad_norm"),
+                  cfg.gon.beta_warmup)
     s.update(error=error, val_psnr=val.get("psnr"), val_sse=val.get("sse"))
     s["diverged"] = bool(error) or not s["finite"] or s["max_jump"] >= DIVERGED
     return s
@@ -122,12 +124,21 @@ def last_validation(metrics: Path) -> dict:
     return val[-1] if val else {}
 
 
+def warm_up(run: Path) -> int:
+    """The run's KL warm-up in steps (gon.beta_warmup of RUN/config.json; 0 when it has none or no config)."""
+    try:
+        return int(json.loads((run / "config.json").read_text())["config"]["gon"].get("beta_warmup") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def report_runs(runs: list[Path], window: int) -> None:
     for run in runs:
         if not (run / "metrics.jsonl").is_file():
             raise DataError(f"{run}: no metrics.jsonl (not a run folder)")
         metrics = run / "metrics.jsonl"
-        r, val = summarise(loss_trace(metrics), window, loss_trace(metrics, "grad_norm")), last_validation(metrics)
+        r = summarise(loss_trace(metrics), window, loss_trace(metrics, "grad_norm"), warm_up(run))
+        val = last_validation(metrics)
         print(f"{run}: {r['steps']} steps, max jump {r['max_jump']:.2f}x (step {r['jump_step']}), max drift "
               f"{r['max_drift']:.2f}x (step {r['drift_step']}), gradient norm drift {r['max_grad_drift']:.2f}x "
               f"(step {r['grad_drift_step']}), loss "

@@ -3,12 +3,14 @@ uint8 pictures, and luminance (the gray view of colour images, which modality co
 from __future__ import annotations
 
 import numpy as np
-import torch
+from .lazy import lazy_import
+
+torch = lazy_import("torch")  # loaded on first use (implicit_gon/lazy.py)
 
 
-def pixel_grid(res: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Pixel centres of a res x res grid in [-1, 1]^2, row-major: (res*res, 2)."""
-    t = (torch.arange(res, device=device, dtype=dtype) + 0.5) / res * 2 - 1
+def pixel_grid(res: int, device=None, dtype=None) -> torch.Tensor:
+    """Pixel centres of a res x res grid in [-1, 1]^2, row-major: (res*res, 2); float32 unless dtype says."""
+    t = (torch.arange(res, device=device, dtype=dtype or torch.float32) + 0.5) / res * 2 - 1
     yy, xx = torch.meshgrid(t, t, indexing="ij")
     return torch.stack([yy, xx], -1).reshape(-1, 2)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
+from implicit_gon.lazy import lazy_import
+
+torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
 from implicit_gon.errors import DataError

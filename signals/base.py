@@ -4,7 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import torch
+from implicit_gon.lazy import lazy_import
+
+torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 
 @dataclass

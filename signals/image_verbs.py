@@ -6,7 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import torch
+from implicit_gon.lazy import lazy_import
+
+torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon.errors import GONError
 from implicit_gon.fitting import FitOption

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+from implicit_gon.lazy import lazy_import
+
+torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon.grids import pixel_grid as grid, to_uint8
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from implicit_gon.lazy import lazy_import, no_grad
+
+torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
 from implicit_gon.errors import DataError, GONError
@@ -224,7 +226,7 @@ def _field(gon, z: torch.Tensor):
     return lambda p: gon.decode(z, p)[0, :, 0]
 
 
-@torch.no_grad()
+@no_grad
 def volume(field, res: int) -> np.ndarray:
     """The field on a res^3 grid over [-1, 1]^3, one z-slab at a time so memory stays at the volume itself."""
     ax = torch.linspace(-1, 1, res)
@@ -272,7 +274,7 @@ def look_at_rays(res: int, azimuth: float = 35.0, elevation: float = 25.0, dista
     return eye.expand(len(d), 3), d / d.norm(dim=1, keepdim=True)
 
 
-@torch.no_grad()
+@no_grad
 def sphere_trace(field, res: int, steps: int = 64, **camera) -> np.ndarray:
     """A shaded (res, res, 3) uint8 picture of the field's zero level set by sphere tracing F itself: no display
     or OpenGL needed. Steps are 0.9 F (F is a clamped, learned distance), inside the bounding sphere."""

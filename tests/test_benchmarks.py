@@ -168,3 +168,33 @@ def test_bf16_errors_compares_every_part_of_the_step(tmp_path, shared_data):
     exact = {r[-5]: float(r[-4]) for r in rows if r[:4] == ["bf16,", "step", "in", "fp32"]}
     assert exact["z"] == 0 and exact["jac"] == 0
     assert all(0 < float(r[-4]) < 0.1 for r in rows if r[0] == "bf16" and r[1] not in ("+", "loss"))
+
+
+def test_precision_seeds_pairs_each_seed_across_precisions_and_resumes(tmp_path):
+    """Two seeds x fp32 and bf16 of the embedded digits: every pair scored, the table printed, and a second run
+    reuses the finished runs instead of training them again."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "precision_seeds.py"), "images", "--dataset", "digits",
+           "--seeds", "0-1", "--steps", "3", "--out", str(tmp_path / "out")]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr
+    import json
+    res = json.loads((tmp_path / "out" / "precision_seeds.json").read_text())["results"]
+    assert sorted(res) == ["0", "1"] and all(sorted(r) == ["bf16", "fp32"] for r in res.values())
+    assert all(isinstance(r[q]["score"], float) and r[q]["steps"] == 3 for r in res.values() for q in r)
+    assert "bf16 less fp32 per seed" in p.stdout and "0 of 2 collapsed" in p.stdout
+    stamp = (tmp_path / "out" / "bf16" / "seed1" / "metrics.jsonl").stat().st_mtime_ns
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0 and again.stdout == p.stdout
+    assert (tmp_path / "out" / "bf16" / "seed1" / "metrics.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_precision_seeds_calls_a_guard_stop_or_a_large_loss_a_collapse():
+    from precision_seeds import collapsed
+    ref = {"score": 20.0, "error": None}
+    assert not collapsed({"score": 17.5, "error": None}, ref, "images", 3.0)
+    assert collapsed({"score": 16.5, "error": None}, ref, "images", 3.0)
+    assert collapsed({"score": 20.0, "error": "the loss jumped"}, ref, "images", 3.0)
+    assert collapsed({"score": None, "error": None}, None, "images", 3.0)
+    chamfer = {"score": 2.0, "error": None}  # lower is better: a factor, not a difference
+    assert not collapsed({"score": 5.0, "error": None}, chamfer, "sdf", 3.0)
+    assert collapsed({"score": 7.0, "error": None}, chamfer, "sdf", 3.0)

@@ -4,6 +4,7 @@ code's shape: no function of the engine or the adapters over 40 lines."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,29 @@ def test_long_function_finder_finds_them(tmp_path):
     (tmp_path / "implicit_gon" / "a.py").write_text(f"class A:\n    def f(self):\n{body.replace('    ', '        ')}")
     (tmp_path / "signals" / "s.py").write_text(f"def g():\n{body[:-len(body.splitlines()[-1]) - 1]}")
     assert long_functions(tmp_path) == [(MAX_FUNCTION_LINES + 1, "implicit_gon/a.py::f")]
+
+
+def test_fit_help_and_usage_errors_do_not_load_torch():
+    """`fit KIND -h` builds every adapter's command (the adapters import torch lazily, implicit_gon/lazy.py), and a
+    usage error is found before any tensor: neither loads torch, so both answer in well under a second."""
+    code = ("import sys, cli\n"
+            "for argv in (['fit', 'images', '-h'], ['fit', 'audio', '-h'], ['fit', 'sdf', '-h'], "
+            "['fit', 'images', '--out', 'x', '--steps', 'many']):\n"
+            "    try:\n        cli.main(argv)\n        print('exit 0')\n    except SystemExit as e:\n"
+            "        print('exit', e.code)\n"
+            "print('torch loaded', 'torch._C' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert [line for line in out.stdout.splitlines() if line.startswith(("exit", "torch"))] == \
+        ["exit 0", "exit 0", "exit 0", "exit 2", "torch loaded False"]
+
+
+def test_lazy_import_runs_the_module_on_first_use(tmp_path):
+    """The module's code runs at its first attribute access, once, and a later plain import gets the same module."""
+    (tmp_path / "probe_mod.py").write_text("print('ran')\nVALUE = 7\n")
+    code = ("import sys\nfrom implicit_gon.lazy import lazy_import\n"
+            "m = lazy_import('probe_mod')\nprint('imported')\nprint(m.VALUE)\n"
+            "import probe_mod\nprint(probe_mod is m, probe_mod.VALUE)\n"
+            "try:\n    lazy_import('no_such_module_here')\nexcept ModuleNotFoundError as e:\n    print('missing', e.name)")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["imported", "ran", "7", "True", "7", "missing", "no_such_module_here"]

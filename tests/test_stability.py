@@ -68,3 +68,20 @@ def test_stability_reports_a_run_already_trained_from_its_metrics(tmp_path):
     p = subprocess.run([sys.executable, script, "--runs", str(tmp_path / "none")], capture_output=True, text=True,
                        cwd=tmp_path, timeout=300)
     assert p.returncode == 1 and "Traceback" not in p.stderr and "none: no metrics.jsonl" in p.stderr, p.stderr
+
+
+def test_stability_replay_leaves_the_kl_warm_up_unjudged_as_the_guard_does():
+    """A gradient norm that rises 40x while the KL weight warms up, then holds: the guard judges nothing during the
+    warm-up, so its replay from the warm-up's end reports no drift; from step 0 it reports the rise (40x over the
+    lowest median of 25 norms, 2.7 at step 25: 14.9x)."""
+    import sys
+
+    from conftest import REPO
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from stability import max_drift
+    from implicit_gon.guard import WINDOW, GradWatch
+    warm = 300
+    norms = [(t, 1.0 + 39.0 * min(1.0, t / warm)) for t in range(1, 2 * warm)]  # 1 -> 40 by step 300, then flat
+    rise, at = max_drift(norms, GradWatch(0.0, {}))
+    assert rise > 10 and at > WINDOW
+    assert max_drift(norms, GradWatch(0.0, {}), steady_from=warm) == (1.0, None)
