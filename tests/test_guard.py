@@ -260,16 +260,22 @@ def test_a_slow_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tmp_pa
     assert len(state["recent"]) == 25 and state["lowest"] > 0
 
 
-def test_a_slow_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatch):
+def _blow_up_until_rollback(monkeypatch, wrapper, start: int):
+    """Train with the objective wrapped in `wrapper` (a blow-up from step `start`) until the first rollback, which
+    takes the cause away, as a halved rate can."""
     train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
-    growing = Growing(train_module.objective, 30)
-    monkeypatch.setattr(train_module, "objective", growing)
+    wrapped = wrapper(train_module.objective, start)
+    monkeypatch.setattr(train_module, "objective", wrapped)
     real = train_module._roll_back
 
-    def roll_back(*args, **kwargs):  # the cause goes with the rollback (as a halved rate can make it go)
-        growing.start = 10**9
+    def roll_back(*args, **kwargs):
+        wrapped.start = 10**9
         return real(*args, **kwargs)
     monkeypatch.setattr(train_module, "_roll_back", roll_back)
+
+
+def test_a_slow_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatch):
+    _blow_up_until_rollback(monkeypatch, Growing, 30)
     cfg, sig = small_cfg(steps=90, ckpt_every=10, on_divergence="rollback"), signal()
     run = tmp_path / "run"
     gon = fit(sig, cfg, run, progress=False)
@@ -386,15 +392,7 @@ def test_a_gradient_blow_up_stops_with_one_line_and_keeps_the_last_checkpoint(tm
 
 
 def test_a_gradient_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatch):
-    train_module = importlib.import_module("implicit_gon.train")  # the module (the package exports train())
-    steeper = SteeperGradients(train_module.objective, 30)
-    monkeypatch.setattr(train_module, "objective", steeper)
-    real = train_module._roll_back
-
-    def roll_back(*args, **kwargs):  # the cause goes with the rollback
-        steeper.start = 10**9
-        return real(*args, **kwargs)
-    monkeypatch.setattr(train_module, "_roll_back", roll_back)
+    _blow_up_until_rollback(monkeypatch, SteeperGradients, 30)
     cfg, sig = small_cfg(steps=150, ckpt_every=10, on_divergence="rollback"), signal()
     gon = fit(sig, cfg, tmp_path / "run", progress=False)
     rows = strict_rows(tmp_path / "run" / "metrics.jsonl")
