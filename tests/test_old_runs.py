@@ -1,7 +1,12 @@
 """Runs written by an older version load and render as that version rendered them. tests/data/old_runs/ holds three
 tiny runs (images, audio, SDF) made by commit 221d0cb, before issue 22's redesign, each beside the outputs its verbs
-wrote then (README.md there says how); today's CLI and Python API must reproduce those files byte for byte and
-eval's numbers exactly. Everything runs on CPU with one thread (conftest), as they were made."""
+wrote then (README.md there says how); today's CLI and Python API must reproduce those files and eval's numbers.
+Everything runs on CPU with one thread (conftest), as they were made. On the machine that made them the files agree
+byte for byte; another CPU's float kernels (AVX2, AVX-512, AMX: a different order of summation) move results by a
+few units in the last place, so `assert_same_output` accepts exactly that and no more: latents and volumes within
+1e-6 (they are O(0.1)), pixels and PCM samples within one quantisation step on a small share of them, mesh
+vertices within 1e-5 with the same faces and the same PLY header, eval's figures within 1e-3 relative (Chamfer
+distance moves with the vertices). A changed decoder, normalisation or grid moves them by far more."""
 from __future__ import annotations
 
 import io
@@ -18,6 +23,39 @@ from conftest import REPO, run_cli
 from implicit_gon import GON
 
 OLD = REPO / "tests" / "data" / "old_runs"
+
+
+def assert_same_output(new: Path, old: Path) -> None:
+    """`new` is the file `old` was, up to another CPU's rounding (module docstring), by its kind."""
+    if new.read_bytes() == old.read_bytes():
+        return
+    kind = old.suffix
+    if kind == ".png":
+        a, b = _png(new).astype(int), _png(old).astype(int)
+        assert a.shape == b.shape, f"{old.name}: shape {a.shape} against {b.shape}"
+        _near_quantised(a, b, old.name, share=0.01)
+    elif kind == ".wav":
+        (a, ra), (b, rb) = sf.read(new, dtype="int16"), sf.read(old, dtype="int16")
+        assert ra == rb and a.shape == b.shape and sf.info(new).subtype == sf.info(old).subtype, old.name
+        _near_quantised(a.astype(int), b.astype(int), old.name, share=0.05)
+    elif kind == ".npy":
+        a, b = np.load(new), np.load(old)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-6), old.name
+    elif kind == ".ply":
+        import trimesh
+        head = lambda p: p.read_bytes().split(b"end_header")[0]  # noqa: E731
+        assert head(new) == head(old), f"{old.name}: PLY header differs"
+        a, b = trimesh.load(new), trimesh.load(old)
+        assert np.array_equal(a.faces, b.faces) and np.allclose(a.vertices, b.vertices, rtol=0, atol=1e-5), old.name
+    else:
+        raise AssertionError(f"{old.name}: differs from the old version's")
+
+
+def _near_quantised(a: np.ndarray, b: np.ndarray, name: str, share: float) -> None:
+    """Integer samples (pixels, PCM): at most one step apart, on at most `share` of them."""
+    diff = np.abs(a - b)
+    assert diff.max() <= 1 and (diff > 0).mean() <= share, (
+        f"{name}: differs by up to {diff.max()} on {(diff > 0).mean():.2%} of its samples")
 
 CLI = {  # run: [(the verb's arguments, before --out and --device; the file it wrote then)]
     "digits": [(["render", "{run}", "--res", "16", "--n", "4"], "render.png"),
@@ -49,20 +87,26 @@ def test_cli_reproduces_old_outputs(old, tmp_path, capsys, run, args, name):
     out = tmp_path / name
     code, _, err = run_cli(_args(args, old, run) + ["--out", out, "--device", "cpu"], capsys)
     assert code == 0, err
-    assert out.read_bytes() == (OLD / run / name).read_bytes(), f"{run}: {name} differs from the old version's"
+    assert_same_output(out, OLD / run / name)
 
 
 @pytest.mark.parametrize("run", list(EVAL))
 def test_eval_gives_old_numbers(old, capsys, run):
-    """Every figure the old eval --json printed, the same to the last bit (new keys may be added beside them)."""
+    """Every figure the old eval --json printed (new keys may be added beside them): counts and names exactly,
+    measurements to rounding (module docstring)."""
     code, out, err = run_cli(["eval", old / run, "--json", "--device", "cpu", *_args(EVAL[run], old, run)], capsys)
     assert code == 0, err
     then, now = json.loads((OLD / run / "eval.json").read_text()), json.loads(out)
     for key, value in then.items():
         if key == "shapes":  # per shape: the old entries' keys
-            assert [{k: s[k] for k in o} for s, o in zip(now[key], value)] == value
+            assert [{k: _approx(s[k]) for k in o} for s, o in zip(now[key], value)] == value
         else:
-            assert now[key] == value, key
+            assert now[key] == _approx(value), key
+
+
+def _approx(v):
+    """A float within 1e-3 relative (1e-9 absolute near 0); anything else as it is."""
+    return pytest.approx(v, rel=1e-3, abs=1e-9) if isinstance(v, float) else v
 
 
 def _png(path: Path) -> np.ndarray:
@@ -72,13 +116,14 @@ def _png(path: Path) -> np.ndarray:
 def test_api_images(old, tmp_path):
     gon = GON.load(old / "digits", device="cpu")
     z = gon.encode(old / "inputs" / "digit.png")
-    assert np.array_equal(z, np.load(OLD / "digits" / "encode.npy"))
-    assert np.array_equal(gon.render(z, res=32)[0, ..., 0], _png(OLD / "digits" / "decode.png"))
+    assert np.allclose(z, np.load(OLD / "digits" / "encode.npy"), rtol=0, atol=1e-6)
+    _near_quantised(gon.render(z, res=32)[0, ..., 0].astype(int), _png(OLD / "digits" / "decode.png").astype(int),
+                    "decode.png", share=0.01)
     for call, name in [(lambda out: gon.render(res=16, n=4, out=out), "render.png"),
                        (lambda out: gon.sample(4, seed=0, out=out), "sample.png"),
                        (lambda out: gon.interpolate(pairs=1, frames=4, out=out), "interpolate.png")]:
         call(tmp_path / name)
-        assert (tmp_path / name).read_bytes() == (OLD / "digits" / name).read_bytes(), name
+        assert_same_output(tmp_path / name, OLD / "digits" / name)
 
 
 def test_api_audio_at_another_rate(old, tmp_path):
@@ -86,12 +131,12 @@ def test_api_audio_at_another_rate(old, tmp_path):
     gon = GON.load(old / "audio", device="cpu")
     clip = gon.render(inputs=old / "inputs" / "tone.wav", sample_rate=24000, out=tmp_path / "a.wav")
     stored = OLD / "audio" / "render-24k.wav"
-    assert (tmp_path / "a.wav").read_bytes() == stored.read_bytes()
-    buf = io.BytesIO()  # the returned float samples, written as the old WAV was (16-bit PCM): the very same ones
+    assert_same_output(tmp_path / "a.wav", stored)
+    buf = io.BytesIO()  # the returned float samples, written as the WAV was (16-bit PCM): the very same ones
     sf.write(buf, clip, 24000, subtype="PCM_16", format="WAV")
     buf.seek(0)
     assert clip.shape == (7200, 1) and clip.dtype == np.float32
-    assert np.array_equal(sf.read(buf, dtype="int16")[0], sf.read(stored, dtype="int16")[0])
+    assert np.array_equal(sf.read(buf, dtype="int16")[0], sf.read(tmp_path / "a.wav", dtype="int16")[0])
 
 
 def test_api_sdf_volume_and_mesh(old, tmp_path):
@@ -99,13 +144,15 @@ def test_api_sdf_volume_and_mesh(old, tmp_path):
     gon = GON.load(old / "sdf", device="cpu")
     box = old / "inputs" / "box.obj"
     vol = gon.volume(gon.encode(box), 12)
-    assert vol.shape == (1, 12, 12, 12) and np.array_equal(vol[0], np.load(OLD / "sdf" / "volume.npy"))
+    assert vol.shape == (1, 12, 12, 12) and np.allclose(vol[0], np.load(OLD / "sdf" / "volume.npy"), rtol=0, atol=1e-6)
     mesh, then = gon.mesh(inputs=box, res=16, out=tmp_path / "m.ply"), trimesh.load(OLD / "sdf" / "mesh.ply")
-    assert np.array_equal(mesh.vertices.astype(np.float32), then.vertices) and np.array_equal(mesh.faces, then.faces)
+    assert np.allclose(mesh.vertices.astype(np.float32), then.vertices, rtol=0, atol=1e-5)
+    assert np.array_equal(mesh.faces, then.faces)
     # (the PLY keeps float32 vertices)
-    assert (tmp_path / "m.ply").read_bytes() == (OLD / "sdf" / "mesh.ply").read_bytes()
+    assert_same_output(tmp_path / "m.ply", OLD / "sdf" / "mesh.ply")
     assert np.array_equal(gon.mesh(inputs=str(box), res=16).faces, mesh.faces)  # a str is one file, as for render
-    assert np.array_equal(gon.render(inputs=box, res=32)[0], _png(OLD / "sdf" / "render.png"))
+    _near_quantised(gon.render(inputs=box, res=32)[0].astype(int), _png(OLD / "sdf" / "render.png").astype(int),
+                    "render.png", share=0.01)
 
 
 def test_old_run_resumes(old, capsys):
