@@ -302,11 +302,9 @@ def plot_cmd(
     print(f"wrote {out} ({len(runs)} run(s), panels: {', '.join(drawn)})", file=sys.stderr)
 
 
-# tasks (paper Sec. 3.5): classify, joint, convert; the latents picture
 def _count(n: int, noun: str) -> str:
+    """'1 seed', '3 seeds'."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------------
