@@ -31,24 +31,44 @@ def assert_same_output(new: Path, old: Path) -> None:
         return
     kind = old.suffix
     if kind == ".png":
-        a, b = _png(new).astype(int), _png(old).astype(int)
-        assert a.shape == b.shape, f"{old.name}: shape {a.shape} against {b.shape}"
-        _near_quantised(a, b, old.name, share=0.01)
+        assert_same_image(_png(new), old)
     elif kind == ".wav":
         (a, ra), (b, rb) = sf.read(new, dtype="int16"), sf.read(old, dtype="int16")
         assert ra == rb and a.shape == b.shape and sf.info(new).subtype == sf.info(old).subtype, old.name
         _near_quantised(a.astype(int), b.astype(int), old.name, share=0.05)
     elif kind == ".npy":
-        a, b = np.load(new), np.load(old)
-        assert a.dtype == b.dtype and a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-6), old.name
+        a = np.load(new)
+        assert a.dtype == np.load(old).dtype, old.name
+        assert_same_array(a, old)
     elif kind == ".ply":
         import trimesh
         head = lambda p: p.read_bytes().split(b"end_header")[0]  # noqa: E731
         assert head(new) == head(old), f"{old.name}: PLY header differs"
-        a, b = trimesh.load(new), trimesh.load(old)
-        assert np.array_equal(a.faces, b.faces) and np.allclose(a.vertices, b.vertices, rtol=0, atol=1e-5), old.name
+        a = trimesh.load(new)
+        assert_same_mesh(a.vertices, a.faces, old)
     else:
         raise AssertionError(f"{old.name}: differs from the old version's")
+
+
+def assert_same_array(a: np.ndarray, old: Path) -> None:
+    """Latents and SDF volumes (O(0.1)) against the stored .npy: the same shape, within 1e-6."""
+    b = np.load(old)
+    assert a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-6), old.name
+
+
+def assert_same_image(a: np.ndarray, old: Path) -> None:
+    """Pixels against the stored PNG: the same shape, one step apart on at most 1% of them."""
+    b = _png(old)
+    assert a.shape == b.shape, f"{old.name}: shape {a.shape} against {b.shape}"
+    _near_quantised(a.astype(int), b.astype(int), old.name, share=0.01)
+
+
+def assert_same_mesh(vertices: np.ndarray, faces: np.ndarray, old: Path) -> None:
+    """A mesh against the stored PLY (float32 vertices): the same faces, vertices within 1e-5."""
+    import trimesh
+    b = trimesh.load(old)
+    assert np.array_equal(faces, b.faces), f"{old.name}: faces differ"
+    assert np.allclose(vertices.astype(np.float32), b.vertices, rtol=0, atol=1e-5), f"{old.name}: vertices differ"
 
 
 def _near_quantised(a: np.ndarray, b: np.ndarray, name: str, share: float) -> None:
@@ -56,6 +76,7 @@ def _near_quantised(a: np.ndarray, b: np.ndarray, name: str, share: float) -> No
     diff = np.abs(a - b)
     assert diff.max() <= 1 and (diff > 0).mean() <= share, (
         f"{name}: differs by up to {diff.max()} on {(diff > 0).mean():.2%} of its samples")
+
 
 CLI = {  # run: [(the verb's arguments, before --out and --device; the file it wrote then)]
     "digits": [(["render", "{run}", "--res", "16", "--n", "4"], "render.png"),
@@ -116,9 +137,8 @@ def _png(path: Path) -> np.ndarray:
 def test_api_images(old, tmp_path):
     gon = GON.load(old / "digits", device="cpu")
     z = gon.encode(old / "inputs" / "digit.png")
-    assert np.allclose(z, np.load(OLD / "digits" / "encode.npy"), rtol=0, atol=1e-6)
-    _near_quantised(gon.render(z, res=32)[0, ..., 0].astype(int), _png(OLD / "digits" / "decode.png").astype(int),
-                    "decode.png", share=0.01)
+    assert_same_array(z, OLD / "digits" / "encode.npy")
+    assert_same_image(gon.render(z, res=32)[0, ..., 0], OLD / "digits" / "decode.png")
     for call, name in [(lambda out: gon.render(res=16, n=4, out=out), "render.png"),
                        (lambda out: gon.sample(4, seed=0, out=out), "sample.png"),
                        (lambda out: gon.interpolate(pairs=1, frames=4, out=out), "interpolate.png")]:
@@ -140,19 +160,16 @@ def test_api_audio_at_another_rate(old, tmp_path):
 
 
 def test_api_sdf_volume_and_mesh(old, tmp_path):
-    import trimesh
     gon = GON.load(old / "sdf", device="cpu")
     box = old / "inputs" / "box.obj"
     vol = gon.volume(gon.encode(box), 12)
-    assert vol.shape == (1, 12, 12, 12) and np.allclose(vol[0], np.load(OLD / "sdf" / "volume.npy"), rtol=0, atol=1e-6)
-    mesh, then = gon.mesh(inputs=box, res=16, out=tmp_path / "m.ply"), trimesh.load(OLD / "sdf" / "mesh.ply")
-    assert np.allclose(mesh.vertices.astype(np.float32), then.vertices, rtol=0, atol=1e-5)
-    assert np.array_equal(mesh.faces, then.faces)
-    # (the PLY keeps float32 vertices)
+    assert vol.shape == (1, 12, 12, 12)
+    assert_same_array(vol[0], OLD / "sdf" / "volume.npy")
+    mesh = gon.mesh(inputs=box, res=16, out=tmp_path / "m.ply")
+    assert_same_mesh(mesh.vertices, mesh.faces, OLD / "sdf" / "mesh.ply")
     assert_same_output(tmp_path / "m.ply", OLD / "sdf" / "mesh.ply")
     assert np.array_equal(gon.mesh(inputs=str(box), res=16).faces, mesh.faces)  # a str is one file, as for render
-    _near_quantised(gon.render(inputs=box, res=32)[0].astype(int), _png(OLD / "sdf" / "render.png").astype(int),
-                    "render.png", share=0.01)
+    assert_same_image(gon.render(inputs=box, res=32)[0], OLD / "sdf" / "render.png")
 
 
 def test_old_run_resumes(old, capsys):
