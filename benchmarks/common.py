@@ -83,10 +83,14 @@ def mnist_split(split: str, data: Path | None = None) -> np.ndarray:
 
 
 def run_benchmark(main) -> None:
-    """Run a benchmark's main: user errors (missing data, a bad run) as one line and exit 1, Ctrl-C as 130."""
-    from implicit_gon.errors import GONError
+    """Run a benchmark's main: user errors (missing data, a bad run) as one line and exit 1; Ctrl-C, SIGTERM and
+    SIGHUP as one line and 130, 143 and 129, as the CLI exits."""
+    from implicit_gon.errors import GONError, Interrupted
     try:
         main()
+    except Interrupted as e:  # a fit stopped by a signal (it wrote a checkpoint): the study stops too
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.code)
     except GONError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

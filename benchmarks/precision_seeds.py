@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from common import positive, run_benchmark, shared_root
-from implicit_gon.errors import DataError, GONError
+from implicit_gon.errors import DataError, GONError, Interrupted
 from implicit_gon.fitting import fit_run
 from implicit_gon.fsio import write_json
 
@@ -56,7 +56,8 @@ def final_row(metrics: Path) -> dict:
 
 
 def train_one(args, precision: str, seed: int, run: Path) -> dict:
-    """Fit one (precision, seed) into run (skipped when a finished result is there); a guard stop is a result."""
+    """Fit one (precision, seed) into run (skipped when a finished result is there); a guard stop is a result, a
+    signal (Ctrl-C, SIGTERM) stops the study with no result written, so running it again redoes this seed."""
     done = run / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -66,6 +67,8 @@ def train_one(args, precision: str, seed: int, run: Path) -> dict:
     try:
         fit_run(args.signal, run, dataset=args.dataset, paths=args.paths or None, flags=flags, sets=args.sets,
                 progress=False)
+    except Interrupted:
+        raise
     except GONError as e:
         error = str(e)
     row = final_row(run / "metrics.jsonl")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import positive, run_benchmark, shared_root
 from implicit_gon.config import resolve
-from implicit_gon.errors import DataError, GONError
+from implicit_gon.errors import DataError, GONError, Interrupted
 from implicit_gon.fsio import write_json
 from implicit_gon.guard import WINDOW, GradWatch, LossWatch
 from implicit_gon.train import fit
@@ -103,11 +103,14 @@ def summarise(trace: list[tuple[int, float | None]], window: int, norms=(), stea
 
 
 def run_seed(cfg, train, test, out: Path, window: int) -> dict:
-    """Train one seed into out; a stopped run (a non-finite loss, a divergence guard) is recorded, not raised."""
+    """Train one seed into out; a stopped run (a non-finite loss, a divergence guard) is recorded, not raised; a
+    signal (Ctrl-C, SIGTERM) is raised, ending the study, not recorded as this seed's divergence."""
     error, val = None, {}
     try:
         gon = fit(train, cfg, out, test, progress=False, overwrite=True)
         val = gon.last_validation
+    except Interrupted:
+        raise
     except GONError as e:
         error = str(e)
     s = summarise(loss_trace(out / "metrics.jsonl"), window, loss_trace(out / "metrics.jsonl", "grad_norm"),

@@ -198,3 +198,32 @@ def test_precision_seeds_calls_a_guard_stop_or_a_large_loss_a_collapse():
     chamfer = {"score": 2.0, "error": None}  # lower is better: a factor, not a difference
     assert not collapsed({"score": 5.0, "error": None}, chamfer, "sdf", 3.0)
     assert collapsed({"score": 7.0, "error": None}, chamfer, "sdf", 3.0)
+
+
+def test_a_signal_stops_a_seed_study_instead_of_counting_as_a_collapse(tmp_path, monkeypatch, capsys):
+    """SIGTERM to precision_seeds.py or stability.py stopped only the seed in training (the fit wrote its
+    checkpoint and raised Interrupted, a GONError): the study recorded a 'collapse' and went on to the next seed.
+    Now the signal ends the study with the CLI's exit status, and no result is written for the interrupted seed, so
+    running the study again trains it."""
+    import argparse
+
+    import precision_seeds
+    import stability
+    from common import run_benchmark
+    from implicit_gon.errors import Interrupted
+
+    def stopped(*args, **kwargs):
+        raise Interrupted("stopped by SIGTERM at step 3; checkpoint in RUN", 143)
+
+    monkeypatch.setattr(precision_seeds, "fit_run", stopped)
+    args = argparse.Namespace(steps=5, data_dir=None, signal="images", dataset="digits", paths=[], sets=[])
+    run = tmp_path / "fp32" / "seed0"
+    with pytest.raises(Interrupted):
+        precision_seeds.train_one(args, "fp32", 0, run)
+    assert not (run / "result.json").exists()
+    monkeypatch.setattr(stability, "fit", stopped)
+    with pytest.raises(Interrupted):
+        stability.run_seed(None, None, None, tmp_path / "seed0", 50)
+    with pytest.raises(SystemExit) as e:
+        run_benchmark(lambda: stopped())
+    assert e.value.code == 143 and capsys.readouterr().err == "error: stopped by SIGTERM at step 3; checkpoint in RUN\n"
