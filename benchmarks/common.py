@@ -43,6 +43,15 @@ def positive_list(kind):
     return parse
 
 
+def refuse_owned_sets(ap: argparse.ArgumentParser, sets: list[str], owned: dict[str, str]) -> None:
+    """A usage error for each --set of a field the benchmark sets itself (owned: field -> its own flag): applied last,
+    such a --set would silently win over that flag (--set train.steps=50000 made --steps 4000 run 50,000 steps)."""
+    for item in sets:
+        key = item.split("=", 1)[0].strip()
+        if key in owned:
+            ap.error(f"--set {item}: this benchmark sets {key} itself; use {owned[key]}")
+
+
 def writable_file(text: str) -> Path:
     """An argparse type: a file path whose folder exists and can be written (checked before any training)."""
     p = Path(text).expanduser()

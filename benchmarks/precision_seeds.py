@@ -24,7 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import positive, run_benchmark, shared_root
+from common import positive, refuse_owned_sets, run_benchmark, shared_root
 from implicit_gon.errors import DataError, GONError, Interrupted
 from implicit_gon.fitting import fit_run
 from implicit_gon.fsio import write_json
@@ -149,6 +149,8 @@ def main():
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override section.key=value")
     ap.add_argument("--out", type=Path, default=Path("precision_seeds"))
     args = ap.parse_args()
+    refuse_owned_sets(ap, args.sets, {"train.steps": "--steps", "train.seed": "--seeds", "train.precision": "--precisions",
+                                      "data.data_dir": "--data-dir"})
     args.precisions = args.precisions.split(",")
     if not set(args.precisions) <= {"fp32", "bf16", "fp16"} or len(set(args.precisions)) < len(args.precisions):
         ap.error(f"--precisions {','.join(args.precisions)}: distinct names among fp32, bf16, fp16")

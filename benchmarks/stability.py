@@ -26,7 +26,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import positive, run_benchmark, shared_root
+from common import positive, refuse_owned_sets, run_benchmark, shared_root
 from implicit_gon.config import resolve
 from implicit_gon.errors import DataError, GONError, Interrupted
 from implicit_gon.fsio import write_json
@@ -181,6 +181,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep each seed's run in OUT/seedS (else a temporary folder)")
     ap.add_argument("--runs", type=Path, nargs="+", default=None, help="only report runs already trained")
     args = ap.parse_args()
+    refuse_owned_sets(ap, args.sets, {"train.steps": "--steps", "train.max_time": "--seconds", "train.seed": "--seeds",
+                                      "train.device": "--device", "data.data_dir": "--data-dir"})
     if args.runs:
         return report_runs(args.runs, args.window)
     seeds = [0, 1, 2] if args.seeds is None else args.seeds

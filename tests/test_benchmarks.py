@@ -227,3 +227,19 @@ def test_a_signal_stops_a_seed_study_instead_of_counting_as_a_collapse(tmp_path,
     with pytest.raises(SystemExit) as e:
         run_benchmark(lambda: stopped())
     assert e.value.code == 143 and capsys.readouterr().err == "error: stopped by SIGTERM at step 3; checkpoint in RUN\n"
+
+
+@pytest.mark.parametrize("script, args, owned", [
+    ("stability.py", ["--steps", "4000", "--set", "train.steps=50000"], "--steps"),
+    ("stability.py", ["--seeds", "0,1", "--set", "train.seed=3"], "--seeds"),
+    ("precision_seeds.py", ["images", "--steps", "500", "--set", "train.steps=50000"], "--steps"),
+    ("precision_seeds.py", ["images", "--steps", "5", "--set", "train.precision=bf16"], "--precisions"),
+])
+def test_a_set_of_a_field_the_benchmark_owns_is_a_usage_error(script, args, owned, tmp_path):
+    """--set is applied last, so `--steps 4000 --set train.steps=50000` trained 50,000 steps without a word; a
+    field the benchmark sets from its own flag is now refused before anything is read or trained."""
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args, "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    line = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and "Traceback" not in p.stderr and args[-1] in line and owned in line, p.stderr
+    assert not (tmp_path / "out").exists()
