@@ -46,8 +46,9 @@ def positive_list(kind):
 def refuse_owned_sets(ap: argparse.ArgumentParser, sets: list[str], owned: dict[str, str]) -> None:
     """A usage error for each --set of a field the benchmark sets itself (owned: field -> its own flag): applied last,
     such a --set would silently win over that flag (--set train.steps=50000 made --steps 4000 run 50,000 steps)."""
+    from implicit_gon.config import parse_sets
     for item in sets:
-        key = item.split("=", 1)[0].strip()
+        key, = parse_sets([item])  # the config's own reading of a --set (a malformed one is refused as fit refuses it)
         if key in owned:
             ap.error(f"--set {item}: this benchmark sets {key} itself; use {owned[key]}")
 
