@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -43,14 +44,18 @@ def positive_list(kind):
     return parse
 
 
-def refuse_owned_sets(ap: argparse.ArgumentParser, sets: list[str], owned: dict[str, str]) -> None:
-    """A usage error for each --set of a field the benchmark sets itself (owned: field -> its own flag): applied last,
-    such a --set would silently win over that flag (--set train.steps=50000 made --steps 4000 run 50,000 steps)."""
+def refuse_owned_sets(ap: argparse.ArgumentParser, sets: list[str], owned: Iterable[str],
+                      flags: dict[str, str]) -> None:
+    """A usage error for each --set of a field the benchmark sets itself. owned: every such field (the keys of the
+    flags dict it resolves its config with, so the list cannot fall behind it); flags: the benchmark's own option for
+    the fields it takes from one. Applied last, such a --set would silently win (--set train.steps=50000 made
+    --steps 4000 run 50,000 steps; --set train.log_every=100 would thin a per-step trace)."""
     from implicit_gon.config import parse_sets
     for item in sets:
         key, = parse_sets([item])  # the config's own reading of a --set (a malformed one is refused as fit refuses it)
         if key in owned:
-            ap.error(f"--set {item}: this benchmark sets {key} itself; use {owned[key]}")
+            how = f"use {flags[key]}" if key in flags else "the study needs its own value"
+            ap.error(f"--set {item}: this benchmark sets {key} itself; {how}")
 
 
 def writable_file(text: str) -> Path:

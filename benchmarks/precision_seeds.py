@@ -55,6 +55,18 @@ def final_row(metrics: Path) -> dict:
     return {"steps": max((r.get("step", 0) for r in rows), default=0), **(val[-1] if val else {})}
 
 
+# the study's own flag for each field it takes from one (the others in study_flags it fixes)
+OWN_FLAGS = {"train.steps": "--steps", "train.seed": "--seeds", "train.precision": "--precisions",
+             "data.data_dir": "--data-dir"}
+
+
+def study_flags(args, precision: str, seed: int) -> dict:
+    """The fields every run takes from the study, not from the config (a --set of any is refused: it would win)."""
+    return {"train.steps": args.steps, "train.seed": seed, "train.precision": precision, "train.device": "cpu",
+            "train.ckpt_every": 10**9, "train.val_every": args.steps,  # the score is the last step's validation
+            **({"data.data_dir": str(args.data_dir)} if args.data_dir else {})}
+
+
 def train_one(args, precision: str, seed: int, run: Path) -> dict:
     """Fit one (precision, seed) into run (skipped when a finished result is there); a guard stop is a result, a
     signal (Ctrl-C, SIGTERM) stops the study with no result written, so running it again redoes this seed."""
@@ -62,10 +74,9 @@ def train_one(args, precision: str, seed: int, run: Path) -> dict:
     if done.is_file():
         return json.loads(done.read_text())
     error = None
-    flags = {"train.steps": args.steps, "train.seed": seed, "train.precision": precision, "train.device": "cpu",
-             "train.ckpt_every": 10**9, "train.val_every": args.steps, **({"data.data_dir": str(args.data_dir)} if args.data_dir else {})}
     try:
-        fit_run(args.signal, run, dataset=args.dataset, paths=args.paths or None, flags=flags, sets=args.sets,
+        fit_run(args.signal, run, dataset=args.dataset, paths=args.paths or None,
+                flags=study_flags(args, precision, seed), sets=args.sets,
                 progress=False)
     except Interrupted:
         raise
@@ -149,8 +160,7 @@ def main():
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override section.key=value")
     ap.add_argument("--out", type=Path, default=Path("precision_seeds"))
     args = ap.parse_args()
-    refuse_owned_sets(ap, args.sets, {"train.steps": "--steps", "train.seed": "--seeds", "train.precision": "--precisions",
-                                      "data.data_dir": "--data-dir"})
+    refuse_owned_sets(ap, args.sets, study_flags(args, "fp32", 0).keys() | OWN_FLAGS.keys(), OWN_FLAGS)
     args.precisions = args.precisions.split(",")
     if not set(args.precisions) <= {"fp32", "bf16", "fp16"} or len(set(args.precisions)) < len(args.precisions):
         ap.error(f"--precisions {','.join(args.precisions)}: distinct names among fp32, bf16, fp16")

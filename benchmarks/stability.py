@@ -160,10 +160,20 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+# the study's own flag for each field it takes from one (the others in study_flags it fixes)
+OWN_FLAGS = {"train.steps": "--steps", "train.max_time": "--seconds", "train.seed": "--seeds",
+             "train.device": "--device", "data.data_dir": "--data-dir"}
+
+
+def study_flags(args, folder: Path, seed: int) -> dict:
+    """The fields every seed's fit takes from the study, not from the config (a --set of any is refused: it would
+    win): the loss of every step is logged, and no periodic checkpoint interrupts the trace."""
+    return {"data.data_dir": str(folder), "train.seed": seed, "train.log_every": 1, "train.ckpt_every": 10**9,
+            "train.steps": args.steps, "train.max_time": args.seconds, "train.device": args.device}
+
+
 def seed_config(args, folder: Path, seed: int):
-    flags = {"data.data_dir": str(folder), "train.seed": seed, "train.log_every": 1, "train.ckpt_every": 10**9,
-             "train.steps": args.steps, "train.max_time": args.seconds, "train.device": args.device}
-    return resolve("images", args.dataset, None, flags, args.sets)
+    return resolve("images", args.dataset, None, study_flags(args, folder, seed), args.sets)
 
 
 def main():
@@ -181,8 +191,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep each seed's run in OUT/seedS (else a temporary folder)")
     ap.add_argument("--runs", type=Path, nargs="+", default=None, help="only report runs already trained")
     args = ap.parse_args()
-    refuse_owned_sets(ap, args.sets, {"train.steps": "--steps", "train.max_time": "--seconds", "train.seed": "--seeds",
-                                      "train.device": "--device", "data.data_dir": "--data-dir"})
+    refuse_owned_sets(ap, args.sets, study_flags(args, Path(), 0).keys() | OWN_FLAGS.keys(), OWN_FLAGS)
     if args.runs:
         return report_runs(args.runs, args.window)
     seeds = [0, 1, 2] if args.seeds is None else args.seeds

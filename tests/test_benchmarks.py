@@ -234,6 +234,9 @@ def test_a_signal_stops_a_seed_study_instead_of_counting_as_a_collapse(tmp_path,
     ("stability.py", ["--seeds", "0,1", "--set", "train.seed=3"], "--seeds"),
     ("precision_seeds.py", ["images", "--steps", "500", "--set", "train.steps=50000"], "--steps"),
     ("precision_seeds.py", ["images", "--steps", "5", "--set", "train.precision=bf16"], "--precisions"),
+    # fields the study fixes without a flag: a per-step trace, the score at the last step
+    ("stability.py", ["--steps", "40", "--set", "train.log_every=100"], "needs its own value"),
+    ("precision_seeds.py", ["images", "--steps", "5", "--set", "train.val_every=1"], "needs its own value"),
 ])
 def test_a_set_of_a_field_the_benchmark_owns_is_a_usage_error(script, args, owned, tmp_path):
     """--set is applied last, so `--steps 4000 --set train.steps=50000` trained 50,000 steps without a word; a
