@@ -233,8 +233,8 @@ class TrainConfig:
     sampling: str = param("uniform", choices=("uniform", "stratified"))
     """How each step's Monte Carlo subset of coordinates is drawn: `uniform` (without replacement), or `stratified`,
     one pixel drawn uniformly in each b x b block of the grid (a jittered grid; images, with train.points = 1 / b^2
-    for a whole b that divides the resolution: 0.25 is 2 x 2 blocks). Both are unbiased; stratified estimates
-    have lower variance."""
+    for a whole b up to the resolution: 0.25 is 2 x 2 blocks; where b does not divide it, draws in the overhanging
+    last blocks that land outside are dropped). Both are unbiased; stratified estimates have lower variance."""
     encode: str = param("subset", choices=("subset", "full"))
     """Where the gradient step encodes in training: `subset`, the outer loss's Monte Carlo points (the paper), or
     `full`, every pixel, as at test time, with train.points thinning only the outer loss (images; the shared origin
@@ -606,9 +606,9 @@ def _check_strata(points: float, d: DataConfig, source: str) -> None:
     if b is None:
         raise GONError(f"{source}: train.points = {points:g}: stratified sampling draws one pixel per b x b block, so "
                        f"points must be 1 / b^2 (0.25, 0.111, 0.0625, ...), or set train.sampling=uniform")
-    if d.res is not None and d.res % b:
-        raise GONError(f"{source}: train.points = {points:g} is {b} x {b} blocks, which do not tile data.res = {d.res} "
-                       f"(set train.sampling=uniform)")
+    if d.res is not None and b > d.res:
+        raise GONError(f"{source}: train.points = {points:g} is {b} x {b} blocks, larger than the image (data.res = "
+                       f"{d.res}); raise train.points or set train.sampling=uniform")
 
 
 def check_rules(cfg: Config, source: str = "config") -> Config:

@@ -112,19 +112,25 @@ def task_signal(data, task: str, split: str = "train", res: int | None = None, c
 def stratified_subset(res: int, points: float, generator: torch.Generator) -> tuple[torch.Tensor | None, float]:
     """One pixel drawn uniformly in each b x b block of the res x res grid, b = 1 / sqrt(points), and the scale b^2.
     Every pixel is drawn with probability 1 / b^2, so the scaled sum is unbiased, as a uniform subset's is; but no
-    two points fall in one block, so the estimate varies less from draw to draw (neighbouring pixels are alike)."""
+    two points fall in one block, so the estimate varies less from draw to draw (neighbouring pixels are alike).
+    Where b does not divide res, the last row and column of blocks overhang the grid and a draw landing outside is
+    dropped: each pixel keeps probability 1 / b^2, and the count varies a little from step to step."""
     from implicit_gon.config import strata_block
     from implicit_gon.errors import GONError
     b = strata_block(points)
-    if b is None or res % b:
-        raise GONError(f"train.points = {points:g}: stratified sampling needs 1 / b^2 for a whole b that divides the "
-                       f"resolution {res}")
+    if b is None or b > res:
+        raise GONError(f"train.points = {points:g}: stratified sampling needs 1 / b^2 for a whole b no larger than "
+                       f"the resolution {res}")
     if b == 1:
         return None, 1.0
-    m = res // b
+    m = -(-res // b)  # blocks per side, the last overhanging the grid where b does not divide res
     oy, ox = torch.randint(0, b, (2, m, m), generator=generator)  # each block's offset
     by, bx = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
-    return ((by * b + oy) * res + bx * b + ox).flatten(), float(b * b)  # (m * m,) raster indices
+    y, x = by * b + oy, bx * b + ox  # (m, m) each
+    if res % b:
+        inside = (y < res) & (x < res)
+        y, x = y[inside], x[inside]
+    return (y * res + x).flatten(), float(b * b)  # (<= m * m,) raster indices
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:

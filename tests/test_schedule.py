@@ -146,8 +146,37 @@ def test_stratified_subsets_take_one_pixel_per_block_and_are_unbiased_with_less_
     assert est[True].std() < 0.6 * est[False].std()
 
 
+@pytest.mark.parametrize("res, b", [(10, 4), (28, 3), (7, 7), (9, 2)])
+def test_stratified_blocks_that_overhang_the_grid_keep_every_pixel_at_probability_one_over_b_squared(res, b):
+    """Where b does not divide res, the last blocks overhang the image and a draw outside is dropped: every pixel,
+    edges included, is still drawn with probability 1 / b^2 (the scaled sum stays unbiased), never twice a step."""
+    import numpy as np
+
+    from signals.images import stratified_subset
+    gen, draws = torch.Generator().manual_seed(1), 4000
+    counts = np.zeros(res * res)
+    for _ in range(draws):
+        sub, scale = stratified_subset(res, 1 / b ** 2, gen)
+        assert scale == b * b and len(set(sub.tolist())) == len(sub) and 0 <= sub.min() and sub.max() < res * res
+        counts[sub.numpy()] += 1
+    p = 1 / b ** 2
+    sd = (draws * p * (1 - p)) ** 0.5
+    assert np.abs(counts - draws * p).max() < 5 * sd  # Binomial(4000, 1/b^2) per pixel: 5 sd of 100-784 pixels
+
+
+def test_stratified_draws_are_unchanged_where_the_blocks_tile_the_grid():
+    """The overhang changes nothing where b divides res: the same generator gives the same subset as the plain
+    tiling (one pixel in each block, (res / b)^2 of them), so runs and checkpoints made before it resume alike."""
+    from signals.images import stratified_subset
+    sub, _ = stratified_subset(28, 1 / 16, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    oy, ox = torch.randint(0, 4, (2, 7, 7), generator=gen)
+    by, bx = torch.meshgrid(torch.arange(7), torch.arange(7), indexing="ij")
+    assert torch.equal(sub, ((by * 4 + oy) * 28 + bx * 4 + ox).flatten())
+
+
 @pytest.mark.parametrize("sets, needle", [({"train.points": 0.3}, "must be 1 / b.2"),
-                                          ({"train.points": 1 / 9}, "3 x 3 blocks, which do not tile data.res = 28"),
+                                          ({"train.points": 1 / 1024}, "32 x 32 blocks, larger than the image .data.res = 28"),
                                           ({"data.signal": "sdf"}, "for image grids")])
 def test_stratified_sampling_refuses_what_it_cannot_tile(sets, needle):
     from implicit_gon.config import resolve
