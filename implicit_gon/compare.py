@@ -178,8 +178,10 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     out = check_out(Path(out), resume)
     base = {**(flags or {}), "model.decoder": decoder, "train.val_samples": val_samples}
     train_sig, val_sig, steps, bs = data_and_budget(dataset, methods[0], base, sets, steps, epochs)
-    base.update({"train.steps": steps, "train.val_every": val_every or max(1, steps // 10),
-                 "train.ckpt_every": max(steps, 1)})
+    every = val_every or max(1, steps // 10)
+    # a checkpoint at each curve point: a run the divergence guard stops keeps its folder (the last good
+    # checkpoint and its curve up to the stop) instead of losing it with no checkpoint written
+    base.update({"train.steps": steps, "train.val_every": every, "train.ckpt_every": every})
     configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
     check_keys_read(configs, given_keys(flags, sets))
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
@@ -192,9 +194,18 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     metric = "bits_per_dim" if variational else "sse"
     config = functools.partial(run_config, dataset, flags=base, sets=sets)  # (method, seed) -> its Config
     runs = [(m, s) for m in methods for s in range(seeds)]
-    results = train_all(out, runs, config, resume, Scoring(train_sig, val_sig, n_fit, n_val, log), metric)
-    return write_table(out, summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs),
-                       results)
+    results, stopped = train_all(out, runs, config, resume, Scoring(train_sig, val_sig, n_fit, n_val, log), metric)
+    table = None
+    if results:
+        table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs)
+        table = write_table(out, {**table, "stopped": stopped}, results)
+    if stopped:
+        first = stopped[0]
+        raise GONError(f"compare: {len(stopped)} of {len(runs)} runs stopped by the divergence guard, first "
+                       f"{first['method']} seed {first['seed']} ({first['why']}); "
+                       + ("table.md lists them apart from the others" if table else "no run finished, so no table")
+                       + "; to train through a slow rise, run them with --set train.drift_factor=0 in another --out")
+    return table
 
 
 def data_and_budget(dataset: str, method: str, base: dict[str, Any], sets, steps: int | None,
@@ -210,18 +221,26 @@ def data_and_budget(dataset: str, method: str, base: dict[str, Any], sets, steps
 
 
 def train_all(out: Path, runs: list[tuple[str, int]], config, resume: bool, sc: Scoring,
-              metric: str) -> dict[str, list[dict[str, Any]]]:
+              metric: str) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """Train and score each (method, seed) of runs in turn with config(method, seed), a line logged per run:
-    per method, its rows."""
+    per method, its rows (methods with a finished run), and the runs the divergence guard stopped. A stopped run
+    is a finding about its method (the paper's detach rises slowly at its 500 epochs), not the end of the others."""
+    from .guard import Diverged
     results: dict[str, list[dict[str, Any]]] = {m: [] for m, _ in runs}
+    stopped: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for k, (m, s) in enumerate(runs, 1):
         tag = f"[{k}/{len(runs)}] {m} seed {s}"
-        row = train_one(out / f"{m}-s{s}", m, config(m, s), resume, sc, tag)
+        try:
+            row = train_one(out / f"{m}-s{s}", m, config(m, s), resume, sc, tag)
+        except Diverged as e:
+            stopped.append({"method": m, "seed": s, "why": str(e)})
+            sc.log(f"{tag}: {e}; left out of the table")
+            continue
         results[m].append(row)
         sc.log(f"{tag}: held-out {metric} {row[metric]:.4g}, training split {row['train'][metric]:.4g} "
                f"({row['seconds']:.0f} s; {time.perf_counter() - t_all:.0f} s so far)")
-    return results
+    return {m: rs for m, rs in results.items() if rs}, stopped
 
 
 def write_table(out: Path, table: dict[str, Any], results) -> dict[str, Any]:
@@ -410,9 +429,18 @@ def markdown(t: dict[str, Any]) -> str:
         lines += ["", f"minus {ref}: the method's figure less {ref}'s on the same seed (the same decoder "
                       "initialisation and batches)" + (", mean ± std over seeds." if t["seeds"] > 1 else ".")]
     lines += ["", "training split: the first training images, each encoded as the held-out ones are; gap: held-out "
-              "less training split, same seed.", "", *claims(t, table_no), *along_training(t),
+              "less training split, same seed.", "", *stopped_lines(t), *claims(t, table_no), *along_training(t),
               f"Paper: {t['paper_source']}", ""]
     return "\n".join(lines)
+
+
+def stopped_lines(t: dict[str, Any]) -> list[str]:
+    """The runs the divergence guard stopped (left out of the rows above), as markdown lines."""
+    stopped = t.get("stopped") or []
+    if not stopped:
+        return []
+    return ["Stopped by the divergence guard, left out of the rows above (each run's folder keeps its curve and "
+            "its last good checkpoint):", "", *(f"- {r['method']} seed {r['seed']}: {r['why']}" for r in stopped), ""]
 
 
 def claims(t: dict[str, Any], table_no: int) -> list[str]:

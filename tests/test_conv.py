@@ -295,6 +295,45 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     assert width > 1.5 * height  # the second panel: each method less gon on the same seed
 
 
+def test_a_run_the_guard_stops_is_left_out_and_the_others_go_on(tmp_path, shared_data, capsys, monkeypatch):
+    """At the paper's 500 epochs detach's loss rose slowly and the divergence guard stopped it: the whole comparison
+    ended there, no table was written and the stopped run's folder (its curve) was removed. Now the other runs go
+    on, the table is written without it and lists it, its folder keeps its curve and last good checkpoint, and
+    compare exits 1 with one line."""
+    import implicit_gon.train as train_mod
+    real_fit = train_mod.fit
+
+    def poison_detach(gon, seconds):  # after step 2 every weight is NaN: step 3's loss is NaN
+        if gon.step == 2:
+            with torch.no_grad():
+                for p in gon.model.parameters():
+                    p.fill_(float("nan"))
+
+    def fit(signal, cfg, run, *a, **k):
+        return real_fit(signal, cfg, run, *a, **k, **({"on_step": poison_detach} if cfg.gon.detach else {}))
+
+    monkeypatch.setattr(train_mod, "fit", fit)
+    out = tmp_path / "cmp"
+    code, _, err = run_cli(["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods",
+                            "gon,detach,ae", "--steps", "4", "--seeds", "1", "--val-every", "1", "--val-samples", "8",
+                            "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err and last.startswith("error: compare: 1 of 3 runs stopped")
+    assert "detach seed 0" in last and "train.drift_factor=0" in last and "[3/3] ae seed 0: held-out" in err
+    table = json.loads((out / "table.json").read_text())
+    assert set(table["methods"]) == {"gon", "ae"} and table["stopped"][0]["method"] == "detach"
+    assert "- detach seed 0: training diverged" in (out / "table.md").read_text()
+    kept = out / "detach-s0"  # its curve up to the stop, and its last good checkpoint: step 1 (step 2's save
+    rows = [json.loads(r) for r in (kept / "metrics.jsonl").read_text().splitlines()]  # met the NaN, was refused)
+    assert np.isfinite(next(r["val_sse"] for r in rows if r["step"] == 1 and "val_sse" in r))
+    assert GON.load(kept, "cpu").step == 1
+    code, _, err = run_cli(["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods",
+                            "gon,detach,ae", "--steps", "4", "--seeds", "1", "--val-every", "1", "--val-samples", "8",
+                            "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out, "--resume"],
+                           capsys)
+    assert code == 1 and err.count("skipped") == 2  # --resume trains the stopped run again, not the finished ones
+
+
 def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
     from implicit_gon.compare import load_curves, paired_curves
 
