@@ -199,13 +199,18 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     if results:
         table = summarise(results, dataset, decoder, metric, steps, seeds, len(train_sig), n_val, bs)
         table = write_table(out, {**table, "stopped": stopped}, results)
+    refuse_stopped(stopped, len(runs), table is not None)
+    return table
+
+
+def refuse_stopped(stopped: list[dict[str, Any]], runs: int, written: bool) -> None:
+    """One line (exit 1) when the divergence guard stopped any run, after the table of the others is written."""
     if stopped:
         first = stopped[0]
-        raise GONError(f"compare: {len(stopped)} of {len(runs)} runs stopped by the divergence guard, first "
+        raise GONError(f"compare: {len(stopped)} of {runs} runs stopped by the divergence guard, first "
                        f"{first['method']} seed {first['seed']} ({first['why']}); "
-                       + ("table.md lists them apart from the others" if table else "no run finished, so no table")
+                       + ("table.md lists them apart from the others" if written else "no run finished, so no table")
                        + "; to train through a slow rise, run them with --set train.drift_factor=0 in another --out")
-    return table
 
 
 def data_and_budget(dataset: str, method: str, base: dict[str, Any], sets, steps: int | None,

@@ -300,7 +300,8 @@ def test_a_run_the_guard_stops_is_left_out_and_the_others_go_on(tmp_path, shared
     ended there, no table was written and the stopped run's folder (its curve) was removed. Now the other runs go
     on, the table is written without it and lists it, its folder keeps its curve and last good checkpoint, and
     compare exits 1 with one line."""
-    import implicit_gon.train as train_mod
+    import importlib
+    train_mod = importlib.import_module("implicit_gon.train")  # the module: the package exports a function `train`
     real_fit = train_mod.fit
 
     def poison_detach(gon, seconds):  # after step 2 every weight is NaN: step 3's loss is NaN
