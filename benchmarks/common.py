@@ -46,11 +46,12 @@ def positive_list(kind):
 
 def refuse_owned_sets(ap: argparse.ArgumentParser, sets: list[str], owned: Iterable[str],
                       flags: dict[str, str]) -> None:
-    """A usage error for each --set of a field the benchmark sets itself. owned: every such field (the keys of the
-    flags dict it resolves its config with, so the list cannot fall behind it); flags: the benchmark's own option for
-    the fields it takes from one. Applied last, such a --set would silently win (--set train.steps=50000 made
-    --steps 4000 run 50,000 steps; --set train.log_every=100 would thin a per-step trace)."""
+    """A usage error for each --set of a field the benchmark sets itself: owned (the keys of the flags dict it
+    resolves its config with, so the list cannot fall behind it) and flags (its own option for each field it takes
+    from one, set or not). Applied last, such a --set would silently win (--set train.steps=50000 made --steps 4000
+    run 50,000 steps; --set train.log_every=100 would thin a per-step trace)."""
     from implicit_gon.config import parse_sets
+    owned = set(owned) | set(flags)
     for item in sets:
         key, = parse_sets([item])  # the config's own reading of a --set (a malformed one is refused as fit refuses it)
         if key in owned:

@@ -160,7 +160,7 @@ def main():
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override section.key=value")
     ap.add_argument("--out", type=Path, default=Path("precision_seeds"))
     args = ap.parse_args()
-    refuse_owned_sets(ap, args.sets, study_flags(args, "fp32", 0).keys() | OWN_FLAGS.keys(), OWN_FLAGS)
+    refuse_owned_sets(ap, args.sets, study_flags(args, "fp32", 0), OWN_FLAGS)
     args.precisions = args.precisions.split(",")
     if not set(args.precisions) <= {"fp32", "bf16", "fp16"} or len(set(args.precisions)) < len(args.precisions):
         ap.error(f"--precisions {','.join(args.precisions)}: distinct names among fp32, bf16, fp16")

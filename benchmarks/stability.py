@@ -191,7 +191,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep each seed's run in OUT/seedS (else a temporary folder)")
     ap.add_argument("--runs", type=Path, nargs="+", default=None, help="only report runs already trained")
     args = ap.parse_args()
-    refuse_owned_sets(ap, args.sets, study_flags(args, Path(), 0).keys() | OWN_FLAGS.keys(), OWN_FLAGS)
+    refuse_owned_sets(ap, args.sets, study_flags(args, Path(), 0), OWN_FLAGS)
     if args.runs:
         return report_runs(args.runs, args.window)
     seeds = [0, 1, 2] if args.seeds is None else args.seeds
