@@ -74,7 +74,8 @@ def run_engine(cfg, train, test, seconds: float, marks: int) -> dict:
         gon.model.load_state_dict(state)
         r = evaluate(gon, test)
         curve.append({"seconds": s, "step": step, "psnr": r["psnr"], "sse": r["sse"]})
-    return {"steps": gon.step, "steps_per_s": gon.step / gon.train_state["elapsed"], "curve": curve}
+    return {"steps": gon.step, "steps_per_s": gon.step / gon.train_state["elapsed"],
+            "precision": gon.train_state["precision"], "curve": curve}  # what `auto` chose on this machine
 
 
 def run_eq12(cfg, train, test, seconds: float, marks: int) -> dict:
@@ -155,7 +156,7 @@ def report(result: dict, out: Path) -> None:
         if name in result:
             r, end = result[name], result[name]["curve"][-1]
             print(f"{name:7s} {r['steps']:6d} steps  {r['steps_per_s']:6.2f} steps/s  held-out PSNR {end['psnr']:6.2f} dB"
-                  f"  SSE {end['sse']:7.2f}")
+                  f"  SSE {end['sse']:7.2f}  {r.get('precision', 'fp32')}")
     if "eq12" in result:
         e, b = result["engine"], result["eq12"]
         print(f"lead    {e['curve'][-1]['psnr'] - b['curve'][-1]['psnr']:+.2f} dB, "

@@ -5,6 +5,7 @@ than the signal's finest detail; the matrix products run in the low precision.""
 from __future__ import annotations
 
 import contextlib
+import time
 
 import torch
 
@@ -27,20 +28,64 @@ def native_bf16(device: torch.device | str) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(name: str, device: torch.device | str) -> str:
-    """`auto`: bf16 where the device has it natively (1.6-1.8x faster per step on an AVX-512 BF16 CPU), fp32
-    elsewhere. Other names are themselves. The MNIST config's choice: with its 200-step warm-up, 10 of 10 seeds
-    train in bf16 within 0.2 dB of float32 (docs/performance.md, "bf16 over ten seeds"); the others keep fp32."""
+BF16_MIN_SPEEDUP = 1.25
+"""`auto` takes bf16 on a CPU only where its probe layer runs at least this much faster than in float32. The
+probe's ratio is more extreme than a whole step's in both directions (AMX: layer 2.7-3.2x, MNIST step 1.6x;
+AVX-512 BF16 without AMX: layer 0.57-0.86x, step 0.75x), so 1.25 separates them with room for a noisy clock."""
+
+PROBE_ROWS, PROBE_MAX_WIDTH = 4096, 1024  # bounds the probe's memory (16 MB of activations) and time (< 1 s)
+
+
+def _time_layer(lin: torch.nn.Linear, x: torch.Tensor, dtype: torch.dtype | None) -> float:
+    """Seconds for one forward and backward of two sine layers (x: (rows, width)), autocast to dtype or float32,
+    sine arguments in float32 as in siren.py."""
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=dtype) if dtype else torch.autocast("cpu", enabled=False):
+        y = lin(torch.sin(30 * lin(x).float()))  # (rows, width)
+    y.float().sum().backward()
+    return time.perf_counter() - t0
+
+
+def bf16_speedup(width: int, reps: int = 3) -> float:
+    """float32 time over bf16 time for a hidden SIREN layer of `width` on this CPU, forward and backward. A CPU
+    flag says bf16 instructions exist, not that they win: with AVX-512 BF16 alone an Intel core runs the step
+    slower in bf16 than in float32 (docs/speed.md). Runs interleave and the fastest of each counts, so a busy
+    machine slows both alike."""
+    width = min(width, PROBE_MAX_WIDTH)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(PROBE_ROWS, width, generator=g)  # (rows, width)
+    lin = torch.nn.Linear(width, width)
+    best = {"fp32": float("inf"), "bf16": float("inf")}
+    for i in range(reps + 1):  # the first pair warms the kernels up and is not counted
+        for name in best:
+            t = _time_layer(lin, x, DTYPES[name])
+            best[name] = min(best[name], t) if i else best[name]
+    return best["fp32"] / best["bf16"]
+
+
+def resolve_precision(name: str, device: torch.device | str, width: int = 256, chosen: str | None = None) -> str:
+    """`auto`: bf16 where the device has it natively and it pays, fp32 elsewhere. Other names are themselves.
+    - `chosen`: what `auto` chose when this run started; a resumed run keeps it, so it continues bit-exactly.
+    - a CUDA GPU from Ampere on: bf16 (its tensor cores are always the faster path).
+    - a CPU with AVX-512 BF16 or AMX: bf16 if a probe layer of the run's width is BF16_MIN_SPEEDUP faster.
+    The MNIST config's choice: with its 200-step warm-up, 10 of 10 seeds train in bf16 within 0.2 dB of float32
+    (docs/performance.md, "bf16 over ten seeds"); the others keep fp32."""
     if name != "auto":
         return name
-    return "bf16" if native_bf16(device) else "fp32"
+    if chosen in DTYPES:
+        return chosen
+    if not native_bf16(device):
+        return "fp32"
+    if torch.device(device).type == "cuda":
+        return "bf16"
+    return "bf16" if bf16_speedup(width) >= BF16_MIN_SPEEDUP else "fp32"
 
 
 class Precision:
     """One training precision on one device: autocast context, backward, unscale and optimiser step."""
 
-    def __init__(self, name: str, device: torch.device | str):
-        name = resolve_precision(name, device)
+    def __init__(self, name: str, device: torch.device | str, width: int = 256, chosen: str | None = None):
+        name = resolve_precision(name, device, width, chosen)
         self.name, self.dtype = name, DTYPES[name]
         self.device_type = torch.device(device).type
         self.scaler = torch.amp.GradScaler(self.device_type) if name == "fp16" else None

@@ -200,6 +200,19 @@ class _Loop:
     rate: float = 0.0  # steps per second of this invocation
 
 
+def _precision(gon: GON, dist: Dist) -> Precision:
+    """The run's arithmetic. `auto` is decided once, when the run starts (rank 0's probe, every rank's choice),
+    and kept in train_state: a resumed run continues in it, whatever the machine's load when it resumes."""
+    tc = gon.cfg.train
+    amp = Precision(tc.precision, gon.device, gon.cfg.model.hidden, gon.train_state.get("auto_chose"))
+    if tc.precision == "auto":
+        bf16 = agree_value(dist, float(amp.name == "bf16"), gon.device)
+        amp = Precision("bf16" if bf16 else "fp32", gon.device)
+        gon.train_state["auto_chose"] = amp.name
+    gon.train_state["precision"] = amp.name  # what the run trained in, kept with it
+    return amp
+
+
 def _start(gon: GON, signal, run: Path, val_signal, optimizer_state, progress: bool, dist: Dist,
            clock) -> _Loop:
     """Everything a run needs before its first step: the optimiser (with a resumed run's state), precision, early
@@ -215,8 +228,7 @@ def _start(gon: GON, signal, run: Path, val_signal, optimizer_state, progress: b
     base_lr = [g["lr"] for g in opt.param_groups]
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-    amp = Precision(tc.precision, gon.device)
-    gon.train_state["precision"] = amp.name  # what `auto` chose on this device, kept with the run
+    amp = _precision(gon, dist)
     writer = _tensorboard(run) if tc.tensorboard and dist.main else None
     validating = val_signal is not None and tc.val_every > 0
     if tc.patience and not validating:

@@ -63,6 +63,7 @@ def test_time_to_quality_trains_both_for_the_budget_and_writes_the_curve(tmp_pat
         assert curve[-1]["seconds"] > 2.9 and 0 < r[name]["steps"] < 5000  # no upper time bound: machines vary
         assert all(5 < c["psnr"] < 40 and c["sse"] > 0 for c in curve)
     assert r["engine"]["steps_per_s"] > 0 and r["eq12"]["steps_per_s"] > 0  # which is faster is the benchmark's to say
+    assert r["engine"]["precision"] in ("fp32", "bf16")  # what the MNIST config's `auto` chose here, recorded
     assert (out / "time_to_quality.png").read_bytes()[:4] == b"\x89PNG"
     assert "lead" in p.stdout and "steps/s" in p.stdout
 

@@ -183,15 +183,3 @@ def test_stratified_sampling_refuses_what_it_cannot_tile(sets, needle):
     sig = sets.pop("data.signal", "images")
     with pytest.raises(GONError, match=needle):
         resolve(sig, "default" if sig == "sdf" else "mnist", None, {"train.sampling": "stratified", **sets})
-
-
-@pytest.mark.parametrize("native, want", [(True, "bf16"), (False, "fp32")])
-def test_precision_auto_picks_bf16_only_where_the_device_has_it_and_the_run_records_it(native, want, tmp_path,
-                                                                                     monkeypatch):
-    import implicit_gon.precision as precision
-    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
-    assert precision.Precision("auto", "cpu").name == want and precision.Precision("fp32", "cpu").name == "fp32"
-    cfg, sig = small_cfg(steps=1, precision="auto"), signal()
-    gon = new_gon(cfg, sig)
-    train(gon, sig, tmp_path, progress=False)
-    assert GON.load(tmp_path, "cpu").train_state["precision"] == want

@@ -1,0 +1,70 @@
+"""Mixed precision's `auto`: bf16 only where the device has it natively and, on a CPU, a probe layer shows it pays;
+decided once when a run starts and kept by --resume."""
+import math
+
+import pytest
+
+import implicit_gon.precision as precision
+from implicit_gon import GON
+from implicit_gon.train import train
+from test_checkpoint import new_gon, signal, small_cfg
+from test_schedule import Interrupt, stop_at
+
+
+def fake_probe(monkeypatch, native: bool, speedup: float) -> list[int]:
+    """The device's flag and the probe's ratio as given; returns the widths the probe was asked for."""
+    asked = []
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
+    monkeypatch.setattr(precision, "bf16_speedup", lambda width: asked.append(width) or speedup)
+    return asked
+
+
+@pytest.mark.parametrize("native, speedup, want, probed", [(True, 2.7, "bf16", True), (True, 1.1, "fp32", True),
+                                                           (False, 2.7, "fp32", False)])
+def test_auto_takes_bf16_only_where_the_device_has_it_and_the_probe_shows_it_pays(native, speedup, want, probed,
+                                                                                  tmp_path, monkeypatch):
+    asked = fake_probe(monkeypatch, native, speedup)
+    cfg, sig = small_cfg(steps=1, precision="auto"), signal()
+    train(new_gon(cfg, sig), sig, tmp_path, progress=False)
+    state = GON.load(tmp_path, "cpu").train_state
+    assert state["precision"] == want and state["auto_chose"] == want
+    assert asked == ([cfg.model.hidden] if probed else [])  # no probe without native bf16: emulation never pays
+
+
+def test_named_precisions_are_never_probed(monkeypatch):
+    asked = fake_probe(monkeypatch, True, 2.7)
+    assert [precision.Precision(n, "cpu").name for n in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
+    assert asked == []
+
+
+def test_a_resumed_run_keeps_what_auto_chose_whatever_the_probe_says_now(tmp_path, monkeypatch):
+    cfg, sig = small_cfg(steps=4, precision="auto"), signal()
+    fake_probe(monkeypatch, True, 2.7)
+    with pytest.raises(Interrupt):
+        train(new_gon(cfg, sig), sig, tmp_path, progress=False, on_step=stop_at(3))
+    asked = fake_probe(monkeypatch, True, 0.6)  # the machine is now one where bf16 does not pay
+    resumed, opt = GON.load(tmp_path, "cpu", with_optimizer=True)
+    assert resumed.step == 2
+    train(resumed, sig, tmp_path, optimizer_state=opt, progress=False)
+    assert GON.load(tmp_path, "cpu").train_state["precision"] == "bf16" and asked == []
+
+
+def test_a_run_started_in_a_named_precision_and_resumed_with_auto_is_probed(tmp_path, monkeypatch):
+    cfg, sig = small_cfg(steps=4, precision="fp32"), signal()
+    with pytest.raises(Interrupt):
+        train(new_gon(cfg, sig), sig, tmp_path, progress=False, on_step=stop_at(3))
+    asked = fake_probe(monkeypatch, True, 2.7)
+    resumed, opt = GON.load(tmp_path, "cpu", with_optimizer=True)
+    resumed.cfg.train.precision = "auto"
+    train(resumed, sig, tmp_path, optimizer_state=opt, progress=False)
+    assert GON.load(tmp_path, "cpu").train_state["precision"] == "bf16" and asked == [cfg.model.hidden]
+
+
+def test_the_probe_measures_a_ratio_on_this_cpu_and_bounds_its_layer(monkeypatch):
+    assert math.isfinite(ratio := precision.bf16_speedup(16, reps=1)) and ratio > 0
+    shapes = []
+    real = precision._time_layer
+    monkeypatch.setattr(precision, "_time_layer", lambda lin, x, dtype: shapes.append(tuple(x.shape)) or
+                        real(lin, x[:8], dtype))
+    precision.bf16_speedup(16384, reps=1)  # the widest model a config allows: the probe stays at 1,024
+    assert set(shapes) == {(precision.PROBE_ROWS, precision.PROBE_MAX_WIDTH)} and len(shapes) == 4
