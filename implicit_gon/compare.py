@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import torch
 
 from . import jsonio, paper_tables, registry
-from .config import flag_keys, given_keys, range_of, trains_elbo, unread_keys, where_keys
+from .config import flag_keys, given_keys, guard_keys, range_of, trains_elbo, unread_keys, where_keys
 from .errors import GONError, natural_list
 from .fsio import atomic_path, write_json
 
@@ -78,19 +78,33 @@ def check_sets(sets) -> None:
 
 
 def check_finished(run: Path, cfg) -> None:
-    """--resume reuses a finished run only if it was trained with the config this comparison gives it (fields
-    that say only where it read, ran and wrote, config.where_keys(), may differ)."""
+    """--resume reuses a finished run only if it was trained with the config this comparison gives it. Fields that
+    say only where it read, ran and wrote (config.where_keys()) may differ, and so may the divergence guard's
+    (config.guard_keys()) where the guard never acted in the run: it finished, so it never stopped, and it never
+    rolled back, so its steps are those of any threshold it did not reach (a detach row trained with the drift
+    guard off joins a table whose other rows kept it on)."""
     from .config import Config
     try:
         stored = Config.from_dict(jsonio.read(run / "config.json")["config"]).to_dict()
     except (OSError, ValueError, KeyError, TypeError, GONError) as e:
         raise GONError(f"{run}/config.json: unreadable ({e}); remove {run} to train it again") from None
     want, where = cfg.to_dict(), where_keys()
+    if not rolled_back(run):
+        where |= guard_keys()
     for section, fields in want.items():
         for k, v in fields.items():
             if f"{section}.{k}" not in where and stored[section][k] != v:
                 raise GONError(f"compare --resume: {run} was trained with {section}.{k} = {stored[section][k]!r}, "
                                f"this comparison gives {v!r}; use another --out, or remove {run}")
+
+
+def rolled_back(run: Path) -> bool:
+    """Whether the divergence guard rolled the run back (an `event: rollback` row); unreadable metrics count as yes,
+    so only a run known to be untouched by the guard is reused across guard thresholds."""
+    try:
+        return any(isinstance(r, dict) and r.get("event") == "rollback" for r in jsonio.iter_lines(run / "metrics.jsonl"))
+    except OSError:
+        return True
 
 
 MANIFEST = "comparison.json"

@@ -43,8 +43,8 @@ def param(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | No
     unknown = set(meta) - set(META)
     if unknown:
         raise TypeError(f"unknown config field metadata {sorted(unknown)} (known: {', '.join(META)})")
-    if meta.get("resume", True) not in (True, "where"):
-        raise TypeError(f"config field metadata resume={meta['resume']!r}: True or \"where\"")
+    if meta.get("resume", True) not in (True, "where", "guard"):
+        raise TypeError(f"config field metadata resume={meta['resume']!r}: True, \"where\" or \"guard\"")
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -190,20 +190,20 @@ class TrainConfig:
     keep: int = param(3, min=1, max=1000, resume="where")
     """Checkpoints kept on disk: RUN/checkpoint.safetensors (the last) and the keep - 1 before it as
     RUN/checkpoint-STEP.safetensors; RUN/best.safetensors is kept besides."""
-    divergence_factor: float = param(10.0, min=0, max=1e9, resume=True)
+    divergence_factor: float = param(10.0, min=0, max=1e9, resume="guard")
     """A step's loss above this many times the median of the recent ones (or a non-finite loss, always) is a
     divergence: training stops, or rolls back (on_divergence), and never checkpoints it (0: non-finite only)."""
-    drift_factor: float = param(4.0, min=0, max=1e9, resume=True)
+    drift_factor: float = param(4.0, min=0, max=1e9, resume="guard")
     """A slow divergence, which no single step's jump shows: the median of the last 25 losses above this many times
     the lowest such median seen in the run (judged from step 25 on, after any KL warm-up) stops or rolls back like a
     jump (0: off). The window and the lowest median are kept in the checkpoint, so --resume judges as before."""
-    grad_factor: float = param(100.0, min=0, max=1e9, resume=True)
+    grad_factor: float = param(100.0, min=0, max=1e9, resume="guard")
     """A blow-up the loss does not show: the median of the last 25 gradient norms (before train.grad_clip) above
     this many times the lowest such median seen in the run stops or rolls back like a jump (0: off; a non-finite
     gradient norm always counts, except under fp16's loss scaler). Why 100: CelebA's old config blew up this way
     (gradient norm 1.5e4 -> 6.6e8, the loss flat) and 100x stops it at step 113; healthy runs of every signal rose
     at most 6.5x (docs/robustness.md)."""
-    on_divergence: str = param("stop", choices=("stop", "rollback"), resume=True)
+    on_divergence: str = param("stop", choices=("stop", "rollback"), resume="guard")
     """`stop`: exit 1 with one line, the last checkpoint kept as it was; `rollback`: reload the last checkpoint,
     halve the learning rate and go on (logged to metrics.jsonl as an `event: rollback` row)."""
     val_every: int = param(0, min=0, resume=True, flag="--val-every")
@@ -852,6 +852,12 @@ def to_yaml(cfg: Config, keys: list[str] | None = None) -> str:
 def where_keys() -> frozenset[str]:
     """Fields that say where a run reads, runs and writes, not what it trains (metadata `resume="where"`)."""
     return frozenset(key for key, f in fields() if f.metadata.get("resume") == "where")
+
+
+def guard_keys() -> frozenset[str]:
+    """Fields that decide only when the divergence guard acts (metadata `resume="guard"`): a run in which the guard
+    never acted (no rollback) is the same run whatever they were."""
+    return frozenset(key for key, f in fields() if f.metadata.get("resume") == "guard")
 
 
 def resumable() -> frozenset[str]:

@@ -417,3 +417,25 @@ def test_memory_check_counts_the_conv_decoder_it_will_build(monkeypatch):
     limits.check_model(cfg, 2, 3, res=32)
     with pytest.raises(GONError, match=r"\(conv width 16\) with .*lower model.conv_width"):
         limits.check_model(cfg, 2, 3, training=True, res=32)
+
+
+def test_resume_reuses_a_finished_run_across_guard_thresholds_only_where_the_guard_never_acted(tmp_path):
+    """A finished run was never stopped; without a rollback its steps are those of any threshold it did not reach,
+    so compare --resume reuses it whatever train.drift_factor and the other guard fields were. A rollback changed
+    its trajectory, so then they must match; other fields must match always."""
+    from implicit_gon import compare, config
+    from implicit_gon.config import Config, merge
+    assert {"train.drift_factor", "train.divergence_factor", "train.grad_factor", "train.on_divergence"} \
+        == config.guard_keys() <= config.resumable()
+    run, trained = tmp_path / "detach-s0", merge(Config(), {"train": {"drift_factor": 0.0}})
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": trained.to_dict()}))
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    compare.check_finished(run, Config())  # drift guard on now, off then: the same run
+    with pytest.raises(GONError, match="train.lr = 0.0001"):
+        compare.check_finished(run, merge(Config(), {"train": {"lr": 3e-4}}))
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 1, "event": "rollback", "diverged": "jump"}\n')
+    with pytest.raises(GONError, match="train.drift_factor = 0.0, this comparison gives 4.0"):
+        compare.check_finished(run, Config())
+    compare.check_finished(run, trained)
