@@ -335,7 +335,7 @@ COMPARE_KEYS = {flag: key for flag, key in typed_config.flag_keys().items() if k
                   "(default all)."),
           option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
           option("resume", bool, False, "--resume", help="Continue the comparison in --out: finished runs are "
-                  "skipped, unfinished ones start again."),
+                  "skipped, unfinished ones continue from their last checkpoint."),
           option("out", Path, ..., help="Folder: a run directory per method and seed, table.md, table.json, "
                   "curves.png."))
 def compare_cmd(dataset, methods, steps, epochs, seeds, decoder, variational, val_every, val_samples, held_out,

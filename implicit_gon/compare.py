@@ -78,11 +78,12 @@ def check_sets(sets) -> None:
 
 
 def check_finished(run: Path, cfg) -> None:
-    """--resume reuses a finished run only if it was trained with the config this comparison gives it. Fields that
-    say only where it read, ran and wrote (config.where_keys()) may differ, and so may the divergence guard's
-    (config.guard_keys()) where the guard never acted in the run: it finished, so it never stopped, and it never
-    rolled back, so its steps are those of any threshold it did not reach (a detach row trained with the drift
-    guard off joins a table whose other rows kept it on)."""
+    """--resume reuses a finished run, or continues an unfinished one, only if it was trained with the config this
+    comparison gives it. Fields that say only where it read, ran and wrote (config.where_keys()) may differ, and so
+    may the divergence guard's (config.guard_keys()) unless the guard rolled the run back: short of a rollback the
+    guard changes no step, it only stops, so a run's steps up to its last checkpoint are those of any thresholds.
+    So a detach row trained with the drift guard off joins a table whose other rows kept it on, and a run the guard
+    stopped continues from its last good checkpoint under thresholds it will not reach."""
     from .config import Config
     try:
         stored = Config.from_dict(jsonio.read(run / "config.json")["config"]).to_dict()
@@ -224,7 +225,7 @@ def refuse_stopped(stopped: list[dict[str, Any]], runs: int, written: bool) -> N
         raise GONError(f"compare: {len(stopped)} of {runs} runs stopped by the divergence guard, first "
                        f"{first['method']} seed {first['seed']} ({first['why']}); "
                        + ("table.md lists them apart from the others" if written else "no run finished, so no table")
-                       + "; to train through a slow rise, run them with --set train.drift_factor=0 in another --out")
+                       + "; to train through a slow rise, continue them with --resume --set train.drift_factor=0")
 
 
 def data_and_budget(dataset: str, method: str, base: dict[str, Any], sets, steps: int | None,
@@ -286,7 +287,7 @@ class Scoring(NamedTuple):
 def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) -> dict[str, Any]:
     """One (method, seed): trained (or, with resume, its finished run reused) and scored; its row is kept in
     run/compare.json."""
-    from .train import evaluate, fit
+    from .train import evaluate
     done = run / "compare.json"
     row = finished_row(run, method, cfg.train.seed, "bits_per_dim" if trains_elbo(cfg) else "sse") \
         if resume else None
@@ -299,9 +300,8 @@ def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) 
         gon = GON.load(run, cfg.train.device)
         sc.log(f"{tag}: finished earlier, skipped; scoring its training split")
     else:
-        sc.log(f"{tag}: {cfg.train.steps} steps ...")
         t0 = time.perf_counter()
-        gon = fit(sc.train, cfg, run, sc.val, progress=False, overwrite=True)
+        gon = train_run(run, cfg, resume, sc, tag)
         seconds = time.perf_counter() - t0
         row = {"method": method, "seed": cfg.train.seed, "steps": gon.step,
                "train_seconds": gon.train_state.get("elapsed", seconds), "seconds": seconds,
@@ -310,6 +310,25 @@ def train_one(run: Path, method: str, cfg, resume: bool, sc: Scoring, tag: str) 
     row["train"] = evaluate(gon, sc.train, torch.arange(sc.n_fit), cfg.train.batch_size)
     write_json(done, row)
     return row
+
+
+def train_run(run: Path, cfg, resume: bool, sc: Scoring, tag: str):
+    """A new run; or, with resume, one that a kill, Ctrl-C or the divergence guard left unfinished, continued from
+    its last checkpoint (compare checkpoints at every curve point), as `fit --resume` would: the steps are those of
+    an uninterrupted run. Its config must be the one this comparison gives it, as for a finished run."""
+    from .checkpoint import CKPT
+    from .train import fit, train
+    if resume and (run / CKPT).is_file():
+        from .api import GON
+        check_finished(run, cfg)
+        gon, opt_state = GON.load(run, cfg.train.device, with_optimizer=True)
+        if opt_state is not None and gon.step < cfg.train.steps:
+            sc.log(f"{tag}: continued from step {gon.step} of {cfg.train.steps} ...")
+            gon.cfg = cfg  # the same run; the guard's thresholds as asked now (check_finished)
+            train(gon, sc.train, run, sc.val, optimizer_state=opt_state, progress=False)
+            return gon
+    sc.log(f"{tag}: {cfg.train.steps} steps ...")
+    return fit(sc.train, cfg, run, sc.val, progress=False, overwrite=True)
 
 
 def finished_row(run: Path, method: str, seed: int, metric: str) -> dict[str, Any] | None:

@@ -330,9 +330,41 @@ def test_a_run_the_guard_stops_is_left_out_and_the_others_go_on(tmp_path, shared
     assert GON.load(kept, "cpu").step == 1
     code, _, err = run_cli(["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods",
                             "gon,detach,ae", "--steps", "4", "--seeds", "1", "--val-every", "1", "--val-samples", "8",
-                            "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out, "--resume"],
-                           capsys)
-    assert code == 1 and err.count("skipped") == 2  # --resume trains the stopped run again, not the finished ones
+                            "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out, "--resume",
+                            "--set", "train.drift_factor=0"], capsys)  # the remedy the line gives
+    assert code == 0 and err.count("skipped") == 2  # the finished runs are reused
+    assert "detach seed 0: continued from step 1 of 4" in err  # from its last good checkpoint (no poison this time)
+    assert GON.load(kept, "cpu").step == 4 and "detach" in json.loads((out / "table.json").read_text())["methods"]
+    steps = [json.loads(r)["step"] for r in (kept / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s >= 2] == sorted(s for s in steps if s >= 2)  # metrics cut back to step 1 first
+
+
+def test_resume_continues_an_interrupted_run_exactly(tmp_path, shared_data, capsys, monkeypatch):
+    """`compare --resume` makes a long comparison restartable: a run interrupted at step 3 continues from its last
+    checkpoint (every curve point) and ends with the weights of an uninterrupted one."""
+    import importlib
+    from safetensors.torch import load_file
+    train_mod = importlib.import_module("implicit_gon.train")
+    real_fit = train_mod.fit
+
+    def interrupt_at_3(gon, seconds):
+        if gon.step == 3:
+            raise KeyboardInterrupt
+
+    args = ["compare", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--methods", "gon", "--steps", "5",
+            "--seeds", "1", "--val-every", "2", "--val-samples", "8", "--batch-size", "8", "--train-limit", "16",
+            "--held-out", "16"]
+    code, _, err = run_cli(args + ["--out", tmp_path / "straight"], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(train_mod, "fit", lambda *a, **k: real_fit(*a, **k, on_step=interrupt_at_3))
+    code, _, err = run_cli(args + ["--out", tmp_path / "cut"], capsys)
+    assert code == 130 and "Traceback" not in err
+    assert 2 <= GON.load(tmp_path / "cut" / "gon-s0", "cpu").step < 5
+    code, _, err = run_cli(args + ["--out", tmp_path / "cut", "--resume"], capsys)
+    assert code == 0 and "continued from step" in err, err
+    a = load_file(tmp_path / "straight" / "gon-s0" / "checkpoint.safetensors")
+    b = load_file(tmp_path / "cut" / "gon-s0" / "checkpoint.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
