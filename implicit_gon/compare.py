@@ -103,7 +103,8 @@ def rolled_back(run: Path) -> bool:
     """Whether the divergence guard rolled the run back (an `event: rollback` row); unreadable metrics count as yes,
     so only a run known to be untouched by the guard is reused across guard thresholds."""
     try:
-        return any(isinstance(r, dict) and r.get("event") == "rollback" for r in jsonio.iter_lines(run / "metrics.jsonl"))
+        rows = jsonio.iter_lines(run / "metrics.jsonl")
+        return any(isinstance(r, dict) and r.get("event") == "rollback" for r in rows)
     except OSError:
         return True
 

@@ -219,8 +219,9 @@ class TrainConfig:
     """Also write TensorBoard scalars to RUN/tb (needs the `tensorboard` extra)."""
     precision: str = param("fp32", choices=("fp32", "bf16", "fp16", "auto"), resume=True, flag="--precision")
     """Training arithmetic: `fp32`, or autocast to `bf16` / `fp16` (float32 master weights, first layer and sine
-    arguments in float32; fp16 adds a gradient scaler); `auto`: bf16 where the device has it natively and, on a CPU, a
-    start-up probe finds it faster; else fp32 (decided when the run starts and kept by --resume). Evaluation and rendering always run in float32."""
+    arguments in float32; fp16 adds a gradient scaler); `auto`: bf16 where the device has it natively and, on a
+    CPU, a start-up probe finds it faster; else fp32 (decided when the run starts and kept by --resume). Evaluation
+    and rendering always run in float32."""
     patience: int = param(0, min=0, resume=True, flag="--patience")
     """Held-out evaluations (every val_every steps) without improvement before training stops early (0: never)."""
     val_metric: str = param("auto", choices=registry.Choices(lambda: ("auto", *plugins.val_metrics())),

@@ -50,16 +50,17 @@ def bf16_speedup(width: int, reps: int = 3) -> float:
     """float32 time over bf16 time for a hidden SIREN layer of `width` on this CPU, forward and backward. A CPU
     flag says bf16 instructions exist, not that they win: with AVX-512 BF16 alone an Intel core runs the step
     slower in bf16 than in float32 (docs/speed.md). Runs interleave and the fastest of each counts, so a busy
-    machine slows both alike."""
+    machine slows both alike. The global random state is left as it was (Linear's initialisation draws from it)."""
     width = min(width, PROBE_MAX_WIDTH)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(PROBE_ROWS, width, generator=g)  # (rows, width)
-    lin = torch.nn.Linear(width, width)
     best = {"fp32": float("inf"), "bf16": float("inf")}
-    for i in range(reps + 1):  # the first pair warms the kernels up and is not counted
-        for name in best:
-            t = _time_layer(lin, x, DTYPES[name])
-            best[name] = min(best[name], t) if i else best[name]
+    with torch.random.fork_rng(devices=[]):
+        x = torch.randn(PROBE_ROWS, width)  # (rows, width)
+        lin = torch.nn.Linear(width, width)
+        for i in range(reps + 1):  # the first pair warms the kernels up and is not counted
+            for name in best:
+                t = _time_layer(lin, x, DTYPES[name])
+                if i:
+                    best[name] = min(best[name], t)
     return best["fp32"] / best["bf16"]
 
 

@@ -68,3 +68,13 @@ def test_the_probe_measures_a_ratio_on_this_cpu_and_bounds_its_layer(monkeypatch
                         real(lin, x[:8], dtype))
     precision.bf16_speedup(16384, reps=1)  # the widest model a config allows: the probe stays at 1,024
     assert set(shapes) == {(precision.PROBE_ROWS, precision.PROBE_MAX_WIDTH)} and len(shapes) == 4
+
+
+def test_the_probe_leaves_the_global_random_state_as_it_was():
+    """Training draws from explicit generators, but a probe that moved the global state would make a run with
+    `auto` differ from its --resume (which does not probe) wherever anything reads it."""
+    import torch
+    torch.manual_seed(3)
+    before = torch.random.get_rng_state()
+    precision.bf16_speedup(16, reps=1)
+    assert torch.equal(torch.random.get_rng_state(), before)
