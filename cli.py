@@ -388,6 +388,16 @@ def _click_errors() -> tuple[tuple, tuple]:
     return tuple(usage), tuple(abort)
 
 
+def _after_stop(interrupts) -> None:
+    """An unexpected error after a stop signal was raised is that stop's doing (it cut an import short, leaving a
+    module half made): it ends as the stop, with one line and 128 + the signal's number."""
+    signum = interrupts.raised()
+    if signum is not None:
+        import signal
+        print(f"error: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        sys.exit(128 + signum)
+
+
 def main(argv: Optional[list] = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback;
     usage errors print typer's usage message and exit 2; Ctrl-C exits 130."""
@@ -406,19 +416,25 @@ def main(argv: Optional[list] = None) -> None:
     except GONError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except abort as e:  # a stop signal outside a command that can say more
-        print(f"error: interrupted by {interrupts.signal_name(e)}", file=sys.stderr)
-        sys.exit(interrupts.exit_code(e))
+    except abort as e:  # a stop signal outside a command that can say more (click wraps it in its Abort)
+        stop = e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e
+        print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
+        sys.exit(interrupts.exit_code(stop))
     except usage as e:
         e.show()
         sys.exit(e.exit_code)
     except OSError as e:
         if e.filename is None and not isinstance(e, (FileNotFoundError, PermissionError)):
+            _after_stop(interrupts)
             raise  # not about a path the user gave: a bug to report with its traceback
         print(f"error: {str(e.filename)[:200]}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
-    if isinstance(rc, int) and rc == 130:  # typer returns Ctrl-C as exit code 130 when not standalone
-        print("error: interrupted", file=sys.stderr)
+    except Exception:
+        _after_stop(interrupts)
+        raise  # a bug: reported with its traceback
+    if isinstance(rc, int) and rc == 130:  # typer returns any KeyboardInterrupt as 130 when not standalone
+        _after_stop(interrupts)  # a SIGTERM or SIGHUP: its own status and name
+        print("error: interrupted by SIGINT", file=sys.stderr)
     if isinstance(rc, int) and rc != 0:
         sys.exit(rc)
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_state = {"defer": 0, "pending": None}  # depth of deferred() blocks; the signal that arrived inside one
+REPEAT_GRACE = 3.0
+"""Seconds after a deferred stop during which more stop signals are the same request: Ctrl-C reaches every process
+of the terminal's group, and a wrapper (torchrun, timeout, make) may forward it again a few milliseconds later;
+cut short by that echo, a run lost the step's checkpoint (or, before its first, everything). A signal after this
+stops at once: the user insists, and the last checkpoint on disk is whole (every write is renamed into place)."""
+_state = {"defer": 0, "pending": None, "since": 0.0, "raised": None}
+# depth of deferred() blocks; the signal that arrived inside one and when; the last signal raised as Stop
 
 
 class Stop(KeyboardInterrupt):
@@ -43,9 +50,18 @@ def signal_name(e: BaseException) -> str:
 
 def _handler(signum, frame) -> None:
     if _state["defer"] and _state["pending"] is None:
-        _state["pending"] = signum  # the step ends first; a second signal stops at once
+        _state["pending"], _state["since"] = signum, time.monotonic()  # the step ends first
         return
+    if _state["defer"] and time.monotonic() - _state["since"] < REPEAT_GRACE:
+        return  # the same stop, delivered twice
+    _state["raised"] = signum
     raise Stop(signum)
+
+
+def raised() -> int | None:
+    """The stop signal last raised as a Stop in this process, if any: an error after it (a module half imported
+    when the signal cut its import short) is that stop's doing, and is reported as the stop."""
+    return _state["raised"]
 
 
 @contextlib.contextmanager
@@ -66,7 +82,7 @@ def handled() -> Iterator[None]:
 def install() -> None:
     """handled() for the rest of the process (the CLI's entry point)."""
     if threading.current_thread() is threading.main_thread():
-        _state["pending"] = None  # one recorded by an earlier settle() in this process is not this run's
+        _state["pending"] = _state["raised"] = None  # an earlier command of this process is not this one
         for s in _not_ignored():
             signal.signal(s, _handler)
 
@@ -108,6 +124,7 @@ def deferred() -> Iterator[None]:
         if not _state["defer"]:
             _state["pending"] = None
     if signum is not None and not _state["defer"]:
+        _state["raised"] = signum
         raise Stop(signum)
 
 

@@ -214,6 +214,56 @@ def test_a_stop_after_the_command_ended_is_recorded_not_raised():
     assert p.returncode == 0 and p.stdout.strip() == "reported True" and "Traceback" not in p.stderr, p.stderr
 
 
+def test_a_stop_delivered_twice_is_one_stop_and_a_later_one_stops_at_once():
+    """Ctrl-C reaches every process of the terminal's group and a wrapper may forward it again milliseconds later:
+    that echo, inside a training step, must not cut the step (and its checkpoint) short. A signal after
+    REPEAT_GRACE seconds is the user insisting, and stops at once."""
+    code = ("import os, signal, time\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
+            "def step(pause):\n"
+            "    with interrupts.deferred():\n"
+            "        os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); time.sleep(pause)\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        print('step ended', flush=True)\n"
+            "for pause in (0.0, interrupts.REPEAT_GRACE + 0.2):\n"
+            "    try:\n        step(pause)\n"
+            "    except interrupts.Stop as e:\n        print(pause > 0, e.name, flush=True)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.split("\n")[:3] == ["step ended", "False SIGINT", "True SIGINT"]  # the first signal's stop
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_in_a_verb_exits_with_its_own_status(sig, tmp_path, capsys, monkeypatch):
+    """click wraps a KeyboardInterrupt raised in a command in its Abort: the status and the line must still be
+    the signal's (143 for SIGTERM, 129 for SIGHUP), not Ctrl-C's 130."""
+    from conftest import run_cli
+    import cli
+
+    def stopped(*a, **k):  # the signal arrives while the verb works
+        os.kill(os.getpid(), sig)
+        time.sleep(5)
+
+    monkeypatch.setattr(cli, "verb", stopped)
+    code, _, err = run_cli(["eval", tmp_path], capsys)
+    assert code == 128 + sig and err.strip().splitlines()[-1] == f"error: interrupted by {sig.name}", err
+
+
+def test_an_error_a_stop_caused_is_reported_as_the_stop(capsys, monkeypatch):
+    """A SIGTERM that lands while torch is being imported leaves it half made, and the next use of it fails with
+    an AttributeError or ImportError: that is the stop's doing, so one line and 143, not a traceback."""
+    from conftest import run_cli
+    from implicit_gon import interrupts
+    import cli
+
+    def half_imported(*a, **k):
+        interrupts._state["raised"] = signal.SIGTERM  # the stop was raised inside an import and swallowed there
+        raise AttributeError("module 'torch' has no attribute 'jit'")
+
+    monkeypatch.setattr(cli, "verb", half_imported)
+    code, _, err = run_cli(["eval", "RUN"], capsys)
+    assert code == 143 and err.strip() == "error: interrupted by SIGTERM" and "Traceback" not in err
+
+
 # -- the test harness ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["config", "show", "images", "mnist"], ["render", "--no-such-flag"]])
 def test_run_cli_puts_back_the_stop_signal_handlers(args, capsys):
