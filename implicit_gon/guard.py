@@ -140,6 +140,21 @@ class LossWatch(_Drift):
         return (f"the median of the last {WINDOW} losses rose to {median:.4g} at step {step}, over "
                 f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.drift_factor)")
 
+    def unsettled(self) -> str | None:
+        """Why the state just reached is not to be checkpointed as a good one although no criterion stopped the run
+        (None: it may be): this step's own loss over train.divergence_factor, or its own gradient norm over
+        train.grad_factor, times the run's lowest median. A blow-up shows there steps before the window's median
+        catches up: a gradient norm rising from 55 to 8.5e17 in ten steps was checkpointed as "good" at step 30,
+        the guard stopped the run at step 33, and each rollback went back to the blown-up step 30."""
+        for watch, factor, what in ((self, self.factor, "loss"), (self.grads, self.grads.drift, "gradient norm")):
+            ref, of = watch.lowest, "the run's lowest median"
+            if ref is None and len(watch.recent) > MIN_HISTORY:  # before the window is full: its median so far
+                ref, of = statistics.median(list(watch.recent)[:-1]), "the median before it"
+            last = watch.recent[-1] if watch.recent else None
+            if factor > 0 and last is not None and ref and last > factor * ref:
+                return f"its {what} {last:.4g} is over {factor:g}x {of} {ref:.4g}"
+        return None
+
     def state(self) -> dict:
         """What the checkpoint keeps (train_state["guard"]): plain floats, so JSON holds them exactly."""
         return {**self._state(), "first": self.first, "grad": self.grads._state()}

@@ -5,9 +5,12 @@ than the signal's finest detail; the matrix products run in the low precision.""
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import torch
+
+from .errors import GONError
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -90,6 +93,17 @@ class Precision:
         self.name, self.dtype = name, DTYPES[name]
         self.device_type = torch.device(device).type
         self.scaler = torch.amp.GradScaler(self.device_type) if name == "fp16" else None
+
+    def load_scaler(self, state) -> None:
+        """fp16: the gradient scaler as a checkpoint left it (its scale and steps since it last grew), so a resumed
+        run skips and rescales exactly the steps an uninterrupted one would."""
+        keys = {"scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"}
+        if not (isinstance(state, dict) and set(state) == keys
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                        for k, v in state.items() if k != "_growth_tracker")
+                and isinstance(state["_growth_tracker"], int) and state["_growth_tracker"] >= 0):
+            raise GONError(f"train_state.grad_scaler: not a gradient scaler's state ({str(state)[:80]})")
+        self.scaler.load_state_dict(state)
 
     def autocast(self):
         if self.dtype is None:

@@ -115,7 +115,10 @@ def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: b
     gon.model.load_state_dict(good.model.state_dict())
     loop.opt.load_state_dict(state)
     scale = gon.train_state.get("lr_scale", 1.0) / 2
-    gon.step, gon.train_state = good.step, {**good.train_state, "lr_scale": scale, "rollbacks": rolls + 1}
+    failed = max(gon.step + 1, gon.train_state.get("diverged_at", 0))  # no checkpoint until the run is past it
+    gon.step, gon.train_state = good.step, {**good.train_state, "lr_scale": scale, "rollbacks": rolls + 1,
+                                            "diverged_at": failed}
+    loop.ckpt_owed = False
     if dist.main:
         repair_metrics(run, gon.step)
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "rollback", "diverged": why,
@@ -195,6 +198,7 @@ class _Loop:
     t0: float = field(default_factory=time.perf_counter)  # this invocation's start: schedules and rates read it
     elapsed0: float = 0.0  # training seconds of earlier invocations (train_state["elapsed"])
     last_ckpt: float = 0.0  # clock() at the last checkpoint written (or the start)
+    ckpt_owed: bool = False  # a checkpoint was due but the state looked unsettled (LossWatch.unsettled)
     val: dict | None = None  # the held-out scores of the step just taken, when it evaluated
     taken: int = 0  # steps taken by this invocation
     rate: float = 0.0  # steps per second of this invocation
@@ -210,6 +214,8 @@ def _precision(gon: GON, dist: Dist) -> Precision:
         amp = Precision("bf16" if bf16 else "fp32", gon.device)
         gon.train_state["auto_chose"] = amp.name
     gon.train_state["precision"] = amp.name  # what the run trained in, kept with it
+    if amp.scaler is not None and "grad_scaler" in gon.train_state:  # a resumed fp16 run: its scale as it was
+        amp.load_scaler(gon.train_state["grad_scaler"])
     return amp
 
 
@@ -250,12 +256,13 @@ def _train_step(gon: GON, signal, run: Path, val_signal, loop: _Loop, dist: Dist
     tc = gon.cfg.train
     loss, parts, batch = _forward(gon, signal, loop, dist)
     steady = kl_weight(gon.cfg, gon.step) == gon.cfg.gon.beta  # the KL warm-up changes the objective itself
-    why = agree(dist, loop.watch.check(loss.item(), gon.step, steady), gon.device)  # rank 0's loss decides for all
+    # the step under way is gon.step + 1, as metrics.jsonl and the progress bar count it
+    why = agree(dist, loop.watch.check(loss.item(), gon.step + 1, steady), gon.device)  # rank 0's loss decides
     if why:
         return _roll_back(gon, loop, run, why, dist)
     share = batch.values.shape[0] / loop.batch_size  # this rank's part of the global batch (1 on one process)
     norm = _gradients(gon, loop, loss, share, dist)
-    why = agree(dist, loop.watch.grads.check(norm, gon.step, steady, loop.amp.scaler is not None), gon.device)
+    why = agree(dist, loop.watch.grads.check(norm, gon.step + 1, steady, loop.amp.scaler is not None), gon.device)
     if why:  # judged before the update: the weights on disk and in memory never take this step
         return _roll_back(gon, loop, run, why, dist)
     gon.train_state["guard"] = loop.watch.state()  # checkpointed with the step: --resume judges as before
@@ -317,6 +324,8 @@ def grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
 def _update(gon: GON, loop: _Loop) -> None:
     """One Adam step with the gradients just taken."""
     loop.amp.step(loop.opt)
+    if loop.amp.scaler is not None:  # fp16: the loss scale and its growth count go with the checkpoint
+        gon.train_state["grad_scaler"] = loop.amp.scaler.state_dict()
     gon.step += 1
     loop.taken += 1
 
@@ -337,11 +346,21 @@ def _count_step(gon: GON, loop: _Loop, loss: torch.Tensor, on_step) -> float:
 
 def _checkpoint_due(gon: GON, loop: _Loop, run: Path, dist: Dist) -> None:
     """Rank 0 checkpoints every train.ckpt_every steps and every train.ckpt_minutes by the clock, but not at a
-    step where the run ends (_finish writes that one)."""
+    step where the run ends (_finish writes that one). A state that looks unsettled is not written as a good one:
+    the checkpoint waits for the first step that is not (logged to metrics.jsonl), or the guard stops the run."""
     tc = gon.cfg.train
     timed = tc.ckpt_minutes > 0 and loop.clock() - loop.last_ckpt >= tc.ckpt_minutes * 60
-    if not ((gon.step % tc.ckpt_every == 0 or timed) and gon.step < tc.steps and gon.stop_reason is None
-            and dist.main):
+    if not ((gon.step % tc.ckpt_every == 0 or timed or loop.ckpt_owed) and gon.step < tc.steps
+            and gon.stop_reason is None and dist.main):
+        return
+    if gon.step <= gon.train_state.get("diverged_at", 0):  # after a rollback: a checkpoint short of the step that
+        return  # diverged could hold the cause, and the next rollback would return to it instead of to the good one
+    why = loop.watch.unsettled()
+    if why and not loop.ckpt_owed:
+        append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "checkpoint_postponed", "why": why})
+        print(f"warning: checkpoint at step {gon.step} postponed: {why}", file=sys.stderr)
+    loop.ckpt_owed = bool(why)
+    if why:
         return
     try:
         gon.save(run, loop.opt.state_dict())

@@ -67,7 +67,7 @@ def _all_finite(run):
                if t.is_floating_point())
 
 
-@pytest.mark.parametrize("amount, needle", [(float("nan"), "loss is nan at step 5"),
+@pytest.mark.parametrize("amount, needle", [(float("nan"), "loss is nan at step 6"),
                                             (1e4, "jumped to")])
 def test_divergence_stops_and_keeps_the_last_checkpoint_byte_identical(tmp_path, saves, amount, needle):
     # the poisoned output bias quadruples this model's loss (the step's latents absorb much of it): factor 2
@@ -76,7 +76,7 @@ def test_divergence_stops_and_keeps_the_last_checkpoint_byte_identical(tmp_path,
     at = 5 if math.isnan(amount) else 14  # an explosion is judged once 10 losses are known
     with pytest.raises(Diverged, match=needle) as e:
         fit(sig, cfg, run, progress=False, on_step=Poison(at, amount))
-    assert f"step {at}" in str(e.value) and str(run / CKPT) in str(e.value)
+    assert f"at step {at + 1}" in str(e.value) and str(run / CKPT) in str(e.value)  # poisoned after step at
     assert saves and (run / CKPT).read_bytes() == saves[-1]  # the last good checkpoint, untouched since
     assert _all_finite(run) and checkpoint.load(run)[0]["step"] == at - at % 2
     rows = strict_rows(run / "metrics.jsonl")
@@ -399,3 +399,39 @@ def test_a_gradient_blow_up_rolls_back_and_the_run_finishes(tmp_path, monkeypatc
     events = [r for r in rows if r.get("event") == "rollback"]
     assert gon.step == 150 and len(events) == 1 and "grad_factor" in events[0]["diverged"]
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 151))
+
+
+def test_a_step_far_above_the_runs_lowest_median_is_unsettled():
+    """The window's median lags a blow-up by steps; the step's own loss or gradient norm does not."""
+    watch = LossWatch(10.0, 4.0, grad=100.0)
+    for t in range(1, 31):
+        watch.check(10.0, t)
+        watch.grads.check(50.0, t)
+    assert watch.unsettled() is None
+    watch.grads.check(8.5e17, 31)  # the median of 25 norms is still 50: no criterion fires
+    assert "gradient norm 8.5e+17 is over 100x the run's lowest median 50" in watch.unsettled()
+    watch.grads.check(50.0, 32)
+    for t in range(33, 58):  # the loss's median rises to 3x its lowest: under drift_factor's 4x
+        assert watch.check(30.0, t) is None
+    assert watch.check(120.0, 58) is None  # 4x the recent median: no jump; 12x the run's lowest median
+    assert "loss 120 is over 10x the run's lowest median 10" in watch.unsettled()
+    assert LossWatch(0.0, 4.0).unsettled() is None  # nothing known yet
+
+
+def test_an_unsettled_state_is_not_checkpointed_until_a_step_that_is_not(tmp_path, saves, monkeypatch):
+    """A checkpoint due at an unsettled step waits for the first settled one (and says so in metrics.jsonl): the
+    last checkpoint on disk is a state the guard would roll back to."""
+    real = LossWatch.unsettled
+    at = {}
+
+    def unsettled(self):  # step 4 looks unsettled; the checkpoint it was due waits for step 5
+        return "its gradient norm 1e+17 is over 100x" if at.get("step") == 4 else real(self)
+
+    monkeypatch.setattr(LossWatch, "unsettled", unsettled)
+    cfg, sig = small_cfg(steps=8, ckpt_every=2, keep=10), signal()
+    fit(sig, cfg, tmp_path, progress=False, on_step=lambda gon, s: at.update(step=gon.step))
+    steps = sorted(p.name for p in tmp_path.glob("checkpoint*.safetensors"))
+    assert steps == ["checkpoint-000000002.safetensors", "checkpoint-000000005.safetensors",
+                     "checkpoint-000000006.safetensors", "checkpoint.safetensors"]
+    rows = rundir.read_metrics(tmp_path / rundir.METRICS)
+    assert [r["step"] for r in rows if r.get("event") == "checkpoint_postponed"] == [4]

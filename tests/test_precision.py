@@ -78,3 +78,28 @@ def test_the_probe_leaves_the_global_random_state_as_it_was():
     before = torch.random.get_rng_state()
     precision.bf16_speedup(16, reps=1)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_an_fp16_run_resumes_bit_exactly_with_its_loss_scale(tmp_path):
+    """fp16's gradient scaler decides which steps are skipped and how the loss is scaled; a resumed run that
+    started it afresh took other steps than the uninterrupted one."""
+    import torch
+    cfg, sig = small_cfg(steps=6, precision="fp16", ckpt_every=2), signal()
+    straight = new_gon(cfg, sig)
+    train(straight, sig, tmp_path / "a", progress=False)
+    with pytest.raises(Interrupt):
+        train(new_gon(cfg, sig), sig, tmp_path / "b", progress=False, on_step=stop_at(5))
+    resumed, opt = GON.load(tmp_path / "b", "cpu", with_optimizer=True)
+    assert resumed.step == 4 and resumed.train_state["grad_scaler"]["scale"] > 0
+    train(resumed, sig, tmp_path / "b", optimizer_state=opt, progress=False)
+    for (k, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert resumed.train_state["grad_scaler"] == straight.train_state["grad_scaler"]  # its scale, growth count
+
+
+@pytest.mark.parametrize("state", [{"scale": 1.0}, {"scale": float("nan"), "growth_factor": 2.0, "backoff_factor": 0.5,
+                                                    "growth_interval": 2000, "_growth_tracker": 0}, [1, 2]])
+def test_a_malformed_scaler_state_is_one_line(state):
+    from implicit_gon.errors import GONError
+    with pytest.raises(GONError, match="train_state.grad_scaler: not a gradient scaler's state"):
+        precision.Precision("fp16", "cpu").load_scaler(state)
