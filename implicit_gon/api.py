@@ -237,6 +237,9 @@ class GON:
         out = torch.empty(n, len(coords), self.meta["out_dim"], device=out_device)
         for s in range(0, len(coords), chunk):
             out[:, s:s + chunk] = f(coords[s:s + chunk].to(self.device)).to(out_device)
+        if not torch.isfinite(out).all():  # finite weights so large that F overflows: no picture or score to give
+            raise GONError("the model's outputs hold NaN or infinity: its weights (finite) or these latents are "
+                           "too large to evaluate")
         return out
 
     # -- generation -------------------------------------------------------------------------------------------

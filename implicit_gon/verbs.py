@@ -8,6 +8,7 @@ which writes it where the CLI's --out (or the API's out=) names."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,7 +167,24 @@ def run_verb(gon, verb_name: str, opts: VerbOptions, flag: Callable[[str], str] 
     check_out(adapter, verb_name, opts.out, opts.plot)
     if before is not None:
         before(gon)
-    return getattr(adapter, verb_name)(gon, opts)
+    output = getattr(adapter, verb_name)(gon, opts)
+    if verb_name == "eval":
+        check_scores(output.value)
+    return output
+
+
+def check_scores(scores: Any, key: str = "") -> None:
+    """eval's scores, every number in them finite: a NaN score (finite weights so large that F overflows) is no
+    result, and exit 0 would report it as one."""
+    if isinstance(scores, dict):
+        for k, v in scores.items():
+            check_scores(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(scores, (list, tuple)):
+        for v in scores:
+            check_scores(v, key)
+    elif isinstance(scores, float) and not math.isfinite(scores):
+        raise GONError(f"eval: the score {key} is {scores}: the model's outputs hold NaN or infinity (its weights "
+                       f"are finite but too large to evaluate)")
 
 
 def print_notes(notes: list[str]) -> None:

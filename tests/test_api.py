@@ -118,3 +118,21 @@ def test_the_api_docstring_names_only_what_exists():
         assert hasattr(GON, name)
     assert "GON.fit" not in api.__doc__ and not hasattr(GON, "fit")
     assert implicit_gon.save_grid is save_grid and ImageSignal is not None
+
+
+def test_finite_weights_too_large_to_evaluate_are_one_line_not_nan_scores(digits_run, tmp_path, capsys):
+    """A checkpoint whose weights are finite (so it loads) but so large that F overflows gave `eval` NaN scores
+    with exit 0, and `render` a picture of them: each now refuses in one line."""
+    import shutil
+    from conftest import run_cli
+    run = tmp_path / "huge"
+    shutil.copytree(digits_run[0], run)
+    gon = GON.load(run, "cpu")
+    with torch.no_grad():
+        for p in gon.model.parameters():
+            p.copy_(torch.where(p < 0, -3e38, 3e38))  # finite, but their products overflow
+    gon.save(run)
+    for args in (["eval", run], ["render", run, "--out", tmp_path / "x.png"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 1 and err.count("\n") == 1 and "outputs hold NaN or infinity" in err, err
+    assert not (tmp_path / "x.png").exists()
