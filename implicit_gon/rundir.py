@@ -179,7 +179,7 @@ def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrup
     if step is None:
         return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
     return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {step}); "
-                       f"continue with `fit ... --out {run} --resume`", 128 + signum)
+                       f"continue with `fit KIND --out {run} --resume` (the run keeps its data: no paths)", 128 + signum)
 
 
 @contextlib.contextmanager
