@@ -178,8 +178,8 @@ def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrup
     name, step = signal.Signals(signum).name, checkpoint_step(run)
     if step is None:
         return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
-    return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {step}); "
-                       f"continue with `fit KIND --out {run} --resume` (the run keeps its data: no paths)", 128 + signum)
+    return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {step}); continue "
+                       f"with `fit KIND --out {run} --resume` (the run keeps its data: no paths)", 128 + signum)
 
 
 @contextlib.contextmanager
