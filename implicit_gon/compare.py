@@ -323,7 +323,7 @@ def train_run(run: Path, cfg, resume: bool, sc: Scoring, tag: str):
         from .api import GON
         check_finished(run, cfg)
         gon, opt_state = GON.load(run, cfg.train.device, with_optimizer=True)
-        if opt_state is not None and gon.step < cfg.train.steps:
+        if opt_state is not None:  # at its last step (killed while scored), train() only ends it
             sc.log(f"{tag}: continued from step {gon.step} of {cfg.train.steps} ...")
             gon.cfg = cfg  # the same run; the guard's thresholds as asked now (check_finished)
             train(gon, sc.train, run, sc.val, optimizer_state=opt_state, progress=False)

@@ -365,6 +365,11 @@ def test_resume_continues_an_interrupted_run_exactly(tmp_path, shared_data, caps
     a = load_file(tmp_path / "straight" / "gon-s0" / "checkpoint.safetensors")
     b = load_file(tmp_path / "cut" / "gon-s0" / "checkpoint.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    (tmp_path / "cut" / "gon-s0" / "compare.json").unlink()  # killed after its last step, while it was scored
+    code, _, err = run_cli(args + ["--out", tmp_path / "cut", "--resume"], capsys)
+    assert code == 0 and "continued from step 5 of 5" in err, err  # scored, not trained again from step 0
+    c = load_file(tmp_path / "cut" / "gon-s0" / "checkpoint.safetensors")
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_paired_curves_subtract_the_reference_seed_by_seed(tmp_path):
