@@ -113,8 +113,8 @@ def stage_fit(args, budget: Budget, out: Path) -> list[tuple]:
     for dataset in ("celeba", "mnist"):
         run = out / f"fit-{dataset}"
         ok, line = sh([BIN / "implicit-gon", "fit", "images", "--dataset", dataset, "--data-dir",
-                       args.data / dataset, "--steps", args.fit_steps, "--device", args.device, "--out", run,
-                       "--quiet"], budget.left(120))
+                       args.data / dataset, "--steps", args.fit_steps, "--device", args.device, "--out", run],
+                      budget.left(120))  # not --quiet: its last line, `done: RUN (held out: ...)`, goes in the table
         if ok:
             ok, line = sh([BIN / "implicit-gon", "render", run, "--res", "256", "--n", "4", "--device", args.device,
                            "--out", out / f"render-{dataset}-256.png"], budget.left(60))
@@ -125,7 +125,7 @@ def stage_fit(args, budget: Budget, out: Path) -> list[tuple]:
 def stage_torchrun(args, budget: Budget, out: Path) -> list[tuple]:
     ok, line = sh([BIN / "torchrun", "--nproc-per-node", "1", "--no-python", BIN / "implicit-gon", "fit", "images",
                    "--dataset", "mnist", "--data-dir", args.data / "mnist", "--steps", args.fit_steps, "--device",
-                   args.device, "--out", out / "torchrun", "--quiet"], budget.left(120))
+                   args.device, "--out", out / "torchrun"], budget.left(120))
     backend = "nccl" if args.device == "cuda" else "gloo"
     return [("torchrun", f"1 process, {backend}", ok, line)]
 

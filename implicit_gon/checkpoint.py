@@ -163,8 +163,9 @@ def _check_format(path: Path, metadata: dict[str, str], tensors: dict[str, torch
                        "(upgrade it)" if newer else f"unknown (this implicit-gon reads {', '.join(map(str, READS))})"))
     if int(fmt) == 1 and path not in _NOTED_LEGACY:  # written before checksums: readable, but unverifiable
         _NOTED_LEGACY.add(path)
-        print(f"note: {path}: format 1 (before checksums), so corruption cannot be detected; the next checkpoint "
-              f"this run writes carries one", file=sys.stderr)
+        from .progress import say
+        say(f"note: {path}: format 1 (before checksums), so corruption cannot be detected; the next checkpoint "
+            f"this run writes carries one")
     if int(fmt) >= 2 and metadata.get("sha256") != checksum(tensors, metadata):
         raise GONError(f"{path}: checksum mismatch: the checkpoint is corrupt (flipped or truncated bytes)")
 

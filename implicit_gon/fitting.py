@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import GONError
 from .plugins import signal_adapter
+from .progress import say
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
     if not dist.main:
         _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
     else:
+        if not resume:  # before the lock: a refused folder is left as it was (no .lock in it)
+            rundir.check_new(rundir.check_out(out))
         with rundir.session(rundir.check_out(out)):
             _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
     distributed.leave(dist)  # rank 0 after its lock is released
@@ -120,8 +123,8 @@ def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bo
     if dist.main:
         procs = f", {dist.world} processes" if dist.active else ""
         device = device_name(str(gon.device) if gon else distributed.device_for(dist, cfg.train.device))
-        print(f"fit {kind}: {len(train_sig)} training samples, device {device}{procs}, "
-              f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}", file=sys.stderr)
+        say(f"fit {kind}: {len(train_sig)} training samples, device {device}{procs}, "
+            f"steps {gon.step if gon else 0}->{cfg.train.steps}, run {out}")
     if gon is None:
         gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
         final = gon.last_validation
@@ -136,7 +139,7 @@ def _report(gon, out: Path, final: dict) -> None:
     if gon.stop_reason:
         print(gon.stop_reason, file=sys.stderr)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
-    print(f"done: {out}" + (f" (held out: {summary})" if summary else ""), file=sys.stderr)
+    say(f"done: {out}" + (f" (held out: {summary})" if summary else ""))
 
 
 def hold_out(cfg) -> None:
@@ -154,9 +157,8 @@ def hold_out(cfg) -> None:
         return
     train, held = _split(find(cfg.data.paths), what)
     cfg.data.paths, cfg.data.val_paths = [str(f) for f in train], [str(f) for f in held]
-    print(f"note: holding out {len(held)} of {len(train) + len(held)} {what} for validation: "
-          f"{', '.join(Path(f).name for f in held[:3])}{' ...' if len(held) > 3 else ''} (--val PATH to choose)",
-          file=sys.stderr)
+    say(f"note: holding out {len(held)} of {len(train) + len(held)} {what} for validation: "
+        f"{', '.join(Path(f).name for f in held[:3])}{' ...' if len(held) > 3 else ''} (--val PATH to choose)")
 
 
 def _split(files: list, what: str) -> tuple[list, list]:

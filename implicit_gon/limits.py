@@ -192,9 +192,9 @@ def check_training(cfg, signal) -> None:
     from .device import make_generator
     b = signal.batch(torch.tensor([0]), cfg.train.points, make_generator(0), "cpu")  # one sample's coordinates
     if cfg.train.points > 1 and b.values.shape[1] < cfg.train.points:  # said, not refused: SDF's default 4096
-        import sys  # points meets a smaller --samples, and all of them is what the user then wants
-        print(f"note: train.points = {cfg.train.points:g} is more than the {b.values.shape[1]} coordinates a sample "
-              f"has: each step uses all of them", file=sys.stderr)
+        from .progress import say  # points meets a smaller --samples, and all of them is what the user then wants
+        say(f"note: train.points = {cfg.train.points:g} is more than the {b.values.shape[1]} coordinates a sample "
+            f"has: each step uses all of them")
     points = b.values.shape[1] + (b.query.values.shape[1] if b.query is not None else 0)
     batch = min(cfg.train.batch_size, len(signal))
     units = batch * points * cfg.model.hidden * cfg.model.layers

@@ -2,12 +2,33 @@
 per step), one plain line every few steps instead."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 LINES = 20
 """Plain lines a whole run writes when stderr is not a terminal (plus the last step)."""
+
+
+_QUIET = [False]
+
+
+def say(line: str) -> None:
+    """An informational line on stderr (a note, a run's first and last lines), left out under `fit --quiet`;
+    warnings and errors are printed regardless."""
+    if not _QUIET[0]:
+        print(line, file=sys.stderr)
+
+
+@contextlib.contextmanager
+def quiet(on: bool = True) -> Iterator[None]:
+    """Within: say() prints nothing (when on)."""
+    before, _QUIET[0] = _QUIET[0], on or _QUIET[0]
+    try:
+        yield
+    finally:
+        _QUIET[0] = before
 
 
 def progress_bar(total: int, initial: int = 0, enabled: bool = True, file: TextIO | None = None):

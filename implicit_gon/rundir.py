@@ -20,6 +20,7 @@ from typing import Iterator
 
 from .errors import GONError, Interrupted
 from .fsio import open_run_file
+from .interrupts import deferred
 
 CKPT = "checkpoint.safetensors"
 BEST = "best.safetensors"  # the weights with the best held-out score (train.val_every), beside CKPT
@@ -40,6 +41,21 @@ def check_out(run: str | os.PathLike) -> Path:
     return run
 
 
+_KEPT = re.compile(r"checkpoint-\d+\.safetensors")
+
+
+def check_new(run: Path) -> None:
+    """A new run's folder must be missing, empty, or hold only a run's own files (an earlier attempt that stopped
+    before its first checkpoint): a run written among other files would mix with them, and `--out ''` or
+    `--out .` in a project folder is a slip, not a choice."""
+    if not run.is_dir():
+        return
+    own = {CKPT, LOCK, METRICS, BEST, "tb", *OWN}  # tb: train.tensorboard's folder
+    for p in run.iterdir():  # stops at the first file that is not a run's: a huge folder is not listed whole
+        if p.name not in own and not _KEPT.fullmatch(p.name) and not _TEMP.fullmatch(p.name):
+            raise GONError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty folder")
+
+
 def _holder(fd: int) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
     text = os.read(fd, 32).decode(errors="replace").strip()
@@ -58,21 +74,23 @@ def locked(run: str | os.PathLike) -> Iterator[Path]:
         finally:
             _HELD[key][1] -= 1
         return
-    created = not run.exists()
-    fd = _acquire(run)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _HELD[key] = [fd, 1]
+    created, fd = not run.exists(), None
     try:
+        with deferred():  # a stop while taking the lock waits until it is recorded, then unwinds through finally
+            fd = _acquire(run)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            _HELD[key] = [fd, 1]
         yield run
     finally:
-        del _HELD[key]
+        _HELD.pop(key, None)
         if created:  # a start that failed leaves nothing behind
             with contextlib.suppress(OSError):
                 if [p.name for p in run.iterdir()] == [LOCK]:
                     (run / LOCK).unlink()
                     run.rmdir()
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def _acquire(run: Path) -> int:
@@ -186,19 +204,22 @@ def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrup
 def session(run: str | os.PathLike, step: int | None = None) -> Iterator[Path]:
     """Hold RUN for training: locked, stale temporary files removed, metrics cut back to `step` (the step the run
     starts or resumes from; None leaves them), and Ctrl-C turned into one line naming the last checkpoint."""
-    with locked(run) as run:
-        before = _own_files(run)
-        try:
-            if step is not None:
-                clean_temps(run)
-                repair_metrics(run, step)
-            yield run
-        except KeyboardInterrupt as e:
-            _drop_unfinished(run, before)
-            raise interrupted(run, getattr(e, "signum", signal.SIGINT)) from None
-        except BaseException:
-            _drop_unfinished(run, before)
-            raise
+    try:
+        with locked(run) as run:
+            before = _own_files(run)
+            try:
+                if step is not None:
+                    clean_temps(run)
+                    repair_metrics(run, step)
+                yield run
+            except KeyboardInterrupt as e:
+                _drop_unfinished(run, before)
+                raise interrupted(run, getattr(e, "signum", signal.SIGINT)) from None
+            except BaseException:
+                _drop_unfinished(run, before)
+                raise
+    except KeyboardInterrupt as e:  # a stop while the lock was taken, before the run was touched
+        raise interrupted(run, getattr(e, "signum", signal.SIGINT)) from None
 
 
 OWN = ("config.json", METRICS, "best.safetensors")

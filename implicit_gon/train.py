@@ -457,8 +457,12 @@ def _validate(gon: GON, val_signal) -> dict[str, Any]:
 
 
 def _claim_run(run: Path, overwrite: bool) -> None:
-    """Refuse to train a new model into a run directory that holds one, unless overwrite (then its metrics go)."""
+    """Refuse to train a new model into a run directory that holds one or other files, unless overwrite (then its
+    metrics go)."""
     from .checkpoint import CKPT
+    from .rundir import check_new
+    if not overwrite:
+        check_new(run)  # missing, empty, or a run's own files only
     if (run / CKPT).is_file():
         if not overwrite:
             raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "

@@ -75,6 +75,24 @@ def test_fit_refuses_to_overwrite_a_run(mnist_run, capsys):
     assert code == 1 and "already holds a run" in err
 
 
+def test_fit_refuses_a_folder_of_other_files(tmp_path, shared_data, capsys):
+    """A new run never writes among files that are not a run's (`--out .` in a project, `--out ''`); the folder
+    is left as it was, without even a lock file."""
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
+                            tmp_path, "--steps", "1"], capsys)
+    assert code == 1 and "notes.txt" in err and "not empty" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_fit_quiet_prints_nothing_on_success(tmp_path, shared_data, capsys):
+    """--quiet: no note, header, progress or summary; the run is written all the same."""
+    code, out, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
+                              tmp_path / "r", "--steps", "1", "--batch-size", "4", "--hidden", "16", "--layers", "2",
+                              "--quiet"], capsys)
+    assert code == 0 and out == "" and err == "" and (tmp_path / "r" / "checkpoint.safetensors").is_file()
+
+
 def _one_line_error(code, err, *needles):
     assert code != 0
     assert "Traceback" not in err

@@ -265,7 +265,7 @@ def test_the_toy_curve_is_fitted_from_the_cli(run, tmp_path, capsys):
     assert code == 1 and "fit curve needs curve files: --data PATH" in err, err
     code, _, err = run_cli(["fit", "curve", "--data", data, "--res", "8", "--out", tmp_path / "r"], capsys)
     assert code == 2 and "No such option: --res" in err  # an image field's flag: not offered, refused
-    code, _, err = run_cli(["fit", "curve", data, "--steps", "3", "--out", tmp_path / "r", "--quiet"], capsys)
+    code, _, err = run_cli(["fit", "curve", data, "--steps", "3", "--out", tmp_path / "r"], capsys)
     assert code == 0 and "fit curve: 8 training samples" in err, err
     gon = GON.load(tmp_path / "r", "cpu")
     assert gon.cfg.data.signal == "curve" and gon.cfg.data.paths == [str(data)] and gon.step == 3

@@ -16,6 +16,7 @@ from conftest import REPO, run_cli
 from implicit_gon.distributed import Dist
 
 TINY = ["--dataset", "digits", "--batch-size", "15", "--hidden", "32", "--layers", "2", "--device", "cpu", "--quiet"]
+TALKING = TINY[:-1]  # without --quiet: the header and the summary line are printed (by rank 0 alone)
 pytestmark = pytest.mark.xdist_group("torchrun")  # two ranks each: keep these off the other worker's core
 
 
@@ -52,7 +53,7 @@ def test_rows_split_a_batch_exactly():
 
 def test_two_processes_train_as_one(tmp_path, capsys):
     """A 2-process gloo run equals a 1-process run with the same global batch and seed, uneven split included."""
-    code, err = _finish(_torchrun(2, ["fit", "images", *TINY, "--steps", "4", "--out", tmp_path / "two"]))
+    code, err = _finish(_torchrun(2, ["fit", "images", *TALKING, "--steps", "4", "--out", tmp_path / "two"]))
     assert code == 0, err
     assert err.count("done:") == 1 and "2 processes" in err  # rank 0 alone reports
     code, _, err = run_cli(["fit", "images", *TINY, "--steps", "4", "--out", tmp_path / "one"], capsys)
@@ -163,7 +164,7 @@ def test_rank_0_decides_when_to_stop(tmp_path):
     """A wall-clock budget and early stopping are judged on rank 0 and every rank leaves at the same step (a rank
     that went on alone would wait at the next all_reduce for ever)."""
     run = tmp_path / "run"
-    p = _torchrun(2, ["fit", "images", *TINY, "--steps", "100000", "--max-time", "3s", "--val-every", "5",
+    p = _torchrun(2, ["fit", "images", *TALKING, "--steps", "100000", "--max-time", "3s", "--val-every", "5",
                       "--out", run])
     code, err = _finish(p)
     assert code == 0, err

@@ -112,6 +112,25 @@ def test_stop_before_any_step_keeps_nothing_and_says_so(tmp_path):
         assert checkpoint.load(run)[0]["step"] >= 1
 
 
+@pytest.mark.parametrize("where", ["pwrite", "_own_files"])
+def test_a_stop_while_the_lock_is_taken_leaves_nothing(tmp_path, monkeypatch, where):
+    """A stop that lands after RUN/.lock exists but before the run is touched (the window a test under load hit):
+    the one line that says nothing was kept, no folder, no lock held."""
+    run, real = tmp_path / "run", getattr(os if where == "pwrite" else rundir, where)
+
+    def stopped(*a):
+        real(*a)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os if where == "pwrite" else rundir, where, stopped)
+    with pytest.raises(rundir.Interrupted, match="nothing was kept"):
+        with rundir.session(run, 0):
+            pass
+    monkeypatch.undo()
+    assert not run.exists() and not rundir._HELD
+    with rundir.session(run, 0):  # the lock was released: the folder can be held again at once
+        pass
+
+
 def _count(run):
     return len(list(run.glob("checkpoint*.safetensors")))
 

@@ -69,9 +69,11 @@ def _fit(kind: str, keys: dict[str, str], kw: dict) -> None:
     """A fit command's arguments to implicit_gon.fitting.fit_run."""
     from ..fitting import fit_run
     from ..plugins import signal_adapter
+    from ..progress import quiet
     own = {o.name: kw.pop(o.name) for o in signal_adapter(kind).fit_options}
     run = {k: kw.pop(k) for k in ("out", "config", "set_", "resume", "quiet")}
     data = {"dataset": kw.pop("dataset", None), "paths": (kw.pop("paths", None) or []) + (kw.pop("data", None) or []),
             "val": kw.pop("val", None)}
-    fit_run(kind, run["out"], **data, options=own, config=run["config"], flags=flags(keys, kw), sets=run["set_"],
-            resume=run["resume"], progress=not run["quiet"])
+    with quiet(run["quiet"]):
+        fit_run(kind, run["out"], **data, options=own, config=run["config"], flags=flags(keys, kw),
+                sets=run["set_"], resume=run["resume"], progress=not run["quiet"])

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from implicit_gon.errors import DataError
+from implicit_gon.progress import say
 
 from . import celeba, cifar, coil20, digits, folder, idx, lsun, smallnorb
 from .base import Located
@@ -195,7 +196,7 @@ def _print_notes(found: Located, notes: bool = True) -> None:
     for note in found.notes if notes else ():
         if note not in _NOTED:  # a fit loads train and test: one note, not two
             _NOTED.add(note)
-            print(f"note: {note}", file=sys.stderr)
+            say(f"note: {note}")
 
 
 def split_shapes(name: str, data_dir=None, res=None, channels=None, cache_dir=None, camera="left") -> dict:
