@@ -12,7 +12,6 @@ fit commands (implicit_gon/commands) are built from the same declarations.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +135,8 @@ def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bo
 
 
 def _report(gon, out: Path, final: dict) -> None:
-    if gon.stop_reason:
-        print(gon.stop_reason, file=sys.stderr)
+    if gon.stop_reason:  # the budget or patience the user set: said, like the summary
+        say(gon.stop_reason)
     summary = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
     say(f"done: {out}" + (f" (held out: {summary})" if summary else ""))
 

@@ -53,7 +53,8 @@ def check_new(run: Path) -> None:
     own = {CKPT, LOCK, METRICS, BEST, "tb", *OWN}  # tb: train.tensorboard's folder
     for p in run.iterdir():  # stops at the first file that is not a run's: a huge folder is not listed whole
         if p.name not in own and not _KEPT.fullmatch(p.name) and not _TEMP.fullmatch(p.name):
-            raise GONError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty folder")
+            raise GONError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty "
+                           f"folder")
 
 
 def _holder(fd: int) -> str:

@@ -30,7 +30,8 @@ def run_options() -> list[inspect.Parameter]:
             option("config", Optional[List[Path]], None, help=CONFIG_HELP),
             option("set_", Optional[List[str]], None, "--set", help=SET_HELP),
             option("resume", bool, False, "--resume", help="Continue the run in --out."),
-            option("quiet", bool, False, "--quiet", help="Print only warnings and errors (no progress bar, notes or summary).")]
+            option("quiet", bool, False, "--quiet",
+                   help="Print only warnings and errors (no progress bar, notes or summary).")]
 
 
 def param_name(flag: str) -> str:
