@@ -144,12 +144,12 @@ def test_resume_continues_the_patience_counter(early_run, tmp_path, capsys):
     code, _, err = run_cli([*EARLY, "--steps", split_step, "--out", run], capsys)
     assert code == 0, err
     assert info(run)["train_state"]["early_stop"]["bad"] == bad
-    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", STEPS, "--quiet"], capsys)
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", STEPS], capsys)
     assert code == 0 and "stopped early at step" in err, err
     split = info(run)
     assert split["step"] == whole["step"]
     assert split["train_state"]["early_stop"] == whole["train_state"]["early_stop"]
-    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", STEPS, "--quiet"], capsys)
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", STEPS], capsys)
     assert code == 0 and "already stopped early" in err and info(run)["step"] == whole["step"]
 
 
@@ -170,7 +170,7 @@ def test_early_stopping_flags_are_checked(tmp_path, capsys):
 def test_max_time_stops_checkpoints_and_resumes(tmp_path, capsys):
     run = tmp_path / "timed"
     code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--steps", "1000000", "--max-time", "1s",
-                            "--out", run, *SMALL], capsys)
+                            "--out", run, *SMALL[:-1]], capsys)  # not --quiet: the stop is said
     assert code == 0 and "wall-clock budget" in err, err
     first = info(run)
     assert 0 < first["step"] < 1000000 and first["config"]["train"]["max_time"] == 1.0
@@ -178,7 +178,7 @@ def test_max_time_stops_checkpoints_and_resumes(tmp_path, capsys):
     assert first["train_state"]["elapsed"] >= 1.0
     code, _, err = run_cli(["sample", run, "--n", "2", "--out", tmp_path / "s.png"], capsys)
     assert code == 0, err  # the latent Gaussian was fitted
-    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--max-time", "2s", "--quiet"], capsys)
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--max-time", "2s"], capsys)
     assert code == 0 and "wall-clock budget" in err, err
     second = info(run)
     assert second["step"] > first["step"] and second["config"]["train"]["max_time"] == 2.0
