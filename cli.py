@@ -4,19 +4,32 @@ assembly: the verbs' shared options are declared once below and each verb hands 
 (implicit_gon/commands/fit.py), the config fields' options from their declarations (implicit_gon/commands/fields.py)."""
 from __future__ import annotations
 
-import json
-import math
+import os
 import sys
-from enum import Enum
-from pathlib import Path
-from typing import List, Optional
 
-import typer
+from implicit_gon import interrupts  # the standard library only
 
-from implicit_gon import config as typed_config
-from implicit_gon.commands import fit
-from implicit_gon.commands.dispatch import Which, flag, given, report, verb
-from implicit_gon.commands.fields import CONFIG_HELP, SET_HELP, command, flags, option
+PROGRAM = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "implicit-gon"
+"""This module is the running program (the console script, or python -m cli), not one imported by a test or a
+notebook: the stop signals are its own from the first import on, and ignored once it has said its last line."""
+if PROGRAM:
+    interrupts.install()  # a stop during the imports below (a second or more on a busy machine) is a stop too
+try:
+    import json
+    import math
+    from enum import Enum
+    from pathlib import Path
+    from typing import List, Optional
+
+    import typer
+
+    from implicit_gon import config as typed_config
+    from implicit_gon.commands import fit
+    from implicit_gon.commands.dispatch import Which, flag, given, report, verb
+    from implicit_gon.commands.fields import CONFIG_HELP, SET_HELP, command, flags, option
+except KeyboardInterrupt as stop:
+    print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
+    sys.exit(interrupts.exit_code(stop))
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
@@ -401,7 +414,17 @@ def _after_stop(interrupts) -> None:
 def main(argv: Optional[list] = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback;
     usage errors print typer's usage message and exit 2; Ctrl-C exits 130."""
-    from implicit_gon import interrupts
+    try:
+        _main(argv)
+    except KeyboardInterrupt as stop:  # before the command could take it (its set-up's imports), or after
+        print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
+        sys.exit(interrupts.exit_code(stop))
+    finally:
+        if PROGRAM:  # the last line is out: a stop now must not turn the exit status into death by that signal
+            interrupts.release()
+
+
+def _main(argv: Optional[list]) -> None:
     from implicit_gon.errors import GONError, Interrupted
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints

@@ -67,9 +67,11 @@ class GON:
 
     @classmethod
     def load(cls, run: str | Path, device: str | torch.device = "auto", with_optimizer: bool = False,
-             which: str = "last"):
-        """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score)."""
-        info, state, opt, extra = checkpoint.load(run, checkpoint.BEST if which == "best" else checkpoint.CKPT)
+             which: str = "last", name: str | None = None):
+        """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score), or the
+        file `name` in the run (an earlier checkpoint-STEP.safetensors, train.keep)."""
+        name = name or (checkpoint.BEST if which == "best" else checkpoint.CKPT)
+        info, state, opt, extra = checkpoint.load(run, name)
         gon = cls(Config.from_dict(info["config"], str(run)), info["meta"], device)
         try:
             gon.model.load_state_dict(state)

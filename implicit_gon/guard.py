@@ -59,31 +59,49 @@ def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
 class _Drift:
     """The median of the last WINDOW values of a quantity judged against the lowest such median seen in the run."""
 
+    FLOOR = False
+    """Judge the first full window against the smallest single value before it, too: a blow-up from the second
+    step on fills the first window, whose median would otherwise become the run's lowest and hide it (issue 21)."""
+
     def __init__(self, factor: float, state: dict):
         self.drift = factor
         self.recent: collections.deque = collections.deque(state.get("recent", ()), maxlen=WINDOW)
         self.lowest: float | None = state.get("lowest")  # the lowest median of WINDOW values seen, and its step
         self.lowest_step: int | None = state.get("lowest_step")
+        self.floor: float | None = state.get("floor")  # the smallest value before the first full window, its step
+        self.floor_step: int | None = state.get("floor_step")
 
-    def _risen(self, step: int) -> float | None:
-        """The window's median when it is over drift x the lowest median so far (None: it is not; it then becomes
-        the lowest median when it is lower). Judged once WINDOW values are known."""
+    def _add(self, value: float, step: int) -> None:
+        self.recent.append(value)
+        if self.lowest is None and (self.floor is None or value < self.floor):
+            self.floor, self.floor_step = value, step
+
+    def _risen(self, step: int) -> tuple[float, str] | None:
+        """(the window's median, what it rose over) when it is over drift x the lowest median so far, or for the
+        first window (FLOOR) x the smallest value before it (None: it is not; it then becomes the lowest median
+        when it is lower). Judged once WINDOW values are known."""
         if len(self.recent) < WINDOW:
             return None
         median = statistics.median(self.recent)
-        if self.drift > 0 and self.lowest is not None and self.lowest > 0 and median > self.drift * self.lowest:
-            return median
+        ref, ref_step, name = self.lowest, self.lowest_step, "its lowest"
+        if ref is None and self.FLOOR:
+            ref, ref_step, name = self.floor, self.floor_step, f"its smallest value before {WINDOW} were known,"
+        if self.drift > 0 and ref is not None and ref > 0 and median > self.drift * ref:
+            return median, f"{name} {ref:.4g} (step {ref_step})"
         if self.lowest is None or median < self.lowest:
             self.lowest, self.lowest_step = median, step
         return None
 
     def _state(self) -> dict:
-        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step}
+        return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step,
+                "floor": self.floor, "floor_step": self.floor_step}
 
 
 class GradWatch(_Drift):
     """Judges each step's gradient norm (before clipping): the median of the last WINDOW norms more than `factor` x
     the lowest such median seen is a divergence (a blow-up inside the network that the loss does not show)."""
+
+    FLOOR = True  # healthy runs' medians stay within 7.5x of it (11 runs, CelebA-sized, every step logged)
 
     def check(self, norm: float, step: int, steady: bool = True, overflow_ok: bool = False) -> str | None:
         """Why this gradient norm means the run diverged (None: it does not). A non-finite norm is a divergence,
@@ -92,12 +110,12 @@ class GradWatch(_Drift):
             return None if overflow_ok else f"the gradient norm is {norm} at step {step}"
         if not steady:
             return None
-        self.recent.append(norm)
-        median = self._risen(step)
-        if median is None:
+        self._add(norm, step)
+        risen = self._risen(step)
+        if risen is None:
             return None
-        return (f"the median of the last {WINDOW} gradient norms rose to {median:.4g} at step {step}, over "
-                f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.grad_factor)")
+        return (f"the median of the last {WINDOW} gradient norms rose to {risen[0]:.4g} at step {step}, over "
+                f"{self.drift:g}x {risen[1]} (train.grad_factor)")
 
 
 class LossWatch(_Drift):
@@ -127,29 +145,31 @@ class LossWatch(_Drift):
             if median > 0 and loss > self.factor * median:
                 return (f"the loss jumped to {loss:.4g} at step {step}, over {self.factor:g}x its recent median "
                         f"{median:.4g} (train.divergence_factor)")
-        self.recent.append(loss)
+        self._add(loss, step)
         if steady and self.first is None:
             self.first = loss
         return self._drifted(step) if steady else None
 
     def _drifted(self, step: int) -> str | None:
         """The slow criterion, on the window that now ends with this step's loss."""
-        median = self._risen(step)
-        if median is None:
+        risen = self._risen(step)
+        if risen is None:
             return None
-        return (f"the median of the last {WINDOW} losses rose to {median:.4g} at step {step}, over "
-                f"{self.drift:g}x its lowest {self.lowest:.4g} (step {self.lowest_step}) (train.drift_factor)")
+        return (f"the median of the last {WINDOW} losses rose to {risen[0]:.4g} at step {step}, over "
+                f"{self.drift:g}x {risen[1]} (train.drift_factor)")
 
     def unsettled(self) -> str | None:
         """Why the state just reached is not to be checkpointed as a good one although no criterion stopped the run
         (None: it may be): this step's own loss over train.divergence_factor, or its own gradient norm over
         train.grad_factor, times the run's lowest median. A blow-up shows there steps before the window's median
         catches up: a gradient norm rising from 55 to 8.5e17 in ten steps was checkpointed as "good" at step 30,
-        the guard stopped the run at step 33, and each rollback went back to the blown-up step 30."""
+        the guard stopped the run at step 33, and each rollback went back to the blown-up step 30. Before the
+        first window is full the reference is the smallest value before this one: a blow-up from step 2 on (a
+        gradient norm of 22, then 1e16) left no healthy median to compare with, and steps 5 and 10 were written."""
         for watch, factor, what in ((self, self.factor, "loss"), (self.grads, self.grads.drift, "gradient norm")):
             ref, of = watch.lowest, "the run's lowest median"
-            if ref is None and len(watch.recent) > MIN_HISTORY:  # before the window is full: its median so far
-                ref, of = statistics.median(list(watch.recent)[:-1]), "the median before it"
+            if ref is None and len(watch.recent) > 1:
+                ref, of = min(list(watch.recent)[:-1]), "the smallest value before it"
             last = watch.recent[-1] if watch.recent else None
             if factor > 0 and last is not None and ref and last > factor * ref:
                 return f"its {what} {last:.4g} is over {factor:g}x {of} {ref:.4g}"

@@ -96,6 +96,16 @@ def settle() -> None:
             signal.signal(s, _record)
 
 
+def release() -> None:
+    """The program has said its last line and is exiting: the stop signals are ignored from here on. As Python
+    finalises it puts the default handlers back, and torch's teardown then takes 0.1-0.4 s: a second Ctrl-C or
+    SIGTERM in that window (a wrapper forwarding the first) killed the process by the signal, whatever its line
+    and exit status had said (the hostile check, issue 21)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in _not_ignored():
+            signal.signal(s, signal.SIG_IGN)
+
+
 def _record(signum, frame) -> None:
     _state["pending"] = _state["pending"] or signum
 

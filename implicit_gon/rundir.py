@@ -12,8 +12,10 @@ import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import re
+import shlex
 import signal
 from pathlib import Path
 from typing import Iterator
@@ -153,11 +155,13 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def _metric_rows(path: str | os.PathLike) -> Iterator[tuple[dict | None, int]]:
-    """(row or None for a line that is not one, its step) per line, streamed with bounded line length and depth."""
+    """(row or None for a line that is not one, its step) per line, streamed with bounded line length and depth.
+    A row holding NaN or infinity is not one of ours (rows are written as strict JSON): it goes like a torn line."""
     from . import jsonio
     try:
         for row in jsonio.iter_lines(path):
             ok = isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool)
+            ok = ok and all(not isinstance(v, float) or math.isfinite(v) for v in row.values())
             yield (row, row["step"]) if ok else (None, -1)
     except FileNotFoundError:
         return
@@ -182,11 +186,18 @@ def repair_metrics(run: str | os.PathLike, step: int) -> int:
 
 def checkpoint_step(run: str | os.PathLike) -> int | None:
     """The step of RUN's checkpoint from its metadata alone (None: no readable checkpoint)."""
+    info = _checkpoint_info(run)
+    return int(info["step"]) if info is not None else None
+
+
+def _checkpoint_info(run: str | os.PathLike) -> dict | None:
     from safetensors import safe_open
 
     try:
         with safe_open(str(Path(run) / CKPT), framework="pt") as f:
-            return int(json.loads((f.metadata() or {})["info"])["step"])
+            info = json.loads((f.metadata() or {})["info"])
+            int(info["step"])
+            return info
     except Exception:  # any unreadable checkpoint: there is none to point to
         return None
 
@@ -194,11 +205,16 @@ def checkpoint_step(run: str | os.PathLike) -> int | None:
 def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrupted:
     """The one line for a stop signal during work on RUN: where the last checkpoint is and how to go on. Without a
     checkpoint the run's folder is about to be removed, so the line does not send anyone there."""
-    name, step = signal.Signals(signum).name, checkpoint_step(run)
-    if step is None:
+    name, info = signal.Signals(signum).name, _checkpoint_info(run)
+    if info is None:
         return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
-    return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {step}); continue "
-                       f"with `fit KIND --out {run} --resume` (the run keeps its data: no paths)", 128 + signum)
+    try:
+        kind = str(info["config"]["data"]["signal"])
+    except (KeyError, TypeError):
+        kind = "KIND"
+    again = f"implicit-gon fit {kind} --out {shlex.quote(str(run))} --resume"
+    return Interrupted(f"interrupted by {name}: the last checkpoint is {Path(run) / CKPT} (step {info['step']}); "
+                       f"continue with `{again}` (the run keeps its data: no paths)", 128 + signum)
 
 
 @contextlib.contextmanager

@@ -93,32 +93,65 @@ def _bits_per_dim(gon: GON, b, z, gen) -> torch.Tensor:
     return bits_per_dim(nll + kl_standard_normal(mu, logvar), b.values[0].numel())
 
 
-def _diverged(run: Path, why: str) -> Diverged:
+def _diverged(run: Path, why: str, fatal: str | None = None) -> Diverged:
     """The one line of a run that diverged: what happened, and the checkpoint that is left (never one written
-    after the divergence: saves refuse non-finite state), or that none is (its folder is about to go)."""
+    after the divergence: saves refuse non-finite state), or that none is (its folder is about to go). `fatal`:
+    the line for a checkpoint whose own next step diverged (_rollback_target)."""
     step = checkpoint_step(run)
-    kept = (f"the last good checkpoint is {run / CKPT} (step {step}), untouched; fit --resume with a lower --lr "
-            f"continues it" if step is not None else "no checkpoint had been written, so nothing is kept")
+    if step is None:
+        kept = "no checkpoint had been written, so nothing is kept"
+    else:
+        kept = fatal or (f"the last good checkpoint is {run / CKPT} (step {step}), untouched; fit --resume with a "
+                         f"lower --lr continues it")
     return Diverged(f"training diverged: {why} (lower --lr or gon.step_size, or set train.grad_clip); {kept}")
+
+
+def _checkpoints(run: Path) -> dict[int, str]:
+    """RUN's checkpoints on disk, step -> file name: the last one and the earlier ones kept (train.keep)."""
+    from .checkpoint import previous
+    found = {int(p.stem.split("-")[1]): p.name for p in previous(run)}
+    step = checkpoint_step(run)
+    return {**found, step: CKPT} if step is not None else found
+
+
+def _rollback_target(gon: GON, loop: _Loop, run: Path) -> tuple[int | None, str | None]:
+    """(the step of the checkpoint a rollback returns to, or None; the stop line's words when the weights in memory
+    are a checkpoint's own). That is the newest checkpoint at or before the one the weights came from (written,
+    loaded or rolled back to: loop.base_step); but a divergence at the very step after it (gon.step ==
+    base_step) is that checkpoint's own: its next loss and gradient do not depend on the learning rate, so going
+    back there diverges again, as often as rollbacks are allowed (issue 21). Then the newest one before it."""
+    fatal, on_disk = gon.step == loop.base_step, _checkpoints(run)
+    kept = {s: n for s, n in on_disk.items() if s < loop.base_step or (s == loop.base_step and not fatal)}
+    target = max(kept) if kept else None
+    if not fatal:
+        return target, None
+    where = (f"continue from the earlier {run / kept[target]} (step {target}: copy it over {CKPT}, then fit "
+             f"--resume with a lower --lr)" if target is not None else "no earlier one is kept (train.keep): "
+             f"start again with a lower --lr")
+    return target, (f"the checkpoint {run / on_disk.get(gon.step, CKPT)} (step {gon.step}) is untouched, but its very "
+                    f"next step diverges whatever the learning rate; {where}")
 
 
 def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: bool = True) -> None:
     """train.on_divergence rollback: reload the last checkpoint (weights, Adam state, step), halve the learning
     rate (kept in train_state, so --resume keeps it), take early stopping and the divergence guard back to the
     checkpoint's and log it; else, or with nothing to go back to, stop. Under torchrun only a divergence every rank
-    saw (agreed) rolls back: rank 0 alone cannot take the others along."""
-    rolls = gon.train_state.get("rollbacks", 0)
-    if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or checkpoint_step(run) is None \
+    saw (agreed) rolls back, to rank 0's choice of checkpoint: rank 0 alone cannot take the others along."""
+    rolls, (target, fatal) = gon.train_state.get("rollbacks", 0), _rollback_target(gon, loop, run)
+    if dist.active and agreed:
+        target = int(agree_value(dist, -1.0 if target is None else float(target), gon.device))
+        target = None if target < 0 else target
+    if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or target is None \
             or (dist.active and not agreed):
-        raise _diverged(run, why)
-    good, state = GON.load(run, gon.device, with_optimizer=True)
+        raise _diverged(run, why, fatal)
+    good, state = GON.load(run, gon.device, with_optimizer=True, name=_checkpoints(run)[target])
     gon.model.load_state_dict(good.model.state_dict())
     loop.opt.load_state_dict(state)
     scale = gon.train_state.get("lr_scale", 1.0) / 2
     failed = max(gon.step + 1, gon.train_state.get("diverged_at", 0))  # no checkpoint until the run is past it
     gon.step, gon.train_state = good.step, {**good.train_state, "lr_scale": scale, "rollbacks": rolls + 1,
                                             "diverged_at": failed}
-    loop.ckpt_owed = False
+    loop.ckpt_owed, loop.base_step = False, good.step
     if dist.main:
         repair_metrics(run, gon.step)
         append_jsonl(run / "metrics.jsonl", {"step": gon.step, "event": "rollback", "diverged": why,
@@ -201,6 +234,7 @@ class _Loop:
     ckpt_owed: bool = False  # a checkpoint was due but the state looked unsettled (LossWatch.unsettled)
     val: dict | None = None  # the held-out scores of the step just taken, when it evaluated
     taken: int = 0  # steps taken by this invocation
+    base_step: int = -1  # the step of the checkpoint last written, resumed or rolled back to (-1: none yet)
     rate: float = 0.0  # steps per second of this invocation
 
 
@@ -247,6 +281,7 @@ def _start(gon: GON, signal, run: Path, val_signal, optimizer_state, progress: b
                  validating, stopper, LossWatch.for_run(tc, gon.train_state), bar, writer, clock,
                  elapsed0=gon.train_state.get("elapsed", 0.0))
     loop.last_ckpt = clock()
+    loop.base_step = gon.step if checkpoint_step(run) == gon.step else -1
     return loop
 
 
@@ -366,7 +401,7 @@ def _checkpoint_due(gon: GON, loop: _Loop, run: Path, dist: Dist) -> None:
         gon.save(run, loop.opt.state_dict())
     except NonFinite as e:  # the save refused non-finite weights or Adam state
         return _roll_back(gon, loop, run, f"after step {gon.step}, {e}", dist, agreed=False)
-    loop.last_ckpt = loop.clock()
+    loop.last_ckpt, loop.base_step = loop.clock(), gon.step
 
 
 def _log_row(gon: GON, run: Path, opt, writer, dist: Dist, val, rate: float, parts: dict, share: float,

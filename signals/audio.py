@@ -29,6 +29,11 @@ from .base import Batch, SignalAdapter, draw_subset, find_files, subset_size
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
 
+MAX_PEAK = 1000.0
+"""Largest sample magnitude read (60 dB over full scale): float WAV/FLAC may exceed 1 by some headroom, never by
+this much (a hostile check's clip with one 3e38 sample trained until its loss overflowed)."""
+
+
 def find_clips(paths: list[str | Path]) -> list[Path]:
     """Files as given, and audio files found recursively in folders, in sorted order."""
     return find_files(paths, EXTENSIONS, "audio files")
@@ -51,6 +56,10 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     if not np.isfinite(x).all():  # float WAV/FLAC can store them; one would turn every loss and latent into NaN
         bad = np.flatnonzero(~np.isfinite(x).all(1))
         raise DataError(f"{path}: {len(bad)} non-finite samples (NaN or inf), the first at sample {bad[0]}")
+    peak = float(np.abs(x).max())
+    if peak > MAX_PEAK:  # finite, but the loss of a 3e38 sample overflows: training then "diverges" for no reason
+        raise DataError(f"{path}: samples reach {peak:.3g}, over {MAX_PEAK:g}x full scale (float audio lies in "
+                        f"[-1, 1]): a corrupt or mis-scaled file")
     if channels == 1:
         x = x.mean(1, keepdims=True)
     elif x.shape[1] == 1:

@@ -386,6 +386,20 @@ def test_audio_clip_with_non_finite_samples(tmp_path, bad):
         read_clip(tmp_path / "clip.wav", 16000)
 
 
+def test_audio_clip_with_an_absurd_finite_peak(tmp_path):
+    """Finite but far past full scale (the hostile check's 3e38): refused as data, not left to overflow the loss;
+    float headroom over 1 is kept."""
+    import soundfile as sf
+    from signals.audio import read_clip
+    x = np.sin(np.linspace(0, 50, 4000)).astype(np.float32) * 4  # +12 dB: loud, and read as it is
+    sf.write(tmp_path / "loud.wav", x, 16000, subtype="FLOAT")
+    assert abs(read_clip(tmp_path / "loud.wav", 16000)).max() > 3.9
+    x[99] = 3e38
+    sf.write(tmp_path / "clip.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"clip\.wav: samples reach 3e\+38, over 1000x full scale"):
+        read_clip(tmp_path / "clip.wav", 16000)
+
+
 def test_mesh_with_non_finite_vertices(tmp_path):
     from signals.sdf import load_mesh
     p = tmp_path / "bad.obj"

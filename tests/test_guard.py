@@ -77,6 +77,8 @@ def test_divergence_stops_and_keeps_the_last_checkpoint_byte_identical(tmp_path,
     with pytest.raises(Diverged, match=needle) as e:
         fit(sig, cfg, run, progress=False, on_step=Poison(at, amount))
     assert f"at step {at + 1}" in str(e.value) and str(run / CKPT) in str(e.value)  # poisoned after step at
+    if at % 2 == 0:  # the checkpoint at `at` was written after the poison: the line sends no one back to it
+        assert "its very next step diverges" in str(e.value) and f"checkpoint-{at - 2:09d}" in str(e.value)
     assert saves and (run / CKPT).read_bytes() == saves[-1]  # the last good checkpoint, untouched since
     assert _all_finite(run) and checkpoint.load(run)[0]["step"] == at - at % 2
     rows = strict_rows(run / "metrics.jsonl")
@@ -435,3 +437,56 @@ def test_an_unsettled_state_is_not_checkpointed_until_a_step_that_is_not(tmp_pat
                      "checkpoint-000000006.safetensors", "checkpoint.safetensors"]
     rows = rundir.read_metrics(tmp_path / rundir.METRICS)
     assert [r["step"] for r in rows if r.get("event") == "checkpoint_postponed"] == [4]
+
+
+def test_a_blow_up_from_the_second_step_is_unsettled_and_stops_when_the_first_window_fills():
+    """The hostile check's `--lr 10` (gradient norm 22, then 1e16 from step 2): no healthy median was ever known,
+    so the smallest value before is the reference, and the first full window is judged against it too."""
+    watch = LossWatch(10.0, 4.0, grad=100.0)
+    watch.check(5.0, 1)
+    assert watch.grads.check(22.0, 1) is None and watch.unsettled() is None
+    watch.check(5.0, 2)
+    assert watch.grads.check(1e16, 2) is None  # one value is no median: not a divergence yet ...
+    assert "gradient norm 1e+16 is over 100x the smallest value before it 22" in watch.unsettled()  # ... nor good
+    for t in range(3, WINDOW):
+        watch.check(5.0, t)
+        assert watch.grads.check(1e16, t) is None
+    why = watch.grads.check(1e16, WINDOW)
+    assert why and f"its smallest value before {WINDOW} were known, 22 (step 1)" in why and "grad_factor" in why
+
+
+def test_gradient_norms_that_fall_then_settle_never_trip_the_first_window():
+    """Healthy runs logged at every step (CelebA-sized, 11 runs) end up to 7.5x their smallest early norm; the
+    first-window criterion is 100x (train.grad_factor)."""
+    watch = GradWatch(100.0, {})
+    norms = [3000.0 - 80 * t for t in range(WINDOW)] + [1000.0 * (1 + (t % 5)) for t in range(300)]
+    assert all(watch.check(n, t) is None for t, n in enumerate(norms, 1)) and watch.lowest is not None
+
+
+def _bad_checkpoint_run(tmp_path, on_divergence):
+    """A run whose checkpoint at step 14 holds weights shifted far off (finite; written after the poison): step
+    15's loss explodes whatever the learning rate. Checkpoints every 2 steps, 3 kept; factor 2 as above."""
+    cfg = small_cfg(steps=30, ckpt_every=2, keep=3, divergence_factor=2.0, on_divergence=on_divergence)
+    return cfg, signal(), tmp_path / "run", Poison(14, 1e4)
+
+
+def test_a_rollback_never_returns_to_a_checkpoint_whose_own_next_step_diverges(tmp_path):
+    """Halving the rate cannot help a checkpoint whose very next step diverges (its loss and gradient are computed
+    before any update): the rollback goes to the kept checkpoint before it, once, and the run finishes."""
+    cfg, sig, run, poison = _bad_checkpoint_run(tmp_path, "rollback")
+    gon = fit(sig, cfg, run, progress=False, on_step=poison)
+    events = [r for r in strict_rows(run / "metrics.jsonl") if r.get("event") == "rollback"]
+    assert gon.step == 30 and _all_finite(run) and [e["step"] for e in events] == [12]
+
+
+def test_a_stop_at_a_checkpoints_own_next_step_names_the_earlier_one(tmp_path):
+    cfg, sig, run, poison = _bad_checkpoint_run(tmp_path, "stop")
+    with pytest.raises(Diverged) as e:
+        fit(sig, cfg, run, progress=False, on_step=poison)
+    line = str(e.value)
+    assert "at step 15" in line and f"{run / CKPT} (step 14) is untouched, but its very next step diverges" in line
+    assert str(run / "checkpoint-000000012.safetensors") in line and checkpoint.load(run)[0]["step"] == 14
+    gon, opt = GON.load(run, "cpu", with_optimizer=True)  # resumed with a tenth of the rate: the same line
+    gon.cfg = merge(cfg, {"train": {"lr": cfg.train.lr / 10}})
+    with pytest.raises(Diverged, match="its very next step diverges"):
+        train(gon, sig, run, optimizer_state=opt, progress=False)

@@ -305,3 +305,32 @@ def test_run_cli_puts_back_the_stop_signal_handlers(args, capsys):
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+LATE_STOP = """
+import os, runpy, signal, sys, time
+class Late:  # torn down with the modules, after Python has put its default signal handlers back
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # a wrapper forwarding a stop that already ended the command
+        time.sleep(0.2)
+sys.modules["late_stop"] = type(sys)("late_stop")
+sys.modules["late_stop"].late = Late()
+sys.argv = ["implicit-gon", "--help"]
+runpy.run_module("cli", run_name="__main__")
+"""
+
+
+def test_a_stop_while_the_program_exits_keeps_its_exit_status(tmp_path):
+    """Once the program has said its last line a stop signal is ignored: during the interpreter's teardown it
+    killed the process by the signal, whatever its line had said (the hostile check: -2, -15 for 130, 143)."""
+    (tmp_path / "late.py").write_text(LATE_STOP)
+    p = subprocess.run([sys.executable, str(tmp_path / "late.py")], env=_env(), capture_output=True, text=True,
+                       timeout=120, preexec_fn=_default_signals)
+    assert p.returncode == 0 and "Usage" in p.stdout, (p.returncode, p.stderr[-500:])
+
+
+def test_the_stop_line_names_the_command_that_continues(tmp_path):
+    run = tmp_path / "a run"  # a space: the command is quoted for a shell
+    fit(image_signal(), small_cfg(steps=2), run, progress=False)
+    line = str(rundir.interrupted(run, signal.SIGTERM))
+    assert f"continue with `implicit-gon fit images --out '{run}' --resume`" in line and "(step 2)" in line

@@ -231,6 +231,16 @@ def test_repair_metrics_tolerates_a_torn_last_line(tmp_path):
     assert (tmp_path / rundir.METRICS).read_text().endswith("\n")
 
 
+def test_repair_metrics_drops_a_row_with_a_bare_nan(tmp_path):
+    """A hand-edited row with NaN (not JSON) goes on resume like a torn line: the file is strict JSON again."""
+    (tmp_path / rundir.METRICS).write_text('{"step": 1, "loss": 2}\n{"step": 2, "loss": NaN}\n{"step": 2, "x": 1}\n')
+    assert rundir.repair_metrics(tmp_path, 5) == 1
+    def refuse(token):
+        raise ValueError(f"non-JSON number {token}")
+    assert [json.loads(line, parse_constant=refuse) for line in
+            (tmp_path / rundir.METRICS).read_text().splitlines()] == [{"step": 1, "loss": 2}, {"step": 2, "x": 1}]
+
+
 def test_config_json_is_written_before_the_checkpoint(run, monkeypatch):
     from implicit_gon import GON
     gon, opt = GON.load(run, "cpu", with_optimizer=True)
