@@ -441,26 +441,30 @@ def test_an_unsettled_state_is_not_checkpointed_until_a_step_that_is_not(tmp_pat
 
 def test_a_blow_up_from_the_second_step_is_unsettled_and_stops_when_the_first_window_fills():
     """The hostile check's `--lr 10` (gradient norm 22, then 1e16 from step 2): no healthy median was ever known,
-    so the smallest value before is the reference, and the first full window is judged against it too."""
+    so the first value is the reference, and the first full window is judged against it too."""
     watch = LossWatch(10.0, 4.0, grad=100.0)
     watch.check(5.0, 1)
     assert watch.grads.check(22.0, 1) is None and watch.unsettled() is None
     watch.check(5.0, 2)
     assert watch.grads.check(1e16, 2) is None  # one value is no median: not a divergence yet ...
-    assert "gradient norm 1e+16 is over 100x the smallest value before it 22" in watch.unsettled()  # ... nor good
+    assert "gradient norm 1e+16 is over 100x its first value 22" in watch.unsettled()  # ... nor good
     for t in range(3, WINDOW):
         watch.check(5.0, t)
         assert watch.grads.check(1e16, t) is None
     why = watch.grads.check(1e16, WINDOW)
-    assert why and f"its smallest value before {WINDOW} were known, 22 (step 1)" in why and "grad_factor" in why
+    assert why and "over 100x its first value 22 (step 1)" in why and "grad_factor" in why
 
 
 def test_gradient_norms_that_fall_then_settle_never_trip_the_first_window():
-    """Healthy runs logged at every step (CelebA-sized, 11 runs) end up to 7.5x their smallest early norm; the
-    first-window criterion is 100x (train.grad_factor)."""
+    """Healthy first windows have medians 0.5-11x their first norm (every config kind, 30 steps logged each),
+    whatever their noise: the smallest norm is no reference (SDF's 0.77 among 3-20). The criterion is 100x."""
     watch = GradWatch(100.0, {})
-    norms = [3000.0 - 80 * t for t in range(WINDOW)] + [1000.0 * (1 + (t % 5)) for t in range(300)]
+    noisy = [18.8, 18.5, 20.3, 15.0, 7.6, 20.2, 7.6, 8.4, 17.4, 0.05, 8.9, 3.3, 12.8, 7.8, 8.5, 0.01, 12.7]
+    norms = noisy + [0.01 if t % 9 == 0 else 8.0 + 5 * (t % 4) for t in range(300)]  # tiny draws all along
     assert all(watch.check(n, t) is None for t, n in enumerate(norms, 1)) and watch.lowest is not None
+    falling = GradWatch(100.0, {})  # CelebA-like: 3,460 at step 1, then 1,000-5,000
+    norms = [3460.0] + [3000.0 - 80 * t for t in range(WINDOW)] + [1000.0 * (1 + (t % 5)) for t in range(300)]
+    assert all(falling.check(n, t) is None for t, n in enumerate(norms, 1)) and falling.lowest is not None
 
 
 def _bad_checkpoint_run(tmp_path, on_divergence):
