@@ -27,6 +27,11 @@ MIN_HISTORY = 10
 """Finite losses needed before a jump is judged (the first steps of a run fall fast and vary most)."""
 MAX_ROLLBACKS = 8
 """train.on_divergence rollback gives up after this many (the learning rate is then 1/256 of the config's)."""
+TINY = 1e-6
+"""A reference (a median, a lowest median, a first value) under TINY x the largest loss the run has accepted is no
+scale to judge by: a clip that is mostly silence has batches with losses near 1e-36 and others near 0.02, and was
+stopped as 'diverged' at its first batch with sound (the hostile check, issue 21). Gradient norms keep no such
+scale (a blow-up inflates it) and only refuse references of 1e-20 and below."""
 WORSE = 1.5
 """A run whose last WINDOW losses have a median above this many times its first loss ends with a warning: it left
 the network worse than it started (on the digits, Adam 0.03 to 1 ends 1.7-3.9x above the first loss, no jump or
@@ -71,11 +76,16 @@ class _Drift:
         self.lowest_step: int | None = state.get("lowest_step")
         self.start: float | None = state.get("start")  # the first value judged, and its step
         self.start_step: int | None = state.get("start_step")
+        self.scale: float | None = state.get("scale")  # LossWatch: the largest value accepted
 
     def _add(self, value: float, step: int) -> None:
         self.recent.append(value)
         if self.start is None and self.lowest is None:
             self.start, self.start_step = value, step
+
+    def usable(self, ref: float | None) -> bool:
+        """Whether ref is a scale to judge by (TINY)."""
+        return ref is not None and ref > 1e-20 and (self.scale is None or ref >= TINY * self.scale)
 
     def _risen(self, step: int) -> tuple[float, str] | None:
         """(the window's median, what it rose over) when it is over drift x the lowest median so far, or for the
@@ -87,7 +97,7 @@ class _Drift:
         ref, ref_step, name = self.lowest, self.lowest_step, "its lowest"
         if ref is None and self.JUDGE_START:
             ref, ref_step, name = self.start, self.start_step, "its first value"
-        if self.drift > 0 and ref is not None and ref > 0 and median > self.drift * ref:
+        if self.drift > 0 and self.usable(ref) and median > self.drift * ref:
             return median, f"{name} {ref:.4g} (step {ref_step})"
         if self.lowest is None or median < self.lowest:
             self.lowest, self.lowest_step = median, step
@@ -95,7 +105,7 @@ class _Drift:
 
     def _state(self) -> dict:
         return {"recent": list(self.recent), "lowest": self.lowest, "lowest_step": self.lowest_step,
-                "start": self.start, "start_step": self.start_step}
+                "start": self.start, "start_step": self.start_step, "scale": self.scale}
 
 
 class GradWatch(_Drift):
@@ -143,10 +153,11 @@ class LossWatch(_Drift):
             return f"the loss is {loss} at step {step}"
         if self.factor > 0 and len(self.recent) >= MIN_HISTORY:
             median = statistics.median(self.recent)
-            if median > 0 and loss > self.factor * median:
+            if self.usable(median) and loss > self.factor * median:
                 return (f"the loss jumped to {loss:.4g} at step {step}, over {self.factor:g}x its recent median "
                         f"{median:.4g} (train.divergence_factor)")
         self._add(loss, step)
+        self.scale = loss if self.scale is None else max(self.scale, loss)
         if steady and self.first is None:
             self.first = loss
         return self._drifted(step) if steady else None
@@ -172,7 +183,7 @@ class LossWatch(_Drift):
             if ref is None and len(watch.recent) > 1:
                 ref, of = watch.start, "its first value"
             last = watch.recent[-1] if watch.recent else None
-            if factor > 0 and last is not None and ref and last > factor * ref:
+            if factor > 0 and last is not None and watch.usable(ref) and last > factor * ref:
                 return f"its {what} {last:.4g} is over {factor:g}x {of} {ref:.4g}"
         return None
 
@@ -182,7 +193,7 @@ class LossWatch(_Drift):
 
     def worse_than_start(self) -> str | None:
         """At the end of a run: why it left the network worse than it started (None: it did not)."""
-        if self.first is None or self.first <= 0 or len(self.recent) < WINDOW:
+        if not self.usable(self.first) or len(self.recent) < WINDOW:  # a first batch of silence: no scale
             return None
         median = statistics.median(self.recent)
         if median <= WORSE * self.first:

@@ -18,7 +18,7 @@ REPEAT_GRACE = 3.0
 of the terminal's group, and a wrapper (torchrun, timeout, make) may forward it again a few milliseconds later;
 cut short by that echo, a run lost the step's checkpoint (or, before its first, everything). A signal after this
 stops at once: the user insists, and the last checkpoint on disk is whole (every write is renamed into place)."""
-_state = {"defer": 0, "pending": None, "since": 0.0, "raised": None}
+_state = {"defer": 0, "pending": None, "since": 0.0, "raised": None, "raised_at": 0.0}
 # depth of deferred() blocks; the signal that arrived inside one and when; the last signal raised as Stop
 
 
@@ -54,7 +54,9 @@ def _handler(signum, frame) -> None:
         return
     if _state["defer"] and time.monotonic() - _state["since"] < REPEAT_GRACE:
         return  # the same stop, delivered twice
-    _state["raised"] = signum
+    if _state["raised"] is not None and time.monotonic() - _state["raised_at"] < REPEAT_GRACE:
+        return  # the same stop again while the first unwinds (raised there, it cut its handling short)
+    _state["raised"], _state["raised_at"] = signum, time.monotonic()
     raise Stop(signum)
 
 
@@ -134,7 +136,7 @@ def deferred() -> Iterator[None]:
         if not _state["defer"]:
             _state["pending"] = None
     if signum is not None and not _state["defer"]:
-        _state["raised"] = signum
+        _state["raised"], _state["raised_at"] = signum, time.monotonic()
         raise Stop(signum)
 
 

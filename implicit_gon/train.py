@@ -93,17 +93,25 @@ def _bits_per_dim(gon: GON, b, z, gen) -> torch.Tensor:
     return bits_per_dim(nll + kl_standard_normal(mu, logvar), b.values[0].numel())
 
 
-def _diverged(run: Path, why: str, fatal: str | None = None) -> Diverged:
+def _diverged(run: Path, why: str, fatal: str | None = None, good: tuple[int, str] | None = None) -> Diverged:
     """The one line of a run that diverged: what happened, and the checkpoint that is left (never one written
     after the divergence: saves refuse non-finite state), or that none is (its folder is about to go). `fatal`:
-    the line for a checkpoint whose own next step diverged (_rollback_target)."""
-    step = checkpoint_step(run)
+    the line for a checkpoint whose own next step diverged (_rollback_target); `good`: (step, file name) of the
+    checkpoint the run last went back to, when that is not the last one."""
+    step = checkpoint_step(run) if good is None else good[0]
     if step is None:
         kept = "no checkpoint had been written, so nothing is kept"
+    elif good is not None and good[1] != CKPT:  # rolled back to an earlier one: the last is not the good one
+        kept = fatal or (f"the last good checkpoint is {run / good[1]} (step {step}); copy it over {CKPT}, then "
+                         f"fit --resume with a lower --lr")
     else:
         kept = fatal or (f"the last good checkpoint is {run / CKPT} (step {step}), untouched; fit --resume with a "
                          f"lower --lr continues it")
-    return Diverged(f"training diverged: {why} (lower --lr or gon.step_size, or set train.grad_clip); {kept}")
+    fix = "lower --lr or gon.step_size, or set train.grad_clip"
+    if "(train.divergence_factor)" in why or "(train.drift_factor)" in why:  # a finite loss judged by its spread
+        fix += ("; where this data's batches differ that much by nature (audio that is mostly silence), "
+                "--set train.divergence_factor=0 --set train.drift_factor=0 judges non-finite losses only")
+    return Diverged(f"training diverged: {why} ({fix}); {kept}")
 
 
 def _checkpoints(run: Path) -> dict[int, str]:
@@ -143,7 +151,9 @@ def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: b
         target = None if target < 0 else target
     if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or target is None \
             or (dist.active and not agreed):
-        raise _diverged(run, why, fatal)
+        on_disk = _checkpoints(run)
+        good = (loop.base_step, on_disk[loop.base_step]) if loop.base_step in on_disk else None
+        raise _diverged(run, why, fatal, good)
     good, state = GON.load(run, gon.device, with_optimizer=True, name=_checkpoints(run)[target])
     gon.model.load_state_dict(good.model.state_dict())
     loop.opt.load_state_dict(state)
@@ -492,17 +502,17 @@ def _validate(gon: GON, val_signal) -> dict[str, Any]:
 
 
 def _claim_run(run: Path, overwrite: bool) -> None:
-    """Refuse to train a new model into a run directory that holds one or other files, unless overwrite (then its
-    metrics go)."""
-    from .checkpoint import CKPT
+    """Refuse to train a new model into a run directory that holds one (unless overwrite: then its metrics and
+    earlier checkpoints go) or files that are not a run's."""
+    from .checkpoint import CKPT, previous
     from .rundir import check_new
+    if not (run / CKPT).is_file():
+        return check_new(run)  # missing, empty, or a run's own files only: overwrite replaces runs, nothing else
     if not overwrite:
-        check_new(run)  # missing, empty, or a run's own files only
-    if (run / CKPT).is_file():
-        if not overwrite:
-            raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
-                           "directory; train() continues a loaded run)")
-        (run / "metrics.jsonl").unlink(missing_ok=True)
+        raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
+                       "directory; train() continues a loaded run)")
+    for old in [run / "metrics.jsonl", *previous(run), run / CKPT]:  # the earlier run's: the new run's first save
+        old.unlink(missing_ok=True)  # would keep its checkpoint as an earlier one, which a rollback could reach
 
 
 def _tensorboard(run: Path):

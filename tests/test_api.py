@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import implicit_gon
-from implicit_gon import GON, GONError, fit, save_grid
+from implicit_gon import GON, GONError, checkpoint, fit, save_grid
 from implicit_gon.config import resolve
 from signals import ImageSignal, image_signal
 from signals.images import render
@@ -136,3 +136,23 @@ def test_finite_weights_too_large_to_evaluate_are_one_line_not_nan_scores(digits
         code, _, err = run_cli(args, capsys)
         assert code == 1 and err.count("\n") == 1 and "outputs hold NaN or infinity" in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_overwrite_replaces_a_run_whole_and_nothing_else(tmp_path):
+    """overwrite=True: the earlier run's kept checkpoints go with it (a rollback of the new run must never reach
+    them, nor train.keep prune the new run's in their favour); a folder of other files is refused all the same."""
+    from implicit_gon.checkpoint import previous
+    cfg = resolve("images", "digits", None, {"train.steps": 6, "train.ckpt_every": 2, "model.hidden": 16,
+                                             "model.layers": 2, "train.device": "cpu"})
+    sig, run = image_signal(cfg.data, "train"), tmp_path / "run"
+    fit(sig, cfg, run, progress=False)
+    assert [p.name for p in previous(run)] == ["checkpoint-000000002.safetensors", "checkpoint-000000004.safetensors"]
+    cfg.train.steps, cfg.train.ckpt_every = 3, 1
+    fit(sig, cfg, run, progress=False, overwrite=True)
+    kept = [int(p.stem.split("-")[1]) for p in previous(run)]
+    assert kept and max(kept) < 3  # the new run's own: none of the old run's (its step 2 is rewritten)
+    assert all(checkpoint.load(p)[0]["config"]["train"]["steps"] == 3 for p in previous(run))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(GONError, match="not empty and holds no run"):
+        fit(sig, cfg, tmp_path, progress=False, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run"]

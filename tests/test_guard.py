@@ -77,6 +77,8 @@ def test_divergence_stops_and_keeps_the_last_checkpoint_byte_identical(tmp_path,
     with pytest.raises(Diverged, match=needle) as e:
         fit(sig, cfg, run, progress=False, on_step=Poison(at, amount))
     assert f"at step {at + 1}" in str(e.value) and str(run / CKPT) in str(e.value)  # poisoned after step at
+    if needle == "jumped to":  # a finite loss judged by its spread: how to judge non-finite losses only
+        assert "--set train.divergence_factor=0 --set train.drift_factor=0" in str(e.value)
     if at % 2 == 0:  # the checkpoint at `at` was written after the poison: the line sends no one back to it
         assert "its very next step diverges" in str(e.value) and f"checkpoint-{at - 2:09d}" in str(e.value)
     assert saves and (run / CKPT).read_bytes() == saves[-1]  # the last good checkpoint, untouched since
@@ -494,3 +496,33 @@ def test_a_stop_at_a_checkpoints_own_next_step_names_the_earlier_one(tmp_path):
     gon.cfg = merge(cfg, {"train": {"lr": cfg.train.lr / 10}})
     with pytest.raises(Diverged, match="its very next step diverges"):
         train(gon, sig, run, optimizer_state=opt, progress=False)
+
+
+def test_batches_of_silence_are_no_scale_to_judge_sound_by():
+    """A clip that is mostly silence: batches of it cost ~1e-36, those with sound ~0.02 (the hostile check's 20 s
+    clip with 0.3 s of tone was stopped at its first batch with sound, on six seeds of six)."""
+    rng = np.random.default_rng(0)
+    watch = LossWatch(10.0, 4.0, grad=100.0)
+    for t in range(1, 400):
+        sound = rng.random() < 0.15
+        assert watch.check(0.02 * (1 + rng.random()) if sound else 1e-36 * rng.random(), t) is None, t
+        assert watch.grads.check(5.0 * (1 + rng.random()) if sound else 0.0, t) is None, t
+        assert watch.unsettled() is None, t
+    assert watch.worse_than_start() is None  # its first batch may be silence: no scale to be worse than
+    watch = LossWatch(10.0, 4.0)  # where every batch is silent the jump criterion still needs no scale to keep off
+    assert all(watch.check(1e-36, t) is None for t in range(1, 40))
+    big = LossWatch(10.0, 4.0)
+    assert all(big.check(5.0 + t % 3, t) is None for t in range(1, 40)) and "jumped" in big.check(80.0, 40)
+
+
+def test_rollbacks_spent_on_an_earlier_checkpoint_name_that_one_as_the_good_one(tmp_path):
+    """The poison comes back at step 14 after every rollback: the run goes back to step 12 (the checkpoint at 14
+    diverges at its own next step) until the rollbacks are spent, and the stop line sends the user to step 12's
+    file, not to the last checkpoint, which was judged broken."""
+    cfg, sig, run, _ = _bad_checkpoint_run(tmp_path, "rollback")
+    with pytest.raises(Diverged) as e:
+        fit(sig, cfg, run, progress=False, on_step=Poison(14, 1e4, times=100))
+    line = str(e.value)
+    assert f"the last good checkpoint is {run / 'checkpoint-000000012.safetensors'} (step 12); copy it over" in line
+    events = [r for r in strict_rows(run / "metrics.jsonl") if r.get("event") == "rollback"]
+    assert [r["step"] for r in events] == [12] * 8 and checkpoint.load(run)[0]["step"] == 14

@@ -251,6 +251,22 @@ def test_a_stop_delivered_twice_is_one_stop_and_a_later_one_stops_at_once():
     assert p.stdout.split("\n")[:3] == ["step ended", "False SIGINT", "True SIGINT"]  # the first signal's stop
 
 
+def test_a_second_stop_while_the_first_unwinds_is_the_same_stop():
+    """Outside a step (a stop during the imports, say) the first signal raises at once; a second within
+    REPEAT_GRACE must not raise again inside the first one's handling (once in twenty tries it printed a traceback
+    and exited 1), and one after it stops anew."""
+    code = ("import os, signal, time\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
+            "for pause in (0.0, interrupts.REPEAT_GRACE + 0.2):\n"
+            "    time.sleep(pause)\n"
+            "    try:\n        os.kill(os.getpid(), signal.SIGTERM); time.sleep(1)\n"
+            "    except interrupts.Stop as e:\n"
+            "        os.kill(os.getpid(), signal.SIGINT); print(e.name, 'handled', flush=True)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
+                       preexec_fn=_default_signals)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.split("\n")[:1] == ["SIGTERM handled"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_in_a_verb_exits_with_its_own_status(sig, tmp_path, capsys, monkeypatch):
     """click wraps a KeyboardInterrupt raised in a command in its Abort: the status and the line must still be
