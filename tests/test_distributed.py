@@ -2,6 +2,7 @@
 
 N processes must take exactly the steps one process takes with the same global batch; a run may resume with another
 number of processes; a rank that dies ends the others with one line and leaves a loadable checkpoint."""
+import json
 import os
 import signal
 import subprocess
@@ -172,3 +173,32 @@ def test_rank_0_decides_when_to_stop(tmp_path):
     from implicit_gon import GON
     gon = GON.load(run, "cpu")
     assert 0 < gon.step < 100000 and (run / "best.safetensors").is_file()
+
+
+ROLLBACK_UNDER_TORCHRUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from implicit_gon.distributed import from_env, leave
+from implicit_gon.train import fit
+from test_checkpoint import signal, small_cfg
+from test_guard import Poison
+dist = from_env("cpu")
+cfg = small_cfg(steps=30, ckpt_every=2, keep=3, divergence_factor=2.0, on_divergence="rollback")
+gon = fit(signal(), cfg, {run!r}, progress=False, dist=dist, on_step=Poison(14, 1e4))
+print("rank", dist.rank, "step", gon.step, flush=True)
+leave(dist)
+"""
+
+
+def test_every_rank_rolls_back_to_rank_0s_checkpoint(tmp_path):
+    """Two ranks poisoned alike after step 14 (whose checkpoint then diverges at its own next step): both go back
+    to rank 0's choice, the kept step-12 checkpoint, once, and finish together."""
+    run = tmp_path / "run"
+    script = tmp_path / "rollback.py"
+    script.write_text(ROLLBACK_UNDER_TORCHRUN.format(tests=str(REPO / "tests"), run=str(run)))
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                        str(script)], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(p.stdout.split("\n"))[-2:] == ["rank 0 step 30", "rank 1 step 30"], p.stdout
+    events = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines() if '"rollback"' in r]
+    assert [e["step"] for e in events] == [12]
