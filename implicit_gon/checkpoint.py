@@ -87,12 +87,17 @@ def save(run: str | Path, model: torch.nn.Module, info: dict[str, Any], optimize
 
 def previous(run: str | Path) -> list[Path]:
     """RUN's earlier checkpoints (checkpoint-STEP.safetensors), oldest first."""
+    return [p for _, p in previous_steps(run)]
+
+
+def previous_steps(run: str | Path) -> list[tuple[int, Path]]:
+    """(STEP, path) of RUN's earlier checkpoints, oldest first."""
     found = []
     for p in Path(run).glob("checkpoint-*.safetensors"):
         step = p.name[len("checkpoint-"):-len(".safetensors")]
         if step.isdigit():
             found.append((int(step), p))
-    return [p for _, p in sorted(found)]
+    return sorted(found)
 
 
 def _keep_previous(run: Path, keep: int, new_step: int) -> None:

@@ -52,7 +52,7 @@ def check_new(run: Path) -> None:
     `--out .` in a project folder is a slip, not a choice."""
     if not run.is_dir():
         return
-    own = {CKPT, LOCK, METRICS, BEST, "tb", "compare.json", *OWN}  # train.tensorboard's folder; compare's record
+    own = {CKPT, LOCK, "tb", "compare.json", *OWN}  # train.tensorboard's folder; compare's record
     for p in run.iterdir():  # stops at the first file that is not a run's: a huge folder is not listed whole
         if p.name not in own and not _KEPT.fullmatch(p.name) and not _TEMP.fullmatch(p.name):
             raise GONError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty "

@@ -116,19 +116,20 @@ def _diverged(run: Path, why: str, fatal: str | None = None, good: tuple[int, st
 
 def _checkpoints(run: Path) -> dict[int, str]:
     """RUN's checkpoints on disk, step -> file name: the last one and the earlier ones kept (train.keep)."""
-    from .checkpoint import previous
-    found = {int(p.stem.split("-")[1]): p.name for p in previous(run)}
+    from .checkpoint import previous_steps
+    found = {step: p.name for step, p in previous_steps(run)}
     step = checkpoint_step(run)
     return {**found, step: CKPT} if step is not None else found
 
 
-def _rollback_target(gon: GON, loop: _Loop, run: Path) -> tuple[int | None, str | None]:
+def _rollback_target(gon: GON, loop: _Loop, run: Path, on_disk: dict[int, str]) -> tuple[int | None, str | None]:
     """(the step of the checkpoint a rollback returns to, or None; the stop line's words when the weights in memory
     are a checkpoint's own). That is the newest checkpoint at or before the one the weights came from (written,
     loaded or rolled back to: loop.base_step); but a divergence at the very step after it (gon.step ==
     base_step) is that checkpoint's own: its next loss and gradient do not depend on the learning rate, so going
-    back there diverges again, as often as rollbacks are allowed (issue 21). Then the newest one before it."""
-    fatal, on_disk = gon.step == loop.base_step, _checkpoints(run)
+    back there diverges again, as often as rollbacks are allowed (issue 21). Then the newest one before it.
+    on_disk: _checkpoints(run)."""
+    fatal = gon.step == loop.base_step
     kept = {s: n for s, n in on_disk.items() if s < loop.base_step or (s == loop.base_step and not fatal)}
     target = max(kept) if kept else None
     if not fatal:
@@ -145,16 +146,16 @@ def _roll_back(gon: GON, loop: _Loop, run: Path, why: str, dist: Dist, agreed: b
     rate (kept in train_state, so --resume keeps it), take early stopping and the divergence guard back to the
     checkpoint's and log it; else, or with nothing to go back to, stop. Under torchrun only a divergence every rank
     saw (agreed) rolls back, to rank 0's choice of checkpoint: rank 0 alone cannot take the others along."""
-    rolls, (target, fatal) = gon.train_state.get("rollbacks", 0), _rollback_target(gon, loop, run)
+    rolls, on_disk = gon.train_state.get("rollbacks", 0), _checkpoints(run)
+    target, fatal = _rollback_target(gon, loop, run, on_disk)
     if dist.active and agreed:
         target = int(agree_value(dist, -1.0 if target is None else float(target), gon.device))
         target = None if target < 0 else target
     if gon.cfg.train.on_divergence != "rollback" or rolls >= MAX_ROLLBACKS or target is None \
             or (dist.active and not agreed):
-        on_disk = _checkpoints(run)
         good = (loop.base_step, on_disk[loop.base_step]) if loop.base_step in on_disk else None
         raise _diverged(run, why, fatal, good)
-    good, state = GON.load(run, gon.device, with_optimizer=True, name=_checkpoints(run)[target])
+    good, state = GON.load(run, gon.device, with_optimizer=True, name=on_disk[target])
     gon.model.load_state_dict(good.model.state_dict())
     loop.opt.load_state_dict(state)
     scale = gon.train_state.get("lr_scale", 1.0) / 2
