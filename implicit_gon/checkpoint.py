@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from . import jsonio, limits
 from .errors import GONError, natural_list
-from .guard import WINDOW, check_finite
+from .guard import OPENING, WINDOW, check_finite
 from .fsio import atomic_path, write_json
 from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
 
@@ -233,6 +233,8 @@ _TRAIN_STATE = {
                                           and (v.get("best_step") is None or _count(v["best_step"]))
                                           and _count(v.get("bad", 0))),
     "guard": lambda v: _drift_state(v) and (v.get("first") is None or _finite(v["first"]))
+    and isinstance(v.get("opening", []), list) and len(v.get("opening", [])) <= OPENING
+    and all(_finite(x) for x in v.get("opening", []))
     and ("grad" not in v or _drift_state(v["grad"])),
 }
 

@@ -33,9 +33,14 @@ scale to judge by: a clip that is mostly silence has batches with losses near 1e
 stopped as 'diverged' at its first batch with sound (the hostile check, issue 21). Gradient norms keep no such
 scale (a blow-up inflates it) and only refuse references of 1e-20 and below."""
 WORSE = 1.5
-"""A run whose last WINDOW losses have a median above this many times its first loss ends with a warning: it left
-the network worse than it started (on the digits, Adam 0.03 to 1 ends 1.7-3.9x above the first loss, no jump or
-slow rise on the way; healthy runs end far below it)."""
+"""A run whose last WINDOW losses have a median above this many times where it started (OPENING) ends with a
+warning: it left the network worse than it started (on the digits, Adam 0.03 to 1 ends 1.7-3.9x above the first
+loss, no jump or slow rise on the way; healthy runs end far below it)."""
+OPENING = 5
+"""Where a run started is the mean of its first OPENING losses at the final objective, not its first loss alone: a
+clip of 0.3 s of tone in 20 s of faint noise has batches of noise alone 1,000x below those with tone, and a run whose
+window means fell 240x was warned of as left 3.3x worse than its first batch, one of noise alone (the first
+step barely moves the weights, so the first few batches measure the same network)."""
 
 
 class Diverged(GONError):
@@ -138,7 +143,8 @@ class LossWatch(_Drift):
         state = state or {}
         super().__init__(drift, state)
         self.factor = factor
-        self.first: float | None = state.get("first")  # the first loss judged at the final objective
+        self.first: float | None = state.get("first")  # the mean of the OPENING first losses at the final objective
+        self.opening: list[float] = list(state.get("opening", ()))  # those losses, until OPENING are known
         self.grads = GradWatch(grad, state.get("grad", {}))
 
     @classmethod
@@ -159,7 +165,9 @@ class LossWatch(_Drift):
         self._add(loss, step)
         self.scale = loss if self.scale is None else max(self.scale, loss)
         if steady and self.first is None:
-            self.first = loss
+            self.opening.append(loss)
+            if len(self.opening) == OPENING:
+                self.first, self.opening = sum(self.opening) / OPENING, []
         return self._drifted(step) if steady else None
 
     def _drifted(self, step: int) -> str | None:
@@ -189,15 +197,15 @@ class LossWatch(_Drift):
 
     def state(self) -> dict:
         """What the checkpoint keeps (train_state["guard"]): plain floats, so JSON holds them exactly."""
-        return {**self._state(), "first": self.first, "grad": self.grads._state()}
+        return {**self._state(), "first": self.first, "opening": self.opening, "grad": self.grads._state()}
 
     def worse_than_start(self) -> str | None:
         """At the end of a run: why it left the network worse than it started (None: it did not)."""
-        if not self.usable(self.first) or len(self.recent) < WINDOW:  # a first batch of silence: no scale
+        if not self.usable(self.first) or len(self.recent) < WINDOW:  # first batches of silence: no scale
             return None
         median = statistics.median(self.recent)
         if median <= WORSE * self.first:
             return None
         return (f"the training loss ended {median / self.first:.1f}x above where it started (median of the last "
-                f"{WINDOW} {median:.4g}, first {self.first:.4g}): the run made the network worse; lower --lr or "
-                f"gon.step_size")
+                f"{WINDOW} {median:.4g}, mean of the first {OPENING} {self.first:.4g}): the run made the network "
+                f"worse; lower --lr or gon.step_size")
