@@ -277,7 +277,8 @@ def _decode_splits(name: str, data_dir: Optional[Path], res: Optional[int], came
 @config_app.command("show")
 def config_show(
     signal: str = typer.Argument(..., help="images, audio or sdf (or a plug-in's kind)."),
-    name: str = typer.Argument("default", help="Dataset name (images) or `default` (audio, sdf)."),
+    name: Optional[str] = typer.Argument(None, help="Dataset name (images; default: fit's, digits) or `default` "
+                                         "(audio, sdf)."),
     config: Optional[List[Path]] = Opt(None, help=CONFIG_HELP),
     set_: Optional[List[str]] = Opt(None, "--set", help=SET_HELP),
     variational: bool = Opt(False, "--variational", help="Resolve as a variational run."),
@@ -287,10 +288,11 @@ def config_show(
     signal reads)."""
     from implicit_gon.config import check_given_keys, given_keys, resolve, to_yaml
     from implicit_gon.errors import natural_list
-    from implicit_gon.plugins import signal_kinds
+    from implicit_gon.plugins import signal_adapter, signal_kinds
     if signal not in signal_kinds():  # the shipped adapters and any a plug-in registers
         raise _err(f"signal {signal!r}: choose one of {natural_list(signal_kinds(), 'or')}")
     settings = {"model.variational": True if variational else None, "model.decoder": decoder}
+    name = name or signal_adapter(signal).dataset or "default"  # as `fit SIGNAL` without --dataset
     cfg = resolve(signal, name, config, settings, set_ or ())
     check_given_keys(cfg, given_keys({}, set_ or ()))  # as fit would: a --set this run would never read
     print(to_yaml(cfg, typed_config.signal_keys(signal)), end="")

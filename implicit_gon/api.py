@@ -27,6 +27,7 @@ from . import checkpoint, limits, registry
 from .config import Config, trains_elbo
 from .device import resolve_device
 from .errors import GONError, natural_list
+from .fsio import as_path, path_list
 from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
 from .plugins import signal_adapter
 from .step import gon_latents
@@ -70,6 +71,8 @@ class GON:
              which: str = "last", name: str | None = None):
         """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score), or the
         file `name` in the run (an earlier checkpoint-STEP.safetensors, train.keep)."""
+        if which not in ("last", "best"):
+            raise GONError(f"GON.load which = {which!r:.40}: 'last' or 'best'")
         name = name or (checkpoint.BEST if which == "best" else checkpoint.CKPT)
         info, state, opt, extra = checkpoint.load(run, name)
         gon = cls(Config.from_dict(info["config"], str(run)), info["meta"], device)
@@ -185,19 +188,20 @@ class GON:
         from . import options as checks
         from . import rundir
         from .verbs import OPTION_NAMES, VerbOptions, adapter_for, print_notes, refuse_unused, run_verb
+        method = "GON." + {"export": "mesh", "decode": "render", "eval": "evaluate"}.get(name, name)  # for messages
         unknown = sorted(set(options) - OPTION_NAMES - {"batch_size"})
         if unknown:
-            raise GONError(f"GON.{name}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
+            raise GONError(f"{method}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
         given = {k: v for k, v in options.items() if v is not None}
         if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
-            given["inputs"] = _listed(given["inputs"])
+            given["inputs"] = _listed(given["inputs"], f"{method} inputs")
         refuse_unused(adapter_for(self, name), name, given, lambda key: f"{key}=")  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
         given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options
                                   **{k: v for k, v in given.items() if k in checks.RULES and k not in own}))
         if "batch_size" in given:
             given["batch_size"] = limits.encode_batch(self, given["batch_size"])
-        out = Path(out) if out is not None else None
+        out = as_path(out, f"{method} out") if out is not None else None
         opts = VerbOptions(**given, out=out if name != "eval" else None, given=frozenset(given))
         output = run_verb(self, name, opts)
         if out is not None and output.save is not None:
@@ -316,6 +320,6 @@ def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
     return spec.build(meta, cfg.model)
 
 
-def _listed(inputs):
-    """One file given as a path: a list of it (arrays and lists pass as they are)."""
-    return [inputs] if isinstance(inputs, (str, Path)) else inputs
+def _listed(inputs, what: str):
+    """Files given as a path or a list of them: a list (an image run's array or tensor passes as it is)."""
+    return inputs if hasattr(inputs, "shape") else path_list(inputs, what)

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from . import jsonio, limits
 from .errors import GONError, natural_list
 from .guard import OPENING, WINDOW, check_finite
-from .fsio import atomic_path, write_json
+from .fsio import as_path, atomic_path, write_json
 from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
 
 FORMAT_VERSION = 2
@@ -179,12 +179,13 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
                                                      dict[str, torch.Tensor]]:
     """Returns (info, model state dict, optimiser state dict or None, extra tensors) of RUN/name, verified and
     checked."""
-    path = Path(run) / name if Path(run).is_dir() else Path(run)
-    if name == BEST and Path(run).is_dir() and (Path(run) / CKPT).is_file() and not path.is_file():
+    run = as_path(run, "run")
+    path = run / name if run.is_dir() else run
+    if name == BEST and run.is_dir() and (run / CKPT).is_file() and not path.is_file():
         raise GONError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
                        f"fit --val-every N); use --checkpoint last")
-    if not path.is_file():
-        raise GONError(f"{path}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
+    if not path.is_file():  # a folder without one is named as the folder, as a missing one is
+        raise GONError(f"{run}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
     metadata, tensors = _read(path)
     _check_format(path, metadata, tensors)
     try:

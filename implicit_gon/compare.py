@@ -200,6 +200,7 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
     base.update({"train.steps": steps, "train.val_every": every, "train.ckpt_every": every})
     configs = {m: run_config(dataset, m, 0, base, sets) for m in methods}  # every method checked before training
     check_keys_read(configs, given_keys(flags, sets))
+    check_decoders(configs, train_sig)
     n_val = min(held_out or len(val_sig), len(val_sig))  # the final score's held-out images: the first n_val
     n_fit = min(n_val, len(train_sig))  # training images scored the same way: the train-test gap (Fig. 2c)
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused comparison leaves no folder behind
@@ -217,6 +218,19 @@ def compare(dataset: str, out: Path, methods: list[str], seeds: int, steps: int 
         table = write_table(out, {**table, "stopped": stopped}, results)
     refuse_stopped(stopped, len(runs), table is not None)
     return table
+
+
+def check_decoders(configs: dict, sig) -> None:
+    """Each method's decoder built for the data, on torch's meta device (nothing allocated), before OUT is made:
+    the conv GON refuses the digits' 8 px there, not after OUT/comparison.json was written (a folder that then
+    refused every command but --resume with the same decoder)."""
+    import torch
+
+    from .api import make_decoder
+    meta = {**sig.meta(), "coord_dim": sig.coord_dim, "out_dim": sig.out_dim}
+    for cfg in configs.values():
+        with torch.device("meta"):
+            make_decoder(cfg, meta)
 
 
 def refuse_stopped(stopped: list[dict[str, Any]], runs: int, written: bool) -> None:

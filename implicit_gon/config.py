@@ -24,6 +24,7 @@ import dataclasses
 import math
 import numbers
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -691,6 +692,7 @@ def _check_decoder_rules(cfg: Config, source: str) -> None:
 MAX_YAML_BYTES = 1 << 20
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's where PyYAML has it: a 700 kB file in 1 s, not 9
 MAX_YAML_DEPTH = 32  # a config is 2 deep; yaml's composer recurses per level (5,000 gave a RecursionError)
 
 
@@ -700,17 +702,45 @@ def parse_yaml(text: str, source: str) -> Any:
     source = source if len(source) <= 120 else source[:117] + "..."
     try:
         depth = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_LOADER):  # before composing: the composer recurses per level
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise GONError(f"{source}: YAML anchors and aliases are not accepted in configs")
             depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
             if depth > MAX_YAML_DEPTH:
                 raise GONError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} deep")
-        return yaml.safe_load(text)
+        loader = _LOADER(text)
+        try:
+            node = loader.get_single_node()
+            _check_tree(node, source)
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
+        if "exceeded maximum nesting depth" in str(e):  # libyaml stops at 1,000 levels before the check above
+            raise GONError(f"{source}: YAML nested more than {MAX_YAML_DEPTH} deep") from None
         raise GONError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
-    except ValueError as e:  # an integer of more digits than int() converts
+    except ValueError as e:  # a number Python will not convert that _check_tree did not foresee
         raise GONError(f"{source}: {str(e).split(';')[0]}") from None
+
+
+def _check_tree(node, source: str) -> None:
+    """Refuse what safe_load would take silently or fail on: a key given twice in one mapping (YAML keeps the
+    last), an integer of more digits than Python converts (named by its key)."""
+    limit, stack = sys.get_int_max_str_digits(), [(node, None)]
+    while stack:
+        n, key = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: set = set()
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.value in seen:
+                    raise GONError(f"{source}: key {k.value!r:.60} is given twice in one mapping (YAML would keep "
+                                   f"the last silently)")
+                seen.add(getattr(k, "value", None))
+                stack += [(k, key), (v, getattr(k, "value", key))]
+        elif isinstance(n, yaml.SequenceNode):
+            stack += [(v, key) for v in n.value]
+        elif isinstance(n, yaml.ScalarNode) and n.tag.endswith(":int") and len(n.value) > limit:
+            raise GONError(f"{source}: {key!s:.60}: an integer of {len(n.value):,} digits (at most {limit:,})")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -812,7 +842,12 @@ def resolve(signal: str, name: str, config_files: str | Path | list | None = Non
     """Defaults -> configs/<signal>/<name>.yaml -> each --config file in turn -> flags (dotted keys, None means
     unset) -> --set. A layer's `conv:` and `variational:` sections (the same sections inside) apply right after
     that layer when the resolved run has the conv decoder or is variational."""
-    files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
+    from .fsio import path_list
+    files = path_list(config_files or [], "config_files")
+    if flags is not None and not isinstance(flags, dict):
+        raise GONError(f"flags = {flags!r:.60}: give a dict of dotted settings ({{'train.lr': 1e-4}})")
+    if isinstance(sets, str):  # a string would be iterated one character at a time
+        raise GONError(f"sets = {sets!r:.60}: give a list of 'section.key=value' strings")
     layers = [default_layer(signal, name)]
     layers += [(str(path), *split_overlays(load_yaml(path), str(path))) for path in map(Path, files)]
     cli = {**_nest(flags or {})}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GONError
+from .fsio import path_list
 from .plugins import signal_adapter
 from .progress import say
 
@@ -45,7 +46,7 @@ def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None,
     if adapter.fit_data == "dataset":
         flags["data.dataset"], flags["data.signal"] = dataset or (None if resume else adapter.dataset), kind
         return dataset or adapter.dataset
-    given = [absolute(p) for p in (paths or [])]
+    given = [absolute(p) for p in path_list(paths or [], "paths")]
     what = adapter.files
     if not given and not resume:
         raise GONError(f"fit {kind} needs {what}: --data PATH (files or folders)")
@@ -54,7 +55,7 @@ def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None,
     if given:
         flags["data.paths"] = given
     if val:
-        flags["data.val_paths"] = [absolute(p) for p in val]
+        flags["data.val_paths"] = [absolute(p) for p in path_list(val, "val")]
     flags["data.signal"] = kind
     return "default"
 
@@ -67,7 +68,7 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
     `default`). The run directory is held (a lock; Ctrl-C names the last checkpoint) from the first check to the
     last write; under torchrun rank 0 alone holds it."""
     from . import distributed, rundir
-    out, flags = Path(out), dict(flags or {})
+    out, flags = rundir.check_out(out), dict(flags or {})
     name = data_flags(kind, flags, resume, dataset, paths, val)
     flags.update(signal_adapter(kind).fit_flags(options or {}))
     dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
@@ -94,6 +95,9 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
             raise GONError(f"{out}: nothing to resume (no {CKPT})")
         device = distributed.device_for(dist, flags.get("train.device") or "auto")
         gon, opt_state = GON.load(out, device, with_optimizer=True)
+        if gon.meta.get("signal") != kind:  # before its config meets this command's data settings
+            raise GONError(f"{out}: holds a run of {gon.meta.get('signal')}, not {kind}: continue it with "
+                           f"fit {gon.meta.get('signal')} --resume")
         rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
         return gon, opt_state, gon.cfg
     if (out / CKPT).is_file():

@@ -196,11 +196,33 @@ def _kind(mode: int) -> str:
             else "not a regular file")
 
 
+def as_path(value, what: str) -> Path:
+    """A path given to the Python API (str or os.PathLike): anything else (None, a number, a list) is one line
+    naming `what`, not a TypeError from pathlib."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise GONError(f"{what} = {value!r:.60}: give a path (a str or pathlib.Path)")
+    return Path(value)
+
+
+def path_list(value, what: str) -> list:
+    """Files or folders given as one path or a list of them: a list of paths (a single str is one path, not its
+    characters: a string iterated would make '/' its first path)."""
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise GONError(f"{what} = {value!r:.60}: give a path or a list of paths")
+    return [as_path(v, what) for v in value]
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
 def input_file(path: str | os.PathLike, what: str = "file") -> Path:
     """A path given as an input file, checked to be a regular file (links to one are fine): a missing file, a
     dangling link, a directory, a FIFO or a device is one precise line, before anything opens it (a FIFO would
     block, /dev/zero never ends)."""
-    path = Path(path)
+    path = as_path(path, what)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -210,8 +232,8 @@ def input_file(path: str | os.PathLike, what: str = "file") -> Path:
     except OSError as e:
         raise GONError(f"{str(path)[:200]}: cannot open ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise GONError(f"{path}: is {_kind(st.st_mode)}, not a {what}" + (" (give a file in it)"
-                                                                          if stat.S_ISDIR(st.st_mode) else ""))
+        raise GONError(f"{path}: is {_kind(st.st_mode)}, not {_a(what)}" + (" (give a file in it)"
+                                                                            if stat.S_ISDIR(st.st_mode) else ""))
     return path
 
 

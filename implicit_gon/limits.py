@@ -122,10 +122,11 @@ def check_model(model_cfg, coord_dim: int = 3, out_dim: int = 3, training: bool 
           n * F32 * copies, f"lower {natural_list([*decoder_sizes(model_cfg.decoder), 'model.latent_dim'], 'or')}")
 
 
-def check_image_output(n: int, res: int, channels: int, what: str = "render") -> None:
+def check_image_output(n: int, res: int, channels: int, what: str = "render",
+                       hint: str = "lower --res or --n") -> None:
     """n images decoded on a res x res grid: the coordinates, the float output and its uint8 picture and grid."""
     pixels = res * res
-    check(f"{what} of {n} x {res}x{res} images", pixels * (4 * F32 + n * channels * (F32 + 2)), "lower --res or --n")
+    check(f"{what} of {n} x {res}x{res} images", pixels * (4 * F32 + n * channels * (F32 + 2)), hint)
 
 
 def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length: int, hop: int,
@@ -151,9 +152,12 @@ def check_audio_decode(name: str, frames: int, sr_in: int, ch_in: int, sr_out: i
           need, "use a shorter clip")
 
 
-def check_volume(res: int) -> None:
-    """Marching cubes over a res^3 grid: the float volume and skimage's working copies."""
-    check(f"a {res}^3 volume", float(res) ** 3 * F32 * 3, "lower --res")
+def check_volume(res: int, n: int = 1) -> None:
+    """n volumes on a res^3 grid (each a network pass per slab, so their count is bounded like --n), or marching
+    cubes over one: the float volumes and skimage's working copies."""
+    if n > MAX_SAMPLES:
+        raise GONError(f"{n} volumes: at most {MAX_SAMPLES:,} in one call (each is its own pass over the grid)")
+    check(f"{n} x {res}^3 volume(s)", float(res) ** 3 * F32 * (n + 2), "lower --res")
 
 
 MAX_TRACE_RES = 4096
@@ -161,9 +165,17 @@ MAX_TRACE_RES = 4096
 (10^8 rays) would run for hours on a CPU, however little memory it takes."""
 
 
+MAX_TRACE_RAYS = 16 * MAX_TRACE_RES ** 2
+"""Rays of one call at most (sixteen of the largest pictures): 1,000 interpolation frames at 256 px are 6.6e7."""
+
+
 def check_sphere_trace(res: int, frames: int = 1) -> None:
-    """Sphere-traced pictures: per ray about twenty floats of state, and frames of uint8 RGB kept for a video."""
+    """Sphere-traced pictures: per ray about twenty floats of state, and frames of uint8 RGB kept for a video; in
+    all at most MAX_TRACE_RAYS rays (render(z) of 100,000 latents at 64 px was 4e8 rays, hours of a CPU)."""
     check(f"{frames} sphere-traced {res}x{res} picture(s)", res * res * (20 * F32 + 3 * frames), "lower --res")
+    if frames * res * res > MAX_TRACE_RAYS:
+        raise GONError(f"{frames} sphere-traced {res}x{res} pictures: more than {MAX_TRACE_RAYS:,} rays in all (each "
+                       f"ray costs a network pass per step); lower --res or draw fewer")
     if res > MAX_TRACE_RES:
         raise GONError(f"--res {res}: sphere-traced SDF pictures are at most {MAX_TRACE_RES} pixels a side (each ray "
                        f"costs a network pass per step); export-mesh gives the surface at any resolution")

@@ -4,6 +4,7 @@ line and exit status 1 instead of a traceback or a silent reinterpretation (`--r
 takes a config field's values (--batch-size, --device, ...) is checked by that field's declaration."""
 from __future__ import annotations
 
+import numbers
 import typing
 
 from . import limits
@@ -34,6 +35,16 @@ RULES: dict[str, dict] = {
 VERB_RULES: dict[tuple[str, str], dict] = {
     ("export-mesh", "res"): {"min": 2, "max": MAX_RES},  # marching cubes needs two samples a side
 }
+
+
+def api_res(res, default: int, verb: str = "render", minimum: int = 1) -> int:
+    """res= given to the API's render(z) or volume(z) (None: `default`): an integer minimum..MAX_RES, else one line
+    (0 is not "not given": an SDF render(z, res=0) drew at 256 px)."""
+    if res is None:
+        return default
+    if isinstance(res, bool) or not isinstance(res, numbers.Integral) or not minimum <= res <= MAX_RES:
+        raise GONError(f"{verb} res = {res!r:.40}: must be an integer {minimum}..{MAX_RES}")
+    return int(res)
 
 
 def option_type(name: str) -> typing.Any:

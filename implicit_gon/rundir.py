@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import GONError, Interrupted
-from .fsio import open_run_file
+from .fsio import as_path, open_run_file
 from .interrupts import deferred
 
 CKPT = "checkpoint.safetensors"
@@ -35,7 +35,7 @@ _HELD: dict[Path, list] = {}  # run -> [fd, depth]: the lock is re-entrant withi
 
 def check_out(run: str | os.PathLike) -> Path:
     """A run directory path that can hold a run: an existing file there is a one-line error."""
-    run = Path(run)
+    run = as_path(run, "run")
     if run.is_symlink() and not run.exists():
         raise GONError(f"{run}: a symbolic link to a missing path (--out names a run directory)")
     if run.exists() and not run.is_dir():

@@ -534,8 +534,10 @@ def fit(signal, cfg, run: str | Path, val_signal=None, progress: bool = True, ov
     that run (its checkpoint and metrics.jsonl). Under torchrun, dist says which rank this is; on_step as in
     train()."""
     from .distributed import broadcast_parameters, device_for
+    from .rundir import check_out
+    run = check_out(run)  # a path, not an existing file
     if dist.main:
-        _claim_run(Path(run), overwrite)
+        _claim_run(run, overwrite)
     torch.manual_seed(cfg.train.seed)  # initialisation; everything later draws from explicit generators
     meta = {**signal.meta(), "coord_dim": signal.coord_dim, "out_dim": signal.out_dim}
     if cfg.method.name == "glo":

@@ -13,7 +13,6 @@ torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this 
 from implicit_gon.errors import GONError
 from implicit_gon.fitting import FitOption
 from implicit_gon.media import IMAGE, VIDEO
-from implicit_gon.options import MAX_RES
 from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
 
 from . import images
@@ -64,6 +63,10 @@ def image_split(gon, split: str, data_dir=None):
     """The run's dataset split at its training resolution (another data_dir may be given). Dataset notes were
     printed when the run was fitted; they are not repeated here."""
     data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
+    if not data_dir and data.data_dir and not Path(data.data_dir).is_dir():  # the run's data moved or went
+        raise GONError(f"{data.data_dir}: data directory not found (the run reads its {split} images from where "
+                       f"it was trained: give --data-dir where they are now, or --input FILES to render; sample "
+                       f"needs no data)")
     return images.task_signal(data, gon.cfg.gon.task, split, gon.meta["res"], gon.meta["channels"], notes=False)
 
 
@@ -272,12 +275,10 @@ class ImageAdapter(SignalAdapter):
         """Latents (n, K) (an array, or an .npy / .npz file) rendered at res (default the training resolution;
         above it, super-resolution): (n, res, res, C) uint8."""
         from implicit_gon import limits
+        from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
-        train_res, res = gon.meta["res"], opts.res
-        if res is not None and (isinstance(res, bool) or not isinstance(res, (int, np.integer)) or
-                                not 1 <= res <= MAX_RES):
-            raise GONError(f"render res = {res!r:.40}: must be an integer 1..{MAX_RES}")
-        res = int(res or train_res)
+        train_res = gon.meta["res"]
+        res = api_res(opts.res, train_res)
         if res != train_res and getattr(gon.model, "grid_only", False):
             raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
                            f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
@@ -331,7 +332,7 @@ class ImageAdapter(SignalAdapter):
         if (opts.from_ is None) != (opts.to is None):
             raise GONError("give both --from and --to, or neither")
         limits.check_image_output((1 if opts.from_ is not None else (opts.pairs or PAIRS)) * frames, res,
-                                  gon.meta["channels"], "interpolate")
+                                  gon.meta["channels"], "interpolate", "lower --res, --frames or --pairs")
         sig = image_split(gon, opts.split, opts.data_dir)
         notes: list[str] = []
         ends = self._ends(opts, len(sig), notes)

@@ -181,10 +181,27 @@ def as_uint8_images(x, res: int, channels: int) -> np.ndarray:
         raise GONError(f"images must be (B, H, W, C) with C in 1..3 or (B, H, W), got shape {a.shape}")
     if a.size == 0:
         raise GONError(f"images of shape {a.shape}: no pixels (every dimension must be at least 1)")
+    _check_array_size(a.shape, res, channels)
     a = _to_uint8(a)
     if a.shape[1:] == (res, res, channels):
         return a
     return np.stack([resize_square(im, res, channels) for im in a])
+
+
+def _check_array_size(shape: tuple, res: int, channels: int) -> None:
+    """Images given as an array (B, H, W, C), before they are converted and resized: each at most the pixels an
+    image file may have, and the working copies (floats, then the resized uint8 images) within the memory budget.
+    A broadcast view of 2 x 100,000^2 pixels takes no memory itself, and resizing it asked for 9 GB."""
+    from implicit_gon import limits
+    from implicit_gon.errors import GONError
+
+    from .datasets.pixels import PIXEL_LIMIT
+    b, h, w, c = shape
+    if h * w > PIXEL_LIMIT:
+        raise GONError(f"images of shape {tuple(shape)}: {h}x{w} pixels each is over the "
+                       f"{PIXEL_LIMIT // 1_000_000}-megapixel limit of an image file")
+    limits.check(f"images of shape {tuple(shape)}", b * (h * w * c * (limits.F32 + 1) + res * res * channels),
+                 "give fewer images")
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

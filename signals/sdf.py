@@ -217,6 +217,11 @@ def load_signal(paths, data, quiet: bool = False) -> SDFSignal:
 
 
 def signal_for_run(gon, paths) -> SDFSignal:
+    """The run's training meshes (their samples give a training shape's latent), or the meshes `paths`."""
+    gone = [p for p in gon.cfg.data.paths if not Path(p).exists()]
+    if not paths and gone:
+        raise DataError(f"{gone[0]}: not found (the run reads its training meshes from where it was trained: put "
+                        f"them back, or name meshes: --input MESH, eval RUN MESHES; sample needs no data)")
     return load_signal(paths or gon.cfg.data.paths, gon.cfg.data, quiet=True)
 
 
@@ -403,6 +408,9 @@ def _prior_field(gon, z):
 
 
 def _input(opts) -> Any:
+    if hasattr(opts.inputs, "shape"):  # the API passes image arrays through
+        raise DataError(f"an array of shape {tuple(opts.inputs.shape)}: an SDF run reads mesh files "
+                        f"({' '.join(EXTENSIONS)})")
     if opts.inputs and len(opts.inputs) > 1:
         raise DataError(f"render --input: an SDF run renders one file at a time ({len(opts.inputs)} given)")
     return opts.inputs[0] if opts.inputs else None
@@ -491,8 +499,9 @@ class SDFAdapter(SignalAdapter):
 
     def decode(self, gon, opts) -> Output:
         """Latents (n, K) sphere-traced at res (default 256): (n, res, res, 3) uint8."""
+        from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
-        res = opts.res or 256
+        res = api_res(opts.res, 256)
         z = read_latents(gon, opts.latents)
         limits.check_sphere_trace(res, len(z))
         pics = np.stack([sphere_trace(_field(gon, z[i:i + 1]), res) for i in range(len(z))])
@@ -500,9 +509,11 @@ class SDFAdapter(SignalAdapter):
 
     def volume(self, gon, z, res: int = 128) -> np.ndarray:
         """The signed distances of latents z (n, K) on a res^3 grid over [-1, 1]^3: (n, res, res, res) float32."""
+        from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
-        limits.check_volume(res)
+        res = api_res(res, 128, "volume", 2)
         z = read_latents(gon, z)
+        limits.check_volume(res, len(z))
         return np.stack([volume(_field(gon, z[i:i + 1]), res) for i in range(len(z))])
 
     def sample(self, gon, opts) -> Output:

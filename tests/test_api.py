@@ -156,3 +156,39 @@ def test_overwrite_replaces_a_run_whole_and_nothing_else(tmp_path):
     with pytest.raises(GONError, match="not empty and holds no run"):
         fit(sig, cfg, tmp_path, progress=False, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run"]
+
+
+def test_api_arguments_of_the_wrong_type_are_one_line(digits_run, tmp_path):
+    """A notebook's slips: one GONError naming the argument, never a TypeError from pathlib, a numpy error, or a
+    9 GB allocation for a broadcast view that takes no memory itself."""
+    run, gon0 = digits_run
+    gon = GON.load(run, "cpu")
+    cases = [(lambda: gon.encode(42), "GON.encode inputs = 42: give a path or a list of paths"),
+             (lambda: gon.encode(np.broadcast_to(np.zeros((1, 1, 1, 1), np.uint8), (2, 100000, 100000, 1))),
+              "100000x100000 pixels each is over the 64-megapixel limit"),
+             (lambda: gon.render(np.zeros((1, 32)), res=0), "render res = 0"),
+             (lambda: gon.sample(n=1, out=5), "GON.sample out = 5: give a path"),
+             (lambda: GON.load(None), "run = None: give a path"),
+             (lambda: GON.load(run, which="nope"), "GON.load which = 'nope': 'last' or 'best'")]
+    for call, needle in cases:
+        with pytest.raises(GONError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+            call()
+    (tmp_path / "a.png").write_bytes(b"keep")
+    for where, needle in ((None, "run = None: give a path"), (tmp_path / "a.png", "exists and is not a directory")):
+        with pytest.raises(GONError, match=needle):
+            fit(image_signal(gon0.cfg.data, "train"), gon0.cfg, where, progress=False)
+    assert (tmp_path / "a.png").read_bytes() == b"keep"
+
+
+def test_fit_run_takes_one_path_as_a_str(tmp_path):
+    """paths="x.ply" is one path: iterated, its first character '/' was searched for meshes for seconds before
+    't' failed."""
+    import trimesh
+
+    from implicit_gon.fitting import fit_run
+    trimesh.creation.icosphere(subdivisions=1, radius=0.5).export(tmp_path / "s.ply")
+    flags = {"train.steps": 1, "model.hidden": 8, "model.layers": 2, "data.sdf_samples": 500, "train.device": "cpu"}
+    fit_run("sdf", tmp_path / "run", paths=str(tmp_path / "s.ply"), flags=flags, progress=False)
+    assert GON.load(tmp_path / "run", "cpu").cfg.data.paths == [str(tmp_path / "s.ply")]
+    with pytest.raises(GONError, match="paths = 5: give a path or a list of paths"):
+        fit_run("sdf", tmp_path / "r2", paths=5, flags=flags, progress=False)

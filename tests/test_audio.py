@@ -172,6 +172,15 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     assert code == 0 and sf.info(tmp_path / "m.wav").frames == 4 * n + 3 * gap
     code, _, err = run_cli(["sample", run, "--n", "3", "--seconds", "0.1", "--out", tmp_path / "s.wav"], capsys)
     assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 1600 + 2 * gap
+    code, _, err = run_cli(["sample", run, "--seconds", "0.001", "--out", tmp_path / "t.wav"], capsys)
+    assert code == 1 and "shorter than one window of this run (0.004 s)" in err  # was lengthened silently
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.wav").exists()
+    from implicit_gon import GON, GONError
+    gon = GON.load(run, "cpu")
+    with pytest.raises(GONError, match=r"an array of shape \(16000,\): an audio run reads clip files"):
+        gon.encode(np.zeros(16000, np.float32))
+    with pytest.raises(GONError, match="audio file = 0: give a path"):
+        gon.interpolate(0, 1, frames=3)
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "short"])

@@ -50,6 +50,9 @@ BAD_YAML = [
     ("model: 3", "section model"), ("- a\n- b", "mapping"), ("train: {lr: .nan}", "train.lr"),
     ("model: {layers: 1000000}", "model.layers"), ("data: {hop: 0.5, window: 0.25}", "data.hop"),
     ("a: &x [1, 2]\nb: *x", "aliases"), ("train: {steps: [", "not valid YAML"),
+    ("model: {hidden: 32}\nmodel: {hidden: 64}", "key 'model' is given twice"),
+    ("train: {steps: 1, steps: 2}", "key 'steps' is given twice"),
+    ("model: {hidden: " + "9" * 5000 + "}", "hidden: an integer of 5,000 digits"),
 ]
 
 
@@ -70,6 +73,15 @@ def test_billion_laughs_is_refused_quickly(tmp_path):
     path.write_text("data:\n  paths:\n" + "\n".join("    " + x for x in lines) + "\n")
     with pytest.raises(GONError, match="aliases"):
         resolve("images", "digits", path)
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"flags": "abc"}, "flags = 'abc': give a dict"),
+                                           ({"sets": "train.lr=1"}, "sets = 'train.lr=1': give a list"),
+                                           ({"config_files": 5}, "config_files = 5: give a path")])
+def test_resolve_refuses_arguments_of_the_wrong_type(kwargs, needle):
+    """The Python API's resolve(): a str of flags was an AttributeError, a str of sets its characters."""
+    with pytest.raises(GONError, match=needle):
+        resolve("images", "digits", **kwargs)
 
 
 def test_numbers_from_yaml_and_flags_are_normalised():
@@ -326,6 +338,8 @@ def test_config_show_prints_the_fields_the_signal_reads(capsys):
     assert "sdf_samples" in shown["sdf"]["data"] and not {"dataset", "res", "window"} & set(shown["sdf"]["data"])
     assert "conv_width" in shown["images"]["model"] and "conv_width" not in shown["sdf"]["model"]
     assert shown["sdf"]["model"]["hidden"] == 256 and shown["audio"]["train"]["steps"] > 0
+    code, out, err = run_cli(["config", "show", "images"], capsys)  # no name: fit's default dataset, not 'default'
+    assert code == 0 and yaml.safe_load(out)["data"]["dataset"] == "digits", err
 
 
 def test_fit_help_is_not_read_at_import():

@@ -418,6 +418,15 @@ def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsy
     assert not (tmp_path / "c").exists()  # a refused comparison leaves no folder behind
 
 
+def test_compare_checks_each_decoder_against_the_data_before_making_out(tmp_path, capsys):
+    """The conv GON and the digits' 8 px: refused before OUT exists. The refusal came from the first run, after
+    OUT/comparison.json was written, and the folder then refused every command but a --resume with conv."""
+    code, _, err = run_cli(["compare", "--dataset", "digits", "--methods", "gon", "--steps", "2", "--seeds", "1",
+                            "--out", tmp_path / "c"], capsys)
+    assert code == 1 and "renders 28 or 32 px images" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "c").exists()
+
+
 @pytest.mark.parametrize("flags,needle", [(["--decoder", "conv", "--hidden", "64"], "--hidden: a siren decoder"),
                                           (["--decoder", "conv", "--set", "gon.fast=false"], "--set gon.fast: a siren"),
                                           (["--conv-width", "8"], "--conv-width: a conv decoder setting"),

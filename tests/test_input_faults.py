@@ -176,6 +176,14 @@ def own_run(tiny_run, tmp_path):
     return tmp_path / "run"
 
 
+def test_resuming_a_run_as_another_signal_names_the_run_s_own(own_run, capsys):
+    """fit audio --resume on an image run: the run's signal is named first (it was a refusal of data settings)."""
+    before = (own_run / "checkpoint.safetensors").read_bytes()
+    code, _, err = run_cli(["fit", "audio", "--out", own_run, "--resume", "--steps", "9"], capsys)
+    one_line_error(code, err, "holds a run of images, not audio: continue it with fit images --resume")
+    assert (own_run / "checkpoint.safetensors").read_bytes() == before
+
+
 def test_a_symlink_planted_at_the_lock_is_refused_and_its_target_untouched(own_run, tmp_path, capsys):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")

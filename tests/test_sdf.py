@@ -209,3 +209,40 @@ def test_bad_meshes_give_one_line_errors(case, tmp_path, capsys):
     code, _, err = run_cli(["fit", "sdf", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
     expected = {"missing": "file not found", "not_a_mesh": "not a", "empty": "empty"}[case]
     assert code == 1 and "Traceback" not in err and str(p) in err and expected in err, err
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda g, z: g.volume(z, -4), r"volume res = -4: must be an integer 2\.\."),
+    (lambda g, z: g.volume(z, "8"), r"volume res = '8'"), (lambda g, z: g.volume(z, 8.5), "volume res = 8.5"),
+    (lambda g, z: g.volume(np.zeros((10**6, 8), np.float32), 8), "1000000 volumes: at most 10,000"),
+    (lambda g, z: g.render(z, res=0), "render res = 0"),  # drew at 256 px: 0 read as "not given"
+    (lambda g, z: g.render(z, res=-1), "render res = -1"),
+    (lambda g, z: g.render(np.zeros((10**5, 8), np.float32), res=64), "more than 268,435,456 rays"),
+    (lambda g, z: g.encode(np.zeros((4, 3))), r"an array of shape \(4, 3\): an SDF run reads mesh files"),
+    (lambda g, z: g.mesh(index=0, res=16, out=5), "GON.mesh out = 5: give a path")])
+def test_the_api_checks_sizes_and_types_before_any_work(sphere_run, call, needle):
+    """GON.volume and render(z) on an SDF run: res typed and ranged as the CLI's, the count of shapes bounded
+    (each is its own pass or sphere trace: 100,000 latents at 64 px ran for minutes unrefused)."""
+    from implicit_gon import GON, GONError
+    gon = GON.load(sphere_run[0], "cpu")
+    with pytest.raises(GONError, match=needle):
+        call(gon, np.zeros((1, 8), np.float32))
+    assert gon.volume(np.zeros((2, 8), np.float32), 8).shape == (2, 8, 8, 8)  # the default path still works
+
+
+def test_moved_training_meshes_are_named_with_what_to_do(tmp_path, capsys):
+    """render --index, export-mesh and eval encode the run's training meshes (a latent is a step on their
+    samples): moved, the line says so and what to give instead; sample needs none."""
+    trimesh.creation.icosphere(subdivisions=2, radius=0.5).export(tmp_path / "sphere.ply")
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "sdf", tmp_path / "sphere.ply", "--out", run, "--steps", "2", "--samples",
+                            "1000", "--points", "256", "--hidden", "16", "--layers", "2", "--quiet"], capsys)
+    assert code == 0, err
+    (tmp_path / "sphere.ply").rename(tmp_path / "moved.ply")
+    for args in (["render", run, "--index", "0", "--res", "16", "--out", tmp_path / "r.png"], ["eval", run],
+                 ["export-mesh", run, "--index", "0", "--res", "8", "--out", tmp_path / "m.ply"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert f"{tmp_path / 'sphere.ply'}: not found (the run reads its training meshes" in err and "--input" in err
+    code, _, err = run_cli(["sample", run, "--n", "1", "--out", tmp_path / "s.png"], capsys)
+    assert code == 0, err
