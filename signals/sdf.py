@@ -43,9 +43,19 @@ def find_meshes(paths) -> list[Path]:
     return find_files(paths, EXTENSIONS, "meshes")
 
 
+def _trimesh():
+    """trimesh, imported with stop signals held (interrupts.deferred): its optional imports catch BaseException,
+    so a Ctrl-C or SIGTERM raised inside them was swallowed and the run trained on to exit 0 (a hostile check,
+    1.4-1.9 s into `fit sdf`). A signal that came during the import is raised once it ends."""
+    from implicit_gon.interrupts import deferred
+    with deferred():
+        import trimesh
+    return trimesh
+
+
 def load_mesh(path: Path):
     """A trimesh.Trimesh with duplicate vertices merged; one-line errors for non-meshes and empty meshes."""
-    import trimesh
+    trimesh = _trimesh()
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False)  # processing drops non-finite vertices silently
     except Exception as e:  # trimesh raises many types for unparsable input
@@ -76,8 +86,10 @@ def normalise(mesh) -> tuple[Any, np.ndarray, float]:
 
 # -- signed distances --------------------------------------------------------------------------------------------------
 def _o3d():
+    from implicit_gon.interrupts import deferred
     try:
-        import open3d as o3d
+        with deferred():  # as _trimesh: a third party's import is not where a stop is raised
+            import open3d as o3d
     except ImportError as e:
         raise DataError(f"open3d could not be imported ({e}); on Debian/Ubuntu: apt-get install libusb-1.0-0") from None
     return o3d
@@ -107,7 +119,7 @@ class Distance:
 def sample_sdf(mesh, n: int, near_std: list[float], uniform_frac: float, seed: int = 0) -> np.ndarray:
     """(n, 4) float32 rows (x, y, z, sdf), shuffled: surface samples plus Gaussian offsets at each scale in
     near_std, and uniform points in the cube; the shape is already normalised."""
-    import trimesh
+    trimesh = _trimesh()
     rng = np.random.default_rng(seed)
     n_uniform = int(round(n * uniform_frac))
     per = (n - n_uniform) // len(near_std)
@@ -246,7 +258,7 @@ def volume(field, res: int) -> np.ndarray:
 
 def marching_cubes(vol: np.ndarray):
     """Zero level set of a volume over [-1, 1]^3 as a trimesh.Trimesh."""
-    import trimesh
+    trimesh = _trimesh()
     from skimage import measure
     if not (vol.min() < 0 < vol.max()):
         raise DataError("the field has no zero crossing on the grid: no surface to extract")
@@ -333,7 +345,7 @@ def iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:
 
 
 def surface_points(mesh, n: int = 30000, seed: int = 0) -> np.ndarray:
-    import trimesh
+    trimesh = _trimesh()
     return trimesh.sample.sample_surface(mesh, n, seed=seed)[0]
 
 

@@ -246,3 +246,20 @@ def test_moved_training_meshes_are_named_with_what_to_do(tmp_path, capsys):
         assert f"{tmp_path / 'sphere.ply'}: not found (the run reads its training meshes" in err and "--input" in err
     code, _, err = run_cli(["sample", run, "--n", "1", "--out", tmp_path / "s.png"], capsys)
     assert code == 0, err
+
+
+def test_a_stop_during_trimeshs_import_is_not_swallowed(tmp_path):
+    """trimesh's optional imports catch BaseException, so a stop raised inside `import trimesh` was lost and the
+    run trained on to exit 0. A stand-in trimesh that swallows a SIGTERM arriving during its import: the stop is
+    raised once the import ends."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    (tmp_path / "trimesh.py").write_text("import os, signal, time\ntry:\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+                                         "    time.sleep(0.1)\nexcept BaseException:\n    pass\n")
+    code = (f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nfrom implicit_gon import interrupts\n"
+            "from signals import sdf\ninterrupts.install()\n"
+            "try:\n    sdf._trimesh()\n    print('swallowed')\nexcept interrupts.Stop as e:\n    print('stopped', e.name)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.stdout.strip() == "stopped SIGTERM", (p.stdout, p.stderr)
