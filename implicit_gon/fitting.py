@@ -117,6 +117,11 @@ def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bo
     from .train import fit, train
 
     gon, opt_state, cfg = _open_run(kind, name, config, flags, out, resume, sets, dist)
+    if gon is not None and gon.step >= cfg.train.steps:  # finished: its last step is logged once, not again
+        if dist.main:
+            say(f"{out}: already trained to step {gon.step} (train.steps {cfg.train.steps}): nothing to do; "
+                f"--steps N continues it to N")
+        return distributed.shutdown(dist)
     limits.check_model(cfg.model, training=True, res=cfg.data.res)
     with dist.main_first():  # rank 0 builds any dataset cache; the others then memory-map it
         train_sig, val_sig = signal_adapter(kind).fit_signals(cfg)

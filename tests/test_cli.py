@@ -70,6 +70,19 @@ def test_resume_extends_a_run(mnist_run, tmp_path, shared_data, capsys):
     assert json.loads((run / "config.json").read_text())["step"] == 3
 
 
+def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
+    """--resume at train.steps: one line, exit 0; the final step was validated and logged again (twice in
+    metrics.jsonl) and the checkpoint rewritten."""
+    run = tmp_path / "r"
+    flags = ["--dataset", "digits", "--hidden", "16", "--layers", "2", "--steps", "4", "--val-every", "2"]
+    code, _, err = run_cli(["fit", "images", *flags, "--out", run, "--quiet"], capsys)
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume"], capsys)
+    assert code == 0 and "already trained to step 4 (train.steps 4): nothing to do" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
 def test_fit_refuses_to_overwrite_a_run(mnist_run, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--out", mnist_run, "--steps", "1"], capsys)
     assert code == 1 and "already holds a run" in err
