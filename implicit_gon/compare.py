@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from . import jsonio, paper_tables, registry
+from . import jsonio, paper_tables, registry, rundir
 from .config import flag_keys, given_keys, guard_keys, range_of, trains_elbo, unread_keys, where_keys
-from .errors import GONError, natural_list
+from .errors import GONError, Interrupted, natural_list
 from .fsio import atomic_path, write_json
 
 def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
@@ -224,8 +224,6 @@ def check_decoders(configs: dict, sig) -> None:
     """Each method's decoder built for the data, on torch's meta device (nothing allocated), before OUT is made:
     the conv GON refuses the digits' 8 px there, not after OUT/comparison.json was written (a folder that then
     refused every command but --resume with the same decoder)."""
-    import torch
-
     from .api import make_decoder
     meta = {**sig.meta(), "coord_dim": sig.coord_dim, "out_dim": sig.out_dim}
     for cfg in configs.values():
@@ -268,6 +266,9 @@ def train_all(out: Path, runs: list[tuple[str, int]], config, resume: bool, sc: 
         tag = f"[{k}/{len(runs)}] {m} seed {s}"
         try:
             row = train_one(out / f"{m}-s{s}", m, config(m, s), resume, sc, tag)
+        except Interrupted as e:  # the comparison goes on with --resume, not a fit of its member
+            raise rundir.interrupted(out / f"{m}-s{s}", e.code - 128, "the same `implicit-gon compare` command and "
+                                     "--resume (runs that finished are kept)") from None
         except Diverged as e:
             stopped.append({"method": m, "seed": s, "why": str(e)})
             sc.log(f"{tag}: {e}; left out of the table")

@@ -202,10 +202,15 @@ def _checkpoint_info(run: str | os.PathLike) -> dict | None:
         return None
 
 
-def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT) -> Interrupted:
-    """The one line for a stop signal during work on RUN: where the last checkpoint is and how to go on. Without a
-    checkpoint the run's folder is about to be removed, so the line does not send anyone there."""
+def interrupted(run: str | os.PathLike, signum: int = signal.SIGINT, again: str | None = None) -> Interrupted:
+    """The one line for a stop signal during work on RUN: where the last checkpoint is and how to go on (`again`:
+    the work RUN is part of says how, e.g. compare). Without a checkpoint the run's folder is about to be removed,
+    so the line does not send anyone there."""
     name, info = signal.Signals(signum).name, _checkpoint_info(run)
+    if again is not None:
+        where = "before its first checkpoint" if info is None else f"at {Path(run) / CKPT} (step {info['step']})"
+        return Interrupted(f"interrupted by {name}: {Path(run).name} stopped {where}; continue with {again}",
+                           128 + signum)
     if info is None:
         return Interrupted(f"interrupted by {name} before any checkpoint: nothing was kept", 128 + signum)
     try:

@@ -359,6 +359,8 @@ def test_resume_continues_an_interrupted_run_exactly(tmp_path, shared_data, caps
     monkeypatch.setattr(train_mod, "fit", lambda *a, **k: real_fit(*a, **k, on_step=interrupt_at_3))
     code, _, err = run_cli(args + ["--out", tmp_path / "cut"], capsys)
     assert code == 130 and "Traceback" not in err
+    assert "gon-s0 stopped at" in err and "the same `implicit-gon compare` command and --resume" in err, err
+    assert "fit images" not in err  # a member's own fit --resume would finish it but never write the table
     assert 2 <= GON.load(tmp_path / "cut" / "gon-s0", "cpu").step < 5
     code, _, err = run_cli(args + ["--out", tmp_path / "cut", "--resume"], capsys)
     assert code == 0 and "continued from step" in err, err
