@@ -327,7 +327,7 @@ def test_download_interrupted_then_resumed(server, tmp_path):
     body = RNG.bytes(300_000)
     _Handler.files["/c.bin"] = body
     _Handler.cut_once.add("/c.bin")
-    with pytest.raises(DataError, match="interrupted"):
+    with pytest.raises(DataError, match="could not download .*a partial file resumes"):
         download(f"{server}/c.bin", tmp_path / "c.bin", _sha(body), progress=False)
     assert not (tmp_path / "c.bin").exists() and (tmp_path / "c.bin.part").stat().st_size == 150_000
     download(f"{server}/c.bin", tmp_path / "c.bin", _sha(body), progress=False)
@@ -348,6 +348,30 @@ def test_dataset_download_end_to_end(server, tmp_path, monkeypatch):
     monkeypatch.setitem(ds.DATASETS, "mnist", fake)
     a = load_images("mnist", "train", tmp_path / "data", download=True, progress=False)
     assert np.array_equal(a[..., 0], train)
+
+
+def test_download_offline_uses_the_files_already_there(tmp_path, monkeypatch, capsys):
+    """--download with no network: where data_dir already holds a usable set (MNIST's test files alone), a note
+    and the local files (the README's command failed offline beside them); where it holds none, the error, and a
+    data_dir the download made is not left behind empty."""
+    import socket
+
+    import signals.datasets as ds
+    with socket.socket() as s:  # a port nothing listens on: connection refused, as with no network
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    info = ds.DATASETS["mnist"]
+    monkeypatch.setitem(ds.DATASETS, "mnist", ds.DatasetInfo("mnist", 28, 1, info.formats, (
+        (f"{dead}/train.gz", "train-images-idx3-ubyte.gz", "md5:" + "0" * 32),)))
+    with pytest.raises(DataError, match="could not download"):
+        load_images("mnist", "train", tmp_path / "none", download=True, progress=False)
+    assert not (tmp_path / "none").exists()
+    test = imgs(10, 28, 28, 1)[..., 0]
+    write_idx(tmp_path / "d" / "t10k-images-idx3-ubyte.gz", test)
+    a = load_images("mnist", "train", tmp_path / "d", download=True, progress=False, cache_dir=str(tmp_path / "c"))
+    assert np.array_equal(a[..., 0], test[:9])  # the test-only split: 9 to train
+    err = capsys.readouterr().err
+    assert "note: --download:" in err and f"using the mnist files already in {tmp_path / 'd'}" in err, err
 
 
 def test_no_download_for_celeba_says_what_to_put_where(tmp_path):

@@ -17,7 +17,7 @@ from implicit_gon.progress import say
 from . import celeba, cifar, coil20, digits, folder, idx, lsun, smallnorb
 from .base import Located
 from .cache import cache_key, cached_array, cached_labels, default_cache_dir, dir_tag
-from .download import download
+from .download import Unreachable, download
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,36 @@ def _test_only_fallback(found: Located, name: str) -> Located:
 
 
 def fetch(name: str, target: Path, progress: bool = True) -> None:
-    """Download a dataset's public files into target (checked against their checksums)."""
+    """Download a dataset's public files into target (checked against their checksums). A target this call made
+    is removed again when nothing could be written into it."""
     info = get_info(name)
     if not info.downloads:
         raise DataError(f"{name}: no public download; {info.missing.replace('DIR', str(target))}")
-    for url, fname, checksum, *size in info.downloads:
-        download(url, target / fname, checksum, progress, size=size[0] if size else None)
+    made = not target.exists()
+    try:
+        for url, fname, checksum, *size in info.downloads:
+            download(url, target / fname, checksum, progress, size=size[0] if size else None)
+    except DataError:
+        if made and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        raise
+
+
+def _fetch_or_local(name: str, target: Path, progress: bool, cache: Path, camera: str, channels: int | None) -> None:
+    """--download where the server cannot be reached (no network) but target already holds a usable set (MNIST's
+    test files alone are one): a note, and the local files are used. The README's MNIST command failed offline
+    beside the very files it then trains on. A refused download (a checksum, a size) is still an error."""
+    try:
+        fetch(name, target, progress)
+    except Unreachable as e:
+        try:
+            locate(name, target, cache, camera, channels or get_info(name).channels)
+        except DataError:
+            raise e from None
+        note = f"--download: could not reach {e.url} ({e.reason}); using the {name} files already in {target}"
+        if note not in _NOTED:
+            _NOTED.add(note)
+            say(f"note: {note}")
 
 
 def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = None) -> np.ndarray:
@@ -161,7 +185,7 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     cache = default_cache_dir(data_dir, cache_dir)
     if download:
         data_dir = data_dir or cache / "downloads" / name
-        fetch(name, data_dir, progress)
+        _fetch_or_local(name, data_dir, progress, cache, camera, channels)
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
     found = locate(name, data_dir, cache, camera, channels)

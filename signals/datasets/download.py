@@ -31,6 +31,15 @@ class _Refused(DataError):
     """A failure after which the .part file is worthless (too big, too slow, a bad header, a checksum)."""
 
 
+class Unreachable(DataError):
+    """The server could not be reached or the transfer broke off (no network, a name that does not resolve, a
+    reset): the .part file is kept, and a run again resumes it."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: could not download ({reason}); run again to retry (a partial file resumes)")
+        self.url, self.reason = url, reason
+
+
 def file_digest(path: Path, algo: str) -> str:
     h = hashlib.new(algo)
     with open(path, "rb") as f:
@@ -76,7 +85,7 @@ def download(url: str, dest: Path, checksum: str, progress: bool = True, timeout
         part.unlink(missing_ok=True)
         raise
     except (urllib.error.URLError, OSError, ConnectionError) as e:
-        raise DataError(f"{url}: download interrupted ({_reason(e)}); run again to resume") from None
+        raise Unreachable(url, _reason(e)) from None
     os.replace(part, dest)
     return dest
 
