@@ -26,7 +26,7 @@ import torch
 from . import checkpoint, limits, registry
 from .config import Config, trains_elbo
 from .device import resolve_device
-from .errors import GONError, natural_list
+from .errors import GONError, indefinite, natural_list
 from .fsio import as_path, path_list
 from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
 from .plugins import signal_adapter
@@ -193,9 +193,10 @@ class GON:
         if unknown:
             raise GONError(f"{method}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
         given = {k: v for k, v in options.items() if v is not None}
+        adapter = adapter_for(self, name)
         if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
-            given["inputs"] = _listed(given["inputs"], f"{method} inputs")
-        refuse_unused(adapter_for(self, name), name, given, lambda key: f"{key}=")  # before checking its value
+            given["inputs"] = _listed(given["inputs"], adapter, f"{method} inputs")
+        refuse_unused(adapter, name, given, lambda key: f"{key}=")  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
         given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options
                                   **{k: v for k, v in given.items() if k in checks.RULES and k not in own}))
@@ -320,6 +321,12 @@ def make_decoder(cfg: Config, meta: dict[str, Any]) -> torch.nn.Module:
     return spec.build(meta, cfg.model)
 
 
-def _listed(inputs, what: str):
-    """Files given as a path or a list of them: a list (an image run's array or tensor passes as it is)."""
-    return inputs if hasattr(inputs, "shape") else path_list(inputs, what)
+def _listed(inputs, adapter, what: str):
+    """Files given as a path or a list of them: a list. An array or tensor passes as it is where the adapter reads
+    arrays (images); elsewhere it is one line (a numpy error inside the audio adapter, once)."""
+    if not hasattr(inputs, "shape"):
+        return path_list(inputs, what)
+    if not adapter.arrays:
+        raise GONError(f"{what}: an array of shape {tuple(inputs.shape)}: {indefinite(adapter.noun + ' run')} "
+                       f"reads {adapter.file} files ({' '.join(adapter.extensions)})")
+    return inputs

@@ -18,6 +18,14 @@ class Interrupted(GONError):
         self.code = code
 
 
+def indefinite(noun: str) -> str:
+    """'a file', 'an image file', 'an SDF run': the article as the noun is spoken (an initialism by the name of its
+    first letter: S is 'es')."""
+    word = noun.split(" ")[0]
+    vowel = word[:1] in "AEFHILMNORSX" if len(word) > 1 and word.isupper() else word[:1].lower() in "aeiou"
+    return ("an " if vowel else "a ") + noun
+
+
 def natural_list(items, last: str = "and") -> str:
     """Items as a sentence lists them: 'images', 'images and audio', 'images, audio and sdf' (last: 'or' for a
     choice). Refusals name signals, fields' choices and the like this way, never as a tuple or a bare comma list."""

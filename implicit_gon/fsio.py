@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import GONError
+from .errors import GONError, indefinite
 
 # errors that mean "this output cannot be written there" (the user's disk or path), not a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EISDIR,
@@ -214,10 +214,6 @@ def path_list(value, what: str) -> list:
     return [as_path(v, what) for v in value]
 
 
-def _a(noun: str) -> str:
-    return ("an " if noun[:1] in "aeiou" else "a ") + noun
-
-
 def input_file(path: str | os.PathLike, what: str = "file") -> Path:
     """A path given as an input file, checked to be a regular file (links to one are fine): a missing file, a
     dangling link, a directory, a FIFO or a device is one precise line, before anything opens it (a FIFO would
@@ -232,7 +228,7 @@ def input_file(path: str | os.PathLike, what: str = "file") -> Path:
     except OSError as e:
         raise GONError(f"{str(path)[:200]}: cannot open ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise GONError(f"{path}: is {_kind(st.st_mode)}, not {_a(what)}" + (" (give a file in it)"
+        raise GONError(f"{path}: is {_kind(st.st_mode)}, not {indefinite(what)}" + (" (give a file in it)"
                                                                             if stat.S_ISDIR(st.st_mode) else ""))
     return path
 

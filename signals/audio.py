@@ -548,8 +548,6 @@ class AudioAdapter(SignalAdapter):
 
 
 def _one(inputs, missing: str, several: str):
-    if hasattr(inputs, "shape"):  # the API passes image arrays through
-        raise DataError(f"an array of shape {tuple(inputs.shape)}: an audio run reads clip files (WAV, FLAC, OGG)")
     if not inputs:
         raise DataError(missing)
     if len(inputs) > 1:

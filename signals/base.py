@@ -109,6 +109,9 @@ class SignalAdapter:
     """The run's meta["signal"]."""
     noun: str = ""
     """How messages name its runs ("image", "audio", "SDF")."""
+    arrays: bool = False
+    """Whether the Python API takes its inputs= as an array (images); for the others an array is one line (the
+    API's run_verb), since they read files."""
     metric: str = ""
     """The held-out metric best.safetensors and --patience follow by default."""
     verbs: dict = {}

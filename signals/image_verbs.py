@@ -101,7 +101,7 @@ def _grid_res(gon, res: int | None, default: int) -> int:
 
 
 class ImageAdapter(SignalAdapter):
-    kind, noun, metric = "images", "image", "sse"
+    kind, noun, metric, arrays = "images", "image", "sse", True
     verbs = {
         "eval": verb("n", "split", "data_dir", "plot", "compare", plot=IMAGE),
         "render": verb("n", "split", "data_dir", "inputs", "compare", "res", "mask", outputs=(IMAGE,)),

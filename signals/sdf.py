@@ -420,9 +420,6 @@ def _prior_field(gon, z):
 
 
 def _input(opts) -> Any:
-    if hasattr(opts.inputs, "shape"):  # the API passes image arrays through
-        raise DataError(f"an array of shape {tuple(opts.inputs.shape)}: an SDF run reads mesh files "
-                        f"({' '.join(EXTENSIONS)})")
     if opts.inputs and len(opts.inputs) > 1:
         raise DataError(f"render --input: an SDF run renders one file at a time ({len(opts.inputs)} given)")
     return opts.inputs[0] if opts.inputs else None
