@@ -234,17 +234,20 @@ _TRAIN_STATE = {
                                           and (v.get("best_step") is None or _count(v["best_step"]))
                                           and _count(v.get("bad", 0))),
     "guard": lambda v: _drift_state(v) and (v.get("first") is None or _finite(v["first"]))
-    and isinstance(v.get("opening", []), list) and len(v.get("opening", [])) <= OPENING
-    and all(_finite(x) for x in v.get("opening", []))
-    and ("grad" not in v or _drift_state(v["grad"])),
+    and _finite_list(v.get("opening", []), OPENING) and ("grad" not in v or _drift_state(v["grad"])),
 }
 
 
+def _finite_list(v: Any, most: int) -> bool:
+    return isinstance(v, list) and len(v) <= most and all(_finite(x) for x in v)
+
+
 def _drift_state(v: Any) -> bool:
-    """A divergence guard's window and lowest median (guard._Drift): at most WINDOW finite values."""
-    return isinstance(v, dict) and isinstance(v.get("recent", []), list) and len(v.get("recent", [])) <= WINDOW \
-        and all(_finite(x) for x in v.get("recent", [])) and (v.get("lowest") is None or _finite(v["lowest"])) \
-        and (v.get("lowest_step") is None or _count(v["lowest_step"]))
+    """A divergence guard's state (guard._Drift): its window (at most WINDOW finite values), its lowest median,
+    first value and scale (finite or None) and their steps (counts or None)."""
+    return isinstance(v, dict) and _finite_list(v.get("recent", []), WINDOW) \
+        and all(v.get(k) is None or _finite(v[k]) for k in ("lowest", "start", "scale")) \
+        and all(v.get(k) is None or _count(v[k]) for k in ("lowest_step", "start_step"))
 
 
 def _check_train_state(ts: Any, source: str) -> None:

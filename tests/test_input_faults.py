@@ -622,7 +622,9 @@ def test_sdf_cache_on_a_read_only_folder_is_one_line(shared_data, tmp_path, caps
                                           ({"guard": {"grad": {"recent": [1.0] * 10**5}}}, "train_state.guard"),
                                           ({"guard": {"grad": {"lowest": "x"}}}, "train_state.guard"),
                                           ({"guard": {"opening": [1.0] * 6}}, "train_state.guard"),
-                                          ({"guard": {"opening": [1.0, "x"]}}, "train_state.guard")])
+                                          ({"guard": {"opening": [1.0, "x"]}}, "train_state.guard"),
+                                          ({"guard": {"start": "x"}}, "train_state.guard"),
+                                          ({"guard": {"grad": {"scale": [1]}}}, "train_state.guard")])
 def test_checkpoint_train_state_is_checked(own_run, value, needle, capsys):
     _rewrite(own_run, info=lambda d: json.dumps({**d, "train_state": value}))
     code, _, err = run_cli(["fit", "images", "--out", own_run, "--resume", "--steps", "3", "--quiet"], capsys)
