@@ -133,21 +133,25 @@ def fetch(name: str, target: Path, progress: bool = True) -> None:
         raise
 
 
-def _fetch_or_local(name: str, target: Path, progress: bool, cache: Path, camera: str, channels: int | None) -> None:
+def _fetch_or_local(name: str, target: Path, progress: bool, cache: Path, camera: str,
+                    channels: int) -> Located | None:
     """--download where the server cannot be reached (no network) but target already holds a usable set (MNIST's
-    test files alone are one): a note, and the local files are used. The README's MNIST command failed offline
-    beside the very files it then trains on. A refused download (a checksum, a size) is still an error."""
+    test files alone are one): a note, and the local files, as located (None: the download went through). The
+    README's MNIST command failed offline beside the very files it then trains on. A refused download (a checksum,
+    a size) is still an error."""
     try:
         fetch(name, target, progress)
+        return None
     except Unreachable as e:
         try:
-            locate(name, target, cache, camera, channels or get_info(name).channels)
+            found = locate(name, target, cache, camera, channels)
         except DataError:
             raise e from None
         note = f"--download: could not reach {e.url} ({e.reason}); using the {name} files already in {target}"
         if note not in _NOTED:
             _NOTED.add(note)
             say(f"note: {note}")
+        return found
 
 
 def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = None) -> np.ndarray:
@@ -183,12 +187,13 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     info = get_info(name)
     data_dir = Path(data_dir).expanduser() if data_dir else None
     cache = default_cache_dir(data_dir, cache_dir)
-    if download:
-        data_dir = data_dir or cache / "downloads" / name
-        _fetch_or_local(name, data_dir, progress, cache, camera, channels)
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
-    found = locate(name, data_dir, cache, camera, channels)
+    found = None
+    if download:
+        data_dir = data_dir or cache / "downloads" / name
+        found = _fetch_or_local(name, data_dir, progress, cache, camera, channels)  # offline: located already
+    found = found or locate(name, data_dir, cache, camera, channels)
     _print_notes(found, notes)
     if split not in found.splits:
         raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
