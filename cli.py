@@ -12,6 +12,14 @@ from implicit_gon import interrupts  # the standard library only
 PROGRAM = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "implicit-gon"
 """This module is the running program (the console script, or python -m cli), not one imported by a test or a
 notebook: the stop signals are its own from the first import on, and ignored once it has said its last line."""
+
+
+def _exit_stopped(stop: BaseException) -> None:
+    """A stop signal that no command could report with more (a checkpoint): its one line and 128 + its number."""
+    print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
+    sys.exit(interrupts.exit_code(stop))
+
+
 if PROGRAM:
     interrupts.install()  # a stop during the imports below (a second or more on a busy machine) is a stop too
 try:
@@ -28,8 +36,7 @@ try:
     from implicit_gon.commands.dispatch import Which, flag, given, report, verb
     from implicit_gon.commands.fields import CONFIG_HELP, SET_HELP, command, flags, option
 except KeyboardInterrupt as stop:
-    print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
-    sys.exit(interrupts.exit_code(stop))
+    _exit_stopped(stop)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, context_settings=CONTEXT,
@@ -419,8 +426,7 @@ def main(argv: Optional[list] = None) -> None:
     try:
         _main(argv)
     except KeyboardInterrupt as stop:  # before the command could take it (its set-up's imports), or after
-        print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
-        sys.exit(interrupts.exit_code(stop))
+        _exit_stopped(stop)
     finally:
         if PROGRAM:  # the last line is out: a stop now must not turn the exit status into death by that signal
             interrupts.release()
@@ -442,9 +448,7 @@ def _main(argv: Optional[list]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except abort as e:  # a stop signal outside a command that can say more (click wraps it in its Abort)
-        stop = e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e
-        print(f"error: interrupted by {interrupts.signal_name(stop)}", file=sys.stderr)
-        sys.exit(interrupts.exit_code(stop))
+        _exit_stopped(e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e)
     except usage as e:
         e.show()
         sys.exit(e.exit_code)
