@@ -732,11 +732,12 @@ def _check_tree(node, source: str) -> None:
         if isinstance(n, yaml.MappingNode):
             seen: set = set()
             for k, v in n.value:
-                if isinstance(k, yaml.ScalarNode) and k.value in seen:
-                    raise GONError(f"{source}: key {k.value!r:.60} is given twice in one mapping (YAML would keep "
+                name = k.value if isinstance(k, yaml.ScalarNode) else None  # a [list] as a key: unhashable, and
+                if name is not None and name in seen:  # no config's (constructing the mapping refuses it)
+                    raise GONError(f"{source}: key {name!r:.60} is given twice in one mapping (YAML would keep "
                                    f"the last silently)")
-                seen.add(getattr(k, "value", None))
-                stack += [(k, key), (v, getattr(k, "value", key))]
+                seen.add(name)
+                stack += [(k, key), (v, key if name is None else name)]
         elif isinstance(n, yaml.SequenceNode):
             stack += [(v, key) for v in n.value]
         elif isinstance(n, yaml.ScalarNode) and n.tag.endswith(":int") and len(n.value) > limit:

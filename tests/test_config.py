@@ -53,6 +53,7 @@ BAD_YAML = [
     ("model: {hidden: 32}\nmodel: {hidden: 64}", "key 'model' is given twice"),
     ("train: {steps: 1, steps: 2}", "key 'steps' is given twice"),
     ("model: {hidden: " + "9" * 5000 + "}", "hidden: an integer of 5,000 digits"),
+    ("model: {[1, 2]: 3}", "not valid YAML"),  # a list as a key: was a TypeError in the duplicate-key check
 ]
 
 
