@@ -162,8 +162,8 @@ def decode_cmd(ctx: typer.Context, run: Path = RUN,
 
 
 def _err(msg: str):
-    from implicit_gon.errors import GONError
-    return GONError(msg)
+    from implicit_gon.errors import UsageError
+    return UsageError(msg)
 
 
 @app.command("sample")
@@ -433,7 +433,7 @@ def main(argv: Optional[list] = None) -> None:
 
 
 def _main(argv: Optional[list]) -> None:
-    from implicit_gon.errors import GONError, Interrupted
+    from implicit_gon.errors import GONError, Interrupted, UsageError
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     try:
@@ -446,7 +446,7 @@ def _main(argv: Optional[list]) -> None:
         sys.exit(e.code)
     except GONError as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2 if isinstance(e, UsageError) else 1)
     except abort as e:  # a stop signal outside a command that can say more (click wraps it in its Abort)
         _exit_stopped(e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e)
     except usage as e:

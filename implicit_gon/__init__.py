@@ -8,11 +8,12 @@ import importlib
 
 _LAZY = {"GON": "api", "fit_gaussian": "metrics", "slerp": "metrics", "Config": "config", "DataConfig": "config",
          "GONConfig": "config", "ModelConfig": "config", "TrainConfig": "config", "DataError": "errors",
-         "GONError": "errors", "save_grid": "media", "show": "media", "Siren": "siren", "gon_latents": "step",
-         "gon_objective": "step", "evaluate": "train", "fit": "train", "train": "train"}
+         "GONError": "errors", "UsageError": "errors", "save_grid": "media", "show": "media", "Siren": "siren",
+         "gon_latents": "step", "gon_objective": "step", "evaluate": "train", "fit": "train", "train": "train"}
 
 __all__ = ["GON", "Config", "DataConfig", "GONConfig", "ModelConfig", "TrainConfig", "DataError", "GONError",
-           "Siren", "gon_latents", "gon_objective", "fit_gaussian", "slerp", "fit", "train", "evaluate", "save_grid", "show"]
+           "UsageError", "Siren", "gon_latents", "gon_objective", "fit_gaussian", "slerp", "fit", "train", "evaluate",
+           "save_grid", "show"]
 __version__ = "0.1.0"
 
 

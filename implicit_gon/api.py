@@ -26,7 +26,7 @@ import torch
 from . import checkpoint, limits, registry
 from .config import Config, trains_elbo
 from .device import resolve_device
-from .errors import GONError, indefinite, natural_list
+from .errors import GONError, UsageError, indefinite, natural_list
 from .fsio import as_path, path_list
 from .metrics import bits_per_dim, fit_gaussian, psnr_from_mse, slerp  # noqa: F401 (re-exported)
 from .plugins import signal_adapter
@@ -34,6 +34,8 @@ from .step import gon_latents
 
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
 DECODE_BUDGET = 1 << 23
+# the CLI's flags whose keyword is not the flag's own name (`from` is a Python keyword)
+CLI_NAMES = {"data": ("--data", "paths"), "input": ("--input", "inputs"), "from": ("--from", "from_")}
 
 
 class GON:
@@ -191,12 +193,14 @@ class GON:
         method = "GON." + {"export": "mesh", "decode": "render", "eval": "evaluate"}.get(name, name)  # for messages
         unknown = sorted(set(options) - OPTION_NAMES - {"batch_size"})
         if unknown:
-            raise GONError(f"{method}: no option {unknown[0]!r} (options: {', '.join(sorted(OPTION_NAMES))})")
+            cli = CLI_NAMES.get(unknown[0])  # a flag whose keyword is spelled otherwise: say which
+            raise UsageError(f"{method}: no option {unknown[0]!r} " + (f"(the CLI's {cli[0]} is {cli[1]}=)" if cli else
+                             f"(options: {', '.join(sorted(OPTION_NAMES))})"))
         given = {k: v for k, v in options.items() if v is not None}
         adapter = adapter_for(self, name)
         if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
             given["inputs"] = _listed(given["inputs"], adapter, f"{method} inputs")
-        refuse_unused(adapter, name, given, lambda key: f"{key}=")  # before checking its value
+        refuse_unused(adapter, name, given, lambda key: f"{key}=", label=method)  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
         given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options
                                   **{k: v for k, v in given.items() if k in checks.RULES and k not in own}))
@@ -290,7 +294,7 @@ class GON:
         with the checkpoint it was loaded from (`sample --refit`), keeping the Adam state so the run can resume."""
         from . import rundir
         if self.samples_prior:
-            raise GONError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
+            raise UsageError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
         if self.run is None:
             raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
         with rundir.locked(self.run):  # a `fit` of this run must not be writing it meanwhile

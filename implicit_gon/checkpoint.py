@@ -20,7 +20,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
 from . import jsonio, limits
-from .errors import GONError, natural_list
+from .errors import GONError, UsageError, natural_list
 from .guard import OPENING, WINDOW, check_finite
 from .fsio import as_path, atomic_path, write_json
 from .rundir import BEST, CKPT, checkpoint_step  # noqa: F401 (CKPT and BEST are used here and re-exported)
@@ -182,8 +182,8 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     run = as_path(run, "run")
     path = run / name if run.is_dir() else run
     if name == BEST and run.is_dir() and (run / CKPT).is_file() and not path.is_file():
-        raise GONError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
-                       f"fit --val-every N); use --checkpoint last")
+        raise UsageError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
+                         f"fit --val-every N); use --checkpoint last")
     if not path.is_file():  # a folder without one is named as the folder, as a missing one is
         raise GONError(f"{run}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
     metadata, tensors = _read(path)

@@ -20,7 +20,7 @@ import torch
 
 from . import jsonio, paper_tables, registry, rundir
 from .config import flag_keys, given_keys, guard_keys, range_of, trains_elbo, unread_keys, where_keys
-from .errors import GONError, Interrupted, natural_list
+from .errors import GONError, Interrupted, UsageError, natural_list
 from .fsio import atomic_path, write_json
 
 def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
@@ -28,16 +28,17 @@ def plan(methods: list[str], decoder: str, variational: bool) -> list[str]:
     for m in methods:
         known = registry.methods()
         if m not in known:
-            raise GONError(f"compare --methods: unknown method {m!r} (choose from {', '.join(known)})")
+            raise UsageError(f"compare --methods: unknown method {m!r} (choose from {', '.join(known)})")
         decoders, table2 = known[m].decoders or tuple(registry.decoders()), known[m].variational
         if decoder not in decoders:
             runs = ", ".join(k for k, v in known.items() if _runs_with(v, decoder) and v.variational == variational)
-            raise GONError(f"compare --methods {m}: needs --decoder {natural_list(decoders, 'or')} (with --decoder {decoder}: {runs})")
+            raise UsageError(f"compare --methods {m}: needs --decoder {natural_list(decoders, 'or')} "
+                             f"(with --decoder {decoder}: {runs})")
         if table2 != variational:
-            raise GONError(f"compare --methods {m}: a Table {2 if table2 else 1} method; "
-                           + ("add --variational" if table2 else "leave out --variational"))
+            raise UsageError(f"compare --methods {m}: a Table {2 if table2 else 1} method; "
+                             + ("add --variational" if table2 else "leave out --variational"))
     if len(set(methods)) != len(methods):
-        raise GONError("compare --methods: a method is named twice")
+        raise UsageError("compare --methods: a method is named twice")
     return methods
 
 
@@ -66,7 +67,7 @@ def check_counts(**counts: int | None) -> None:
     for name, v in counts.items():
         hi = MAX_COUNTS[name]
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
-            raise GONError(f"compare --{name.replace('_', '-')} {v}: must be an integer 1..{hi:,}")
+            raise UsageError(f"compare --{name.replace('_', '-')} {v}: must be an integer 1..{hi:,}")
 
 
 def check_sets(sets) -> None:
@@ -74,7 +75,7 @@ def check_sets(sets) -> None:
     own = own_keys()
     for key in parse_sets(sets or ()):
         if key in own:
-            raise GONError(f"compare --set {key}: compare sets it for every run itself; use {own[key]}")
+            raise UsageError(f"compare --set {key}: compare sets it for every run itself; use {own[key]}")
 
 
 def check_finished(run: Path, cfg) -> None:
@@ -95,8 +96,8 @@ def check_finished(run: Path, cfg) -> None:
     for section, fields in want.items():
         for k, v in fields.items():
             if f"{section}.{k}" not in where and stored[section][k] != v:
-                raise GONError(f"compare --resume: {run} was trained with {section}.{k} = {stored[section][k]!r}, "
-                               f"this comparison gives {v!r}; use another --out, or remove {run}")
+                raise UsageError(f"compare --resume: {run} was trained with {section}.{k} = {stored[section][k]!r}, "
+                                 f"this comparison gives {v!r}; use another --out, or remove {run}")
 
 
 def rolled_back(run: Path) -> bool:
@@ -128,8 +129,8 @@ def check_manifest(out: Path, what: dict[str, Any], notes: dict[str, Any] | None
     for k, v in what.items():
         if k in had and had[k] != v:
             flag = {"table": "--variational", "held_out": "--held-out", "steps": "--steps or --epochs"}.get(k, f"--{k}")
-            raise GONError(f"compare --resume: {out} holds a comparison with {k} {had[k]!r}, this one has {v!r} "
-                           f"({flag}); use another --out")
+            raise UsageError(f"compare --resume: {out} holds a comparison with {k} {had[k]!r}, this one has {v!r} "
+                             f"({flag}); use another --out")
 
 
 def check_keys_read(configs: dict, given: dict[str, str]) -> None:
@@ -138,7 +139,7 @@ def check_keys_read(configs: dict, given: dict[str, str]) -> None:
     unread = [unread_keys(cfg, given) for cfg in configs.values()]
     never = [k for k in unread[0] if all(k in u for u in unread)]
     if never:
-        raise GONError(f"{given[never[0]]}: {unread[0][never[0]]}")
+        raise UsageError(f"{given[never[0]]}: {unread[0][never[0]]}")
 
 
 def default_methods(decoder: str, variational: bool) -> list[str]:
@@ -163,7 +164,7 @@ def check_out(out: Path, resume: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise GONError(f"{out}: is not a directory")
     if out.is_dir() and any(out.iterdir()) and not resume:
-        raise GONError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
+        raise UsageError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
     return out
 
 
@@ -171,11 +172,11 @@ def budget(steps: int | None, epochs: float | None, n_train: int, batch_size: in
     """Training steps from --steps, or from --epochs: passes over the training split at the batch size (rounded
     up: the last epoch is trained whole)."""
     if (steps is None) == (epochs is None):
-        raise GONError("compare: give --steps N or --epochs N, not both and not neither")
+        raise UsageError("compare: give --steps N or --epochs N, not both and not neither")
     if steps is not None:
         return steps
     if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not 0 < epochs < math.inf:
-        raise GONError(f"compare --epochs {epochs}: must be a number above 0")
+        raise UsageError(f"compare --epochs {epochs}: must be a number above 0")
     steps = max(1, math.ceil(epochs * n_train / batch_size))
     check_counts(steps=steps)  # --epochs too large is refused as a --steps of that size would be
     return steps

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from . import plugins, registry
-from .errors import GONError, natural_list
+from .errors import GONError, UsageError, natural_list
 
 META = ("min", "max", "gt", "choices", "pattern", "signals", "reads", "resume", "flag", "on", "parse")
 
@@ -55,7 +55,7 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 
 
 def parse_duration(text: str) -> float:
-    """'240s', '4m', '2h', '1h30m', '1.5h' or a bare number of seconds -> seconds. One-line GONError otherwise."""
+    """'240s', '4m', '2h', '1h30m', '1.5h' or a bare number of seconds -> seconds. One-line UsageError otherwise."""
     t = str(text).strip().lower()
     m = _DURATION.fullmatch(t)
     if t and m and any(m.groups()):
@@ -66,7 +66,7 @@ def parse_duration(text: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise GONError(f"--max-time {text!r}: not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)")
+        raise UsageError(f"--max-time {text!r}: not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)")
     return value
 
 
@@ -589,7 +589,7 @@ def check_given_keys(cfg: Config, given) -> None:
     unread = unread_keys(cfg, given)
     if unread:
         k = next(iter(unread))
-        raise GONError(f"{given[k]}: {unread[k]}")
+        raise UsageError(f"{given[k]}: {unread[k]}")
 
 
 def strata_block(points: float) -> int | None:
@@ -796,7 +796,7 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
     for item in sets:
         key, eq, text = item.partition("=")
         if not eq or key.count(".") != 1 or not all(key.split(".")):
-            raise GONError(f"--set {item}: expected section.key=value (e.g. train.log_every=5)")
+            raise UsageError(f"--set {item}: expected section.key=value (e.g. train.log_every=5)")
         out[key] = parse_yaml(text, f"--set {item}")
     return out
 
@@ -846,26 +846,60 @@ def resolve(signal: str, name: str, config_files: str | Path | list | None = Non
     from .fsio import path_list
     files = path_list(config_files or [], "config_files")
     if flags is not None and not isinstance(flags, dict):
-        raise GONError(f"flags = {flags!r:.60}: give a dict of dotted settings ({{'train.lr': 1e-4}})")
+        raise UsageError(f"flags = {flags!r:.60}: give a dict of dotted settings ({{'train.lr': 1e-4}})")
     if isinstance(sets, str):  # a string would be iterated one character at a time
-        raise GONError(f"sets = {sets!r:.60}: give a list of 'section.key=value' strings")
-    layers = [default_layer(signal, name)]
+        raise UsageError(f"sets = {sets!r:.60}: give a list of 'section.key=value' strings")
+    layers = [_as_usage(default_layer, signal, name)]  # an unknown dataset name is the caller's
     layers += [(str(path), *split_overlays(load_yaml(path), str(path))) for path in map(Path, files)]
-    cli = {**_nest(flags or {})}
-    for dotted, val in parse_sets(sets).items():
-        section, key = dotted.split(".")
-        cli.setdefault(section, {})[key] = val
+    cli = _as_usage(_command_line, flags, sets)
 
-    def build(kinds) -> Config:
+    def build(kinds, cli=cli) -> Config:
         cfg = Config()
         for source, data, extras in layers:
             cfg = apply_layer(cfg, data, extras, source, kinds)
-        return merge(cfg, cli, "command line")
+        return _as_usage(merge, cfg, cli, "command line")
 
-    plain = build(())
     for kind in OVERLAYS:  # every section is checked, even where it does not apply
         build((kind,))
-    return check_rules(build(overlays(plain)), "config")
+    return _checked(lambda given: build(overlays(build((), given)), given), cli)
+
+
+def _command_line(flags: dict[str, Any] | None, sets) -> dict[str, dict[str, Any]]:
+    """Flags (dotted keys, None: unset) then --set, as one nested layer."""
+    cli = _nest(flags or {})
+    for dotted, val in parse_sets(sets).items():
+        section, key = dotted.split(".")
+        cli.setdefault(section, {})[key] = val
+    return cli
+
+
+def _as_usage(fn, *args):
+    """fn(*args), its GONError a UsageError: a value given on the command line is a usage error (exit 2)."""
+    try:
+        return fn(*args)
+    except UsageError:
+        raise
+    except GONError as e:
+        raise UsageError(str(e)) from None
+
+
+def _checked(build, cli: dict) -> Config:
+    """check_rules on build(cli), the config with the command line's layer `cli` on top. Settings that conflict are
+    the command line's fault (a UsageError, exit 2) when the layers below it agree (build({}) passes)."""
+    try:
+        return check_rules(build(cli), "config")
+    except GONError as e:
+        if cli and _agrees(build):
+            raise UsageError(str(e)) from None
+        raise
+
+
+def _agrees(build) -> bool:
+    try:
+        check_rules(build({}), "config")
+        return True
+    except GONError:
+        return False
 
 
 def _nest(flags: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -908,22 +942,18 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
                   sets: list[str] | tuple[str, ...] = ()) -> tuple[Config, dict[str, list]]:
     """A resumed run's config: its own, with --config files, flags and --set on top, checked like any other layer.
     Returns (config, {"section.key": [old, new]} of what changed); a change outside resumable() is a one-line error."""
-    new = cfg
-    files = [config_files] if isinstance(config_files, (str, Path)) else list(config_files or [])
-    for path in files:
-        new = apply_layer(new, *split_overlays(load_yaml(path), str(path)), str(path),
-                          overlays(cfg))
-    cli = _nest(flags)
-    for dotted, val in parse_sets(sets).items():
-        section, key = dotted.split(".")
-        cli.setdefault(section, {})[key] = val
-    new = check_rules(merge(new, cli, "command line"), "config")
+    from .fsio import path_list
+    files = cfg
+    for path in map(Path, path_list(config_files or [], "config_files")):
+        files = apply_layer(files, *split_overlays(load_yaml(path), str(path)), str(path), overlays(cfg))
+    cli = _as_usage(_command_line, flags, sets)
+    new = _checked(lambda given: _as_usage(merge, files, given, "command line"), cli)
     check_given_keys(new, given_keys(flags, sets))  # as for a new run: a setting the run would not read, even unchanged
     old_d, new_d = cfg.to_dict(), new.to_dict()
     changed = {f"{s}.{k}": [old_d[s][k], v] for s in new_d for k, v in new_d[s].items() if old_d[s][k] != v}
     fixed = [k for k in changed if k not in resumable()]
     if fixed:
         k = fixed[0]
-        raise GONError(f"--resume: {k} cannot change when a run is resumed (the run has {_short(changed[k][0])}, "
-                       f"given {_short(changed[k][1])}); start a new run with another --out")
+        raise UsageError(f"--resume: {k} cannot change when a run is resumed (the run has {_short(changed[k][0])}, "
+                         f"given {_short(changed[k][1])}); start a new run with another --out")
     return new, changed

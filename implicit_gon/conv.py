@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .errors import GONError, natural_list
+from .errors import GONError, UsageError, natural_list
 from .grids import pixel_grid
 from .registry import DecoderSpec, register_decoder
 from .siren import HeadedDecoder, VariationalHead
@@ -94,8 +94,8 @@ class ConvDecoder(HeadedDecoder):
             n = coords.shape[-2]
             side = math.isqrt(n)
             asked = f"{side}x{side}" if side * side == n else f"{n} points"
-            raise GONError(f"a conv GON renders only its {r}x{r} training grid (asked for {asked}): it has no "
-                           f"coordinates; train an implicit (SIREN) GON for other resolutions")
+            raise UsageError(f"a conv GON renders only its {r}x{r} training grid (asked for {asked}): it has no "
+                             f"coordinates; train an implicit (SIREN) GON for other resolutions")
         rc = rc.long()
         return rc[..., 0] * r + rc[..., 1]
 

@@ -5,6 +5,12 @@ class GONError(Exception):
     """A problem with the user's input (file, value, shape) or a run that cannot go on (NaN)."""
 
 
+class UsageError(GONError):
+    """The command line (or an API call's arguments) asks for what cannot be: a value of the wrong type or range,
+    a flag this verb or this run cannot use, an unknown name. The CLI exits 2 for these, as click does for its own
+    (an unparsable `--steps`); a wrong file (DataError, a bad config file) exits 1."""
+
+
 class DataError(GONError):
     """A dataset file is missing, truncated, corrupt or of the wrong shape."""
 

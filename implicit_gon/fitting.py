@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import GONError
+from .errors import GONError, UsageError
 from .fsio import path_list
 from .plugins import signal_adapter
 from .progress import say
@@ -49,9 +49,9 @@ def data_flags(kind: str, flags: dict, resume: bool, dataset: str | None = None,
     given = [absolute(p) for p in path_list(paths or [], "paths")]
     what = adapter.files
     if not given and not resume:
-        raise GONError(f"fit {kind} needs {what}: --data PATH (files or folders)")
+        raise UsageError(f"fit {kind} needs {what}: --data PATH (files or folders)")
     if resume and (given or val):
-        raise GONError(f"fit {kind} --resume trains on the run's own {what}: leave out --data and --val")
+        raise UsageError(f"fit {kind} --resume trains on the run's own {what}: leave out --data and --val")
     if given:
         flags["data.paths"] = given
     if val:
@@ -96,12 +96,12 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
         device = distributed.device_for(dist, flags.get("train.device") or "auto")
         gon, opt_state = GON.load(out, device, with_optimizer=True)
         if gon.meta.get("signal") != kind:  # before its config meets this command's data settings
-            raise GONError(f"{out}: holds a run of {gon.meta.get('signal')}, not {kind}: continue it with "
-                           f"fit {gon.meta.get('signal')} --resume")
+            raise UsageError(f"{out}: holds a run of {gon.meta.get('signal')}, not {kind}: continue it with "
+                             f"fit {gon.meta.get('signal')} --resume")
         rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
         return gon, opt_state, gon.cfg
     if (out / CKPT).is_file():
-        raise GONError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
+        raise UsageError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
     cfg = resolve(kind, name, config, flags, sets or ())
     check_given_keys(cfg, given_keys(flags, sets))
     if cfg.data.data_dir:
@@ -159,7 +159,7 @@ def hold_out(cfg) -> None:
     if cfg.data.val_paths:
         both = sorted(set(map(str, find(cfg.data.paths))) & set(map(str, find(cfg.data.val_paths))))
         if both:
-            raise GONError(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
+            raise UsageError(f"{both[0]}: given both to train on (--data) and to hold out (--val)")
         return
     if not cfg.train.val_every:
         return

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import GONError, indefinite
+from .errors import GONError, UsageError, indefinite
 
 # errors that mean "this output cannot be written there" (the user's disk or path), not a bug
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EISDIR,
@@ -47,7 +47,7 @@ def disk_full(path: Path) -> bool:
 
 def _make_parent(target: Path) -> None:
     if target.is_dir():
-        raise GONError(f"{target}: is a directory (give a file name)")
+        raise UsageError(f"{target}: is a directory (give a file name)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -200,7 +200,7 @@ def as_path(value, what: str) -> Path:
     """A path given to the Python API (str or os.PathLike): anything else (None, a number, a list) is one line
     naming `what`, not a TypeError from pathlib."""
     if not isinstance(value, (str, os.PathLike)):
-        raise GONError(f"{what} = {value!r:.60}: give a path (a str or pathlib.Path)")
+        raise UsageError(f"{what} = {value!r:.60}: give a path (a str or pathlib.Path)")
     return Path(value)
 
 
@@ -210,7 +210,7 @@ def path_list(value, what: str) -> list:
     if isinstance(value, (str, os.PathLike)):
         return [value]
     if not isinstance(value, (list, tuple)):
-        raise GONError(f"{what} = {value!r:.60}: give a path or a list of paths")
+        raise UsageError(f"{what} = {value!r:.60}: give a path or a list of paths")
     return [as_path(v, what) for v in value]
 
 

@@ -11,7 +11,7 @@ import os
 import resource
 from pathlib import Path
 
-from .errors import GONError, natural_list
+from .errors import GONError, UsageError, natural_list
 
 BUDGET_FRACTION = 0.7
 MAX_FRAMES = 3600  # frames per interpolated pair: 4 minutes at 15 fps
@@ -172,13 +172,13 @@ MAX_TRACE_RAYS = 16 * MAX_TRACE_RES ** 2
 def check_sphere_trace(res: int, frames: int = 1) -> None:
     """Sphere-traced pictures: per ray about twenty floats of state, and frames of uint8 RGB kept for a video; in
     all at most MAX_TRACE_RAYS rays (render(z) of 100,000 latents at 64 px was 4e8 rays, hours of a CPU)."""
-    check(f"{frames} sphere-traced {res}x{res} picture(s)", res * res * (20 * F32 + 3 * frames), "lower --res")
+    if res > MAX_TRACE_RES:  # the fixed limits first: they hold on any machine (a usage error), memory after
+        raise UsageError(f"--res {res}: sphere-traced SDF pictures are at most {MAX_TRACE_RES} pixels a side (each "
+                         f"ray costs a network pass per step); export-mesh gives the surface at any resolution")
     if frames * res * res > MAX_TRACE_RAYS:
-        raise GONError(f"{frames} sphere-traced {res}x{res} pictures: more than {MAX_TRACE_RAYS:,} rays in all (each "
-                       f"ray costs a network pass per step); lower --res or draw fewer")
-    if res > MAX_TRACE_RES:
-        raise GONError(f"--res {res}: sphere-traced SDF pictures are at most {MAX_TRACE_RES} pixels a side (each ray "
-                       f"costs a network pass per step); export-mesh gives the surface at any resolution")
+        raise UsageError(f"{frames} sphere-traced {res}x{res} pictures: more than {MAX_TRACE_RAYS:,} rays in all "
+                         f"(each ray costs a network pass per step); lower --res or draw fewer")
+    check(f"{frames} sphere-traced {res}x{res} picture(s)", res * res * (20 * F32 + 3 * frames), "lower --res")
 
 
 ENCODE_FLOATS_PER_UNIT = 8  # floats kept per point and hidden unit of a layer while encoding (forward + its gradient)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GONError
+from .errors import GONError, UsageError
 from .fsio import atomic_path, disk_full
 
 IMAGE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
@@ -25,16 +25,16 @@ VIDEO_SUFFIXES = tuple(VIDEO)
 
 def check_out(path: str | Path, *kinds: dict, what: str = "--out", folder: bool = False) -> Path:
     """The output path if its extension is one of kinds' (or, with folder=True, no extension: a folder of files);
-    else a one-line GONError listing what is accepted."""
+    else a one-line UsageError listing what is accepted."""
     path = Path(path)
     suffix = path.suffix.lower()
     if path.is_dir() and not folder:
-        raise GONError(f"{what} {path}: is a directory (name a file, e.g. {path / ('out' + sorted(kinds[0])[0])})")
+        raise UsageError(f"{what} {path}: is a directory (name a file, e.g. {path / ('out' + sorted(kinds[0])[0])})")
     if any(suffix in k for k in kinds) or (folder and not suffix):
         return path
     accepted = sorted({s for k in kinds for s in k})
     alt = " or a folder (no extension)" if folder else ""
-    raise GONError(f"{what} {path}: cannot write {suffix or 'a file without extension'} here "
+    raise UsageError(f"{what} {path}: cannot write {suffix or 'a file without extension'} here "
                    f"(use {', '.join(accepted)}{alt})")
 
 
@@ -147,8 +147,8 @@ def _gif_frames(frames: np.ndarray, fps: int, path: Path) -> tuple[list, list[fl
             keep.append(f)
             durations.append(1000 / fps)
     if max(durations) > GIF_MAX_MS:
-        raise GONError(f"{path}: {max(durations) / 1000:g} s of identical frames, more than the "
-                       f"{GIF_MAX_MS / 1000:g} s a GIF can show one picture; use .mp4 or a higher --fps")
+        raise UsageError(f"{path}: {max(durations) / 1000:g} s of identical frames, more than the "
+                         f"{GIF_MAX_MS / 1000:g} s a GIF can show one picture; use .mp4 or a higher --fps")
     return [Image.fromarray(f) for f in keep], durations
 
 
@@ -167,8 +167,8 @@ def write_video(frames: np.ndarray, path: str | Path, fps: int = 15) -> None:
             try:
                 pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)
             except OverflowError:  # frames that only Pillow's palette makes identical, merged past the limit
-                raise GONError(f"{path}: a GIF shows one picture for at most {GIF_MAX_MS / 1000:g} s; use .mp4 or "
-                               f"a higher --fps") from None
+                raise UsageError(f"{path}: a GIF shows one picture for at most {GIF_MAX_MS / 1000:g} s; use .mp4 or "
+                                 f"a higher --fps") from None
             return
         # even sizes suffice for yuv420p; macro_block_size=1 keeps the frames' exact size
         h, w = frames.shape[1:3]

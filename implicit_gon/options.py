@@ -9,7 +9,7 @@ import typing
 
 from . import limits
 from .config import check_value, field_of, range_of
-from .errors import GONError
+from .errors import UsageError
 
 MAX_RES = 1 << 20
 """The largest output side of any verb (render, decode, sample, interpolate, export-mesh --res)."""
@@ -43,7 +43,7 @@ def api_res(res, default: int, verb: str = "render", minimum: int = 1) -> int:
     if res is None:
         return default
     if isinstance(res, bool) or not isinstance(res, numbers.Integral) or not minimum <= res <= MAX_RES:
-        raise GONError(f"{verb} res = {res!r:.40}: must be an integer {minimum}..{MAX_RES}")
+        raise UsageError(f"{verb} res = {res!r:.40}: must be an integer {minimum}..{MAX_RES}")
     return int(res)
 
 
@@ -57,7 +57,7 @@ def option_type(name: str) -> typing.Any:
 
 def check(verb: str, **values) -> dict[str, typing.Any]:
     """Check the given options of `verb` (None: not given), each by its type (option_type) and range; the first
-    bad one is a one-line GONError. Returns the values given, normalised (an integral float or a numpy integer
+    bad one is a one-line UsageError. Returns the values given, normalised (an integral float or a numpy integer
     becomes an int: the Python API takes them as the CLI's typed options would)."""
     out = {}
     for name, val in values.items():
@@ -68,5 +68,5 @@ def check(verb: str, **values) -> dict[str, typing.Any]:
             out[name] = check_value(val, tp, rule)
         except ValueError as e:
             quoted = isinstance(val, str) and str not in (tp, *typing.get_args(tp))  # '8' where 8 is wanted
-            raise GONError(f"{verb} --{name.replace('_', '-')} {repr(val) if quoted else val}: {e}") from None
+            raise UsageError(f"{verb} --{name.replace('_', '-')} {repr(val) if quoted else val}: {e}") from None
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import jsonio
-from .errors import GONError
+from .errors import GONError, UsageError
 from .fsio import atomic_path
 
 SKIP = {"val_n", "val_clips", "val_no_surface"}  # counts, not scores
@@ -125,7 +125,7 @@ def plot_runs(runs: list[str | Path], out: str | Path, x: str = "step") -> dict[
     if out.suffix.lower() not in FORMATS:
         raise GONError(f"{out}: plot writes {', '.join(FORMATS)} (by the file's suffix)")
     if x not in ("step", "time"):
-        raise GONError(f"--x {x}: choose step or time")
+        raise UsageError(f"--x {x}: choose step or time")
     fig = make_figure(runs, x)
     drawn = {ax.get_title(): len(ax.lines) for ax in fig.axes if ax.get_visible()}
     with atomic_path(out) as tmp:

@@ -20,7 +20,7 @@ import signal
 from pathlib import Path
 from typing import Iterator
 
-from .errors import GONError, Interrupted
+from .errors import GONError, Interrupted, UsageError
 from .fsio import as_path, open_run_file
 from .interrupts import deferred
 
@@ -39,7 +39,7 @@ def check_out(run: str | os.PathLike) -> Path:
     if run.is_symlink() and not run.exists():
         raise GONError(f"{run}: a symbolic link to a missing path (--out names a run directory)")
     if run.exists() and not run.is_dir():
-        raise GONError(f"{run}: exists and is not a directory (--out names a run directory)")
+        raise UsageError(f"{run}: exists and is not a directory (--out names a run directory)")
     return run
 
 
@@ -55,8 +55,8 @@ def check_new(run: Path) -> None:
     own = {CKPT, LOCK, "tb", "compare.json", *OWN}  # train.tensorboard's folder; compare's record
     for p in run.iterdir():  # stops at the first file that is not a run's: a huge folder is not listed whole
         if p.name not in own and not _KEPT.fullmatch(p.name) and not _TEMP.fullmatch(p.name):
-            raise GONError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty "
-                           f"folder")
+            raise UsageError(f"{run}: not empty and holds no run (it has {p.name!r:.80}); give --out a new or empty "
+                             f"folder")
 
 
 def _holder(fd: int) -> str:
@@ -293,7 +293,7 @@ def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, fl
     _check_optimizer(gon, opt_state, run)
     cfg, changed = resume_config(gon.cfg, config_files, flags, sets)
     if cfg.train.steps < gon.step:
-        raise GONError(f"--steps {cfg.train.steps}: the run is already at step {gon.step}")
+        raise UsageError(f"--steps {cfg.train.steps}: the run is already at step {gon.step}")
     gon.cfg = cfg  # train() sets every group's rate from this config each step (a new --lr included)
     if changed and log:
         repair_metrics(run, gon.step)  # first, so the row never lands after a torn line

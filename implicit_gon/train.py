@@ -15,7 +15,7 @@ from .api import GON
 from .checkpoint import BEST, CKPT
 from .device import make_generator
 from .distributed import SINGLE, Dist, agree, agree_value, check_batch, reduce_gradients, shard_batch
-from .errors import GONError, Interrupted
+from .errors import GONError, Interrupted, UsageError
 from .fsio import append_jsonl
 from .host import keep_freed_memory
 from .metrics import bits_per_dim, psnr_from_mse
@@ -510,8 +510,8 @@ def _claim_run(run: Path, overwrite: bool) -> None:
     if not (run / CKPT).is_file():
         return check_new(run)  # missing, empty, or a run's own files only: overwrite replaces runs, nothing else
     if not overwrite:
-        raise GONError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
-                       "directory; train() continues a loaded run)")
+        raise UsageError(f"{run}: already holds a run (pass overwrite=True to replace it, or choose another run "
+                         "directory; train() continues a loaded run)")
     for old in [run / "metrics.jsonl", *previous(run), run / CKPT]:  # the earlier run's: the new run's first save
         old.unlink(missing_ok=True)  # would keep its checkpoint as an earlier one, which a rollback could reach
 

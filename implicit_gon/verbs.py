@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import GONError, natural_list
+from .errors import GONError, UsageError, natural_list
 
 VERBS = ("eval", "render", "encode", "decode", "sample", "interpolate", "export", "latents")
 """Every verb an adapter may implement (the CLI names `export` export-mesh)."""
@@ -127,14 +127,14 @@ def adapter_for(gon, verb_name: str):
     if verb_name not in adapter.verbs:
         have = ", ".join(v for v in VERBS if v in adapter.verbs)
         hint = getattr(adapter, "hints", {}).get(verb_name)
-        raise GONError(f"{verb_name} is not a verb of {adapter.noun} runs" + (f": {hint}" if hint else
+        raise UsageError(f"{verb_name} is not a verb of {adapter.noun} runs" + (f": {hint}" if hint else
                                                                               f" (its verbs: {have})"))
     return adapter
 
 
-def refuse_unused(adapter, verb_name: str, given, flag: Callable[[str], str]) -> None:
+def refuse_unused(adapter, verb_name: str, given, flag: Callable[[str], str], label: str | None = None) -> None:
     """An option given for this verb that the run's signal does not read is a one-line error naming the signals
-    that read it (flag(name): how the front end spells it)."""
+    that read it (flag(name): how the front end spells it; label: how it names the verb, default verb_name)."""
     from .plugins import signal_adapter, signal_kinds
     reads = adapter.verbs[verb_name].options
     for name in sorted(given):
@@ -145,7 +145,7 @@ def refuse_unused(adapter, verb_name: str, given, flag: Callable[[str], str]) ->
                 if name in getattr(other.verbs.get(verb_name), "options", ()):
                     users.append(other.noun)
             only = f" (only for {natural_list(users)} runs)" if users else ""
-            raise GONError(f"{verb_name} {flag(name)}: not used for {adapter.noun} runs{only}")
+            raise UsageError(f"{label or verb_name} {flag(name)}: not used for {adapter.noun} runs{only}")
 
 
 def check_out(adapter, verb_name: str, out: Path | None, plot: Path | None = None) -> None:

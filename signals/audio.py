@@ -17,7 +17,7 @@ from implicit_gon.lazy import lazy_import
 torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
-from implicit_gon.errors import DataError, GONError
+from implicit_gon.errors import DataError, GONError, UsageError
 from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
 
@@ -397,7 +397,7 @@ def sample_clips(gon, n: int, generator, temperature: float, seconds: float | No
     sr, L, hop = gon.meta["sample_rate"], gon.meta["length"], gon.meta["hop"]
     T = round((seconds or SAMPLE_SECONDS) * sr)
     if T < L:  # a clip is whole windows: a shorter one was lengthened silently
-        raise GONError(f"sample --seconds {seconds:g}: shorter than one window of this run ({L / sr:g} s)")
+        raise UsageError(f"sample --seconds {seconds:g}: shorter than one window of this run ({L / sr:g} s)")
     limits.check_audio_render(T, sr, sr, gon.meta["channels"], L, hop, clips=2 * n)  # kept, then joined into one
     starts = window_starts(T, L, hop)
     z = gon.sample_latents(n * len(starts), generator, temperature).reshape(n, len(starts), -1)  # (n, W, K)

@@ -10,7 +10,7 @@ from implicit_gon.lazy import lazy_import
 
 torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
-from implicit_gon.errors import GONError
+from implicit_gon.errors import GONError, UsageError
 from implicit_gon.fitting import FitOption
 from implicit_gon.media import IMAGE, VIDEO
 from implicit_gon.verbs import Output, VerbOptions, save_npy, verb
@@ -61,8 +61,10 @@ def _tone(mean: float) -> str:
 
 def image_split(gon, split: str, data_dir=None):
     """The run's dataset split at its training resolution (another data_dir may be given). Dataset notes were
-    printed when the run was fitted; they are not repeated here."""
-    data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir)
+    printed when the run was fitted; they are not repeated here. A verb reads the files its fit fetched and never
+    downloads (offline, a run trained with --download tried the network at every eval and render)."""
+    data = dataclasses.replace(gon.cfg.data, data_dir=str(data_dir) if data_dir else gon.cfg.data.data_dir,
+                               download=False)
     if not data_dir and data.data_dir and not Path(data.data_dir).is_dir():  # the run's data moved or went
         raise GONError(f"{data.data_dir}: data directory not found (the run reads its {split} images from where "
                        f"it was trained: give --data-dir where they are now, or --input FILES to render; sample "
@@ -79,7 +81,7 @@ def count(opts: VerbOptions, name: str, default: int, have: int, noun: str, wher
     if want <= have:
         return want
     if name in opts.given and name != "n":
-        raise GONError(f"--{name} {want}: {where} has {have} {noun}")
+        raise UsageError(f"--{name} {want}: {where} has {have} {noun}")
     notes.append(f"note: {want} {noun} asked for, but {where} has {have}: using {have}")
     return have
 
@@ -94,8 +96,8 @@ def _grid_res(gon, res: int | None, default: int) -> int:
     r = gon.meta["res"]
     if getattr(gon.model, "grid_only", False):
         if res is not None and res != r:
-            raise GONError(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no "
-                           f"coordinates; leave out --res, or train an implicit GON with --decoder siren)")
+            raise UsageError(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no "
+                             f"coordinates; leave out --res, or train an implicit GON with --decoder siren)")
         return r
     return res or default
 
@@ -150,7 +152,8 @@ class ImageAdapter(SignalAdapter):
         split); with plot, the first PLOT_MAX reconstructions (under their originals with compare)."""
         from implicit_gon.train import evaluate
         if opts.compare and opts.plot is None:
-            raise GONError("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE too")
+            raise UsageError("eval --compare lays the originals above the reconstructions of --plot: give --plot FILE "
+                             "too")
         sig = image_split(gon, opts.split, opts.data_dir)
         notes: list[str] = []
         idx = torch.arange(count(opts, "n", len(sig), len(sig), "images", f"the {opts.split} split", notes))
@@ -183,8 +186,8 @@ class ImageAdapter(SignalAdapter):
         if convert and (_has(opts.inputs) or opts.mask is not None):
             return self._render_input(gon, opts, res)
         if opts.mask is not None:
-            raise GONError(f"render --mask: only for convert runs with a mask source (this run's task is "
-                           f"{gon.cfg.gon.task})")
+            raise UsageError(f"render --mask: only for convert runs with a mask source (this run's task is "
+                             f"{gon.cfg.gon.task})")
         n = opts.n if opts.n is not None else RENDER_N
         limits.check_image_output((len(opts.inputs) if _has(opts.inputs) else n) * (2 if opts.compare else 1), res,
                                   gon.meta["channels"])
@@ -192,7 +195,8 @@ class ImageAdapter(SignalAdapter):
         if _has(opts.inputs):
             for name in ("n", "split", "data_dir"):
                 if name in opts.given:
-                    raise GONError(f"render --{name.replace('_', '-')}: chooses dataset images; not used with --input")
+                    raise UsageError(f"render --{name.replace('_', '-')}: chooses dataset images; not used with "
+                                     "--input")
             sig = images.ImageSignal(self.read_inputs(gon, opts.inputs), "input")
             notes += self.polarity_notes(gon, sig.images, opts.inputs)
             idx = torch.arange(len(sig))
@@ -243,9 +247,9 @@ class ImageAdapter(SignalAdapter):
         """Convert runs: one image encoded from its source view (through mask if given), rendered at res."""
         from .views import ConvertSignal, as_run_signal, load_mask, render_conversion
         if not _has(opts.inputs):
-            raise GONError("--mask needs --input IMAGE (the image whose pixels it selects)")
+            raise UsageError("--mask needs --input IMAGE (the image whose pixels it selects)")
         if len(opts.inputs) > 1:
-            raise GONError(f"render --input: a convert run renders one image at a time ({len(opts.inputs)} given)")
+            raise UsageError(f"render --input: a convert run renders one image at a time ({len(opts.inputs)} given)")
         a = self.read_inputs(gon, opts.inputs[:1])
         m = load_mask(opts.mask, gon.meta["res"]) if opts.mask is not None else None
         sig = as_run_signal(gon, images.ImageSignal(a), m)
@@ -280,8 +284,8 @@ class ImageAdapter(SignalAdapter):
         train_res = gon.meta["res"]
         res = api_res(opts.res, train_res)
         if res != train_res and getattr(gon.model, "grid_only", False):
-            raise GONError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for {res}x{res}):"
-                           f" it has no coordinates; train an implicit (SIREN) GON for other resolutions")
+            raise UsageError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for "
+                             f"{res}x{res}): it has no coordinates; train an implicit (SIREN) GON for other resolutions")
         z = read_latents(gon, opts.latents)
         limits.check_image_output(len(z), res, gon.meta["channels"])  # the memory check, before decoding
         pics = images.render(gon, z, res)
@@ -328,9 +332,10 @@ class ImageAdapter(SignalAdapter):
         from implicit_gon.metrics import slerp
         res, frames = opts.res or gon.meta["res"], opts.frames
         if "fps" in opts.given and opts.out is not None and not is_video(opts.out):
-            raise GONError(f"interpolate --fps: {opts.out} is not a video (.mp4, .webm, .gif), so it has no frame rate")
+            raise UsageError(f"interpolate --fps: {opts.out} is not a video (.mp4, .webm, .gif), so it has no frame "
+                             "rate")
         if (opts.from_ is None) != (opts.to is None):
-            raise GONError("give both --from and --to, or neither")
+            raise UsageError("give both --from and --to, or neither")
         limits.check_image_output((1 if opts.from_ is not None else (opts.pairs or PAIRS)) * frames, res,
                                   gon.meta["channels"], "interpolate", "lower --res, --frames or --pairs")
         sig = image_split(gon, opts.split, opts.data_dir)
@@ -355,8 +360,8 @@ class ImageAdapter(SignalAdapter):
         """The (from, to) index pairs: the ones given, or consecutive pairs of the split (as many as it holds)."""
         if opts.from_ is not None:
             if not (str(opts.from_).isdigit() and str(opts.to).isdigit()):
-                raise GONError(f"--from {opts.from_} --to {opts.to}: for an image run these are indices into the "
-                               f"{opts.split} split")
+                raise UsageError(f"--from {opts.from_} --to {opts.to}: for an image run these are indices into the "
+                                 f"{opts.split} split")
             ends = [(int(opts.from_), int(opts.to))]
         else:
             if have < 2:
@@ -366,7 +371,7 @@ class ImageAdapter(SignalAdapter):
         for i, j in ends:
             for k in (i, j):
                 if not 0 <= k < have:
-                    raise GONError(f"index {k}: out of range for the {opts.split} split ({have} samples)")
+                    raise UsageError(f"index {k}: out of range for the {opts.split} split ({have} samples)")
         return ends
 
     # -- latents --------------------------------------------------------------------------------------------------

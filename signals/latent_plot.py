@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from implicit_gon.errors import DataError, GONError
+from implicit_gon.errors import DataError, GONError, UsageError
 from implicit_gon.fsio import atomic_path
 
 
@@ -49,7 +49,7 @@ def write(z: torch.Tensor, labels, classes, out: Path, title: str) -> None:
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise GONError(f"{out}: write latents as .png, .pdf, .svg (a scatter) or .npz (the arrays)")
     if len(z) < 2:
-        raise GONError(f"{out}: a scatter of latents needs at least 2 of them (got {len(z)}); write .npz for one")
+        raise UsageError(f"{out}: a scatter of latents needs at least 2 of them (got {len(z)}); write .npz for one")
     scatter(z, labels, classes, out, title)
 
 

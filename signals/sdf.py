@@ -23,7 +23,7 @@ from implicit_gon.lazy import lazy_import, no_grad
 torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
-from implicit_gon.errors import DataError, GONError
+from implicit_gon.errors import DataError, GONError, UsageError
 from implicit_gon.fsio import atomic_path, write_error
 
 from implicit_gon.media import IMAGE, VIDEO
@@ -365,7 +365,7 @@ def latent_for(gon, index: int | None = None, input_=None) -> tuple[torch.Tensor
     else:
         sig = signal_for_run(gon, None)
         if not 0 <= index < len(sig):
-            raise DataError(f"--index {index}: the run has {len(sig)} training shapes (0..{len(sig) - 1})")
+            raise UsageError(f"--index {index}: the run has {len(sig)} training shapes (0..{len(sig) - 1})")
         i = index
     z = gon.encode_signal(sig, [i]).cpu()
     return z, Path(sig.names[i]), tuple(sig.transforms[i])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from implicit_gon.errors import GONError
+from implicit_gon.errors import GONError, UsageError
 from implicit_gon.grids import keep_luminance, luminance, pixel_grid as grid, to_uint8
 
 from .base import Batch
@@ -44,16 +44,16 @@ def parse_view(spec: str) -> dict[str, Any]:
     """`gray`, `low-res:N` or `mask:P` -> the config keys it sets (data.source, data.source_res/source_frac)."""
     kind, _, arg = spec.partition(":")
     if kind not in VIEWS:
-        raise GONError(f"--source {spec!r}: unknown view (choose gray, low-res:N or mask:P)")
+        raise UsageError(f"--source {spec!r}: unknown view (choose gray, low-res:N or mask:P)")
     if kind == "gray":
         if arg:
-            raise GONError(f"--source {spec!r}: gray takes no argument")
+            raise UsageError(f"--source {spec!r}: gray takes no argument")
         return {"data.source": "gray"}
     try:
         val = int(arg) if kind == "low-res" else float(arg)
     except ValueError:
         form = "low-res:N with N a whole number of pixels" if kind == "low-res" else "mask:P with P a fraction"
-        raise GONError(f"--source {spec!r}: expected {form}") from None
+        raise UsageError(f"--source {spec!r}: expected {form}") from None
     return {"data.source": kind, "data.source_res" if kind == "low-res" else "data.source_frac": val}
 
 
@@ -65,9 +65,9 @@ def view_of(data) -> View:
 def check_view(view: View, res: int, channels: int) -> None:
     """Refuse views the images cannot have (the config's own ranges are checked with the config)."""
     if view.kind == "gray" and channels != 3:
-        raise GONError(f"--source gray needs colour (3-channel) images; these have {channels} channel(s)")
+        raise UsageError(f"--source gray needs colour (3-channel) images; these have {channels} channel(s)")
     if view.kind == "low-res" and not 1 <= view.res < res:
-        raise GONError(f"--source low-res:{view.res}: must be below the training resolution {res}")
+        raise UsageError(f"--source low-res:{view.res}: must be below the training resolution {res}")
 
 
 def box_matrix(res: int, n: int, dtype=torch.float32) -> torch.Tensor:
@@ -202,12 +202,12 @@ def as_run_signal(gon, images: ImageSignal, mask: torch.Tensor | None = None):
     """images as the run encodes them: their source view for a convert run (mask: a fixed mask), else as they are."""
     if gon.cfg.gon.task != "convert":
         if mask is not None:
-            raise GONError("--mask is for convert runs with source mask (this run's task is "
-                           f"{gon.cfg.gon.task})")
+            raise UsageError("--mask is for convert runs with source mask (this run's task is "
+                             f"{gon.cfg.gon.task})")
         return images
     view = view_of(gon.cfg.data)
     if mask is not None and view.kind != "mask":
-        raise GONError(f"--mask is for convert runs with source mask (this run's source is {view.kind})")
+        raise UsageError(f"--mask is for convert runs with source mask (this run's source is {view.kind})")
     return ConvertSignal(images, view, mask)
 
 

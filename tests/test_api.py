@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import implicit_gon
-from implicit_gon import GON, GONError, checkpoint, fit, save_grid
+from implicit_gon import GON, GONError, UsageError, checkpoint, fit, save_grid
 from implicit_gon.config import resolve
 from signals import ImageSignal, image_signal
 from signals.images import render
@@ -108,6 +108,10 @@ def test_verbs_a_signal_lacks_are_refused_in_one_line():
         gon.encode_images(np.zeros((1, 8, 8, 1), np.uint8))
     with pytest.raises(GONError, match="no option 'colour'"):
         gon.sample(2, colour=True)
+    with pytest.raises(UsageError, match=r"GON.evaluate: no option 'data' \(the CLI's --data is paths=\)"):
+        gon.evaluate(data=["clip.wav"])  # the flag's name, where the keyword is spelled otherwise
+    with pytest.raises(UsageError, match=r"^GON.sample res=: not used for audio runs"):  # the method, not a verb
+        gon.sample(2, res=64)
     assert "\n" not in str(e.value) and "audio 16000 Hz" in repr(gon)
 
 

@@ -173,7 +173,7 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     code, _, err = run_cli(["sample", run, "--n", "3", "--seconds", "0.1", "--out", tmp_path / "s.wav"], capsys)
     assert code == 0 and sf.info(tmp_path / "s.wav").frames == 3 * 1600 + 2 * gap
     code, _, err = run_cli(["sample", run, "--seconds", "0.001", "--out", tmp_path / "t.wav"], capsys)
-    assert code == 1 and "shorter than one window of this run (0.004 s)" in err  # was lengthened silently
+    assert code == 2 and "shorter than one window of this run (0.004 s)" in err  # was lengthened silently
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.wav").exists()
     from implicit_gon import GON, GONError
     gon = GON.load(run, "cpu")

@@ -85,7 +85,7 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path, capsys):
 
 def test_fit_refuses_to_overwrite_a_run(mnist_run, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--out", mnist_run, "--steps", "1"], capsys)
-    assert code == 1 and "already holds a run" in err
+    assert code == 2 and "already holds a run" in err
 
 
 def test_fit_refuses_a_folder_of_other_files(tmp_path, shared_data, capsys):
@@ -94,7 +94,7 @@ def test_fit_refuses_a_folder_of_other_files(tmp_path, shared_data, capsys):
     (tmp_path / "notes.txt").write_text("mine")
     code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
                             tmp_path, "--steps", "1"], capsys)
-    assert code == 1 and "notes.txt" in err and "not empty" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and "notes.txt" in err and "not empty" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
@@ -106,8 +106,9 @@ def test_fit_quiet_prints_nothing_on_success(tmp_path, shared_data, capsys):
     assert code == 0 and out == "" and err == "" and (tmp_path / "r" / "checkpoint.safetensors").is_file()
 
 
-def _one_line_error(code, err, *needles):
-    assert code != 0
+def _one_line_error(code, err, *needles, status=1):
+    """One error line naming the needles; exit status 1 for a wrong file, 2 for a wrong command line."""
+    assert code == status, err
     assert "Traceback" not in err
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, err
@@ -132,7 +133,7 @@ def test_truncated_idx(tmp_path, shared_data, capsys):
 def test_unknown_dataset(tmp_path, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "mnsit", "--data-dir", tmp_path,
                             "--out", tmp_path / "r", "--steps", "1"], capsys)
-    _one_line_error(code, err, "mnsit", "unknown dataset")
+    _one_line_error(code, err, "mnsit", "unknown dataset", status=2)
 
 
 def test_non_image_file_in_folder(tmp_path, capsys):
@@ -257,7 +258,7 @@ def test_unwritable_output_names_are_refused_before_any_work(mnist_run, tmp_path
     monkeypatch.setattr(GON, "encode_signal", no_work)
     monkeypatch.setattr(GON, "sample_latents", no_work)
     code, _, err = run_cli([verb, mnist_run, "--out", tmp_path / name], capsys)
-    _one_line_error(code, err, name, "cannot write")
+    _one_line_error(code, err, name, "cannot write", status=2)
     assert not (tmp_path / name).exists()
 
 
@@ -269,14 +270,14 @@ def test_unwritable_output_names_are_refused_before_any_work(mnist_run, tmp_path
 def test_options_an_image_run_cannot_use_are_refused(mnist_run, tmp_path, capsys, args, flag):
     code, _, err = run_cli([args[0], mnist_run, *args[1:], "--out", tmp_path / "o.png"] if args[0] != "eval"
                            else [args[0], mnist_run, *args[1:]], capsys)
-    _one_line_error(code, err, flag, "not used for image runs")
+    _one_line_error(code, err, flag, "not used for image runs", status=2)
 
 
 def test_render_input_refuses_dataset_choosers(mnist_run, tmp_path, capsys):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
     code, _, err = run_cli(["render", mnist_run, "--input", tmp_path / "a.png", "--n", "3", "--out",
                             tmp_path / "o.png"], capsys)
-    _one_line_error(code, err, "--n", "--input")
+    _one_line_error(code, err, "--n", "--input", status=2)
 
 
 def _digit_files(shared_data, tmp_path, n=3):
@@ -378,7 +379,7 @@ def test_options_an_audio_run_cannot_use_are_refused(tone_run, tmp_path, capsys,
     run, clip = tone_run
     extra = [] if args[0] == "eval" else ["--out", tmp_path / "o.wav"]
     code, _, err = run_cli([args[0], run, *args[1:], *extra], capsys)
-    _one_line_error(code, err, flag, "not used for audio runs")
+    _one_line_error(code, err, flag, "not used for audio runs", status=2)
 
 
 def test_audio_verbs_say_what_they_wrote(tone_run, tmp_path, capsys):
@@ -396,5 +397,5 @@ def test_audio_verbs_say_what_they_wrote(tone_run, tmp_path, capsys):
     z = np.load(tmp_path / "z.npy")
     assert code == 0 and z.ndim == 2 and len(z) > 1 and f"wrote {tmp_path / 'z.npy'}" in err, err
     code, _, err = run_cli(["decode", run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
-    _one_line_error(code, err, "decode is not a verb of audio runs", "render --input")
+    _one_line_error(code, err, "decode is not a verb of audio runs", "render --input", status=2)
     assert "export-mesh" not in err and "--index" not in err

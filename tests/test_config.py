@@ -14,9 +14,10 @@ from implicit_gon.config import Config, check_rules, resolve, signal_keys, to_ya
 from implicit_gon.errors import GONError
 
 
-def _one_line(code, err, *needles):
+def _one_line(code, err, *needles, status=1):
+    """One line, no traceback, the words; exit status 1 for a wrong file, 2 for a wrong command line (usage)."""
     lines = err.strip().splitlines()
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("error:"), err
+    assert code == status and len(lines) == 1 and lines[0].startswith("error:"), err
     assert "Traceback" not in err
     for n in needles:
         assert n in lines[0], (n, err)
@@ -40,7 +41,7 @@ BAD_FLAGS = [
 @pytest.mark.parametrize("flags,needle", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
 def test_bad_flag_values_are_one_line_errors(flags, needle, tmp_path, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "digits", "--out", tmp_path / "r", *flags], capsys)
-    _one_line(code, err, needle)
+    _one_line(code, err, needle, status=2)
     assert not (tmp_path / "r").exists()  # refused before any work
 
 
@@ -54,6 +55,7 @@ BAD_YAML = [
     ("train: {steps: 1, steps: 2}", "key 'steps' is given twice"),
     ("model: {hidden: " + "9" * 5000 + "}", "hidden: an integer of 5,000 digits"),
     ("model: {[1, 2]: 3}", "not valid YAML"),  # a list as a key: was a TypeError in the duplicate-key check
+    ("model: {zero_origin: true}", "zero_origin"),  # a file's own conflict exits 1; the same from --set exits 2
 ]
 
 
@@ -148,7 +150,7 @@ def test_config_show_resolves_for_a_decoder(capsys):
     assert shown["model"]["decoder"] == "conv" and shown["train"]["lr"] == 1e-4 and shown["train"]["points"] == 1.0
     code, _, err = run_cli(["config", "show", "images", "mnist", "--decoder", "conv", "--set", "model.hidden=3"],
                            capsys)  # refused as fit refuses it: the conv decoder has no hidden width
-    assert code == 1 and err.count("\n") == 1 and "--set model.hidden: a siren decoder setting" in err
+    assert code == 2 and err.count("\n") == 1 and "--set model.hidden: a siren decoder setting" in err
 
 
 def test_config_show_round_trips(tmp_path, capsys):
@@ -362,7 +364,7 @@ def test_the_section_list_of_errors_names_every_section():
 def test_fit_sdf_flags_go_through_the_typed_config(flags, needle, tmp_path, capsys):
     (tmp_path / "m.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     code, _, err = run_cli(["fit", "sdf", "--data", tmp_path / "m.obj", "--out", tmp_path / "r", *flags], capsys)
-    _one_line(code, err, needle)
+    _one_line(code, err, needle, status=2)
     assert not (tmp_path / "r").exists()
 
 
@@ -402,7 +404,7 @@ def test_a_new_field_with_a_flag_needs_no_cli_edit(tmp_path):
     p = toy("fit", "audio", "--data", "x.wav", "--toy-width", "2", "--out", tmp_path / "a")
     assert p.returncode == 2 and "--toy-width" in p.stderr
     p = toy("fit", "images", "--toy-width", "0", "--out", tmp_path / "r")
-    assert p.returncode == 1 and "train.toy_width = 0: must be at least 1" in p.stderr and not (tmp_path / "r").exists()
+    assert p.returncode == 2 and "train.toy_width = 0: must be at least 1" in p.stderr and not (tmp_path / "r").exists()
     p = toy("config", "show", "images", "mnist", "--set", "train.toy_width=5")
     assert p.returncode == 0 and yaml.safe_load(p.stdout)["train"]["toy_width"] == 5, p.stderr
 
@@ -467,7 +469,7 @@ def test_refusals_list_signals_as_a_sentence(monkeypatch, capsys):
     assert [natural_list(x) for x in ([], ["a"], ("a", "b"), ("a", "b", "c"))] == ["", "a", "a and b", "a, b and c"]
     assert natural_list([16, 32, 64], "or") == "16, 32 or 64"
     code, _, err = run_cli(["config", "show", "wave", "x"], capsys)
-    assert code == 1 and err.strip() == "error: signal 'wave': choose one of audio, images or sdf", err
+    assert code == 2 and err.strip() == "error: signal 'wave': choose one of audio, images or sdf", err
     with pytest.raises(GONError, match=r"data.signal = 'wave': choose one of audio, images or sdf$"):
         resolve("images", "mnist", sets=["data.signal=wave"])
     with pytest.raises(GONError, match=r"data.channels = 3 is for images and audio runs"):

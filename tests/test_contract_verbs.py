@@ -245,9 +245,9 @@ def test_the_toy_curve_through_cli_and_api(run, tmp_path, capsys):
     code, _, err = run_cli(["sample", path, "--n", "3", "--seed", "1", "--out", tmp_path / "s.npy"], capsys)
     assert code == 0 and np.array_equal(np.load(tmp_path / "s.npy"), gon.sample(3, seed=1)), err
     code, _, err = run_cli(["render", path, "--index", "0", "--out", tmp_path / "r.npy"], capsys)
-    assert code == 1 and "render --index: not used for curve runs (only for SDF runs)" in err, err
+    assert code == 2 and "render --index: not used for curve runs (only for SDF runs)" in err, err
     code, _, err = run_cli(["export-mesh", path, "--index", "0", "--out", tmp_path / "m.ply"], capsys)
-    assert code == 1 and "export is not a verb of curve runs" in err, err
+    assert code == 2 and "export is not a verb of curve runs" in err, err
 
 
 @pytest.mark.parametrize("run", ["curve"], indirect=True)  # the toy's own checks
@@ -262,7 +262,7 @@ def test_the_toy_curve_is_fitted_from_the_cli(run, tmp_path, capsys):
     code, out, _ = run_cli(["fit", "curve", "-h"], capsys)
     assert code == 0 and "Curve files or folders" in out and "--val" in out and "--dataset" not in out
     code, _, err = run_cli(["fit", "curve", "--out", tmp_path / "none"], capsys)
-    assert code == 1 and "fit curve needs curve files: --data PATH" in err, err
+    assert code == 2 and "fit curve needs curve files: --data PATH" in err, err
     code, _, err = run_cli(["fit", "curve", "--data", data, "--res", "8", "--out", tmp_path / "r"], capsys)
     assert code == 2 and "No such option: --res" in err  # an image field's flag: not offered, refused
     code, _, err = run_cli(["fit", "curve", data, "--steps", "3", "--out", tmp_path / "r"], capsys)

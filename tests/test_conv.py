@@ -205,16 +205,16 @@ def test_cli_conv_run_every_verb(conv_run, tmp_path, capsys):
     code, _, err = run_cli(["decode", conv_run, tmp_path / "l.npz", "--out", tmp_path / "dl.png"], capsys)
     assert code == 0 and Image.open(tmp_path / "dl.png").size[0] > 28, err  # the .npz latents writes, read back
     code, _, err = run_cli(["latents", conv_run, "--n", "1", "--out", tmp_path / "l1.png"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "at least 2" in err
+    assert code == 2 and err.count("\n") == 1 and "at least 2" in err
     code, _, err = run_cli(["interpolate", conv_run, "--fps", "10", "--out", tmp_path / "f.png"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "no frame rate" in err
+    assert code == 2 and err.count("\n") == 1 and "no frame rate" in err
 
 
 def test_cli_conv_render_above_its_grid_is_one_line(conv_run, tmp_path, capsys):
     code, _, err = run_cli(["render", conv_run, "--res", "256", "--out", tmp_path / "r.png"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "28x28 training grid" in err
+    assert code == 2 and err.count("\n") == 1 and "28x28 training grid" in err
     code, _, err = run_cli(["sample", conv_run, "--res", "64", "--n", "2", "--out", tmp_path / "s.png"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "28x28 training grid" in err
+    assert code == 2 and err.count("\n") == 1 and "28x28 training grid" in err
 
 
 def test_cli_variational_conv_samples_from_the_prior(tmp_path, shared_data, capsys):
@@ -227,7 +227,7 @@ def test_cli_variational_conv_samples_from_the_prior(tmp_path, shared_data, caps
     assert code == 0
     before = (run / "checkpoint.safetensors").read_bytes()
     code, _, err = run_cli(["sample", run, "--refit", "--n", "4", "--out", tmp_path / "r.png"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "samples from its prior" in err
+    assert code == 2 and err.count("\n") == 1 and "samples from its prior" in err
     assert (run / "checkpoint.safetensors").read_bytes() == before and not (tmp_path / "r.png").exists()
 
 
@@ -278,17 +278,17 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     code, _, err = run_cli(args + ["--resume"], capsys)
     assert code == 0 and err.count("skipped") == 14
     code, _, err = run_cli(args, capsys)
-    assert code == 1 and "--resume" in err
+    assert code == 2 and "--resume" in err
     before = (out / "table.md").read_text()
     code, _, err = run_cli(args + ["--resume", "--lr", "0.003"], capsys)  # finished runs of another comparison
-    assert code == 1 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
+    assert code == 2 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
     assert (out / "table.md").read_text() == before
     code, _, err = run_cli(args + ["--resume", "--held-out", "8"], capsys)  # scored on 16: not reusable
-    assert code == 1 and err.count("\n") == 1 and "held_out 16" in err and "--held-out" in err
+    assert code == 2 and err.count("\n") == 1 and "held_out 16" in err and "--held-out" in err
     t2 = ["compare", "--data-dir", shared_data / "mnist", "--variational", "--steps", "2", "--seeds", "2",
           "--val-every", "1", "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out]
     code, _, err = run_cli(t2 + ["--resume"], capsys)  # Table 2 into Table 1's folder
-    assert code == 1 and err.count("\n") == 1 and "table 1" in err and "--variational" in err
+    assert code == 2 and err.count("\n") == 1 and "table 1" in err and "--variational" in err
     assert (out / "table.md").read_text() == before and not (out / "vgon-s0").exists()
     from PIL import Image
     width, height = Image.open(out / "curves.png").size
@@ -416,7 +416,8 @@ def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsy
                             tmp_path / "c", *extra], capsys)
     # the dataset's own note ("only test files found") is printed once per process, so it may precede the error
     lines = [ln for ln in err.splitlines() if not ln.startswith("note:")]
-    assert code == 1 and len(lines) == 1 and lines[0].startswith("error:") and needle in err
+    assert code == (1 if needle == "MISSING" else 2)  # a missing data folder is a file problem, the rest usage
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in err
     assert not (tmp_path / "c").exists()  # a refused comparison leaves no folder behind
 
 
@@ -440,7 +441,7 @@ def test_compare_checks_each_decoder_against_the_data_before_making_out(tmp_path
 def test_fit_refuses_settings_the_run_would_not_read(flags, needle, tmp_path, shared_data, capsys):
     code, _, err = run_cli(["fit", "images", "--dataset", "mnist", "--data-dir", shared_data / "mnist", "--out",
                             tmp_path / "r", "--steps", "1", "--quiet", *flags], capsys)
-    assert code == 1 and err.count("\n") == 1 and needle in err and not (tmp_path / "r" / "config.json").exists()
+    assert code == 2 and err.count("\n") == 1 and needle in err and not (tmp_path / "r" / "config.json").exists()
 
 
 def test_a_seed_gives_every_method_the_same_decoder_initialisation():

@@ -160,7 +160,7 @@ def test_sample_and_interpolate_commands(digits_run, tmp_path, capsys):
 def test_interpolate_bad_index_is_one_line(digits_run, tmp_path, capsys):
     code, _, err = run_cli(["interpolate", digits_run, "--from", "0", "--to", "999", "--out", tmp_path / "x.png"],
                            capsys)
-    assert code == 1 and "999" in err and "Traceback" not in err
+    assert code == 2 and "999" in err and "Traceback" not in err
 
 
 def test_variational_run_reports_bits_per_dim(tmp_path, shared_data, capsys):

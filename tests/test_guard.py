@@ -307,7 +307,7 @@ def test_a_factor_at_or_below_1_is_refused(tmp_path, capsys, value):
     for key in ("divergence_factor", "drift_factor", "grad_factor"):
         code, _, err = run_cli(["fit", "images", *TINY, "--out", tmp_path / "r", "--set", f"train.{key}={value}"],
                                capsys)
-        assert code == 1 and f"train.{key} = {value}: must be above 1" in err and len(err.strip().splitlines()) == 1
+        assert code == 2 and f"train.{key} = {value}: must be above 1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_run_left_worse_than_it_started_ends_with_a_warning(tmp_path, capsys, monkeypatch):

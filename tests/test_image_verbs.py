@@ -49,7 +49,7 @@ def test_interpolate_by_default_uses_the_pairs_that_exist(celeba_run, tmp_path, 
     assert "1 pairs x 3 frames" in err and Image.open(tmp_path / "i.png").size[0] > 0
     code, _, err = run_cli(["interpolate", celeba_run, "--pairs", "2", "--out", tmp_path / "j.png"], capsys)
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert code == 1 and lines == ["error: --pairs 2: the test split (3 images) has 1 pairs"], err
+    assert code == 2 and lines == ["error: --pairs 2: the test split (3 images) has 1 pairs"], err
     assert not (tmp_path / "j.png").exists()
     gon = GON.load(celeba_run, "cpu")
     assert gon.interpolate(frames=3).shape == (3, 16, 16, 3)  # the API: the same default

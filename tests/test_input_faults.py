@@ -180,7 +180,7 @@ def test_resuming_a_run_as_another_signal_names_the_run_s_own(own_run, capsys):
     """fit audio --resume on an image run: the run's signal is named first (it was a refusal of data settings)."""
     before = (own_run / "checkpoint.safetensors").read_bytes()
     code, _, err = run_cli(["fit", "audio", "--out", own_run, "--resume", "--steps", "9"], capsys)
-    one_line_error(code, err, "holds a run of images, not audio: continue it with fit images --resume")
+    one_line_error(code, err, "holds a run of images, not audio: continue it with fit images --resume", status=2)
     assert (own_run / "checkpoint.safetensors").read_bytes() == before
 
 
@@ -420,7 +420,7 @@ def test_compare_counts_are_bounded_and_nothing_is_written(shared_data, tmp_path
     args = _compare_args(shared_data, tmp_path / "c")
     args[args.index(flag) + 1] = value
     r = run_limited(args, ENV, limit=1536 << 20)
-    one_line_error(r.returncode, r.stderr, flag)
+    one_line_error(r.returncode, r.stderr, flag, status=2)
     assert not (tmp_path / "c").exists()
 
 
@@ -544,7 +544,7 @@ def test_audio_sample_size_is_checked_before_rendering(audio_run, tmp_path, args
 @pytest.mark.parametrize("value,needle", [("[" * 5000, "nested more than"), ("1" * 5000, "digits")])
 def test_deep_or_huge_config_values_are_one_line(tmp_path, value, needle, capsys):
     code, _, err = run_cli(["config", "show", "images", "digits", "--set", f"train.steps={value}"], capsys)
-    one_line_error(code, err, needle)
+    one_line_error(code, err, needle, status=2)  # the command line's value: a usage error; the file's below: 1
     assert len(err) < 400
     (tmp_path / "c.yaml").write_text(f"train:\n  steps: {value}\n")
     code, _, err = run_cli(["config", "show", "images", "digits", "--config", tmp_path / "c.yaml"], capsys)
@@ -555,7 +555,7 @@ def test_gif_of_identical_frames_at_1_fps_is_one_line_or_written(tiny_run, tmp_p
     out = tmp_path / "same.gif"
     code, _, err = run_cli(["interpolate", tiny_run, "--from", "0", "--to", "0", "--frames", "1000", "--fps", "1",
                             "--out", out], capsys)
-    one_line_error(code, err, "same.gif", "GIF")
+    one_line_error(code, err, "same.gif", "GIF", status=2)
     code, _, err = run_cli(["interpolate", tiny_run, "--from", "0", "--to", "0", "--frames", "300", "--fps", "1",
                             "--out", out], capsys)
     assert code == 0, err
@@ -595,7 +595,7 @@ def test_exif_orientation_is_applied_when_images_are_read(tmp_path):
 def test_sdf_samples_0_is_refused_by_the_fields_minimum(shared_data, tmp_path, capsys):
     code, _, err = run_cli(["fit", "sdf", "--data", shared_data / "meshes" / "teapot.obj", "--samples", "0",
                             "--out", tmp_path / "run", *TINY], capsys)
-    one_line_error(code, err, "sdf_samples")
+    one_line_error(code, err, "sdf_samples", status=2)
     assert not (tmp_path / "run").exists()
 
 

@@ -58,7 +58,7 @@ def test_an_audio_run_lists_the_clips_eval_names(shared_data, tmp_path, capsys):
 
 def test_image_flags_and_folders_without_clips_or_meshes_are_one_line_errors(shared_data, tmp_path, capsys):
     code, _, err = run_cli(["dataset", "info", shared_data / "meshes", "--res", "32"], capsys)
-    assert code == 1 and "--res" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and "--res" in err and len(err.strip().splitlines()) == 1, err
     (tmp_path / "notes.txt").write_text("not a clip")
     code, _, err = run_cli(["dataset", "info", tmp_path], capsys)
     assert code == 1 and str(tmp_path) in err and "--data-dir" in err and len(err.strip().splitlines()) == 1, err

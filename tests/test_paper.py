@@ -115,7 +115,7 @@ def test_budget_refuses_epochs_it_cannot_train(epochs):
                                            (["--epochs", "nan"], "must be a number above 0")])
 def test_compare_takes_exactly_one_budget(extra, needle, tmp_path, capsys):
     code, _, err = run_cli(["compare", "--out", tmp_path / "c", *extra], capsys)
-    assert code == 1 and err.count("\n") == 1 and needle in err and not (tmp_path / "c").exists()
+    assert code == 2 and err.count("\n") == 1 and needle in err and not (tmp_path / "c").exists()
 
 
 def test_compare_epochs_and_the_training_split_at_toy_size(tmp_path, shared_data, capsys):
@@ -144,7 +144,7 @@ def test_compare_epochs_and_the_training_split_at_toy_size(tmp_path, shared_data
     assert again["sse"] == pytest.approx(t["methods"]["ae"]["train"]["mean"])
     two = [("2" if a == "1" and args[i - 1] == "--epochs" else a) for i, a in enumerate(args)]
     code, _, err = run_cli(two + ["--resume"], capsys)  # 2 epochs are 4 steps: another comparison
-    assert code == 1 and err.count("\n") == 1 and "steps 2" in err and "--steps or --epochs" in err
+    assert code == 2 and err.count("\n") == 1 and "steps 2" in err and "--steps or --epochs" in err
 
 
 @pytest.mark.parametrize("name", ["elu", "relu", "leaky_relu", "silu", "gelu", "tanh"])
@@ -169,6 +169,6 @@ def test_conv_activation_is_checked_and_refused_for_the_siren(shared_data, tmp_p
         resolve("images", "mnist", None, {**data, "model.decoder": "conv"}, ["model.conv_activation=swish"])
     code, _, err = run_cli(["fit", "images", "--data-dir", shared_data / "mnist", "--steps", "1", "--set",
                             "model.conv_activation=relu", "--out", tmp_path / "r"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "model.conv_activation" in err and "siren" in err
+    assert code == 2 and err.count("\n") == 1 and "model.conv_activation" in err and "siren" in err
     cfg = resolve("images", "mnist", None, {**data, "model.decoder": "conv"}, ["model.conv_activation=silu"])
     assert cfg.model.conv_activation == "silu"

@@ -179,9 +179,9 @@ def test_fit_sdf_and_every_command(sphere_run, tmp_path, capsys):
                        (["interpolate", "--from", "0", "--to", "1", "--pairs", "2"], "--pairs")]:
         code, _, err = run_cli([args[0], run, *args[1:]] + ([] if args[0] == "eval" else ["--out", tmp_path / "o.gif"]),
                                capsys)
-        assert code == 1 and flag in err and "not used for SDF runs" in err and len(err.strip().splitlines()) == 1, err
+        assert code == 2 and flag in err and "not used for SDF runs" in err and len(err.strip().splitlines()) == 1, err
     code, _, err = run_cli(["interpolate", run, "--from", "0", "--to", "1", "--out", tmp_path / "m.png"], capsys)
-    assert code == 1 and "cannot write .png" in err, err
+    assert code == 2 and "cannot write .png" in err, err
 
 
 def test_eval_scores_the_held_out_meshes_when_the_run_has_them(tmp_path, capsys):

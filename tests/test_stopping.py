@@ -119,7 +119,7 @@ def test_a_run_without_best_says_so_in_one_line(tmp_path, capsys):
     assert code == 0, err
     assert not (run / "best.safetensors").exists()
     code, _, err = run_cli(["eval", run, "--checkpoint", "best"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "no best.safetensors" in err and "--val-every" in err
+    assert code == 2 and err.count("\n") == 1 and "no best.safetensors" in err and "--val-every" in err
 
 
 def counters(run):
@@ -156,15 +156,15 @@ def test_resume_continues_the_patience_counter(early_run, tmp_path, capsys):
 def test_early_stopping_flags_are_checked(tmp_path, capsys):
     base = ["fit", "images", "--dataset", "digits", "--steps", "2", "--out", tmp_path / "r", *SMALL]
     code, _, err = run_cli([*base, "--patience", "3"], capsys)
-    assert code == 1 and "train.patience = 3 needs train.val_every" in err
+    assert code == 2 and "train.patience = 3 needs train.val_every" in err
     code, _, err = run_cli([*base, "--val-every", "1", "--val-metric", "snr_db"], capsys)
-    assert code == 1 and "snr_db is not reported for images" in err
+    assert code == 2 and "snr_db is not reported for images" in err
     code, _, err = run_cli([*base, "--val-every", "1", "--val-metric", "bits_per_dim"], capsys)
-    assert code == 1 and "needs a variational run" in err
+    assert code == 2 and "needs a variational run" in err
     code, _, err = run_cli([*base, "--max-time", "soon"], capsys)
-    assert code == 1 and err.strip() == "error: --max-time 'soon': not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)"
+    assert code == 2 and err.strip() == "error: --max-time 'soon': not a duration (e.g. 240s, 4m, 2h, 1h30m, or seconds)"
     code, _, err = run_cli([*base, "--set", "train.max_time=-1"], capsys)
-    assert code == 1 and "train.max_time = -1: must be at least 0" in err
+    assert code == 2 and "train.max_time = -1: must be at least 0" in err
 
 
 def test_max_time_stops_checkpoints_and_resumes(tmp_path, capsys):
@@ -252,10 +252,10 @@ def test_audio_val_flag_and_too_few_clips(shared_data, tmp_path, capsys):
     assert data["paths"] == [str(wav)] and data["val_paths"] == [str(other)]
     assert "val_snr_db" in rows(run)[-1]  # validated at the end, as image runs are
     code, _, err = run_cli(["fit", "audio", "--out", run, "--resume", "--val", wav, "--steps", "3"], capsys)
-    assert code == 1 and "leave out --data and --val" in err
+    assert code == 2 and "leave out --data and --val" in err
     code, _, err = run_cli(["fit", "audio", "--data", shared_data / "audio", "--val", other, "--out", tmp_path / "x",
                             "--steps", "1", *AUDIO_SMALL], capsys)
-    assert code == 1 and f"{other}: given both to train on (--data) and to hold out (--val)" in err
+    assert code == 2 and f"{other}: given both to train on (--data) and to hold out (--val)" in err
 
 
 def test_audio_interpolate_morphs_whole_clips(audio_run, shared_data, tmp_path, capsys):
@@ -282,7 +282,7 @@ def test_audio_interpolate_morphs_whole_clips(audio_run, shared_data, tmp_path, 
         np.testing.assert_allclose(end[:n - L], r[:n - L], atol=2 / 32768)
     assert np.abs(frames[1] - frames[0]).max() > 1e-3  # the middle frame is neither end
     code, _, err = run_cli(["interpolate", audio_run, "--from", a, "--to", b, "--out", tmp_path / "m.mp3"], capsys)
-    assert code == 1 and "m.mp3" in err and ".wav" in err
+    assert code == 2 and "m.mp3" in err and ".wav" in err
 
 
 def test_audio_sample_seconds(audio_run, tmp_path, capsys):
@@ -300,7 +300,7 @@ def test_audio_sample_seconds(audio_run, tmp_path, capsys):
 
 def test_seconds_is_refused_for_images(early_run, tmp_path, capsys):
     code, _, err = run_cli(["sample", early_run, "--seconds", "1", "--out", tmp_path / "s.png"], capsys)
-    assert code == 1 and "--seconds" in err and "audio" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "--seconds" in err and "audio" in err and len(err.strip().splitlines()) == 1
 
 
 # -- SDF ----------------------------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ def test_resume_refuses_what_would_make_another_run(early_run, tmp_path, capsys)
     shutil.copytree(early_run, run)
     before = (run / "checkpoint.safetensors").read_bytes()
     code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--hidden", "8", "--val-every", "3"], capsys)
-    assert code == 1 and err.count("\n") == 1 and "model.hidden cannot change" in err
+    assert code == 2 and err.count("\n") == 1 and "model.hidden cannot change" in err
     code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--set", "gon.step_size=0.5"], capsys)
-    assert code == 1 and "gon.step_size cannot change" in err
+    assert code == 2 and "gon.step_size cannot change" in err
     assert (run / "checkpoint.safetensors").read_bytes() == before
