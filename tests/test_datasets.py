@@ -334,7 +334,8 @@ def test_download_interrupted_then_resumed(server, tmp_path):
     assert (tmp_path / "c.bin").read_bytes() == body and not (tmp_path / "c.bin.part").exists()
 
 
-def test_dataset_download_end_to_end(server, tmp_path, monkeypatch):
+def _served_mnist(server, tmp_path, monkeypatch):
+    """A small MNIST (8 train, 3 test) served from 127.0.0.1, and the registry pointed at it."""
     import signals.datasets as ds
     train, test = imgs(8, 28, 28, 1)[..., 0], imgs(3, 28, 28, 1)[..., 0]
     write_idx(tmp_path / "src" / "train.gz", train)
@@ -346,8 +347,35 @@ def test_dataset_download_end_to_end(server, tmp_path, monkeypatch):
         (f"{server}/train.gz", "train-images-idx3-ubyte.gz", "md5:" + file_digest(tmp_path / "src/train.gz", "md5")),
         (f"{server}/test.gz", "t10k-images-idx3-ubyte.gz", "md5:" + file_digest(tmp_path / "src/test.gz", "md5"))))
     monkeypatch.setitem(ds.DATASETS, "mnist", fake)
+    return train, test
+
+
+def test_dataset_download_end_to_end(server, tmp_path, monkeypatch):
+    train, _ = _served_mnist(server, tmp_path, monkeypatch)
     a = load_images("mnist", "train", tmp_path / "data", download=True, progress=False)
     assert np.array_equal(a[..., 0], train)
+
+
+def test_a_runs_verbs_read_what_its_fit_downloaded_and_never_fetch(server, tmp_path, monkeypatch):
+    """A run trained with --download (into the cache's downloads folder: no --data-dir) keeps download: true in its
+    config; its eval and render read the files fit fetched and never reach for the network (offline, each of them
+    printed a failed download's note, and behind a firewall that drops packets each would wait for the timeout)."""
+    import types
+
+    import signals.datasets as ds
+    from implicit_gon.config import Config, DataConfig
+    from signals.image_verbs import image_split
+    train, test = _served_mnist(server, tmp_path, monkeypatch)
+    cache = str(tmp_path / "cache")
+    load_images("mnist", "train", None, download=True, progress=False, cache_dir=cache)  # what fit does
+
+    def no_network(*a, **k):
+        raise AssertionError("a verb tried to download")
+    monkeypatch.setattr(ds, "fetch", no_network)
+    cfg = Config(data=DataConfig(dataset="mnist", download=True, cache_dir=cache))
+    run = types.SimpleNamespace(cfg=cfg, meta={"res": 28, "channels": 1})
+    assert np.array_equal(np.asarray(image_split(run, "test").images)[..., 0], test)
+    assert np.array_equal(load_images("mnist", "train", None, progress=False, cache_dir=cache)[..., 0], train)
 
 
 def test_download_offline_uses_the_files_already_there(tmp_path, monkeypatch, capsys):

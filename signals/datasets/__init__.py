@@ -179,6 +179,17 @@ def resize_square(img: np.ndarray, res: int, channels: int, crop: int | None = N
 _NOTED: set[str] = set()
 
 
+def _find(name: str, data_dir: Path | None, cache: Path, download: bool, progress: bool, camera: str,
+          channels: int) -> tuple[Path | None, Located]:
+    """(data_dir, its files located), fetched first with download. With no data_dir, the folder an earlier
+    --download filled (the cache's downloads/NAME) is the data's, so a run's verbs find it without the network."""
+    fetched = cache / "downloads" / name
+    if download or (data_dir is None and fetched.is_dir()):
+        data_dir = data_dir or fetched
+    found = _fetch_or_local(name, data_dir, progress, cache, camera, channels) if download else None
+    return data_dir, found or locate(name, data_dir, cache, camera, channels)  # offline: located already
+
+
 def load_images(name: str, split: str = "train", data_dir: str | Path | None = None, res: int | None = None,
                 channels: int | None = None, cache_dir: str | None = None, download: bool = False,
                 camera: str = "left", progress: bool = True, notes: bool = True) -> np.ndarray:
@@ -189,11 +200,7 @@ def load_images(name: str, split: str = "train", data_dir: str | Path | None = N
     cache = default_cache_dir(data_dir, cache_dir)
     channels = channels or (2 if camera == "both" and name == "smallnorb" else info.channels)
     res = res or info.res
-    found = None
-    if download:
-        data_dir = data_dir or cache / "downloads" / name
-        found = _fetch_or_local(name, data_dir, progress, cache, camera, channels)  # offline: located already
-    found = found or locate(name, data_dir, cache, camera, channels)
+    data_dir, found = _find(name, data_dir, cache, download, progress, camera, channels)
     _print_notes(found, notes)
     if split not in found.splits:
         raise DataError(f"{name}: no {split!r} split (available: {', '.join(found.splits)})")
