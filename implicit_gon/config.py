@@ -943,11 +943,11 @@ def resume_config(cfg: Config, config_files: str | Path | list | None, flags: di
     """A resumed run's config: its own, with --config files, flags and --set on top, checked like any other layer.
     Returns (config, {"section.key": [old, new]} of what changed); a change outside resumable() is a one-line error."""
     from .fsio import path_list
-    files = cfg
+    base = cfg  # the run's own config with the --config files on top: the layers below the command line
     for path in map(Path, path_list(config_files or [], "config_files")):
-        files = apply_layer(files, *split_overlays(load_yaml(path), str(path)), str(path), overlays(cfg))
+        base = apply_layer(base, *split_overlays(load_yaml(path), str(path)), str(path), overlays(cfg))
     cli = _as_usage(_command_line, flags, sets)
-    new = _checked(lambda given: _as_usage(merge, files, given, "command line"), cli)
+    new = _checked(lambda given: _as_usage(merge, base, given, "command line"), cli)
     check_given_keys(new, given_keys(flags, sets))  # as for a new run: a setting the run would not read, even unchanged
     old_d, new_d = cfg.to_dict(), new.to_dict()
     changed = {f"{s}.{k}": [old_d[s][k], v] for s in new_d for k, v in new_d[s].items() if old_d[s][k] != v}
