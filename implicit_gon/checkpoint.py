@@ -195,13 +195,53 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     except KeyError:
         raise GONError(f"{path}: not a readable implicit-gon checkpoint (metadata)") from None
     check_info(info, str(path))
+    _check_dtypes(path, tensors)
     check_finite(tensors, f"{path}: not finite, refused")  # a run that diverged (before the guard wrote this) renders noise
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     opt = None
     if opt_groups is not None:
-        opt = _unflatten_optimizer({k: v for k, v in tensors.items() if k.startswith("optim.")}, opt_groups)
+        optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+        _check_optimizer(path, optim, opt_groups)
+        opt = _unflatten_optimizer(optim, opt_groups)
     return info, model, opt, extra
+
+
+FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _check_dtypes(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Floating tensors only (BatchNorm's step count an int64): a float8 weight failed in isfinite with a traceback,
+    and int32 or bool weights were cast into the model silently."""
+    for name, t in tensors.items():
+        want = (torch.int64,) if name.endswith("num_batches_tracked") else FLOATS
+        if t.dtype not in want:
+            raise GONError(f"{path}: tensor {name} is {str(t.dtype).replace('torch.', '')}, not "
+                           f"{natural_list([str(d).replace('torch.', '') for d in want], 'or')}")
+
+
+ADAM_STATE = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+
+
+def _check_optimizer(path: Path, tensors: dict[str, torch.Tensor], groups: Any) -> None:
+    """Adam's settings and state as Adam can use them: a crafted lr -1, betas [2, 5] or step -5 was a RuntimeError
+    at the first step, a negative second moment a 'divergence' blamed on the learning rate."""
+    bad = f"{path}: optimiser state"
+    if not isinstance(groups, list) or not 1 <= len(groups) <= 64 or not all(isinstance(g, dict) for g in groups):
+        raise GONError(f"{bad}: optim_groups is not a list of 1..64 parameter groups")
+    for g in groups:
+        betas = g.get("betas")
+        if not (_finite(g.get("lr")) and g["lr"] > 0 and _finite(g.get("eps")) and g["eps"] > 0
+                and _finite(g.get("weight_decay", 0)) and g.get("weight_decay", 0) >= 0 and isinstance(betas, list)
+                and len(betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in betas)):
+            raise GONError(f"{bad}: a parameter group's lr, betas, eps or weight_decay is out of range "
+                           f"({ {k: g.get(k) for k in ('lr', 'betas', 'eps', 'weight_decay')} })")
+    for name, t in tensors.items():
+        _, pid, key = (name.split(".", 2) + ["", ""])[:3]
+        if not pid.isdigit() or key not in ADAM_STATE:
+            raise GONError(f"{bad}: unknown entry {name!r:.60}")
+        if key in ("step", "exp_avg_sq", "max_exp_avg_sq") and t.numel() and float(t.min()) < 0:
+            raise GONError(f"{bad}: {name} is negative")
 
 
 MAX_TRAIN_SAMPLES = 10**8

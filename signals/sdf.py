@@ -35,6 +35,8 @@ from .images import save_png
 EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 RADIUS = 0.9
 SIGN_RAYS = 11  # rays per point for the occupancy vote
+QUERY_CHUNK = 32768  # points per open3d distance query (about 0.1-1 s each), so a stop waits at most one
+MAX_EXTENT = 1e30  # a mesh's side in its own units: any real unit system; 1e308 overflowed the normalisation
 ENCODE_POINTS = 16384  # fixed subset of the cached samples used to encode a shape (its "full" integral)
 
 
@@ -65,13 +67,27 @@ def load_mesh(path: Path):
     bad = np.flatnonzero(~np.isfinite(np.asarray(mesh.vertices)).all(1))
     if len(bad):
         raise DataError(f"{path}: {len(bad)} vertices with non-finite coordinates (NaN or inf), the first is vertex {bad[0]}")
+    _check_faces(path, np.asarray(mesh.vertices), np.asarray(mesh.faces))
     mesh.process()
     if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise DataError(f"{path}: the mesh is empty (no triangles)")
     mesh.merge_vertices(merge_tex=True, merge_norm=True)  # UV seams split vertices that are one point
-    if not np.isfinite(mesh.vertices).all() or mesh.extents.max() <= 0:
-        raise DataError(f"{path}: the mesh has no extent (degenerate or non-finite vertices)")
+    mesh.update_faces(mesh.unique_faces())  # a face listed twice is one surface (250,000 copies: hours of distances)
+    if mesh.extents.max() <= 0:
+        raise DataError(f"{path}: the mesh has no extent (all its vertices are one point)")
     return mesh
+
+
+def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Face indices within the vertex list (a binary PLY's are read as given: 2**31 - 1 was an IndexError) and
+    coordinates within MAX_EXTENT (1e308 overflowed trimesh's vertex merge, then the normalisation)."""
+    n = len(vertices)
+    if faces.size and (faces.min() < 0 or faces.max() >= n):
+        k = int(faces.max()) if faces.max() >= n else int(faces.min())
+        raise DataError(f"{path}: a face refers to vertex {k}; the mesh has {n} (0..{n - 1})")
+    if n and np.abs(vertices).max() > MAX_EXTENT:
+        raise DataError(f"{path}: a coordinate of {np.abs(vertices).max():g}; meshes are read up to {MAX_EXTENT:g} "
+                        f"in their own units")
 
 
 def normalise(mesh) -> tuple[Any, np.ndarray, float]:
@@ -106,6 +122,10 @@ class Distance:
         self.o3d = o3d
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
+        # in chunks: a stop signal is seen between open3d's calls, which do not return to Python until done
+        return np.concatenate([self._signed(points[i:i + QUERY_CHUNK]) for i in range(0, len(points), QUERY_CHUNK)])
+
+    def _signed(self, points: np.ndarray) -> np.ndarray:
         q = self.o3d.core.Tensor(np.ascontiguousarray(points, np.float32))
         dist = self.scene.compute_distance(q).numpy()
         inside = self.scene.compute_occupancy(q, nsamples=SIGN_RAYS).numpy() > 0.5

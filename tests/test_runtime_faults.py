@@ -524,6 +524,42 @@ def test_resume_refuses_an_optimiser_state_that_does_not_fit(run, capsys):
     one_line_error(code, err, "optimiser state does not fit")
 
 
+def _groups(change):
+    def edit(meta_groups):
+        groups = json.loads(meta_groups)
+        change(groups[0])
+        return json.dumps(groups)
+    return edit
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda g: g.update(lr=-1.0), "lr, betas, eps or weight_decay"),
+    (lambda g: g.update(betas=[2, 5]), "lr, betas, eps or weight_decay"),
+    (lambda g: g.update(eps=0), "lr, betas, eps or weight_decay")])
+def test_resume_refuses_adam_settings_adam_cannot_use(run, change, needle, capsys):
+    """A crafted checkpoint (checksum recomputed) with lr -1 or betas [2, 5] was a RuntimeError at the first step."""
+    metadata, _ = checkpoint._read(run / checkpoint.CKPT)
+    rewrite(run, optim_groups=_groups(change)(metadata["optim_groups"]))
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", "4", "--quiet"], capsys)
+    one_line_error(code, err, "optimiser state", needle)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda k, v: -v.abs() - 1 if k.endswith("exp_avg_sq") else v, "exp_avg_sq is negative"),
+    (lambda k, v: v - 100 if k.endswith(".step") else v, "step is negative"),
+    (lambda k, v: v.to(torch.float8_e4m3fn) if k == "model.out.weight" else v, "is float8_e4m3fn"),
+    (lambda k, v: v.to(torch.int32) if k.startswith("model.") else v, "is int32")])
+def test_checkpoint_tensors_of_a_type_or_sign_nothing_writes_are_refused(run, edit, needle, capsys):
+    """float8 weights failed in isfinite with a traceback; int32 weights were cast in silently; a negative second
+    moment was reported as a divergence to cure with a lower --lr."""
+    rewrite(run, tensors=lambda t: {k: edit(k, v) for k, v in t.items()})
+    for args in (["render", run, "--out", run.parent / "o.png"], ["fit", "images", "--out", run, "--resume",
+                                                                  "--steps", "4", "--quiet"]):
+        code, _, err = run_cli(args, capsys)  # every command reads the checkpoint through the same checks
+        one_line_error(code, err, needle)
+    assert not (run.parent / "o.png").exists()
+
+
 def test_legacy_format_1_checkpoints_without_checksum_still_load(run, capsys):
     path = run / checkpoint.CKPT
     metadata, t = checkpoint._read(path)

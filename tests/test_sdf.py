@@ -1,6 +1,7 @@
 """SDF: analytic shapes against closed forms, marching cubes, metrics, holes, the real meshes, CLI and errors."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -209,6 +210,42 @@ def test_bad_meshes_give_one_line_errors(case, tmp_path, capsys):
     code, _, err = run_cli(["fit", "sdf", "--data", p, "--out", tmp_path / "r", "--steps", "1"], capsys)
     expected = {"missing": "file not found", "not_a_mesh": "not a", "empty": "empty"}[case]
     assert code == 1 and "Traceback" not in err and str(p) in err and expected in err, err
+
+
+def _binary_ply(path, faces):
+    """A binary PLY of a tetrahedron's 4 vertices and the given faces, indices written as they are."""
+    import struct
+    head = ("ply\nformat binary_little_endian 1.0\nelement vertex 4\nproperty float x\nproperty float y\n"
+            "property float z\nelement face %d\nproperty list uchar int vertex_indices\nend_header\n" % len(faces))
+    verts = b"".join(struct.pack("<3f", *v) for v in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    path.write_bytes(head.encode() + verts + b"".join(struct.pack("<B3i", 3, *f) for f in faces))
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("index_high", "a face refers to vertex 2147483647; the mesh has 4 (0..3)"),
+    ("index_negative", "a face refers to vertex -5; the mesh has 4"),
+    ("huge", "a coordinate of 1e+308; meshes are read up to 1e+30")])
+def test_hostile_meshes_are_one_line_before_any_work(case, needle, tmp_path):
+    """A binary PLY's face indices are read as written (2**31 - 1 was an IndexError traceback from trimesh's
+    processing); coordinates of 1e308 trained a collapsed shape and stored an infinite scale."""
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    p = tmp_path / ("m.obj" if case == "huge" else "m.ply")
+    tet = [(0, 2, 1), (0, 1, 3), (0, 3, 2)]
+    if case == "huge":
+        p.write_text("v 1e308 0 0\nv -1e308 0 0\nv 0 1e308 0\nv 0 0 1e308\nf 1 2 3\nf 1 3 4\nf 1 2 4\nf 2 3 4\n")
+    else:
+        _binary_ply(p, tet + [(1, 2, 2**31 - 1 if case == "index_high" else -5)])
+    with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
+        load_mesh(p)
+
+
+def test_a_face_listed_many_times_is_one_face(tmp_path):
+    """250,000 copies of one face (a 2 MB OBJ) made every distance query walk them all: minutes per fit."""
+    from signals.sdf import load_mesh
+    p = tmp_path / "dup.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\n" + "f 2 3 4\n" * 1000 + "f 1 3 2\nf 1 2 4\nf 1 4 3\n")
+    assert len(load_mesh(p).faces) == 4
 
 
 @pytest.mark.parametrize("call,needle", [
