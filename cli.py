@@ -168,7 +168,7 @@ def _err(msg: str):
 
 @app.command("sample")
 def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
-               seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2)."),
+               seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2, or one window where that is longer)."),
                res: Optional[int] = RES, temperature: float = Opt(1.0, help="Scale of the latent noise."),
                seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
                refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
@@ -433,7 +433,7 @@ def main(argv: Optional[list] = None) -> None:
 
 
 def _main(argv: Optional[list]) -> None:
-    from implicit_gon.errors import GONError, Interrupted, UsageError
+    from implicit_gon.errors import GONError, Interrupted, UsageError, one_line
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     try:
@@ -442,10 +442,10 @@ def _main(argv: Optional[list]) -> None:
         finally:
             interrupts.settle()  # the process is ending: a further stop cannot cut its last line short
     except Interrupted as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(e.code)
     except GONError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2 if isinstance(e, UsageError) else 1)
     except abort as e:  # a stop signal outside a command that can say more (click wraps it in its Abort)
         _exit_stopped(e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e)
@@ -456,7 +456,7 @@ def _main(argv: Optional[list]) -> None:
         if e.filename is None and not isinstance(e, (FileNotFoundError, PermissionError)):
             _after_stop(interrupts)
             raise  # not about a path the user gave: a bug to report with its traceback
-        print(f"error: {str(e.filename)[:200]}: {e.strerror}", file=sys.stderr)
+        print(f"error: {one_line(str(e.filename)[:200])}: {e.strerror}", file=sys.stderr)
         sys.exit(1)
     except Exception:
         _after_stop(interrupts)

@@ -24,6 +24,12 @@ class Interrupted(GONError):
         self.code = code
 
 
+def one_line(text) -> str:
+    """text with its control characters escaped (a newline as \\n): a file name cannot break an error line in two
+    or forge an `error:` line of its own ('bad\\nerror: fake line.png' did both)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def indefinite(noun: str) -> str:
     """'a file', 'an image file', 'an SDF run': the article as the noun is spoken (an initialism by the name of its
     first letter: S is 'es')."""

@@ -44,11 +44,13 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     times will take is estimated from the file's header and checked against the memory budget first."""
     import soundfile as sf
     import soxr
-    try:
-        info = sf.info(str(input_file(path, "audio file")))
-        limits.check_audio_decode(str(path), info.frames, info.samplerate, info.channels, sample_rate, channels,
-                                  overlap)
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    try:  # one open file, not its name: libsndfile takes names as UTF-8 only (b'\\xff.wav' was a traceback)
+        with open(input_file(path, "audio file"), "rb") as f:
+            info = sf.info(f)
+            limits.check_audio_decode(str(path), info.frames, info.samplerate, info.channels, sample_rate,
+                                      channels, overlap)
+            f.seek(0)
+            x, sr = sf.read(f, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
     if x.size == 0:
@@ -395,7 +397,7 @@ def sample_clips(gon, n: int, generator, temperature: float, seconds: float | No
     Independent windows are not a coherent clip: the result is a texture of the training windows' timbres that
     changes every hop, with no phrase or pitch contour."""
     sr, L, hop = gon.meta["sample_rate"], gon.meta["length"], gon.meta["hop"]
-    T = round((seconds or SAMPLE_SECONDS) * sr)
+    T = round(seconds * sr) if seconds else max(round(SAMPLE_SECONDS * sr), L)  # the default: at least one window
     if T < L:  # a clip is whole windows: a shorter one was lengthened silently
         raise UsageError(f"sample --seconds {seconds:g}: shorter than one window of this run ({L / sr:g} s)")
     limits.check_audio_render(T, sr, sr, gon.meta["channels"], L, hop, clips=2 * n)  # kept, then joined into one

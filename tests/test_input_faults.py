@@ -644,3 +644,40 @@ def test_a_symlink_planted_at_the_download_part_is_refused(hostile, tmp_path):
     with pytest.raises(GONError, match="symbolic link"):
         dl.download(f"{hostile}/ok", tmp_path / "d" / "f.gz", SHA, progress=False, size=len(_Hostile.body))
     assert victim.read_text() == "precious"
+
+
+def test_a_file_name_with_a_newline_cannot_break_or_forge_the_error_line(tmp_path, capsys):
+    """A folder dataset with a junk file named 'bad\\nerror: fake line.png' printed two lines, the second a forged
+    `error:` line; control characters in a message are now escaped."""
+    from PIL import Image
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("L", (8, 8), 40 * i).save(folder / f"{i}.png")
+    (folder / "bad\nerror: fake line.png").write_bytes(b"not an image")
+    code, _, err = run_cli(["fit", "images", "--dataset", "folder", "--data-dir", folder, "--res", "8",
+                            "--out", tmp_path / "r", *TINY], capsys)
+    one_line_error(code, err, "bad\\nerror: fake line.png", "not a readable image")
+    assert len(err.strip().splitlines()) == 1, err  # no note here: the line is the whole of stderr
+
+
+def test_audio_named_in_bytes_that_are_not_utf8_is_read(shared_data, tmp_path, capsys):
+    """libsndfile takes a name as UTF-8 only: a valid clip named b'\\xff\\xfe.wav' was a UnicodeEncodeError traceback."""
+    name = os.fsdecode(b"\xff\xfe.wav")
+    shutil.copy(shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav", tmp_path / name)
+    code, _, err = run_cli(["fit", "audio", tmp_path / name, "--out", tmp_path / "r", *TINY], capsys)
+    assert code == 0 and (tmp_path / "r" / "checkpoint.safetensors").is_file(), err
+
+
+def test_sample_of_an_audio_run_with_a_window_over_the_default_length(shared_data, tmp_path, capsys):
+    """A 2.5 s window is longer than sample's default 2 s clip: `sample` was a TypeError traceback (it formatted
+    the --seconds not given); the default clip is now one window at least, and a given shorter one is refused."""
+    import soundfile as sf
+    run = tmp_path / "r"
+    code, _, err = run_cli(["fit", "audio", shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav", "--window", "2.5",
+                            "--sample-rate", "8000", "--set", "data.oversample=1", "--out", run, *TINY], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["sample", run, "--n", "1", "--out", tmp_path / "s.wav"], capsys)
+    assert code == 0 and sf.info(tmp_path / "s.wav").frames == 20000, err  # one window: 2.5 s at 8 kHz
+    code, _, err = run_cli(["sample", run, "--n", "1", "--seconds", "2", "--out", tmp_path / "t.wav"], capsys)
+    one_line_error(code, err, "sample --seconds 2: shorter than one window of this run (2.5 s)", status=2)
