@@ -168,7 +168,8 @@ def _err(msg: str):
 
 @app.command("sample")
 def sample_cmd(ctx: typer.Context, run: Path = RUN, n: Optional[int] = N,
-               seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2, or one window where that is longer)."),
+               seconds: Optional[float] = Opt(None, help="Audio: duration of each sampled clip (default 2, or one "
+                                              "window where that is longer)."),
                res: Optional[int] = RES, temperature: float = Opt(1.0, help="Scale of the latent noise."),
                seed: int = Opt(0, help="Seed of the latent noise (the same seed draws the same samples)."),
                refit: bool = Opt(False, "--refit", help="Refit the latent Gaussian to the training latents first."),
