@@ -47,7 +47,7 @@ def disk_full(path: Path) -> bool:
 
 def _make_parent(target: Path) -> None:
     if target.is_dir():
-        raise UsageError(f"{target}: is a directory (give a file name)")
+        raise GONError(f"{target}: is a directory (give a file name)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

@@ -17,6 +17,7 @@ from implicit_gon.lazy import lazy_import
 torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
+from implicit_gon.config import range_of
 from implicit_gon.errors import DataError, GONError, UsageError
 from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
@@ -30,6 +31,7 @@ EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
 
 MAX_PEAK = 1000.0
+MAX_WINDOW = int(range_of("data.window")["max"] * range_of("data.sample_rate")["max"])  # samples in a window
 """Largest sample magnitude read (60 dB over full scale): float WAV/FLAC may exceed 1 by some headroom, never by
 this much (a hostile check's clip with one 3e38 sample trained until its loss overflowed)."""
 
@@ -476,8 +478,10 @@ class AudioAdapter(SignalAdapter):
         held = dataclasses.replace(cfg.data, oversample=1)
         return (load_signal(cfg.data.paths, cfg.data),
                 load_signal(cfg.data.val_paths, held) if cfg.data.val_paths else None)
-    meta_rules = {"sample_rate": (int, 1, 10**7), "length": (int, 2, 10**9), "hop": (int, 1, 10**9),
-                  "channels": (int, 1, 64)}
+    # the config's own ranges: a run's rate above data.sample_rate's 384,000 (a crafted 10**7) made render --input
+    # of a 1 s clip take 48 s and 1.3 GB; a window is at most data.window's 60 s at that rate
+    meta_rules = {"sample_rate": (int, range_of("data.sample_rate")["min"], range_of("data.sample_rate")["max"]),
+                  "length": (int, 2, MAX_WINDOW), "hop": (int, 1, MAX_WINDOW), "channels": (int, 1, 64)}
 
     def signal_for_run(self, gon, paths=None) -> AudioSignal:
         return signal_for_run(gon, paths)

@@ -190,6 +190,15 @@ def test_16bit_png_is_scaled_by_its_range(tmp_path):
     assert np.array_equal(rgb[..., 1], got)
 
 
+def test_16bit_pgm_is_scaled_like_a_16bit_png(tmp_path):
+    """A PGM of maxval 65535 opens as mode I, which was refused as '32-bit integer pixels'."""
+    a = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 61).astype(np.uint16)  # 0..62403
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "g16.pgm").write_bytes(b"P5 32 32 65535\n" + a.astype(">u2").tobytes())
+    got = load_images("folder", "train", tmp_path / "imgs", res=32, channels=1)[0, ..., 0]
+    assert np.array_equal(got, np.round(a / 257).astype(np.uint8))
+
+
 def test_float_tiff_in_unit_range_is_scaled(tmp_path):
     f = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
     d = _folder_of(tmp_path, "f.tif", f)

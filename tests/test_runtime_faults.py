@@ -376,6 +376,16 @@ def test_checkpoint_metadata_with_wrong_types_is_one_line(run, path, value, need
         one_line_error(code, err, str(run / checkpoint.CKPT), needle)
 
 
+def test_an_audio_runs_rate_is_held_to_the_configs_range(tiny_audio, tmp_path, capsys):
+    """meta.sample_rate was allowed up to 10**7 where data.sample_rate stops at 384,000: a crafted rate made render
+    --input of a 1 s clip take 48 s and 1.3 GB."""
+    run = tmp_path / "a"
+    shutil.copytree(tiny_audio, run)
+    rewrite(run, info=_set("meta.sample_rate", 10**7))
+    code, _, err = run_cli(["sample", run, "--n", "1", "--out", tmp_path / "s.wav"], capsys)
+    one_line_error(code, err, "meta.sample_rate")
+
+
 def test_nan_weights_and_nan_gaussian_are_refused_with_one_line(run, capsys):
     rewrite(run, tensors=lambda t: {k: (torch.full_like(v, float("nan")) if k.startswith(("model.", "extra."))
                                         else v) for k, v in t.items()})

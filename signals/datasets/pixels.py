@@ -57,7 +57,8 @@ def to_8bit(im: Image.Image, name) -> Image.Image:
     """16-bit images divided by 257 (65535 -> 255); float images in [0, 1] times 255; 32-bit integer images and
     floats outside [0, 1] refused, since their brightness range is not defined. Other modes are returned as they
     are (PIL converts those correctly)."""
-    if im.mode in SIXTEEN_BIT or (im.mode == "I" and im.format == "PNG"):  # older Pillow opens 16-bit PNGs as I
+    if im.mode in SIXTEEN_BIT or (im.mode == "I" and im.format in ("PNG", "PPM")):  # 16-bit PNGs (older Pillow)
+        # and PGMs of maxval above 255 open as I
         return _from_array(np.asarray(im).astype(np.float64) / 257, name, 0, 255)
     if im.mode == "I":
         a = np.asarray(im)
