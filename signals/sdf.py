@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def _trimesh():
 def load_mesh(path: Path):
     """A trimesh.Trimesh with duplicate vertices merged; one-line errors for non-meshes and empty meshes."""
     trimesh = _trimesh()
+    if Path(path).suffix.lower() == ".glb":
+        _check_glb(path)
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False)  # processing drops non-finite vertices silently
     except Exception as e:  # trimesh raises many types for unparsable input
@@ -76,6 +79,25 @@ def load_mesh(path: Path):
     if mesh.extents.max() <= 0:
         raise DataError(f"{path}: the mesh has no extent (all its vertices are one point)")
     return mesh
+
+
+def _check_glb(path: Path) -> None:
+    """A GLB's declared lengths (its header, then each chunk's) within the file, before trimesh allocates them: a
+    48-byte file declaring a 4 GB JSON chunk was a MemoryError."""
+    import struct
+    with open(path, "rb") as f:
+        size, head = os.fstat(f.fileno()).st_size, f.read(12)
+        if len(head) < 12 or head[:4] != b"glTF":
+            return  # not binary glTF: trimesh says what it is
+        declared, pos = struct.unpack("<I", head[8:12])[0], 12
+        while pos + 8 <= min(size, declared):
+            f.seek(pos)
+            (length,) = struct.unpack("<I", f.read(4))
+            if pos + 8 + length > size:
+                raise DataError(f"{path}: a GLB chunk of {length:,} bytes at byte {pos}; the file has {size:,}")
+            pos += 8 + length
+    if declared > size:
+        raise DataError(f"{path}: the GLB header declares {declared:,} bytes; the file has {size:,}")
 
 
 def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -240,6 +240,20 @@ def test_hostile_meshes_are_one_line_before_any_work(case, needle, tmp_path):
         load_mesh(p)
 
 
+def test_a_glb_declaring_more_than_it_holds_is_refused_before_reading(tmp_path):
+    """48 bytes declaring a 4 GB JSON chunk: trimesh allocated it (MemoryError); a real GLB still loads."""
+    import struct
+
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    bad = tmp_path / "j.glb"
+    bad.write_bytes(b"glTF" + struct.pack("<III", 2, 48, 0xFFFFFFF0) + b"JSON{}" + b" " * 26)
+    with pytest.raises(DataError, match=re.escape(f"{bad}: a GLB chunk of 4,294,967,280 bytes at byte 12")):
+        load_mesh(bad)
+    trimesh.creation.icosphere(1).export(tmp_path / "ok.glb")
+    assert len(load_mesh(tmp_path / "ok.glb").faces) == 80
+
+
 def test_a_face_listed_many_times_is_one_face(tmp_path):
     """250,000 copies of one face (a 2 MB OBJ) made every distance query walk them all: minutes per fit."""
     from signals.sdf import load_mesh
