@@ -156,8 +156,8 @@ class AudioSignal:
         for c, x in enumerate(clips):
             starts = window_starts(len(x), self.length, self.hop)
             if not starts:
-                raise DataError(f"{self.names[c]}: {len(x) / sample_rate:.3f} s is shorter than one window "
-                                f"({window} s); use a shorter --window")
+                raise DataError(f"{self.names[c]}: {len(x):,} samples ({len(x) / sample_rate:.3g} s) are shorter than "
+                                f"one window ({window:g} s): give a longer clip, or fit with a shorter --window")
             wins += [x[s:s + self.length] for s in starts]
             self.index += [(c, s) for s in starts]
         self.windows = torch.from_numpy(np.stack(wins))  # (n, L, C)
