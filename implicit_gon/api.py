@@ -330,7 +330,7 @@ def _listed(inputs, adapter, what: str):
     arrays (images); elsewhere it is one line (a numpy error inside the audio adapter, once)."""
     if not hasattr(inputs, "shape"):
         return path_list(inputs, what)
-    if not adapter.arrays:
-        raise GONError(f"{what}: an array of shape {tuple(inputs.shape)}: {indefinite(adapter.noun + ' run')} "
-                       f"reads {adapter.file} files ({' '.join(adapter.extensions)})")
+    if not adapter.arrays:  # an argument of the wrong kind, as path_list's refusals are
+        raise UsageError(f"{what}: an array of shape {tuple(inputs.shape)}: {indefinite(adapter.noun + ' run')} "
+                         f"reads {adapter.file} files ({' '.join(adapter.extensions)})")
     return inputs

@@ -35,7 +35,7 @@ def check_out(path: str | Path, *kinds: dict, what: str = "--out", folder: bool 
     accepted = sorted({s for k in kinds for s in k})
     alt = " or a folder (no extension)" if folder else ""
     raise UsageError(f"{what} {path}: cannot write {suffix or 'a file without extension'} here "
-                   f"(use {', '.join(accepted)}{alt})")
+                     f"(use {', '.join(accepted)}{alt})")
 
 
 def is_video(path: str | Path) -> bool:

@@ -128,7 +128,7 @@ def adapter_for(gon, verb_name: str):
         have = ", ".join(v for v in VERBS if v in adapter.verbs)
         hint = getattr(adapter, "hints", {}).get(verb_name)
         raise UsageError(f"{verb_name} is not a verb of {adapter.noun} runs" + (f": {hint}" if hint else
-                                                                              f" (its verbs: {have})"))
+                                                                                f" (its verbs: {have})"))
     return adapter
 
 

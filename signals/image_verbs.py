@@ -285,7 +285,8 @@ class ImageAdapter(SignalAdapter):
         res = api_res(opts.res, train_res)
         if res != train_res and getattr(gon.model, "grid_only", False):
             raise UsageError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for "
-                             f"{res}x{res}): it has no coordinates; train an implicit (SIREN) GON for other resolutions")
+                             f"{res}x{res}): it has no coordinates; train an implicit (SIREN) GON for other "
+                             f"resolutions")
         z = read_latents(gon, opts.latents)
         limits.check_image_output(len(z), res, gon.meta["channels"])  # the memory check, before decoding
         pics = images.render(gon, z, res)

@@ -107,9 +107,10 @@ def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     if faces.size and (faces.min() < 0 or faces.max() >= n):
         k = int(faces.max()) if faces.max() >= n else int(faces.min())
         raise DataError(f"{path}: a face refers to vertex {k}; the mesh has {n} (0..{n - 1})")
-    if n and np.abs(vertices).max() > MAX_EXTENT:
-        raise DataError(f"{path}: a coordinate of {np.abs(vertices).max():g}; meshes are read up to {MAX_EXTENT:g} "
-                        f"in their own units")
+    largest = float(np.abs(vertices).max()) if n else 0.0
+    if largest > MAX_EXTENT:
+        raise DataError(f"{path}: a coordinate of {largest:g}; meshes are read up to {MAX_EXTENT:g} in their own "
+                        f"units")
 
 
 def normalise(mesh) -> tuple[Any, np.ndarray, float]:
