@@ -73,8 +73,7 @@ class GON:
              which: str = "last", name: str | None = None):
         """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score), or the
         file `name` in the run (an earlier checkpoint-STEP.safetensors, train.keep)."""
-        if which not in ("last", "best"):
-            raise GONError(f"GON.load which = {which!r:.40}: 'last' or 'best'")
+        _check_which("GON.load", which)
         name = name or (checkpoint.BEST if which == "best" else checkpoint.CKPT)
         info, state, opt, extra = checkpoint.load(run, name)
         gon = cls(Config.from_dict(info["config"], str(run)), info["meta"], device)
@@ -293,6 +292,7 @@ class GON:
         """Recompute the latent Gaussian from the run's training data (its adapter's signal_for_run) and store it
         with the checkpoint it was loaded from (`sample --refit`), keeping the Adam state so the run can resume."""
         from . import rundir
+        _check_which("GON.refit_gaussian", which)
         if self.samples_prior:
             raise UsageError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
         if self.run is None:
@@ -334,3 +334,9 @@ def _listed(inputs, adapter, what: str):
         raise UsageError(f"{what}: an array of shape {tuple(inputs.shape)}: {indefinite(adapter.noun + ' run')} "
                          f"reads {adapter.file} files ({' '.join(adapter.extensions)})")
     return inputs
+
+
+def _check_which(method: str, which: str) -> None:
+    """The checkpoint a method reads or writes: the run's last, or its best (best.safetensors)."""
+    if which not in ("last", "best"):
+        raise UsageError(f"{method} which = {which!r:.40}: 'last' or 'best'")

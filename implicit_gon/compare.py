@@ -162,7 +162,7 @@ def run_config(dataset: str, method: str, seed: int, flags: dict[str, Any], sets
 def check_out(out: Path, resume: bool) -> Path:
     """OUT must be a folder that is empty, absent, or (with resume) a comparison to continue."""
     if out.exists() and not out.is_dir():
-        raise GONError(f"{out}: is not a directory")
+        raise UsageError(f"{out}: is not a directory (--out names a comparison folder)")
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise UsageError(f"{out}: not empty (pass --resume to continue that comparison, or choose another --out)")
     return out

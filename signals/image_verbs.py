@@ -91,13 +91,13 @@ def _save_grid(pics: np.ndarray, nrow: int | None = None):
     return lambda out: save_grid(pics, out, nrow)
 
 
-def _grid_res(gon, res: int | None, default: int) -> int:
+def _grid_res(gon, verb: str, res: int | None, default: int) -> int:
     """The output side: res, or the default; a conv decoder renders only its training grid."""
     r = gon.meta["res"]
     if getattr(gon.model, "grid_only", False):
         if res is not None and res != r:
-            raise UsageError(f"render --res {res}: a conv GON renders only its {r}x{r} training grid (it has no "
-                             f"coordinates; leave out --res, or train an implicit GON with --decoder siren)")
+            from implicit_gon.conv import off_grid
+            raise off_grid(r, f"{verb} --res {res}")
         return r
     return res or default
 
@@ -181,7 +181,7 @@ class ImageAdapter(SignalAdapter):
         """The first n images of a split (or the files or arrays in inputs) encoded in one step and rendered at
         res (default 256): (n, res, res, C) uint8; convert runs: rows of source, conversion and target."""
         from implicit_gon import limits
-        res = _grid_res(gon, opts.res, 256)
+        res = _grid_res(gon, "render", opts.res, 256)
         convert = gon.cfg.gon.task == "convert"
         if convert and (_has(opts.inputs) or opts.mask is not None):
             return self._render_input(gon, opts, res)
@@ -282,11 +282,7 @@ class ImageAdapter(SignalAdapter):
         from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
         train_res = gon.meta["res"]
-        res = api_res(opts.res, train_res)
-        if res != train_res and getattr(gon.model, "grid_only", False):
-            raise UsageError(f"a conv GON renders only its {train_res}x{train_res} training grid (asked for "
-                             f"{res}x{res}): it has no coordinates; train an implicit (SIREN) GON for other "
-                             f"resolutions")
+        res = _grid_res(gon, "decode", api_res(opts.res, train_res), train_res)
         z = read_latents(gon, opts.latents)
         limits.check_image_output(len(z), res, gon.meta["channels"])  # the memory check, before decoding
         pics = images.render(gon, z, res)
@@ -298,7 +294,7 @@ class ImageAdapter(SignalAdapter):
         picture written shows each above its nearest training image."""
         from implicit_gon import limits
         from implicit_gon.device import make_generator
-        n, res = opts.n or SAMPLE_N, opts.res or gon.meta["res"]
+        n, res = opts.n or SAMPLE_N, _grid_res(gon, "sample", opts.res, gon.meta["res"])
         limits.check_image_output(n * (2 if opts.compare else 1), res, gon.meta["channels"], "sample")
         z = gon.sample_latents(n, make_generator(opts.seed), opts.temperature)
         pics = images.render_prior(gon, z, res)
@@ -331,7 +327,7 @@ class ImageAdapter(SignalAdapter):
         from implicit_gon import limits
         from implicit_gon.media import is_video
         from implicit_gon.metrics import slerp
-        res, frames = opts.res or gon.meta["res"], opts.frames
+        res, frames = _grid_res(gon, "interpolate", opts.res, gon.meta["res"]), opts.frames
         if "fps" in opts.given and opts.out is not None and not is_video(opts.out):
             raise UsageError(f"interpolate --fps: {opts.out} is not a video (.mp4, .webm, .gif), so it has no frame "
                              "rate")

@@ -184,6 +184,18 @@ def test_api_arguments_of_the_wrong_type_are_one_line(digits_run, tmp_path):
     assert (tmp_path / "a.png").read_bytes() == b"keep"
 
 
+def test_which_checkpoint_is_last_or_best(digits_run):
+    """which= names a checkpoint: anything else is a usage error, and refit_gaussian writes nothing (a misspelt
+    "bset" refitted and overwrote the last checkpoint)."""
+    run, _ = digits_run
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(UsageError, match="GON.load which = 'nope': 'last' or 'best'"):
+        GON.load(run, which="nope")
+    with pytest.raises(UsageError, match="GON.refit_gaussian which = 'bset': 'last' or 'best'"):
+        GON.load(run, "cpu").refit_gaussian(which="bset")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_fit_run_takes_one_path_as_a_str(tmp_path):
     """paths="x.ply" is one path: iterated, its first character '/' was searched for meshes for seconds before
     't' failed."""

@@ -211,10 +211,14 @@ def test_cli_conv_run_every_verb(conv_run, tmp_path, capsys):
 
 
 def test_cli_conv_render_above_its_grid_is_one_line(conv_run, tmp_path, capsys):
-    code, _, err = run_cli(["render", conv_run, "--res", "256", "--out", tmp_path / "r.png"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "28x28 training grid" in err
-    code, _, err = run_cli(["sample", conv_run, "--res", "64", "--n", "2", "--out", tmp_path / "s.png"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "28x28 training grid" in err
+    """Every image verb refuses another resolution in the same words, naming its own flag, before it decodes."""
+    np.save(tmp_path / "z.npy", np.zeros((1, 32), np.float32))
+    for verb, extra in (("render", []), ("sample", ["--n", "2"]), ("interpolate", ["--pairs", "1"]),
+                        ("decode", [tmp_path / "z.npy"])):
+        code, _, err = run_cli([verb, conv_run, *extra, "--res", "64", "--out", tmp_path / f"{verb}.png"], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{verb} --res 64: a conv GON renders only its 28x28 training grid" in err, err
+        assert not (tmp_path / f"{verb}.png").exists()
 
 
 def test_cli_variational_conv_samples_from_the_prior(tmp_path, shared_data, capsys):
