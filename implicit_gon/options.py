@@ -4,7 +4,6 @@ line and exit status 1 instead of a traceback or a silent reinterpretation (`--r
 takes a config field's values (--batch-size, --device, ...) is checked by that field's declaration."""
 from __future__ import annotations
 
-import numbers
 import typing
 
 from . import limits
@@ -37,14 +36,16 @@ VERB_RULES: dict[tuple[str, str], dict] = {
 }
 
 
-def api_res(res, default: int, verb: str = "render", minimum: int = 1) -> int:
-    """res= given to the API's render(z) or volume(z) (None: `default`): an integer minimum..MAX_RES, else one line
-    (0 is not "not given": an SDF render(z, res=0) drew at 256 px)."""
+def api_res(res, default: int, verb: str = "render", rules_of: str | None = None) -> int:
+    """res= given to the API's render(z) or volume(z) (None: `default`), checked by the rule the CLI verb
+    `rules_of` (default verb) applies to --res, else one line (0 is not "not given": an SDF render(z, res=0) drew
+    at 256 px)."""
     if res is None:
         return default
-    if isinstance(res, bool) or not isinstance(res, numbers.Integral) or not minimum <= res <= MAX_RES:
-        raise UsageError(f"{verb} res = {res!r:.40}: must be an integer {minimum}..{MAX_RES}")
-    return int(res)
+    try:
+        return check_value(res, int, VERB_RULES.get((rules_of or verb, "res"), RULES["res"]))
+    except ValueError as e:
+        raise UsageError(f"{verb} res = {res!r:.40}: {e}") from None
 
 
 def option_type(name: str) -> typing.Any:

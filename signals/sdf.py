@@ -563,7 +563,7 @@ class SDFAdapter(SignalAdapter):
         """The signed distances of latents z (n, K) on a res^3 grid over [-1, 1]^3: (n, res, res, res) float32."""
         from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
-        res = api_res(res, 128, "volume", 2)
+        res = api_res(res, 128, "volume", "export-mesh")
         z = read_latents(gon, z)
         limits.check_volume(res, len(z))
         return np.stack([volume(_field(gon, z[i:i + 1]), res) for i in range(len(z))])
