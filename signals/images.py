@@ -193,13 +193,10 @@ def _check_array_size(shape: tuple, res: int, channels: int) -> None:
     image file may have, and the working copies (floats, then the resized uint8 images) within the memory budget.
     A broadcast view of 2 x 100,000^2 pixels takes no memory itself, and resizing it asked for 9 GB."""
     from implicit_gon import limits
-    from implicit_gon.errors import GONError
 
-    from .datasets.pixels import PIXEL_LIMIT
+    from .datasets.pixels import check_pixels
     b, h, w, c = shape
-    if h * w > PIXEL_LIMIT:
-        raise GONError(f"images of shape {tuple(shape)}: {h}x{w} pixels each is over the "
-                       f"{PIXEL_LIMIT // 1_000_000}-megapixel limit of an image file")
+    check_pixels(f"images of shape {tuple(shape)}, each", w, h)  # an image file's limit
     limits.check(f"images of shape {tuple(shape)}", b * (h * w * c * (limits.F32 + 1) + res * res * channels),
                  "give fewer images")
 

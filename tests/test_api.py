@@ -169,7 +169,7 @@ def test_api_arguments_of_the_wrong_type_are_one_line(digits_run, tmp_path):
     gon = GON.load(run, "cpu")
     cases = [(lambda: gon.encode(42), "GON.encode inputs = 42: give a path or a list of paths"),
              (lambda: gon.encode(np.broadcast_to(np.zeros((1, 1, 1, 1), np.uint8), (2, 100000, 100000, 1))),
-              "100000x100000 pixels each is over the 64-megapixel limit"),
+              "each: 100000x100000 pixels is over the 64-megapixel limit"),
              (lambda: gon.render(np.zeros((1, 32)), res=0), "render res = 0"),
              (lambda: gon.sample(n=1, out=5), "GON.sample out = 5: give a path"),
              (lambda: GON.load(None), "run = None: give a path"),

@@ -46,7 +46,11 @@ def upright(im: Image.Image) -> Image.Image:
 
 
 def _check_size(im: Image.Image, name) -> None:
-    w, h = im.size
+    check_pixels(name, *im.size)
+
+
+def check_pixels(name, w: int, h: int) -> None:
+    """An image's size, a file's or an array's: at least one pixel and at most PIXEL_LIMIT."""
     if w * h > PIXEL_LIMIT:
         raise DataError(f"{name}: {w}x{h} pixels is over the {PIXEL_LIMIT // 1_000_000}-megapixel limit")
     if w < 1 or h < 1:
