@@ -7,6 +7,7 @@ raised-cosine cross-fade, so the joins have no seams.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -48,11 +49,8 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     import soxr
     try:  # one open file, not its name: libsndfile takes names as UTF-8 only (b'\\xff.wav' was a traceback)
         with open(input_file(path, "audio file"), "rb") as f:
-            info = sf.info(f)
-            limits.check_audio_decode(str(path), info.frames, info.samplerate, info.channels, sample_rate,
-                                      channels, overlap)
-            f.seek(0)
-            x, sr = sf.read(f, dtype="float32", always_2d=True)
+            x, sr = _decode(f, str(path), functools.partial(limits.check_audio_decode, sr_out=sample_rate,
+                                                            ch_out=channels, overlap=overlap))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
     if x.size == 0:
@@ -73,6 +71,42 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     if sr != sample_rate:
         x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
     return x
+
+
+UNKNOWN_FRAMES = 1 << 62
+"""libsndfile's frame count for a clip whose header gives no length (SF_COUNT_MAX): a FLAC whose STREAMINFO says 0
+samples, as a streamed encoder writes it, which the FLAC format allows."""
+BLOCK = 1 << 16  # frames decoded at a time from such a clip
+
+
+def _decode(f, name: str, check: Callable) -> tuple[np.ndarray, int]:
+    """The open file's samples (T, C) float32 and rate, after `check`(name, frames, rate, channels) passes on the
+    length its header declares, or on each length reached where the header gives none."""
+    import soundfile as sf
+    info = sf.info(f)
+    f.seek(0)
+    if info.frames >= UNKNOWN_FRAMES:
+        grown = functools.partial(check, f"{name} (no length in its header; read so far)",
+                                  sr_in=info.samplerate, ch_in=info.channels)
+        return _read_blocks(f, lambda n: grown(frames=n)), info.samplerate
+    check(name, info.frames, info.samplerate, info.channels)
+    return sf.read(f, dtype="float32", always_2d=True)
+
+
+def _read_blocks(f, check: Callable[[int], None]) -> np.ndarray:
+    """A clip of unknown length, (T, C) float32: decoded BLOCK frames at a time, `check`ing the memory it will need
+    at each length reached, so a clip that never ends is refused within the budget. Through libsndfile's own read:
+    soundfile's moves the position to the end it believes after each block (2^63 frames), which fails."""
+    import soundfile as sf
+    parts, n = [], 0
+    with sf.SoundFile(f) as snd:
+        buf = np.empty((BLOCK, snd.channels), np.float32)
+        ptr = sf._ffi.cast("float *", buf.ctypes.data)
+        while (k := sf._snd.sf_readf_float(snd._file, ptr, BLOCK)) > 0:
+            n += k
+            check(n)
+            parts.append(buf[:k].copy())
+    return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)
 
 
 def window_starts(n_samples: int, length: int, hop: int) -> list[int]:

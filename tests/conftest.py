@@ -56,3 +56,13 @@ def run_cli(args, capsys=None) -> tuple[int, str, str]:
                 signal.signal(s, h)
     out, err = capsys.readouterr() if capsys else ("", "")
     return code, out, err
+
+
+def erase_flac_length(path) -> None:
+    """Zero the total-samples field of a FLAC's STREAMINFO (36 bits at bytes 21-25): 'unknown', as a streamed
+    encoder writes it."""
+    b = bytearray(path.read_bytes())
+    assert b[:4] == b"fLaC" and b[4] & 0x7F == 0  # STREAMINFO comes first
+    b[21] &= 0xF0
+    b[22:26] = bytes(4)
+    path.write_bytes(bytes(b))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, erase_flac_length, run_cli
 from test_runtime_faults import TINY, one_line_error, run_limited
 
 from implicit_gon.errors import DataError, GONError
@@ -521,7 +521,7 @@ def test_a_wav_declaring_1_hz_is_refused_before_resampling(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_two_hours_of_flac_silence_is_refused_from_its_header(tmp_path, audio_run):
+def test_two_hours_of_flac_silence_is_refused_with_or_without_its_length(tmp_path, audio_run):
     import soundfile as sf
     rate = 8000
     with sf.SoundFile(tmp_path / "silence.flac", "w", rate, 1, "PCM_16") as f:
@@ -531,6 +531,9 @@ def test_two_hours_of_flac_silence_is_refused_from_its_header(tmp_path, audio_ru
     assert (tmp_path / "silence.flac").stat().st_size < 5 << 20
     r = run_limited(["eval", audio_run, "--data", tmp_path / "silence.flac"], ENV, limit=1536 << 20, timeout=120)
     one_line_error(r.returncode, r.stderr, "silence.flac", "memory")
+    erase_flac_length(tmp_path / "silence.flac")  # no length to check: decoded block by block, checked as it grows
+    r = run_limited(["eval", audio_run, "--data", tmp_path / "silence.flac"], ENV, limit=1536 << 20, timeout=120)
+    one_line_error(r.returncode, r.stderr, "silence.flac", "no length in its header; read so far", "memory")
 
 
 @pytest.mark.parametrize("args", [["--seconds", "3600"], ["--n", "10000", "--seconds", "60"]])
