@@ -71,6 +71,7 @@ def load_mesh(path: Path):
     if len(bad):
         raise DataError(f"{path}: {len(bad)} vertices with non-finite coordinates (NaN or inf), the first is vertex {bad[0]}")
     _check_faces(path, np.asarray(mesh.vertices), np.asarray(mesh.faces))
+    _check_declared(path, len(mesh.vertices), len(mesh.faces))
     mesh.process()
     if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
         raise DataError(f"{path}: the mesh is empty (no triangles)")
@@ -98,6 +99,39 @@ def _check_glb(path: Path) -> None:
             pos += 8 + length
     if declared > size:
         raise DataError(f"{path}: the GLB header declares {declared:,} bytes; the file has {size:,}")
+
+
+MAX_PLY_HEADER = 1 << 16  # bytes of a PLY header read for its element counts
+
+
+def _check_declared(path: Path, n_vertices: int, n_faces: int) -> None:
+    """A file holding less than its header declares is truncated or corrupt: refused, not trained on what is there
+    (trimesh reads the lines an ASCII PLY has: one declaring 2e9 faces with 2 present trained on 2; a binary STL whose
+    triangle count disagrees with its size is read as ASCII, and was "empty")."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ply":
+        declared = _ply_counts(path)
+        for element, noun, got in (("vertex", "vertices", n_vertices), ("face", "faces", n_faces)):
+            if got < declared.get(element, 0):  # polygons become several triangles: a whole file has as many
+                raise DataError(f"{path}: the header declares {declared[element]:,} {noun}; the file holds "
+                                f"{got:,} (truncated or corrupt)")
+    elif suffix == ".stl" and n_faces == 0 and os.path.getsize(path) >= 84:
+        with open(path, "rb") as f:
+            declared = int.from_bytes(f.read(84)[80:], "little")
+        raise DataError(f"{path}: not an ASCII STL, and as a binary one its header declares {declared:,} triangles "
+                        f"({84 + 50 * declared:,} bytes) where the file has {os.path.getsize(path):,}")
+
+
+def _ply_counts(path: Path) -> dict[str, int]:
+    """A PLY header's element counts ({"vertex": N, "face": M}), from its first MAX_PLY_HEADER bytes."""
+    with open(path, "rb") as f:
+        head = f.read(MAX_PLY_HEADER).split(b"end_header", 1)[0]
+    counts = {}
+    for line in head.decode("latin-1").splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "element" and words[2].isdigit():
+            counts[words[1]] = int(words[2])
+    return counts
 
 
 def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

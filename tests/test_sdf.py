@@ -240,6 +240,51 @@ def test_hostile_meshes_are_one_line_before_any_work(case, needle, tmp_path):
         load_mesh(p)
 
 
+TET_ASCII = "0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n"
+
+
+@pytest.mark.parametrize("vertices,faces,needle", [
+    (4, 2_000_000_000, "the header declares 2,000,000,000 faces; the file holds 2 (truncated or corrupt)"),
+    (400, 2, "the header declares 400 vertices; the file holds 6 (truncated or corrupt)")])
+def test_a_mesh_holding_less_than_its_header_declares_is_refused(vertices, faces, needle, tmp_path):
+    """An ASCII PLY is read line by line as far as it goes: one declaring 2e9 faces with 2 present trained on the 2,
+    and one declaring 400 vertices read its face lines as vertices and called the mesh empty. A whole PLY with
+    quads (each two triangles) still loads; so does a binary STL."""
+    import trimesh
+
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    p = tmp_path / "m.ply"
+    p.write_text(f"ply\nformat ascii 1.0\nelement vertex {vertices}\nproperty float x\nproperty float y\n"
+                 f"property float z\nelement face {faces}\nproperty list uchar int vertex_indices\nend_header\n"
+                 + TET_ASCII)
+    with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
+        load_mesh(p)
+    quads = tmp_path / "quads.ply"
+    quads.write_text("ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\n"
+                     "property float z\nelement face 2\nproperty list uchar int vertex_indices\nend_header\n"
+                     "0 0 0\n1 0 0\n1 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 3\n")
+    assert len(load_mesh(quads).faces) == 3
+    trimesh.creation.icosphere(subdivisions=1).export(tmp_path / "ok.stl")
+    assert len(load_mesh(tmp_path / "ok.stl").faces) == 80
+
+
+def test_a_binary_stl_whose_count_disagrees_with_its_size_says_so(tmp_path):
+    """trimesh reads such a file as ASCII and finds nothing: "the mesh is empty" hid a corrupt header."""
+    import trimesh
+
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    p = tmp_path / "m.stl"
+    trimesh.creation.icosphere(subdivisions=1).export(p)  # 80 triangles: 84 + 80 x 50 = 4,084 bytes
+    b = bytearray(p.read_bytes())
+    b[80:84] = (1000).to_bytes(4, "little")
+    p.write_bytes(bytes(b))
+    with pytest.raises(DataError, match=re.escape(f"{p}: not an ASCII STL, and as a binary one its header declares "
+                                                  f"1,000 triangles (50,084 bytes) where the file has 4,084")):
+        load_mesh(p)
+
+
 def test_a_glb_declaring_more_than_it_holds_is_refused_before_reading(tmp_path):
     """48 bytes declaring a 4 GB JSON chunk: trimesh allocated it (MemoryError); a real GLB still loads."""
     import struct
