@@ -59,8 +59,11 @@ def _trimesh():
 def load_mesh(path: Path):
     """A trimesh.Trimesh with duplicate vertices merged; one-line errors for non-meshes and empty meshes."""
     trimesh = _trimesh()
-    if Path(path).suffix.lower() == ".glb":
+    suffix = Path(path).suffix.lower()
+    if suffix == ".glb":
         _check_glb(path)
+    if suffix in (".glb", ".gltf"):
+        _check_uris(path)
     try:
         mesh = trimesh.load(str(path), force="mesh", process=False)  # processing drops non-finite vertices silently
     except Exception as e:  # trimesh raises many types for unparsable input
@@ -132,6 +135,47 @@ def _ply_counts(path: Path) -> dict[str, int]:
         if len(words) == 3 and words[0] == "element" and words[2].isdigit():
             counts[words[1]] = int(words[2])
     return counts
+
+
+MAX_GLTF_JSON = 64 << 20  # bytes of a glTF's JSON (a real one is kilobytes; its arrays live in buffers)
+
+
+def _check_uris(path: Path) -> None:
+    """The files a glTF's buffers and images name must lie beside it, in its folder or below, and exist: trimesh
+    refuses the others with advice for programmers (`pass FilePathResolver(path, allow_anywhere=True)`)."""
+    import json
+    from urllib.parse import unquote
+    try:
+        doc = json.loads(_gltf_json(path))
+    except (ValueError, UnicodeDecodeError):
+        return  # not JSON: trimesh says what it is
+    folder = Path(path).resolve().parent
+    for kind in ("buffers", "images"):
+        items = doc.get(kind) if isinstance(doc, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            uri = item.get("uri") if isinstance(item, dict) else None
+            if not isinstance(uri, str) or uri.startswith("data:"):
+                continue
+            target = (folder / unquote(uri)).resolve()
+            if not target.is_relative_to(folder):
+                raise DataError(f"{path}: {kind[:-1]} {i} names {uri!r:.80}, outside the file's folder (a glTF is "
+                                f"read with the files beside it only)")
+            if kind == "buffers" and not target.is_file():
+                raise DataError(f"{path}: buffer {i} names {uri!r:.80}, which is not there")
+
+
+def _gltf_json(path: Path) -> bytes:
+    """A .gltf's text, or a GLB's JSON chunk (its lengths already checked by _check_glb), at most MAX_GLTF_JSON."""
+    with open(path, "rb") as f:
+        if Path(path).suffix.lower() != ".glb":
+            if os.fstat(f.fileno()).st_size > MAX_GLTF_JSON:
+                raise DataError(f"{path}: a glTF larger than {MAX_GLTF_JSON >> 20} MB (its data belongs in buffers)")
+            return f.read()
+        head = f.read(20)
+        length = int.from_bytes(head[12:16], "little") if len(head) == 20 and head[16:20] == b"JSON" else 0
+        if length > MAX_GLTF_JSON:
+            raise DataError(f"{path}: a GLB JSON chunk of {length:,} bytes (at most {MAX_GLTF_JSON >> 20} MB)")
+        return f.read(length)
 
 
 def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

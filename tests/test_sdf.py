@@ -285,6 +285,33 @@ def test_a_binary_stl_whose_count_disagrees_with_its_size_says_so(tmp_path):
         load_mesh(p)
 
 
+@pytest.mark.parametrize("uri,needle", [
+    ("../secret.bin", "buffer 0 names '../secret.bin', outside the file's folder"),
+    ("%2E%2E/secret.bin", "buffer 0 names '%2E%2E/secret.bin', outside the file's folder"),
+    ("missing.bin", "buffer 0 names 'missing.bin', which is not there")])
+def test_a_gltf_reads_only_the_files_beside_it(uri, needle, tmp_path):
+    """A glTF naming a buffer outside its folder, or one that is not there, is one line of ours (trimesh's told
+    the user to `pass FilePathResolver(path, allow_anywhere=True)`); the same file with its own buffer loads."""
+    import json
+
+    import trimesh
+
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    (tmp_path / "m").mkdir()
+    files = trimesh.creation.box().export(file_type="gltf")  # {"model.gltf": JSON, buffer name: bytes}
+    for name, data in files.items():
+        (tmp_path / "m" / name).write_bytes(data)
+    p = tmp_path / "m" / "model.gltf"
+    assert len(load_mesh(p).faces) == 12
+    doc = json.loads(p.read_text())
+    (tmp_path / "secret.bin").write_bytes((tmp_path / "m" / doc["buffers"][0]["uri"]).read_bytes())
+    doc["buffers"][0]["uri"] = uri
+    p.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
+        load_mesh(p)
+
+
 def test_a_glb_declaring_more_than_it_holds_is_refused_before_reading(tmp_path):
     """48 bytes declaring a 4 GB JSON chunk: trimesh allocated it (MemoryError); a real GLB still loads."""
     import struct
