@@ -18,7 +18,7 @@ from implicit_gon.lazy import lazy_import
 torch = lazy_import("torch")  # loaded on first use: `fit KIND -h` imports this module, not torch
 
 from implicit_gon import limits
-from implicit_gon.config import range_of
+from implicit_gon.config import check_value, range_of
 from implicit_gon.errors import DataError, GONError, UsageError
 from implicit_gon.fsio import input_file
 from implicit_gon.fsio import atomic_path
@@ -47,6 +47,10 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     times will take is estimated from the file's header and checked against the memory budget first."""
     import soundfile as sf
     import soxr
+    try:
+        check_value(sample_rate, int, range_of("data.sample_rate"))  # what the config allows (0 was soxr's ValueError)
+    except ValueError as e:
+        raise UsageError(f"read_clip sample_rate = {sample_rate!r:.40}: {e}") from None
     try:  # one open file, not its name: libsndfile takes names as UTF-8 only (b'\\xff.wav' was a traceback)
         with open(input_file(path, "audio file"), "rb") as f:
             x, sr = _decode(f, str(path), functools.partial(limits.check_audio_decode, sr_out=sample_rate,

@@ -123,6 +123,15 @@ def test_a_flac_without_its_length_reads_the_same_samples(tmp_path):
     assert got.shape == (200_003, 1) and np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("rate,needle", [(0, "at least 100"), (16000.5, "an integer"), (10**9, "at most 384000")])
+def test_read_clip_takes_the_rates_a_config_allows(rate, needle, tmp_path):
+    """0 was soxr's bare ValueError; a rate is checked by data.sample_rate's own range."""
+    from implicit_gon.errors import UsageError
+    sf.write(tmp_path / "a.wav", np.zeros(100, np.float32), 16000)
+    with pytest.raises(UsageError, match=f"read_clip sample_rate = {rate}: must be {needle}"):
+        read_clip(tmp_path / "a.wav", rate)
+
+
 def test_short_fit_on_a_pure_tone_reaches_high_snr(tmp_path):
     from implicit_gon import GON
     from implicit_gon.config import resolve
