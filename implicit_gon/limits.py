@@ -142,12 +142,13 @@ def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length
 
 
 def check_audio_decode(name: str, frames: int, sr_in: int, ch_in: int, sr_out: int, ch_out: int,
-                       overlap: float = 1.0) -> None:
+                       overlap: float = 1.0, latents: float = 0.0) -> None:
     """A clip whose header declares `frames` frames of ch_in channels at sr_in, decoded to float32, mixed to
-    ch_out channels, resampled to sr_out and cut into windows that cover each sample `overlap` times: checked from
-    the header, before anything is decoded (a 40 KB WAV declaring 1 Hz becomes gigabytes at 16 kHz)."""
+    ch_out channels, resampled to sr_out and cut into windows that cover each sample `overlap` times, with
+    `latents` floats of latent per output sample (a verb that encodes every window keeps a K-float latent per
+    hop): checked from the header, before anything is decoded (a 40 KB WAV declaring 1 Hz becomes gigabytes)."""
     n_out = frames * sr_out / max(1, sr_in)
-    need = frames * ch_in * F32 * 2 + n_out * ch_out * F32 * (3 + max(1.0, overlap))
+    need = frames * ch_in * F32 * 2 + n_out * F32 * (ch_out * (3 + max(1.0, overlap)) + latents)
     check(f"{name}: {frames:,} frames at {sr_in} Hz, resampled to {sr_out} Hz ({n_out / max(1, sr_out):,.0f} s)",
           need, "use a shorter clip")
 

@@ -42,9 +42,11 @@ def find_clips(paths: list[str | Path]) -> list[Path]:
     return find_files(paths, EXTENSIONS, "audio files")
 
 
-def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 1.0) -> np.ndarray:
-    """(T, channels) float32 at sample_rate. What decoding, resampling and windows covering each sample `overlap`
-    times will take is estimated from the file's header and checked against the memory budget first."""
+def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 1.0,
+              latents: float = 0.0) -> np.ndarray:
+    """(T, channels) float32 at sample_rate. What decoding, resampling, windows covering each sample `overlap`
+    times and `latents` floats of latent per sample will take is estimated from the file's header and checked
+    against the memory budget first (limits.check_audio_decode)."""
     import soundfile as sf
     import soxr
     try:
@@ -54,7 +56,7 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     try:  # one open file, not its name: libsndfile takes names as UTF-8 only (b'\\xff.wav' was a traceback)
         with open(input_file(path, "audio file"), "rb") as f:
             x, sr = _decode(f, str(path), functools.partial(limits.check_audio_decode, sr_out=sample_rate,
-                                                            ch_out=channels, overlap=overlap))
+                                                            ch_out=channels, overlap=overlap, latents=latents))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
     if x.size == 0:
@@ -89,6 +91,9 @@ def _decode(f, name: str, check: Callable) -> tuple[np.ndarray, int]:
     import soundfile as sf
     info = sf.info(f)
     f.seek(0)
+    lowest = range_of("data.sample_rate")["min"]
+    if info.samplerate < lowest:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz: no recording, and hours of encoding
+        raise DataError(f"{name}: a sample rate of {info.samplerate} Hz (audio is read at {lowest} Hz or more)")
     if info.frames >= UNKNOWN_FRAMES:
         grown = functools.partial(check, f"{name} (no length in its header; read so far)",
                                   sr_in=info.samplerate, ch_in=info.channels)
@@ -253,14 +258,16 @@ class AudioSignal:
         return torch.tensor(idx), [self.index[i][1] for i in idx]
 
 
-def load_signal(paths, data) -> AudioSignal:
-    """An AudioSignal of every clip under paths, with the DataConfig's rate, window and hop."""
+def load_signal(paths, data, latent_dim: int = 0) -> AudioSignal:
+    """An AudioSignal of every clip under paths, with the DataConfig's rate, window and hop; latent_dim: a verb
+    will hold a latent of that size for every window (twice, as it gathers them), counted in the memory check."""
     files = find_clips(paths)
     channels = data.channels or 1
     hop = data.hop or data.window / 2
     U = max(1, data.oversample)
     overlap = data.window / hop * (1 + 2 * U if U > 1 else 1)  # the windows, and oversampled ones if any
-    clips = [read_clip(f, data.sample_rate, channels, overlap) for f in files]
+    latents = 2 * latent_dim / max(1.0, hop * data.sample_rate)  # floats per sample
+    clips = [read_clip(f, data.sample_rate, channels, overlap, latents) for f in files]
     return AudioSignal(clips, data.sample_rate, data.window, data.hop, [str(f) for f in files], data.oversample)
 
 
@@ -275,7 +282,7 @@ def signal_for_run(gon, paths, hop: float | None = None) -> AudioSignal:
     m = gon.meta
     data = dataclasses.replace(gon.cfg.data, sample_rate=m["sample_rate"], channels=m["channels"], oversample=1)
     data.window, data.hop = m["length"] / m["sample_rate"], hop or m["hop"] / m["sample_rate"]
-    return load_signal(paths or gon.cfg.data.paths, data)
+    return load_signal(paths or gon.cfg.data.paths, data, gon.cfg.model.latent_dim)
 
 
 def signal_for_render(gon, paths, hop: float | None = None) -> AudioSignal:

@@ -514,11 +514,24 @@ def _wav_declaring(path: Path, rate: int, frames: int) -> None:
 
 
 def test_a_wav_declaring_1_hz_is_refused_before_resampling(tmp_path):
-    _wav_declaring(tmp_path / "slow.wav", 1, 20_000)  # 40 KB: 20,000 s at 16 kHz
+    """No recording is sampled below data.sample_rate's lowest rate: 40 KB at 1 Hz is 5.6 hours at 16 kHz."""
+    _wav_declaring(tmp_path / "slow.wav", 1, 20_000)
     r = run_limited(["fit", "audio", "--data", tmp_path / "slow.wav", "--out", tmp_path / "run", *TINY], ENV,
                     limit=1536 << 20)
-    one_line_error(r.returncode, r.stderr, "slow.wav", "memory")
+    one_line_error(r.returncode, r.stderr, "slow.wav", "a sample rate of 1 Hz (audio is read at 100 Hz or more)")
     assert not (tmp_path / "run").exists()
+
+
+def test_encoding_a_clip_counts_its_latents_before_decoding(audio_run, tmp_path, monkeypatch, capsys):
+    """encode keeps a latent of K floats for every window (hop 8 samples when rendering or encoding: 64 floats per
+    8 samples, held twice as they are gathered), more than the clip and its windows: a 32 KB WAV at 1 Hz passed
+    the estimate and grew to 21 GB. 100 KB at 100 Hz is 500 s at 16 kHz: about 0.35 GB without its latents, 0.86 GB
+    with them."""
+    _wav_declaring(tmp_path / "long.wav", 100, 50_000)
+    monkeypatch.setenv("IMPLICIT_GON_MEMORY", "600M")
+    code, _, err = run_cli(["encode", audio_run, tmp_path / "long.wav", "--out", tmp_path / "z.npy"], capsys)
+    one_line_error(code, err, "long.wav", "needs about 8", "MiB of memory, more than the 600.0 MiB available")
+    assert not (tmp_path / "z.npy").exists()
 
 
 def test_two_hours_of_flac_silence_is_refused_with_or_without_its_length(tmp_path, audio_run):
