@@ -57,6 +57,7 @@ class GON:
         self.train_state: dict[str, Any] = {}  # what --resume needs besides weights: early stopping, elapsed time
         self.stop_reason: str | None = None  # why the last training stopped before train.steps, if it did
         self.run: Path | None = None  # the run directory it was loaded from
+        self.checkpoint_name: str | None = None  # and the checkpoint file (checkpoint.safetensors, best, ...)
 
     # -- persistence -----------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -81,7 +82,7 @@ class GON:
             gon.model.load_state_dict(state)
         except RuntimeError as e:
             raise GONError(f"{run}: checkpoint weights do not match its config ({str(e).splitlines()[0]})") from None
-        gon.step, gon.run = int(info.get("step", 0)), Path(run)
+        gon.step, gon.run, gon.checkpoint_name = int(info.get("step", 0)), Path(run), name
         gon.train_state = dict(info.get("train_state") or {})
         if "gauss_mean" in extra:
             K = gon.cfg.model.latent_dim
@@ -288,22 +289,37 @@ class GON:
         z = self.sample_latents(n, generator, temperature)
         return self.decode_prior(z, coords) if self.model.head is not None else self.decode(z, coords)
 
-    def refit_gaussian(self, which: str = "last") -> None:
+    def refit_gaussian(self, which: str | None = None) -> None:
         """Recompute the latent Gaussian from the run's training data (its adapter's signal_for_run) and store it
-        with the checkpoint it was loaded from (`sample --refit`), keeping the Adam state so the run can resume."""
+        with the checkpoint it was loaded from (`sample --refit`), keeping the Adam state so the run can resume.
+        which ("last" or "best"), if given, must be the checkpoint this GON holds: it is saved back there only."""
         from . import rundir
-        _check_which("GON.refit_gaussian", which)
-        if self.samples_prior:
-            raise UsageError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
-        if self.run is None:
-            raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
+        name = self._refit_target(which)
         with rundir.locked(self.run):  # a `fit` of this run must not be writing it meanwhile
             self.fit_gaussian(signal_adapter(self.meta["signal"]).signal_for_run(self))
-            if which == "best":
+            if name == checkpoint.BEST:
                 self.save(self.run, name=checkpoint.BEST)
                 return
             _, _, opt_state, _ = checkpoint.load(self.run)
             self.save(self.run, opt_state)
+
+    def _refit_target(self, which: str | None) -> str:
+        """The checkpoint refit_gaussian writes: the one this GON was loaded from, if it is the last or the best
+        (the last weights saved as best.safetensors replaced the real best, or made one that was never scored)."""
+        if self.samples_prior:
+            raise UsageError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
+        if self.run is None:
+            raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
+        if which is not None:
+            _check_which("GON.refit_gaussian", which)
+            want = checkpoint.BEST if which == "best" else checkpoint.CKPT
+            if want != self.checkpoint_name:
+                raise UsageError(f"GON.refit_gaussian which = {which!r}: this GON holds {self.checkpoint_name}, not "
+                                 f"{want} (GON.load(run, which={which!r}) first)")
+        if self.checkpoint_name not in (checkpoint.CKPT, checkpoint.BEST):
+            raise UsageError(f"GON.refit_gaussian: this GON holds {self.checkpoint_name}, an earlier checkpoint; "
+                             f"refit the run's last or best (GON.load(run) or GON.load(run, which='best'))")
+        return self.checkpoint_name
 
     def fit_gaussian(self, signal, max_samples: int = 10000, batch_size: int = 64) -> None:
         """Fit mean and full covariance to the latents of (up to max_samples of) the training data."""

@@ -193,7 +193,32 @@ def test_which_checkpoint_is_last_or_best(digits_run):
         GON.load(run, which="nope")
     with pytest.raises(UsageError, match="GON.refit_gaussian which = 'bset': 'last' or 'best'"):
         GON.load(run, "cpu").refit_gaussian(which="bset")
+    with pytest.raises(UsageError, match="this GON holds checkpoint.safetensors, not best.safetensors"):
+        GON.load(run, "cpu").refit_gaussian(which="best")  # made a best.safetensors that was never scored
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_refit_writes_back_to_the_checkpoint_it_was_loaded_from(tmp_path):
+    """Loaded from the last checkpoint, refit(which="best") saved the last weights as best.safetensors, losing
+    the real best; each checkpoint's refit now touches that checkpoint only, and keeps its weights and step."""
+    cfg = resolve("images", "digits", None, {"train.steps": 4, "model.hidden": 16, "model.layers": 2,
+                                             "train.val_every": 2, "train.ckpt_every": 1, "train.lr": 0.05,
+                                             "train.device": "cpu"})
+    fit(image_signal(cfg.data, "train"), cfg, tmp_path / "run", progress=False,
+        val_signal=image_signal(cfg.data, "test"))
+    files = lambda: {p.name: p.read_bytes() for p in (tmp_path / "run").glob("*.safetensors")}  # noqa: E731
+    before, best = files(), GON.load(tmp_path / "run", "cpu", which="best")
+    best.refit_gaussian()
+    after = files()
+    assert after["best.safetensors"] != before["best.safetensors"]
+    assert {k: v for k, v in after.items() if k != "best.safetensors"} == \
+        {k: v for k, v in before.items() if k != "best.safetensors"}
+    again = GON.load(tmp_path / "run", "cpu", which="best")
+    assert again.step == best.step and again.gaussian is not None
+    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(),
+                                                 best.model.state_dict().values()))
+    with pytest.raises(UsageError, match="an earlier checkpoint"):
+        GON.load(tmp_path / "run", "cpu", name=next(n for n in before if n.startswith("checkpoint-"))).refit_gaussian()
 
 
 def test_fit_run_takes_one_path_as_a_str(tmp_path):
