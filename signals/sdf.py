@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,37 +105,84 @@ def _check_glb(path: Path) -> None:
         raise DataError(f"{path}: the GLB header declares {declared:,} bytes; the file has {size:,}")
 
 
-MAX_PLY_HEADER = 1 << 16  # bytes of a PLY header read for its element counts
+MAX_PLY_HEADER = 1 << 16  # bytes of a PLY header at most (a real one is a few hundred)
 
 
 def _check_declared(path: Path, n_vertices: int, n_faces: int) -> None:
-    """A file holding less than its header declares is truncated or corrupt: refused, not trained on what is there
-    (trimesh reads the lines an ASCII PLY has: one declaring 2e9 faces with 2 present trained on 2; a binary STL whose
-    triangle count disagrees with its size is read as ASCII, and was "empty")."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".ply":
-        declared = _ply_counts(path)
-        for element, noun, got in (("vertex", "vertices", n_vertices), ("face", "faces", n_faces)):
-            if got < declared.get(element, 0):  # polygons become several triangles: a whole file has as many
-                raise DataError(f"{path}: the header declares {declared[element]:,} {noun}; the file holds "
-                                f"{got:,} (truncated or corrupt)")
-    elif suffix == ".stl" and n_faces == 0 and os.path.getsize(path) >= 84:
+    """A file holding other than its header declares is truncated or corrupt: refused, not trained on what trimesh
+    makes of it (an ASCII PLY declaring 2e9 faces with 2 present trained on the 2; an OFF declaring one vertex too
+    many read the first face as a vertex; a binary STL whose count disagrees with its size was read as ASCII,
+    "empty"; an OBJ face of vertex 0, which OBJ's 1-based indices do not have, became the last vertex)."""
+    check = {".ply": _check_ply, ".off": _check_off, ".stl": _check_stl, ".obj": _check_obj}.get(
+        Path(path).suffix.lower())
+    if check is not None:
+        check(path, n_vertices, n_faces)
+
+
+def _check_counts(path: Path, declared: dict[str, int], got: dict[str, int]) -> None:
+    """Elements read against those declared: polygons become several triangles, so a whole file has at least as
+    many faces as it declares, and exactly as many vertices."""
+    for noun, n in got.items():
+        if n < declared.get(noun, 0):
+            raise DataError(f"{path}: the header declares {declared[noun]:,} {noun}; the file holds {n:,} "
+                            f"(truncated or corrupt)")
+
+
+def _check_lines(path: Path, text: bytes, declared: int) -> None:
+    """An ASCII body of one element per line: as many lines as its header declares (comments and blank lines aside;
+    trimesh reads the declared ones and drops the rest, or runs short)."""
+    lines = sum(1 for line in map(bytes.strip, text.split(b"\n")) if line and not line.startswith(b"#"))
+    if lines != declared:
+        raise DataError(f"{path}: the header declares {declared:,} elements (one per line); the file has {lines:,} "
+                        f"lines of them (truncated or corrupt)")
+
+
+def _check_ply(path: Path, n_vertices: int, n_faces: int) -> None:
+    with open(path, "rb") as f:
+        head = f.read(MAX_PLY_HEADER)
+        end = head.find(b"end_header")
+        if end < 0:
+            raise DataError(f"{path}: no end_header in the first {MAX_PLY_HEADER:,} bytes (not a PLY header)")
+        counts = {}
+        for words in map(str.split, head[:end].decode("latin-1").splitlines()):
+            if len(words) == 3 and words[0] == "element" and words[2].isdigit():
+                counts[words[1]] = int(words[2])
+        _check_counts(path, {"vertices": counts.get("vertex", 0), "faces": counts.get("face", 0)},
+                      {"vertices": n_vertices, "faces": n_faces})
+        if b"format ascii" in head[:end]:
+            f.seek(head.index(b"\n", end) + 1)
+            _check_lines(path, f.read(), sum(counts.values()))
+
+
+def _check_off(path: Path, n_vertices: int, n_faces: int) -> None:
+    """OFF: the keyword, then 'vertices faces edges' (on its line or the next), then one element per line."""
+    text = Path(path).read_bytes()
+    words, rest = [], text
+    while len(words) < 4 and rest:
+        line, _, rest = rest.partition(b"\n")
+        words += [] if line.strip().startswith(b"#") else line.split()
+    if len(words) < 3 or not all(w.isdigit() for w in words[1:3]):
+        return  # not a header we know: trimesh says what it is
+    nv, nf = int(words[1]), int(words[2])
+    _check_counts(path, {"vertices": nv, "faces": nf}, {"vertices": n_vertices, "faces": n_faces})
+    _check_lines(path, rest, nv + nf)
+
+
+def _check_stl(path: Path, n_vertices: int, n_faces: int) -> None:
+    size = os.path.getsize(path)
+    if n_faces == 0 and size >= 84:
         with open(path, "rb") as f:
             declared = int.from_bytes(f.read(84)[80:], "little")
         raise DataError(f"{path}: not an ASCII STL, and as a binary one its header declares {declared:,} triangles "
-                        f"({84 + 50 * declared:,} bytes) where the file has {os.path.getsize(path):,}")
+                        f"({84 + 50 * declared:,} bytes) where the file has {size:,}")
 
 
-def _ply_counts(path: Path) -> dict[str, int]:
-    """A PLY header's element counts ({"vertex": N, "face": M}), from its first MAX_PLY_HEADER bytes."""
-    with open(path, "rb") as f:
-        head = f.read(MAX_PLY_HEADER).split(b"end_header", 1)[0]
-    counts = {}
-    for line in head.decode("latin-1").splitlines():
-        words = line.split()
-        if len(words) == 3 and words[0] == "element" and words[2].isdigit():
-            counts[words[1]] = int(words[2])
-    return counts
+OBJ_VERTEX_ZERO = re.compile(rb"(?m)^f[ \t][^\n]*?(?<=[ \t])0(?=[/ \t\r\n]|$)")
+
+
+def _check_obj(path: Path, n_vertices: int, n_faces: int) -> None:
+    if OBJ_VERTEX_ZERO.search(Path(path).read_bytes()):
+        raise DataError(f"{path}: a face refers to vertex 0 (OBJ numbers vertices from 1)")
 
 
 MAX_GLTF_JSON = 64 << 20  # bytes of a glTF's JSON (a real one is kilobytes; its arrays live in buffers)

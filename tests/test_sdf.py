@@ -243,28 +243,44 @@ def test_hostile_meshes_are_one_line_before_any_work(case, needle, tmp_path):
 TET_ASCII = "0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 2 1\n3 0 1 3\n"
 
 
-@pytest.mark.parametrize("vertices,faces,needle", [
-    (4, 2_000_000_000, "the header declares 2,000,000,000 faces; the file holds 2 (truncated or corrupt)"),
-    (400, 2, "the header declares 400 vertices; the file holds 6 (truncated or corrupt)")])
-def test_a_mesh_holding_less_than_its_header_declares_is_refused(vertices, faces, needle, tmp_path):
-    """An ASCII PLY is read line by line as far as it goes: one declaring 2e9 faces with 2 present trained on the 2,
-    and one declaring 400 vertices read its face lines as vertices and called the mesh empty. A whole PLY with
-    quads (each two triangles) still loads; so does a binary STL."""
-    import trimesh
+def _ascii_ply(vertices: int, faces: int, comment: str = "") -> str:
+    return (f"ply\nformat ascii 1.0\n{comment}element vertex {vertices}\nproperty float x\nproperty float y\n"
+            f"property float z\nelement face {faces}\nproperty list uchar int vertex_indices\nend_header\n")
 
+
+@pytest.mark.parametrize("name,text,needle", [
+    ("m.ply", _ascii_ply(4, 2_000_000_000) + TET_ASCII,
+     "the header declares 2,000,000,000 faces; the file holds 2 (truncated or corrupt)"),
+    ("m.ply", _ascii_ply(400, 2) + TET_ASCII, "the header declares 400 vertices; the file holds 6"),
+    ("m.ply", _ascii_ply(4, 1) + TET_ASCII, "the header declares 5 elements (one per line); the file has 6 lines"),
+    ("m.ply", _ascii_ply(4, 2_000_000_000, "comment " + "x" * 70_000 + "\n") + TET_ASCII,
+     "no end_header in the first 65,536 bytes"),
+    ("m.off", "OFF\n5 2 0\n" + TET_ASCII, "the header declares 2 faces; the file holds 1"),
+    ("m.off", "OFF\n4 1 0\n" + TET_ASCII, "the header declares 5 elements (one per line); the file has 6 lines"),
+    ("m.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 0 1 2\nf 1 2 3\n",
+     "a face refers to vertex 0 (OBJ numbers vertices from 1)")])
+def test_a_mesh_holding_other_than_its_header_declares_is_refused(name, text, needle, tmp_path):
+    """trimesh reads an ASCII PLY or OFF line by line as far as it goes: 2e9 faces declared with 2 present trained
+    on the 2, one vertex too many read a face line as a vertex, one face too few dropped the last, and a 70 KB
+    comment hid the counts from a check that read 64 KB; an OBJ face of vertex 0 became the last vertex."""
     from implicit_gon.errors import DataError
     from signals.sdf import load_mesh
-    p = tmp_path / "m.ply"
-    p.write_text(f"ply\nformat ascii 1.0\nelement vertex {vertices}\nproperty float x\nproperty float y\n"
-                 f"property float z\nelement face {faces}\nproperty list uchar int vertex_indices\nend_header\n"
-                 + TET_ASCII)
+    p = tmp_path / name
+    p.write_text(text)
     with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
         load_mesh(p)
-    quads = tmp_path / "quads.ply"
-    quads.write_text("ply\nformat ascii 1.0\nelement vertex 4\nproperty float x\nproperty float y\n"
-                     "property float z\nelement face 2\nproperty list uchar int vertex_indices\nend_header\n"
-                     "0 0 0\n1 0 0\n1 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 3\n")
-    assert len(load_mesh(quads).faces) == 3
+
+
+def test_whole_meshes_with_comments_polygons_and_relative_indices_still_load(tmp_path):
+    import trimesh
+
+    from signals.sdf import load_mesh
+    files = {"quads.ply": _ascii_ply(4, 2) + "0 0 0\n1 0 0\n1 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 3\n",
+             "m.off": "OFF\n# a comment\n4 2 0\n\n" + TET_ASCII, "inline.off": "OFF 4 2 0\n" + TET_ASCII,
+             "m.obj": "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1/1 2/0 3\nf -4 -3 -1\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert [len(load_mesh(tmp_path / n).faces) for n in files] == [3, 2, 2, 2]
     trimesh.creation.icosphere(subdivisions=1).export(tmp_path / "ok.stl")
     assert len(load_mesh(tmp_path / "ok.stl").faces) == 80
 
