@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -87,25 +88,50 @@ BLOCK = 1 << 16  # frames decoded at a time from such a clip
 
 def _decode(f, name: str, check: Callable) -> tuple[np.ndarray, int]:
     """The open file's samples (T, C) float32 and rate, after `check`(name, frames, rate, channels) passes on the
-    length its header declares, or on each length reached where the header gives none."""
+    length its header declares, and again on each length reached where it is decoded block by block: a FLAC,
+    whose header's length libsndfile trusts (one declaring 100 samples of 48,000 gave 100), or with none."""
     import soundfile as sf
     info = sf.info(f)
     f.seek(0)
     lowest = range_of("data.sample_rate")["min"]
     if info.samplerate < lowest:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz: no recording, and hours of encoding
         raise DataError(f"{name}: a sample rate of {info.samplerate} Hz (audio is read at {lowest} Hz or more)")
-    if info.frames >= UNKNOWN_FRAMES:
-        grown = functools.partial(check, f"{name} (no length in its header; read so far)",
-                                  sr_in=info.samplerate, ch_in=info.channels)
-        return _read_blocks(f, lambda n: grown(frames=n)), info.samplerate
-    check(name, info.frames, info.samplerate, info.channels)
-    return sf.read(f, dtype="float32", always_2d=True)
+    sized = info.frames < UNKNOWN_FRAMES
+    if sized:
+        check(name, info.frames, info.samplerate, info.channels)
+    stream = _flac_without_length(f, name)
+    if sized and stream is None:
+        return sf.read(f, dtype="float32", always_2d=True)
+    grown = functools.partial(check, f"{name} (read so far)" if sized else f"{name} (no length in its header; read "
+                              f"so far)", sr_in=info.samplerate, ch_in=info.channels)
+    x = _read_blocks(stream or f, name, lambda n: grown(frames=n))
+    if sized and len(x) != info.frames:
+        raise DataError(f"{name}: the header declares {info.frames:,} samples; the stream holds {len(x):,} (truncated "
+                        f"or corrupt)")
+    return x, info.samplerate
 
 
-def _read_blocks(f, check: Callable[[int], None]) -> np.ndarray:
-    """A clip of unknown length, (T, C) float32: decoded BLOCK frames at a time, `check`ing the memory it will need
-    at each length reached, so a clip that never ends is refused within the budget. Through libsndfile's own read:
-    soundfile's moves the position to the end it believes after each block (2^63 frames), which fails."""
+def _flac_without_length(f, name: str):
+    """A FLAC's bytes with STREAMINFO's sample count cleared (as a streamed encoder leaves it), so the whole stream
+    is decoded whatever the header says; None for other files. The bytes are counted in the memory budget."""
+    import io
+    head = f.read(26)
+    f.seek(0)
+    if head[:4] != b"fLaC" or len(head) < 26 or head[4] & 0x7F != 0:  # STREAMINFO is the first block
+        return None
+    limits.check(f"{name}: the FLAC file", os.fstat(f.fileno()).st_size, "use a shorter clip")
+    data = bytearray(f.read())
+    f.seek(0)
+    data[21] &= 0xF0  # 36 bits at bytes 21-25: the low 4 bits of 21, then 22-25
+    data[22:26] = bytes(4)
+    return io.BytesIO(bytes(data))
+
+
+def _read_blocks(f, name: str, check: Callable[[int], None]) -> np.ndarray:
+    """A clip decoded BLOCK frames at a time, (T, C) float32, `check`ing the memory it will need at each length
+    reached, so a clip that never ends is refused within the budget; a decoding error part way is one line, not a
+    clip cut short. Through libsndfile's own read: soundfile's moves the position to the end it believes after each
+    block (2^63 frames where the length is unknown), which fails."""
     import soundfile as sf
     parts, n = [], 0
     with sf.SoundFile(f) as snd:
@@ -113,6 +139,9 @@ def _read_blocks(f, check: Callable[[int], None]) -> np.ndarray:
         ptr = sf._ffi.cast("float *", buf.ctypes.data)
         while (k := sf._snd.sf_readf_float(snd._file, ptr, BLOCK)) > 0:
             n += k
+            if sf._snd.sf_error(snd._file):  # set by the read that stopped short; the next clears it
+                why = sf._ffi.string(sf._snd.sf_strerror(snd._file)).decode(errors="replace")
+                raise DataError(f"{name}: decoding stopped after {n:,} samples ({why}): truncated or corrupt")
             check(n)
             parts.append(buf[:k].copy())
     return np.concatenate(parts) if parts else np.zeros((0, 1), np.float32)

@@ -1,5 +1,6 @@
 """Audio: windowing and re-joining, resampling, a short fit on a tone, the real clips, the CLI and its errors."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -121,6 +122,31 @@ def test_a_flac_without_its_length_reads_the_same_samples(tmp_path):
     assert sf.info(tmp_path / "a.flac").frames > 1 << 62
     got = read_clip(tmp_path / "a.flac", 16000)
     assert got.shape == (200_003, 1) and np.array_equal(got, want)
+
+
+def _set_flac_length(path, n: int) -> None:
+    b = bytearray(path.read_bytes())
+    v = (int.from_bytes(b[21:26], "big") & ~((1 << 36) - 1)) | n  # the low 36 bits of bytes 21-25
+    b[21:26] = v.to_bytes(5, "big")
+    path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("short header", "the header declares 100 samples; the stream holds 48,000 (truncated or corrupt)"),
+    ("cut", "decoding stopped after"), ("cut, no length", "decoding stopped after")])
+def test_a_flac_whose_stream_disagrees_with_its_header_is_refused(case, needle, tmp_path):
+    """libsndfile trusts STREAMINFO's length: one declaring 100 of 48,000 samples trained on 100 (99.8% dropped);
+    a stream cut in half with no length in its header trained on the first 20,480 samples."""
+    p = tmp_path / "a.flac"
+    sf.write(p, (0.5 * np.sin(np.arange(48_000) / 7.0)).astype(np.float32), 16000, "PCM_16")
+    if case == "short header":
+        _set_flac_length(p, 100)
+    else:
+        if case == "cut, no length":
+            erase_flac_length(p)
+        p.write_bytes(p.read_bytes()[:p.stat().st_size // 2])
+    with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
+        read_clip(p, 16000)
 
 
 @pytest.mark.parametrize("rate,needle", [(0, "at least 100"), (16000.5, "an integer"), (10**9, "at most 384000")])
