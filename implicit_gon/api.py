@@ -200,6 +200,8 @@ class GON:
         adapter = adapter_for(self, name)
         if "inputs" in given:  # every verb: one file given as a path is a list of it, as the CLI's --input makes
             given["inputs"] = _listed(given["inputs"], adapter, f"{method} inputs")
+        if "paths" in given:  # evaluate(paths="a.wav") is one file (iterated, 'a' was "file not found")
+            given["paths"] = path_list(given["paths"], f"{method} paths")
         refuse_unused(adapter, name, given, lambda key: f"{key}=", label=method)  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
         given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options

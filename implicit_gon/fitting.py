@@ -68,9 +68,10 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
     `default`). The run directory is held (a lock; Ctrl-C names the last checkpoint) from the first check to the
     last write; under torchrun rank 0 alone holds it."""
     from . import distributed, rundir
+    adapter = _fit_adapter(kind, dataset, paths, val, options)
     out, flags = rundir.check_out(out), dict(flags or {})
     name = data_flags(kind, flags, resume, dataset, paths, val)
-    flags.update(signal_adapter(kind).fit_flags(options or {}))
+    flags.update(adapter.fit_flags(options or {}))
     dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
     if not dist.main:
         _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
@@ -80,6 +81,26 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
         with rundir.session(rundir.check_out(out)):
             _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
     distributed.leave(dist)  # rank 0 after its lock is released
+
+
+def _fit_adapter(kind: str, dataset, paths, val, options: dict | None):
+    """The adapter for kind, refusing what its fit command has no flag for (the CLI's `fit audio --dataset mnist`
+    is click's "No such option"; fit_run trained on the clips and dropped dataset= silently)."""
+    from .plugins import fit_kinds
+    if not isinstance(kind, str) or kind not in fit_kinds():
+        raise UsageError(f"fit_run kind = {kind!r:.40}: not a signal that fits (registered: {', '.join(fit_kinds())})")
+    adapter = signal_adapter(kind)
+    data = {"dataset": dataset is not None, "paths": bool(paths), "val": bool(val)}
+    unused = [k for k, given in data.items() if given and (k == "dataset") != (adapter.fit_data == "dataset")]
+    if unused:
+        takes = "dataset=" if adapter.fit_data == "dataset" else "paths= and val="
+        raise UsageError(f"fit_run {unused[0]}=: not used for {kind} runs (they are given their data as {takes})")
+    own = [o.name for o in adapter.fit_options]
+    for key in options or {}:
+        if key not in own:
+            raise UsageError(f"fit_run options={{{key!r:.40}: ...}}: not an option of {kind} runs (theirs: "
+                             f"{', '.join(own) or 'none'})")
+    return adapter
 
 
 def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool, sets, dist):

@@ -1,6 +1,7 @@
 """The notebook path: load a run, encode images (files, arrays, tensors), render at any resolution, save a grid;
 fit() refuses an existing run unless overwrite=True."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 import implicit_gon
 from implicit_gon import GON, GONError, UsageError, checkpoint, fit, save_grid
 from implicit_gon.config import resolve
+from implicit_gon.fitting import fit_run
 from signals import ImageSignal, image_signal
 from signals.images import render
 
@@ -208,9 +210,10 @@ def test_refit_writes_back_to_the_checkpoint_it_was_loaded_from(tmp_path):
         val_signal=image_signal(cfg.data, "test"))
     files = lambda: {p.name: p.read_bytes() for p in (tmp_path / "run").glob("*.safetensors")}  # noqa: E731
     before, best = files(), GON.load(tmp_path / "run", "cpu", which="best")
+    inode = (tmp_path / "run" / "best.safetensors").stat().st_ino
     best.refit_gaussian()
     after = files()
-    assert after["best.safetensors"] != before["best.safetensors"]
+    assert (tmp_path / "run" / "best.safetensors").stat().st_ino != inode  # written (renamed into place)
     assert {k: v for k, v in after.items() if k != "best.safetensors"} == \
         {k: v for k, v in before.items() if k != "best.safetensors"}
     again = GON.load(tmp_path / "run", "cpu", which="best")
@@ -219,6 +222,26 @@ def test_refit_writes_back_to_the_checkpoint_it_was_loaded_from(tmp_path):
                                                  best.model.state_dict().values()))
     with pytest.raises(UsageError, match="an earlier checkpoint"):
         GON.load(tmp_path / "run", "cpu", name=next(n for n in before if n.startswith("checkpoint-"))).refit_gaussian()
+
+
+def test_fit_run_refuses_what_the_signal_has_no_flag_for(tmp_path, shared_data):
+    """The CLI's `fit audio --dataset mnist` is "No such option"; fit_run trained on the clips and dropped
+    dataset= (and options=) silently. An evaluate(paths="clip.wav") is that one file, not its characters."""
+    wav = shared_data / "audio" / "gt_bach.wav"
+    cases = [({"kind": "audio", "dataset": "mnist", "paths": [wav]}, "fit_run dataset=: not used for audio runs"),
+             ({"kind": "audio", "paths": [wav], "options": {"source": "low-res:8"}},
+              "fit_run options={'source': ...}: not an option of audio runs (theirs: none)"),
+             ({"kind": "images", "dataset": "digits", "paths": [wav]}, "fit_run paths=: not used for images runs"),
+             ({"kind": "images", "dataset": "digits", "options": {"sorce": "gray"}}, "(theirs: source)"),
+             ({"kind": "vidio"}, "fit_run kind = 'vidio': not a signal that fits (registered: images, audio")]
+    tiny = {"train.steps": 1, "model.hidden": 16, "model.layers": 2, "train.device": "cpu"}
+    for kw, needle in cases:
+        with pytest.raises(UsageError, match=re.escape(needle)):
+            fit_run(kw.pop("kind"), tmp_path / "r", flags=tiny, progress=False, **kw)
+        assert not (tmp_path / "r").exists()
+    fit_run("audio", tmp_path / "r", paths=[wav], flags=tiny, progress=False)
+    scores = GON.load(tmp_path / "r", "cpu").evaluate(paths=str(wav))
+    assert scores["clips"] == 1 and scores["clip_names"] == "0: gt_bach.wav"
 
 
 def test_fit_run_takes_one_path_as_a_str(tmp_path):
