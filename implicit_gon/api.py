@@ -150,8 +150,17 @@ class GON:
         C) uint8 (default 256); audio: inputs=a clip at sample_rate (default the run's), (T, C) float32; SDF:
         index= a training shape or inputs= a mesh, (1, res, res, 3) uint8."""
         if z is not None:
+            self._refuse_render_options(options)
             return self.run_verb("decode", out, latents=z, res=res, **options)
         return self.run_verb("render", out, **({"res": res} if res is not None else {}), **options)
+
+    def _refuse_render_options(self, options: dict) -> None:
+        """render(z, index=0): an option of render without z that decoding latents has no use for."""
+        from .verbs import adapter_for
+        verbs = adapter_for(self, "decode").verbs
+        for key in options:
+            if key not in verbs["decode"].options and key in getattr(verbs.get("render"), "options", ()):
+                raise UsageError(f"GON.render {key}=: not used with latents z (render without z takes it)")
 
     def sample(self, n: int | None = None, out=None, **options) -> np.ndarray:
         """n samples (seed=, temperature=): images (n, res, res, C) uint8 (res default the training one); audio

@@ -94,15 +94,15 @@ class ConvDecoder(HeadedDecoder):
             n = coords.shape[-2]
             side = math.isqrt(n)
             asked = f"{side}x{side}" if side * side == n else f"{n} points"
-            raise off_grid(r, f"{asked} coordinates")
+            raise off_grid(r, f"{asked} coordinates", "give the pixel centres of its grid")
         rc = rc.long()
         return rc[..., 0] * r + rc[..., 1]
 
 
-def off_grid(r: int, asked: str) -> UsageError:
+def off_grid(r: int, asked: str, instead: str = "leave out --res") -> UsageError:
     """The one refusal for asking a grid-only decoder for another resolution (asked: what was asked, e.g. the flag)."""
-    return UsageError(f"{asked}: a conv GON renders only its {r}x{r} training grid (it has no coordinates; leave "
-                      f"out --res, or train an implicit GON with --decoder siren)")
+    return UsageError(f"{asked}: a conv GON renders only its {r}x{r} training grid (it has no coordinates; {instead}, "
+                      f"or train an implicit GON with --decoder siren)")
 
 
 @contextlib.contextmanager

@@ -318,7 +318,7 @@ def signal_for_render(gon, paths, hop: float | None = None) -> AudioSignal:
     """The clips windowed for rendering: hop (s), by default a window / RENDER_OVERLAP."""
     window = gon.meta["length"] / gon.meta["sample_rate"]
     if hop is not None and not 0 < hop <= window:
-        raise DataError(f"--hop {hop}: must be above 0 and at most the run's window ({window} s)")
+        raise UsageError(f"--hop {hop}: must be above 0 and at most the run's window ({window} s)")
     return signal_for_run(gon, paths, hop or window / RENDER_OVERLAP)
 
 
@@ -628,10 +628,11 @@ class AudioAdapter(SignalAdapter):
 
 
 def _one(inputs, missing: str, several: str):
+    """The one clip a verb takes: none or several is a wrong command line."""
     if not inputs:
-        raise DataError(missing)
+        raise UsageError(missing)
     if len(inputs) > 1:
-        raise DataError(f"{several} ({len(inputs)} given)")
+        raise UsageError(f"{several} ({len(inputs)} given)")
     return inputs[0]
 
 

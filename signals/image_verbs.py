@@ -97,7 +97,7 @@ def _grid_res(gon, verb: str, res: int | None, default: int) -> int:
     if getattr(gon.model, "grid_only", False):
         if res is not None and res != r:
             from implicit_gon.conv import off_grid
-            raise off_grid(r, f"{verb} --res {res}")
+            raise off_grid(r, f"{verb} --res {res}" if verb else f"res {res}")
         return r
     return res or default
 
@@ -282,7 +282,7 @@ class ImageAdapter(SignalAdapter):
         from implicit_gon.options import api_res
         from implicit_gon.verbs import read_latents
         train_res = gon.meta["res"]
-        res = _grid_res(gon, "decode", api_res(opts.res, train_res), train_res)
+        res = _grid_res(gon, "", api_res(opts.res, train_res), train_res)  # CLI decode, or GON.render(z)
         z = read_latents(gon, opts.latents)
         limits.check_image_output(len(z), res, gon.meta["channels"])  # the memory check, before decoding
         pics = images.render(gon, z, res)

@@ -527,7 +527,7 @@ def latent_for(gon, index: int | None = None, input_=None) -> tuple[torch.Tensor
     """(latent (1, K), the normalised ground-truth mesh or None, (centre, scale)) of a training shape or a new mesh,
     the latter encoded in one gradient step."""
     if (index is None) == (input_ is None):
-        raise DataError("give exactly one of --index (a training shape) or --input (a mesh)")
+        raise UsageError("give exactly one of --index (a training shape) or --input (a mesh)")
     if input_ is not None:
         sig = load_signal([input_], gon.cfg.data, quiet=True)
         i = 0
@@ -577,7 +577,7 @@ def _ends(gon, a, b) -> torch.Tensor:
     out = []
     for e in (a, b):
         if e is None:
-            raise DataError("SDF interpolation needs --from and --to (training indices or mesh files)")
+            raise UsageError("SDF interpolation needs --from and --to (training indices or mesh files)")
         out.append(latent_for(gon, int(e), None)[0] if str(e).isdigit() else latent_for(gon, None, e)[0])
     return torch.cat(out)
 
@@ -588,9 +588,9 @@ def _prior_field(gon, z):
     return lambda p: gon.decode_prior(z, p)[0, :, 0]
 
 
-def _input(opts) -> Any:
+def _input(opts, verb: str) -> Any:
     if opts.inputs and len(opts.inputs) > 1:
-        raise DataError(f"render --input: an SDF run renders one file at a time ({len(opts.inputs)} given)")
+        raise UsageError(f"{verb}: an SDF run takes one mesh at a time ({len(opts.inputs)} given)")
     return opts.inputs[0] if opts.inputs else None
 
 
@@ -666,13 +666,13 @@ class SDFAdapter(SignalAdapter):
         (1, res, res, 3) uint8."""
         res = opts.res or 256
         limits.check_sphere_trace(res)
-        z, _, _ = latent_for(gon, opts.index, _input(opts))
+        z, _, _ = latent_for(gon, opts.index, _input(opts, "render --input"))
         pic = sphere_trace(_field(gon, z), res)[None]
         return Output(pic, lambda out: (save_png(pic, out), [f"{out} ({res}x{res})"])[1])
 
     def encode(self, gon, opts) -> Output:
         """The latent of a mesh (inputs) or a training shape (index), one gradient step: (1, K) float32."""
-        z, _, _ = latent_for(gon, opts.index, _input(opts))
+        z, _, _ = latent_for(gon, opts.index, _input(opts, "encode"))
         return Output(z.numpy(), save_npy(z.numpy()))
 
     def decode(self, gon, opts) -> Output:
@@ -733,7 +733,7 @@ class SDFAdapter(SignalAdapter):
         fmt = mesh_format(out, opts.format) if out is not None else None
         res = opts.res or 256
         limits.check_volume(res)
-        z, _, (centre, scale) = latent_for(gon, opts.index, _input(opts))
+        z, _, (centre, scale) = latent_for(gon, opts.index, _input(opts, "export-mesh --input"))
         mesh = mesh_of(gon, z, res)
         if opts.original_units:
             mesh.vertices = mesh.vertices * scale + np.asarray(centre)
@@ -750,7 +750,7 @@ def mesh_format(out, fmt: str | None) -> str:
     from implicit_gon.media import check_out
     out = check_out(out, MESHES)
     if fmt and fmt.lower() != out.suffix.lower().lstrip("."):
-        raise DataError(f"--format {fmt} but --out {out} names {out.suffix.lstrip('.')}: give one of them, or both "
+        raise UsageError(f"--format {fmt} but --out {out} names {out.suffix.lstrip('.')}: give one of them, or both "
                         f"alike")
     return out.suffix.lower().lstrip(".")
 

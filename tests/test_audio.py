@@ -241,3 +241,22 @@ def test_bad_clips_give_one_line_errors(case, tmp_path, capsys):
     expected = {"missing": "file not found", "unreadable": "not a readable audio file",
                 "short": "shorter than one window"}[case]
     assert code == 1 and "Traceback" not in err and str(p) in err and expected in err
+
+
+def test_audio_command_line_mistakes_exit_2(shared_data, tmp_path, capsys):
+    """A --hop beyond the run's window and two clips where a verb takes one are the command line's (exit 2), not a
+    bad file's (1)."""
+    a, b = shared_data / "audio" / "cmu_arctic_us_aew_a0001.wav", shared_data / "audio" / "gt_bach.wav"
+    run = tmp_path / "run"
+    code, _, err = run_cli(["fit", "audio", a, "--out", run, "--steps", "1", "--hidden", "16", "--layers", "2",
+                            "--quiet"], capsys)
+    assert code == 0, err
+    for args, needle in ((["render", run, "--input", a, "--hop", "1", "--out", tmp_path / "o.wav"],
+                          "--hop 1.0: must be above 0 and at most the run's window"),
+                         (["encode", run, a, b, "--out", tmp_path / "z.npy"],
+                          "an audio run encodes one clip at a time (2 given)"),
+                         (["render", run, "--input", a, "--input", b, "--out", tmp_path / "o.wav"],
+                          "render --input: an audio run renders one file at a time (2 given)")):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and err.count("\n") == 1 and needle in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -358,7 +358,9 @@ def test_a_face_listed_many_times_is_one_face(tmp_path):
     (lambda g, z: g.render(z, res=-1), "render res = -1"),
     (lambda g, z: g.render(np.zeros((10**5, 8), np.float32), res=64), "more than 268,435,456 rays"),
     (lambda g, z: g.encode(np.zeros((4, 3))), r"an array of shape \(4, 3\): an SDF run reads mesh files"),
-    (lambda g, z: g.mesh(index=0, res=16, out=5), "GON.mesh out = 5: give a path")])
+    (lambda g, z: g.mesh(index=0, res=16, out=5), "GON.mesh out = 5: give a path"),
+    (lambda g, z: g.render(z, index=0), "GON.render index=: not used with latents z"),  # was "not used for SDF runs"
+    (lambda g, z: g.encode([g.cfg.data.paths[0]] * 2), r"encode: an SDF run takes one mesh at a time \(2 given\)")])
 def test_the_api_checks_sizes_and_types_before_any_work(sphere_run, call, needle):
     """GON.volume and render(z) on an SDF run: res typed and ranged as the CLI's, the count of shapes bounded
     (each is its own pass or sphere trace: 100,000 latents at 64 px ran for minutes unrefused)."""
@@ -402,3 +404,21 @@ def test_a_stop_during_trimeshs_import_is_not_swallowed(tmp_path):
             "try:\n    sdf._trimesh()\n    print('swallowed')\nexcept interrupts.Stop as e:\n    print('stopped', e.name)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert p.stdout.strip() == "stopped SIGTERM", (p.stdout, p.stderr)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["encode", "RUN", "D/sphere.ply", "D/box.stl", "--out", "T/z.npy"],
+     "encode: an SDF run takes one mesh at a time (2 given)"),
+    (["render", "RUN", "--input", "D/sphere.ply", "--input", "D/box.stl", "--out", "T/r.png"],
+     "render --input: an SDF run takes one mesh at a time (2 given)"),
+    (["render", "RUN", "--index", "0", "--input", "D/sphere.ply", "--out", "T/r.png"], "give exactly one of --index"),
+    (["export-mesh", "RUN", "--index", "0", "--res", "16", "--format", "glb", "--out", "T/m.ply"],
+     "--format glb but --out T/m.ply names ply")])
+def test_sdf_command_line_conflicts_exit_2(sphere_run, args, needle, tmp_path, capsys):
+    """Two meshes where a verb takes one, --index with --input, a --format the output's name contradicts: the
+    command line is wrong (exit 2, as for a flag out of range), not a file (1); the verb is named."""
+    run, d = sphere_run
+    fill = lambda a: str(a).replace("RUN", str(run)).replace("D/", f"{d}/").replace("T/", f"{tmp_path}/")  # noqa: E731
+    code, _, err = run_cli([fill(a) for a in args], capsys)
+    assert code == 2 and err.count("\n") == 1 and fill(needle) in err, err
+    assert not any(tmp_path.iterdir())
