@@ -423,7 +423,7 @@ def _after_stop(interrupts) -> None:
 
 def main(argv: Optional[list] = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit, never a traceback;
-    usage errors print typer's usage message and exit 2; Ctrl-C exits 130."""
+    usage errors (click's too) are one line naming the command's help, exit 2; Ctrl-C exits 130."""
     try:
         _main(argv)
     except KeyboardInterrupt as stop:  # before the command could take it (its set-up's imports), or after
@@ -450,8 +450,10 @@ def _main(argv: Optional[list]) -> None:
         sys.exit(2 if isinstance(e, UsageError) else 1)
     except abort as e:  # a stop signal outside a command that can say more (click wraps it in its Abort)
         _exit_stopped(e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e)
-    except usage as e:
-        e.show()
+    except usage as e:  # click's own (an unknown flag, a missing argument): one line like ours, and where to look
+        ctx = getattr(e, "ctx", None)
+        see = ctx.command_path if ctx is not None else "implicit-gon"
+        print(f"error: {one_line(e.format_message()).rstrip('.')} (see {see} -h)", file=sys.stderr)
         sys.exit(e.exit_code)
     except OSError as e:
         if e.filename is None and not isinstance(e, (FileNotFoundError, PermissionError)):
