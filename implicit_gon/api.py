@@ -253,6 +253,7 @@ class GON:
     def _chunked(self, f, n: int, coords: torch.Tensor, out_device) -> torch.Tensor:
         """f(coords chunk (m, d)) -> (n, m, C) over coords (M, d) in chunks sized to DECODE_BUDGET: (n, M, C)."""
         self.model.eval()
+        coords = self._check_coords(coords, n)
         chunk = max(1, DECODE_BUDGET // (max(1, n) * self.cfg.model.hidden))
         if getattr(self.model, "grid_only", False):
             chunk = len(coords)  # a conv decoder renders its whole grid at once
@@ -263,6 +264,17 @@ class GON:
             raise GONError("the model's outputs hold NaN or infinity: its weights (finite) or these latents are "
                            "too large to evaluate")
         return out
+
+    def _check_coords(self, coords, n: int) -> torch.Tensor:
+        """Coordinates (M, d) as F takes them, and the (n, M, C) output within the memory budget: a wrong shape was
+        a matmul's RuntimeError, 10^9 coordinates an allocator's."""
+        d = self.meta["coord_dim"]
+        if not isinstance(coords, torch.Tensor) or coords.dim() != 2 or coords.shape[1] != d or not len(coords):
+            shape = tuple(coords.shape) if hasattr(coords, "shape") else type(coords).__name__
+            raise UsageError(f"GON.decode coords of shape {shape}: this run needs a tensor (M, {d}) with M >= 1")
+        limits.check(f"GON.decode: {n:,} latents at {len(coords):,} coordinates",
+                     n * len(coords) * self.meta["out_dim"] * limits.F32, "decode fewer coordinates at a time")
+        return coords.float()
 
     # -- generation -------------------------------------------------------------------------------------------
     @property

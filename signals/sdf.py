@@ -195,8 +195,8 @@ def _check_uris(path: Path) -> None:
     from urllib.parse import unquote
     try:
         doc = json.loads(_gltf_json(path))
-    except (ValueError, UnicodeDecodeError):
-        return  # not JSON: trimesh says what it is
+    except (ValueError, UnicodeDecodeError) as e:  # trimesh's own message named a file not found
+        raise DataError(f"{path}: not a glTF (its JSON does not parse: {str(e).splitlines()[0][:120]})") from None
     folder = Path(path).resolve().parent
     for kind in ("buffers", "images"):
         items = doc.get(kind) if isinstance(doc, dict) else None

@@ -244,6 +244,22 @@ def test_fit_run_refuses_what_the_signal_has_no_flag_for(tmp_path, shared_data):
     assert scores["clips"] == 1 and scores["clip_names"] == "0: gt_bach.wav"
 
 
+def test_decode_checks_its_coordinates_and_their_output(digits_run, monkeypatch):
+    """GON.decode(z, coords): coordinates of the wrong width were a matmul's RuntimeError, and the output of 10^9
+    of them an allocator's error; both are one line before any work."""
+    run, _ = digits_run
+    gon = GON.load(run, "cpu")
+    z = torch.zeros(2, gon.cfg.model.latent_dim)
+    for coords in (torch.zeros(10, 3), torch.zeros(0, 2), [[0.0, 0.0]]):
+        with pytest.raises(UsageError, match=r"GON.decode coords of shape .*: this run needs a tensor \(M, 2\)"):
+            gon.decode(z, coords)
+    monkeypatch.setenv("IMPLICIT_GON_MEMORY", "1M")
+    with pytest.raises(GONError, match="GON.decode: 2 latents at 1,000,000 coordinates needs about 7.6 MiB"):
+        gon.decode(z, torch.zeros(1, 2).expand(10**6, 2))
+    monkeypatch.delenv("IMPLICIT_GON_MEMORY")
+    assert gon.decode(z, torch.zeros(5, 2)).shape == (2, 5, 1)
+
+
 def test_fit_run_takes_one_path_as_a_str(tmp_path):
     """paths="x.ply" is one path: iterated, its first character '/' was searched for meshes for seconds before
     't' failed."""

@@ -210,7 +210,7 @@ def test_real_clips_load_window_and_fit_two_steps(shared_data, tmp_path, capsys)
     info = sf.info(tmp_path / "r.wav")
     assert info.samplerate == 48000 and abs(info.duration - sf.info(wav).duration) < 1e-3
     code, _, err = run_cli(["render", run, "--input", wav, "--hop", "0.5", "--out", tmp_path / "h.wav"], capsys)
-    assert code == 1 and "--hop 0.5" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "h.wav").exists()
+    assert code == 2 and "--hop 0.5" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "h.wav").exists()
     ogg = shared_data / "audio" / "456440__inspectorj__bird-whistling-robin-single-13.ogg"
     code, _, err = run_cli(["interpolate", run, "--from", wav, "--to", ogg, "--frames", "4",
                             "--out", tmp_path / "m.wav"], capsys)
