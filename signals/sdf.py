@@ -120,8 +120,8 @@ def _check_declared(path: Path, n_vertices: int, n_faces: int) -> None:
 
 
 def _check_counts(path: Path, declared: dict[str, int], got: dict[str, int]) -> None:
-    """Elements read against those declared: polygons become several triangles, so a whole file has at least as
-    many faces as it declares, and exactly as many vertices."""
+    """Elements read against those declared: a whole file gives at least as many of each (polygons become several
+    triangles)."""
     for noun, n in got.items():
         if n < declared.get(noun, 0):
             raise DataError(f"{path}: the header declares {declared[noun]:,} {noun}; the file holds {n:,} "
@@ -172,7 +172,10 @@ def _check_stl(path: Path, n_vertices: int, n_faces: int) -> None:
     size = os.path.getsize(path)
     if n_faces == 0 and size >= 84:
         with open(path, "rb") as f:
-            declared = int.from_bytes(f.read(84)[80:], "little")
+            head = f.read(84)
+        if head[:5].lower() == b"solid" and head.isascii():
+            return  # an ASCII STL with no facets: "empty" says it
+        declared = int.from_bytes(head[80:], "little")
         raise DataError(f"{path}: not an ASCII STL, and as a binary one its header declares {declared:,} triangles "
                         f"({84 + 50 * declared:,} bytes) where the file has {size:,}")
 
@@ -191,7 +194,6 @@ MAX_GLTF_JSON = 64 << 20  # bytes of a glTF's JSON (a real one is kilobytes; its
 def _check_uris(path: Path) -> None:
     """The files a glTF's buffers and images name must lie beside it, in its folder or below, and exist: trimesh
     refuses the others with advice for programmers (`pass FilePathResolver(path, allow_anywhere=True)`)."""
-    import json
     from urllib.parse import unquote
     try:
         doc = json.loads(_gltf_json(path))
