@@ -399,3 +399,13 @@ def test_audio_verbs_say_what_they_wrote(tone_run, tmp_path, capsys):
     code, _, err = run_cli(["decode", run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
     _one_line_error(code, err, "decode is not a verb of audio runs", "render --input", status=2)
     assert "export-mesh" not in err and "--index" not in err
+
+
+def test_a_file_argument_an_image_run_cannot_use_is_one_line(mnist_run, tmp_path, capsys):
+    """`eval RUN FILE` on an image run: building the refusal raised an AttributeError traceback (typer's argument
+    has no human_readable_name); --data was refused in one line."""
+    (tmp_path / "x.wav").write_bytes(b"RIFF")
+    for args in (["eval", mnist_run, tmp_path / "x.wav"], ["eval", mnist_run, "--data", tmp_path / "x.wav"]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and err.count("\n") == 1 and ": not used for image runs" in err, err
+    assert "eval PATHS: not used" in run_cli(["eval", mnist_run, tmp_path / "x.wav"], capsys)[2]

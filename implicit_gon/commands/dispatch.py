@@ -38,7 +38,9 @@ def flag(ctx: typer.Context, name: str) -> str:
     names = _params(name)
     name = next((p for p in names if given(ctx, p)), names[0])
     p = next(p for p in ctx.command.params if p.name == name)
-    return p.opts[0] if p.param_type_name == "option" else p.human_readable_name
+    if p.param_type_name == "option":
+        return p.opts[0]
+    return p.name.upper()  # an argument, as help shows it (typer's own arguments have no human_readable_name)
 
 
 def verb(name: str, args: dict, before=None):
