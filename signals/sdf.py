@@ -149,21 +149,25 @@ def _check_ply(path: Path, n_vertices: int, n_faces: int) -> None:
                 counts[words[1]] = int(words[2])
         _check_counts(path, {"vertices": counts.get("vertex", 0), "faces": counts.get("face", 0)},
                       {"vertices": n_vertices, "faces": n_faces})
-        if b"format ascii" in head[:end]:
+        if re.search(rb"(?m)^format[ \t]+ascii\b", head[:end]):  # the format line's, not a comment's
             f.seek(head.index(b"\n", end) + 1)
             _check_lines(path, f.read(), sum(counts.values()))
 
 
 def _check_off(path: Path, n_vertices: int, n_faces: int) -> None:
-    """OFF: the keyword, then 'vertices faces edges' (on its line or the next), then one element per line."""
-    text = Path(path).read_bytes()
-    words, rest = [], text
-    while len(words) < 4 and rest:
+    """OFF: the keyword (OFF, COFF, NOFF, ...), then 'vertices faces [edges]' on its line or the next, then one
+    element per line."""
+    rest, lines = Path(path).read_bytes(), []
+    while len(lines) < 2 and rest:
         line, _, rest = rest.partition(b"\n")
-        words += [] if line.strip().startswith(b"#") else line.split()
-    if len(words) < 3 or not all(w.isdigit() for w in words[1:3]):
+        if line.strip() and not line.strip().startswith(b"#"):
+            lines.append(line.split())
+            if len(lines) == 1 and len(lines[0]) >= 3:  # the counts on the keyword's line
+                lines.append(lines[0][1:])
+    counts = lines[1][:2] if len(lines) == 2 else []
+    if len(counts) < 2 or not all(w.isdigit() for w in counts):
         return  # not a header we know: trimesh says what it is
-    nv, nf = int(words[1]), int(words[2])
+    nv, nf = int(counts[0]), int(counts[1])
     _check_counts(path, {"vertices": nv, "faces": nf}, {"vertices": n_vertices, "faces": n_faces})
     _check_lines(path, rest, nv + nf)
 

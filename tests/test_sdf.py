@@ -277,10 +277,14 @@ def test_whole_meshes_with_comments_polygons_and_relative_indices_still_load(tmp
     from signals.sdf import load_mesh
     files = {"quads.ply": _ascii_ply(4, 2) + "0 0 0\n1 0 0\n1 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 3\n",
              "m.off": "OFF\n# a comment\n4 2 0\n\n" + TET_ASCII, "inline.off": "OFF 4 2 0\n" + TET_ASCII,
+             "no-edges.off": "OFF\n4 2\n" + TET_ASCII,  # the edge count is optional (it took a vertex line)
              "m.obj": "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1/1 2/0 3\nf -4 -3 -1\n"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    assert [len(load_mesh(tmp_path / n).faces) for n in files] == [3, 2, 2, 2]
+    assert [len(load_mesh(tmp_path / n).faces) for n in files] == [3, 2, 2, 2, 2]
+    binary = trimesh.creation.box().export(file_type="ply", encoding="binary")  # "format ascii" in a comment only
+    (tmp_path / "b.ply").write_bytes(binary.replace(b"end_header", b"comment made from format ascii\nend_header"))
+    assert len(load_mesh(tmp_path / "b.ply").faces) == 12
     trimesh.creation.icosphere(subdivisions=1).export(tmp_path / "ok.stl")
     assert len(load_mesh(tmp_path / "ok.stl").faces) == 80
 
