@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +60,8 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
             x, sr = _decode(f, str(path), functools.partial(limits.check_audio_decode, sr_out=sample_rate,
                                                             ch_out=channels, overlap=overlap, latents=latents))
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise DataError(f"{path}: not a readable audio file ({str(e).splitlines()[0]})") from None
+        why = re.sub(r"^Error opening <[^>]*>: ", "", str(e).splitlines()[0])  # libsndfile names the file object
+        raise DataError(f"{path}: not a readable audio file ({why})") from None
     if x.size == 0:
         raise DataError(f"{path}: the clip is empty")
     if not np.isfinite(x).all():  # float WAV/FLAC can store them; one would turn every loss and latent into NaN
@@ -93,9 +95,10 @@ def _decode(f, name: str, check: Callable) -> tuple[np.ndarray, int]:
     import soundfile as sf
     info = sf.info(f)
     f.seek(0)
-    lowest = range_of("data.sample_rate")["min"]
-    if info.samplerate < lowest:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz: no recording, and hours of encoding
-        raise DataError(f"{name}: a sample rate of {info.samplerate} Hz (audio is read at {lowest} Hz or more)")
+    rates = range_of("data.sample_rate")
+    if not rates["min"] <= info.samplerate <= rates["max"]:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz
+        raise DataError(f"{name}: a sample rate of {info.samplerate:,} Hz (audio is read at {rates['min']:,} to "
+                        f"{rates['max']:,} Hz)")
     sized = info.frames < UNKNOWN_FRAMES
     if sized:
         check(name, info.frames, info.samplerate, info.channels)
@@ -115,6 +118,8 @@ def _flac_without_length(f, name: str):
     """A FLAC's bytes with STREAMINFO's sample count cleared (as a streamed encoder leaves it), so the whole stream
     is decoded whatever the header says; None for other files. The bytes are counted in the memory budget."""
     import io
+    at = _flac_start(f.read(10))
+    f.seek(at)
     head = f.read(26)
     f.seek(0)
     if head[:4] != b"fLaC" or len(head) < 26 or head[4] & 0x7F != 0:  # STREAMINFO is the first block
@@ -122,9 +127,18 @@ def _flac_without_length(f, name: str):
     limits.check(f"{name}: the FLAC file", os.fstat(f.fileno()).st_size, "use a shorter clip")
     data = bytearray(f.read())
     f.seek(0)
-    data[21] &= 0xF0  # 36 bits at bytes 21-25: the low 4 bits of 21, then 22-25
-    data[22:26] = bytes(4)
+    data[at + 21] &= 0xF0  # 36 bits at bytes 21-25 of the stream: the low 4 bits of 21, then 22-25
+    data[at + 22:at + 26] = bytes(4)
     return io.BytesIO(bytes(data))
+
+
+def _flac_start(head: bytes) -> int:
+    """Where a FLAC stream starts: after an ID3v2 tag (libsndfile skips one; its size is 4 x 7 bits at bytes 6-9,
+    plus a 10-byte footer when flag 0x10 is set), else at 0."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
+    return 10 + size + (10 if head[5] & 0x10 else 0)
 
 
 def _read_blocks(f, name: str, check: Callable[[int], None]) -> np.ndarray:
@@ -488,7 +502,7 @@ def pair_signal(gon, a, b) -> AudioSignal:
     window), so both have the same window starts."""
     m = gon.meta
     if a is None or b is None:
-        raise DataError("audio interpolation needs --from CLIP_A --to CLIP_B")
+        raise UsageError("audio interpolation needs --from CLIP_A --to CLIP_B")
     for p in (a, b):
         input_file(p, "audio file")
     overlap = RENDER_OVERLAP * 2  # the windows of both clips, every eighth of a window

@@ -514,11 +514,15 @@ def _wav_declaring(path: Path, rate: int, frames: int) -> None:
 
 
 def test_a_wav_declaring_1_hz_is_refused_before_resampling(tmp_path):
-    """No recording is sampled below data.sample_rate's lowest rate: 40 KB at 1 Hz is 5.6 hours at 16 kHz."""
+    """No recording is sampled outside data.sample_rate's range: 40 KB at 1 Hz is 5.6 hours at 16 kHz."""
     _wav_declaring(tmp_path / "slow.wav", 1, 20_000)
     r = run_limited(["fit", "audio", "--data", tmp_path / "slow.wav", "--out", tmp_path / "run", *TINY], ENV,
                     limit=1536 << 20)
-    one_line_error(r.returncode, r.stderr, "slow.wav", "a sample rate of 1 Hz (audio is read at 100 Hz or more)")
+    one_line_error(r.returncode, r.stderr, "slow.wav", "a sample rate of 1 Hz (audio is read at 100 to 384,000 Hz)")
+    _wav_declaring(tmp_path / "fast.wav", 10_000_000, 20_000)  # 4.8 ms, read as if it were 1.25 s at 16 kHz
+    r = run_limited(["fit", "audio", "--data", tmp_path / "fast.wav", "--out", tmp_path / "run", *TINY], ENV,
+                    limit=1536 << 20)
+    one_line_error(r.returncode, r.stderr, "fast.wav", "a sample rate of 10,000,000 Hz")
     assert not (tmp_path / "run").exists()
 
 
