@@ -44,7 +44,7 @@ class GON:
     def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
         self.cfg, self.meta = cfg, dict(meta)
         limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"], res=meta.get("res"))  # before allocating
-        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.device = _device(device, "GON device")
         self.model = make_decoder(cfg, meta)
         from . import methods  # methods and tasks use this module's helpers: imported when first needed
         from .tasks import attach_heads
@@ -75,6 +75,8 @@ class GON:
         """The run's last checkpoint, or with which="best" its best.safetensors (the best held-out score), or the
         file `name` in the run (an earlier checkpoint-STEP.safetensors, train.keep)."""
         _check_which("GON.load", which)
+        if name is not None and (not isinstance(name, str) or Path(name).name != name):
+            raise UsageError(f"GON.load name = {name!r:.60}: a file name in the run (checkpoint-STEP.safetensors)")
         name = name or (checkpoint.BEST if which == "best" else checkpoint.CKPT)
         info, state, opt, extra = checkpoint.load(run, name)
         gon = cls(Config.from_dict(info["config"], str(run)), info["meta"], device)
@@ -247,7 +249,7 @@ class GON:
         """F(c ⊕ z) with the head's mean: z (B, K), coords (M, d) -> (B, M, C), evaluated in chunks of
         coordinates so memory stays bounded for any output resolution."""
         z = self.check_latents(z, finite=False).to(self.device)
-        return self._chunked(lambda c: self.model(c, z)[0], len(z), coords, out_device)
+        return self._chunked(lambda c: self.model(c, z)[0], len(z), coords, _device(out_device, "GON.decode out_device"))
 
     @torch.no_grad()
     def _chunked(self, f, n: int, coords: torch.Tensor, out_device) -> torch.Tensor:
@@ -272,6 +274,9 @@ class GON:
         if not isinstance(coords, torch.Tensor) or coords.dim() != 2 or coords.shape[1] != d or not len(coords):
             shape = tuple(coords.shape) if hasattr(coords, "shape") else type(coords).__name__
             raise UsageError(f"GON.decode coords of shape {shape}: this run needs a tensor (M, {d}) with M >= 1")
+        if not coords.is_floating_point() or coords.is_meta or not torch.isfinite(coords).all():
+            raise UsageError(f"GON.decode coords of dtype {coords.dtype} on {coords.device}: they must be finite "
+                             f"real numbers in memory (a float tensor)")
         limits.check(f"GON.decode: {n:,} latents at {len(coords):,} coordinates",
                      n * len(coords) * self.meta["out_dim"] * limits.F32, "decode fewer coordinates at a time")
         return coords.float()
@@ -379,3 +384,17 @@ def _check_which(method: str, which: str) -> None:
     """The checkpoint a method reads or writes: the run's last, or its best (best.safetensors)."""
     if which not in ("last", "best"):
         raise UsageError(f"{method} which = {which!r:.40}: 'last' or 'best'")
+
+
+def _device(device, what: str) -> torch.device:
+    """A device given to the API: `auto|cpu|cuda[:N]` (checked as --device is) or a torch.device."""
+    if isinstance(device, str):
+        try:
+            return resolve_device(device)
+        except UsageError as e:  # its message names --device, which GON.load's device= is (the CLI passes it)
+            if what == "GON device":
+                raise
+            raise UsageError(f"{what} = {device!r:.40}: {str(e).split(': ', 1)[1]}") from None
+    if isinstance(device, torch.device) and device.type in ("cpu", "cuda"):
+        return device
+    raise UsageError(f"{what} = {device!r:.40}: give 'auto', 'cpu', 'cuda' or 'cuda:N' (or a torch.device)")

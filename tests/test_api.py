@@ -253,6 +253,16 @@ def test_decode_checks_its_coordinates_and_their_output(digits_run, monkeypatch)
     for coords in (torch.zeros(10, 3), torch.zeros(0, 2), [[0.0, 0.0]]):
         with pytest.raises(UsageError, match=r"GON.decode coords of shape .*: this run needs a tensor \(M, 2\)"):
             gon.decode(z, coords)
+    for coords in (torch.full((5, 2), float("nan")), torch.zeros(5, 2, dtype=torch.bool),
+                   torch.zeros(5, 2, dtype=torch.complex64), torch.zeros(5, 2, device="meta")):
+        with pytest.raises(UsageError, match="they must be finite real numbers in memory"):
+            gon.decode(z, coords)  # NaN blamed the latents; complex was cast to real with a warning
+    for device in ("bogus", "meta", 3):  # torch's RuntimeError, or an AssertionError for "cuda" without CUDA
+        with pytest.raises(UsageError, match="GON.decode out_device = "):
+            gon.decode(z, torch.zeros(5, 2), out_device=device)
+    for bad in ({"name": 5}, {"name": "../checkpoint.safetensors"}, {"device": 3}):
+        with pytest.raises(UsageError):
+            GON.load(run, **bad)
     monkeypatch.setenv("IMPLICIT_GON_MEMORY", "1M")
     with pytest.raises(GONError, match="GON.decode: 2 latents at 1,000,000 coordinates needs about 7.6 MiB"):
         gon.decode(z, torch.zeros(1, 2).expand(10**6, 2))
