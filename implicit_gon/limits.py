@@ -130,14 +130,15 @@ def check_image_output(n: int, res: int, channels: int, what: str = "render",
 
 
 def check_audio_render(n_in: int, sr_in: int, sr_out: int, channels: int, length: int, hop: int,
-                       clips: int = 1) -> None:
+                       clips: int = 1, held: float = 0.0) -> None:
     """`clips` clips of n_in samples each rendered at sr_out: overlap-added windows (each output sample rendered by
-    length / hop windows), their weights and indices, the output and the WAV written from it."""
+    length / hop windows), their weights and indices, the output and the WAV written from it; `held` bytes are
+    kept meanwhile (the input's windows and their latents, when a clip given is rendered)."""
     n_out = n_in * sr_out / max(1, sr_in)
     overlap = max(1.0, length / max(1, hop))
     what = f"{clips} clips of " if clips > 1 else ""
     check(f"rendering {what}{n_out / max(1, sr_out):.1f} s at {sr_out} Hz",
-          n_out * (overlap * (channels * F32 + 16) + 4 * channels * F32 + 8) * max(1, clips),
+          n_out * (overlap * (channels * F32 + 16) + 4 * channels * F32 + 8) * max(1, clips) + held,
           "lower --sample-rate, --n or --seconds, or render a shorter clip")
 
 

@@ -393,8 +393,10 @@ def evaluate(gon, sig: AudioSignal, batch_size: int = 64, idx: torch.Tensor | No
 def render_clip(gon, sig: AudioSignal, clip: int, sr_out: int) -> torch.Tensor:
     """Encode every window of one clip and render the clip at sr_out: (T_out, C)."""
     from implicit_gon import limits
-    limits.check_audio_render(sig.clip_lengths[clip], sig.sample_rate, sr_out, sig.out_dim, sig.length, sig.hop)
     idx, starts = sig.clip_windows(clip)
+    held = sig.windows.numel() * limits.F32 + len(idx) * gon.cfg.model.latent_dim * limits.F32 * 2  # windows, z
+    limits.check_audio_render(sig.clip_lengths[clip], sig.sample_rate, sr_out, sig.out_dim, sig.length, sig.hop,
+                              held=held)
     z = gon.encode_signal(sig, idx)
     return join_windows(lambda ws, t: gon.decode(z[ws], t), starts, sig.length, sig.clip_lengths[clip],
                         sig.sample_rate, sr_out)

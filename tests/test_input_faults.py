@@ -538,6 +538,18 @@ def test_encoding_a_clip_counts_its_latents_before_decoding(audio_run, tmp_path,
     assert not (tmp_path / "z.npy").exists()
 
 
+def test_rendering_a_clip_counts_what_its_windows_and_latents_hold(audio_run, tmp_path, monkeypatch, capsys):
+    """render --input keeps the clip's windows and one latent per window while the rendering's own buffers are
+    allocated: judged alone, 600 s of silence (28 KB of FLAC) was 1.6 GiB and peaked at 2.4 GiB."""
+    import soundfile as sf
+    sf.write(tmp_path / "quiet.flac", np.zeros((16000 * 600, 1), np.float32), 16000)
+    monkeypatch.setenv("IMPLICIT_GON_MEMORY", "2G")
+    code, _, err = run_cli(["render", audio_run, "--input", tmp_path / "quiet.flac", "--out", tmp_path / "r.wav"],
+                           capsys)
+    one_line_error(code, err, "rendering 600.0 s at 16000 Hz needs about 2.", "GiB of memory, more than the 2.0 GiB")
+    assert not (tmp_path / "r.wav").exists()
+
+
 def test_two_hours_of_flac_silence_is_refused_with_or_without_its_length(tmp_path, audio_run):
     import soundfile as sf
     rate = 8000
