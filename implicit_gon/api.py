@@ -213,6 +213,8 @@ class GON:
             given["inputs"] = _listed(given["inputs"], adapter, f"{method} inputs")
         if "paths" in given:  # evaluate(paths="a.wav") is one file (iterated, 'a' was "file not found")
             given["paths"] = path_list(given["paths"], f"{method} paths")
+            if not given["paths"]:  # [] scored the run's own data as if none were given
+                raise UsageError(f"{method} paths = []: give at least one file, or leave paths out for the run's own")
         refuse_unused(adapter, name, given, lambda key: f"{key}=", label=method)  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
         given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options

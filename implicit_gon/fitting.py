@@ -69,6 +69,9 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
     last write; under torchrun rank 0 alone holds it."""
     from . import distributed, rundir
     adapter = _fit_adapter(kind, dataset, paths, val, options)
+    for key, value in (("resume", resume), ("progress", progress)):
+        if not isinstance(value, bool):  # "no" was taken as true
+            raise UsageError(f"fit_run {key} = {value!r:.40}: True or False")
     out, flags = rundir.check_out(out), dict(flags or {})
     name = data_flags(kind, flags, resume, dataset, paths, val)
     flags.update(adapter.fit_flags(options or {}))
@@ -96,6 +99,8 @@ def _fit_adapter(kind: str, dataset, paths, val, options: dict | None):
         takes = "dataset=" if adapter.fit_data == "dataset" else "paths= and val="
         raise UsageError(f"fit_run {unused[0]}=: not used for {kind} runs (they are given their data as {takes})")
     own = [o.name for o in adapter.fit_options]
+    if options is not None and not isinstance(options, dict):
+        raise UsageError(f"fit_run options = {options!r:.40}: a dict of the fit command's own options ({own})")
     for key in options or {}:
         if key not in own:
             raise UsageError(f"fit_run options={{{key!r:.40}: ...}}: not an option of {kind} runs (theirs: "

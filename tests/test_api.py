@@ -233,7 +233,9 @@ def test_fit_run_refuses_what_the_signal_has_no_flag_for(tmp_path, shared_data):
               "fit_run options={'source': ...}: not an option of audio runs (theirs: none)"),
              ({"kind": "images", "dataset": "digits", "paths": [wav]}, "fit_run paths=: not used for images runs"),
              ({"kind": "images", "dataset": "digits", "options": {"sorce": "gray"}}, "(theirs: source)"),
-             ({"kind": "vidio"}, "fit_run kind = 'vidio': not a signal that fits (registered: images, audio")]
+             ({"kind": "vidio"}, "fit_run kind = 'vidio': not a signal that fits (registered: images, audio"),
+             ({"kind": "audio", "paths": [wav], "resume": "no"}, "fit_run resume = 'no': True or False"),
+             ({"kind": "images", "dataset": "digits", "options": ["source"]}, "fit_run options = ['source']")]
     tiny = {"train.steps": 1, "model.hidden": 16, "model.layers": 2, "train.device": "cpu"}
     for kw, needle in cases:
         with pytest.raises(UsageError, match=re.escape(needle)):
@@ -242,6 +244,8 @@ def test_fit_run_refuses_what_the_signal_has_no_flag_for(tmp_path, shared_data):
     fit_run("audio", tmp_path / "r", paths=[wav], flags=tiny, progress=False)
     scores = GON.load(tmp_path / "r", "cpu").evaluate(paths=str(wav))
     assert scores["clips"] == 1 and scores["clip_names"] == "0: gt_bach.wav"
+    with pytest.raises(UsageError, match=re.escape("GON.evaluate paths = []: give at least one file")):
+        GON.load(tmp_path / "r", "cpu").evaluate(paths=[])  # scored the training clips
 
 
 def test_decode_checks_its_coordinates_and_their_output(digits_run, monkeypatch):
