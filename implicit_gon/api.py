@@ -44,7 +44,7 @@ class GON:
     def __init__(self, cfg: Config, meta: dict[str, Any], device: str | torch.device = "cpu"):
         self.cfg, self.meta = cfg, dict(meta)
         limits.check_model(cfg.model, meta["coord_dim"], meta["out_dim"], res=meta.get("res"))  # before allocating
-        self.device = _device(device, "GON device")
+        self.device = _device(device)
         self.model = make_decoder(cfg, meta)
         from . import methods  # methods and tasks use this module's helpers: imported when first needed
         from .tasks import attach_heads
@@ -388,15 +388,17 @@ def _check_which(method: str, which: str) -> None:
         raise UsageError(f"{method} which = {which!r:.40}: 'last' or 'best'")
 
 
-def _device(device, what: str) -> torch.device:
-    """A device given to the API: `auto|cpu|cuda[:N]` (checked as --device is) or a torch.device."""
+def _device(device, what: str | None = None) -> torch.device:
+    """A device given to the API: `auto|cpu|cuda[:N]` (checked as --device is) or a torch.device. what: the
+    argument to name in a refusal, where it is not --device (GON.load's device= is: the CLI passes it)."""
     if isinstance(device, str):
         try:
             return resolve_device(device)
-        except UsageError as e:  # its message names --device, which GON.load's device= is (the CLI passes it)
-            if what == "GON device":
+        except UsageError as e:
+            if what is None:
                 raise
             raise UsageError(f"{what} = {device!r:.40}: {str(e).split(': ', 1)[1]}") from None
     if isinstance(device, torch.device) and device.type in ("cpu", "cuda"):
         return device
-    raise UsageError(f"{what} = {device!r:.40}: give 'auto', 'cpu', 'cuda' or 'cuda:N' (or a torch.device)")
+    raise UsageError(f"{what or 'GON device'} = {device!r:.40}: give 'auto', 'cpu', 'cuda' or 'cuda:N' (or a "
+                     f"torch.device)")

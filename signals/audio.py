@@ -34,9 +34,10 @@ EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
 
 
 MAX_PEAK = 1000.0
-MAX_WINDOW = int(range_of("data.window")["max"] * range_of("data.sample_rate")["max"])  # samples in a window
 """Largest sample magnitude read (60 dB over full scale): float WAV/FLAC may exceed 1 by some headroom, never by
 this much (a hostile check's clip with one 3e38 sample trained until its loss overflowed)."""
+RATES = range_of("data.sample_rate")  # the rates a clip is read at, and read from
+MAX_WINDOW = int(range_of("data.window")["max"] * RATES["max"])  # samples in a window
 
 
 def find_clips(paths: list[str | Path]) -> list[Path]:
@@ -52,7 +53,7 @@ def read_clip(path: Path, sample_rate: int, channels: int = 1, overlap: float = 
     import soundfile as sf
     import soxr
     try:
-        check_value(sample_rate, int, range_of("data.sample_rate"))  # what the config allows (0 was soxr's ValueError)
+        check_value(sample_rate, int, RATES)  # what the config allows (0 was soxr's ValueError)
     except ValueError as e:
         raise UsageError(f"read_clip sample_rate = {sample_rate!r:.40}: {e}") from None
     try:  # one open file, not its name: libsndfile takes names as UTF-8 only (b'\\xff.wav' was a traceback)
@@ -95,10 +96,9 @@ def _decode(f, name: str, check: Callable) -> tuple[np.ndarray, int]:
     import soundfile as sf
     info = sf.info(f)
     f.seek(0)
-    rates = range_of("data.sample_rate")
-    if not rates["min"] <= info.samplerate <= rates["max"]:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz
-        raise DataError(f"{name}: a sample rate of {info.samplerate:,} Hz (audio is read at {rates['min']:,} to "
-                        f"{rates['max']:,} Hz)")
+    if not RATES["min"] <= info.samplerate <= RATES["max"]:  # 32 KB at 1 Hz is 4.4 hours at 16 kHz
+        raise DataError(f"{name}: a sample rate of {info.samplerate:,} Hz (audio is read at {RATES['min']:,} to "
+                        f"{RATES['max']:,} Hz)")
     sized = info.frames < UNKNOWN_FRAMES
     if sized:
         check(name, info.frames, info.samplerate, info.channels)
@@ -570,7 +570,7 @@ class AudioAdapter(SignalAdapter):
                 load_signal(cfg.data.val_paths, held) if cfg.data.val_paths else None)
     # the config's own ranges: a run's rate above data.sample_rate's 384,000 (a crafted 10**7) made render --input
     # of a 1 s clip take 48 s and 1.3 GB; a window is at most data.window's 60 s at that rate
-    meta_rules = {"sample_rate": (int, range_of("data.sample_rate")["min"], range_of("data.sample_rate")["max"]),
+    meta_rules = {"sample_rate": (int, RATES["min"], RATES["max"]),
                   "length": (int, 2, MAX_WINDOW), "hop": (int, 1, MAX_WINDOW), "channels": (int, 1, 64)}
 
     def signal_for_run(self, gon, paths=None) -> AudioSignal:
