@@ -128,13 +128,26 @@ def _check_counts(path: Path, declared: dict[str, int], got: dict[str, int]) -> 
                             f"(truncated or corrupt)")
 
 
-def _check_lines(path: Path, text: bytes, declared: int) -> None:
-    """An ASCII body of one element per line: as many lines as its header declares (comments and blank lines aside;
-    trimesh reads the declared ones and drops the rest, or runs short)."""
-    lines = sum(1 for line in map(bytes.strip, text.split(b"\n")) if line and not line.startswith(b"#"))
-    if lines != declared:
-        raise DataError(f"{path}: the header declares {declared:,} elements (one per line); the file has {lines:,} "
-                        f"lines of them (truncated or corrupt)")
+def _element_lines(text: bytes) -> list[bytes]:
+    """An ASCII body's element lines: comments and blank lines aside."""
+    return [line for line in map(bytes.strip, text.split(b"\n")) if line and not line.startswith(b"#")]
+
+
+def _check_lines(path: Path, lines: list[bytes], declared: int) -> None:
+    """An ASCII body of one element per line: as many lines as its header declares (trimesh reads the declared ones
+    and drops the rest, or runs short)."""
+    if len(lines) != declared:
+        raise DataError(f"{path}: the header declares {declared:,} elements (one per line); the file has "
+                        f"{len(lines):,} lines of them (truncated or corrupt)")
+
+
+def _check_face_counts(path: Path, faces: list[bytes]) -> None:
+    """Each face line opens with its vertex count, and must list that many: trimesh reads whatever indices follow
+    (`1000000000 0 2 1` was the triangle 0 2 1). More tokens than the count are allowed (colours may follow)."""
+    for i, words in enumerate(map(bytes.split, faces)):
+        if words[0].isdigit() and int(words[0]) > len(words) - 1:
+            raise DataError(f"{path}: face {i:,} declares {int(words[0]):,} vertices and lists {len(words) - 1} "
+                            f"(corrupt)")
 
 
 def _check_ply(path: Path, n_vertices: int, n_faces: int) -> None:
@@ -143,15 +156,21 @@ def _check_ply(path: Path, n_vertices: int, n_faces: int) -> None:
         end = head.find(b"end_header")
         if end < 0:
             raise DataError(f"{path}: no end_header in the first {MAX_PLY_HEADER:,} bytes (not a PLY header)")
-        counts = {}
+        counts, listed = {}, {}  # element -> declared count; element -> whether its first property is a list
         for words in map(str.split, head[:end].decode("latin-1").splitlines()):
             if len(words) == 3 and words[0] == "element" and words[2].isdigit():
                 counts[words[1]] = int(words[2])
+            elif words and words[0] == "property" and counts:
+                listed.setdefault(list(counts)[-1], words[1:2] == ["list"])
         _check_counts(path, {"vertices": counts.get("vertex", 0), "faces": counts.get("face", 0)},
                       {"vertices": n_vertices, "faces": n_faces})
         if re.search(rb"(?m)^format[ \t]+ascii\b", head[:end]):  # the format line's, not a comment's
             f.seek(head.index(b"\n", end) + 1)
-            _check_lines(path, f.read(), sum(counts.values()))
+            lines = _element_lines(f.read())
+            _check_lines(path, lines, sum(counts.values()))
+            if listed.get("face"):  # face lines open with their count where the list comes first
+                start = sum(counts[e] for e in list(counts)[:list(counts).index("face")])
+                _check_face_counts(path, lines[start:start + counts["face"]])
 
 
 def _check_off(path: Path, n_vertices: int, n_faces: int) -> None:
@@ -169,7 +188,9 @@ def _check_off(path: Path, n_vertices: int, n_faces: int) -> None:
         return  # not a header we know: trimesh says what it is
     nv, nf = int(counts[0]), int(counts[1])
     _check_counts(path, {"vertices": nv, "faces": nf}, {"vertices": n_vertices, "faces": n_faces})
-    _check_lines(path, rest, nv + nf)
+    lines = _element_lines(rest)
+    _check_lines(path, lines, nv + nf)
+    _check_face_counts(path, lines[nv:])
 
 
 def _check_stl(path: Path, n_vertices: int, n_faces: int) -> None:

@@ -257,12 +257,17 @@ def _ascii_ply(vertices: int, faces: int, comment: str = "") -> str:
      "no end_header in the first 65,536 bytes"),
     ("m.off", "OFF\n5 2 0\n" + TET_ASCII, "the header declares 2 faces; the file holds 1"),
     ("m.off", "OFF\n4 1 0\n" + TET_ASCII, "the header declares 5 elements (one per line); the file has 6 lines"),
+    ("m.off", "OFF\n4 2 0\n" + TET_ASCII.replace("3 0 2 1", "1000000000 0 2 1"),
+     "face 0 declares 1,000,000,000 vertices and lists 3 (corrupt)"),
+    ("m.ply", _ascii_ply(4, 2) + TET_ASCII.replace("3 0 1 3", "200 0 1 3 0"),
+     "face 1 declares 200 vertices and lists 4 (corrupt)"),
     ("m.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 0 1 2\nf 1 2 3\n",
      "a face refers to vertex 0 (OBJ numbers vertices from 1)")])
 def test_a_mesh_holding_other_than_its_header_declares_is_refused(name, text, needle, tmp_path):
     """trimesh reads an ASCII PLY or OFF line by line as far as it goes: 2e9 faces declared with 2 present trained
     on the 2, one vertex too many read a face line as a vertex, one face too few dropped the last, and a 70 KB
-    comment hid the counts from a check that read 64 KB; an OBJ face of vertex 0 became the last vertex."""
+    comment hid the counts from a check that read 64 KB; a face line whose count lies was read as the triangle of
+    its first indices; an OBJ face of vertex 0 became the last vertex."""
     from implicit_gon.errors import DataError
     from signals.sdf import load_mesh
     p = tmp_path / name
@@ -278,10 +283,13 @@ def test_whole_meshes_with_comments_polygons_and_relative_indices_still_load(tmp
     files = {"quads.ply": _ascii_ply(4, 2) + "0 0 0\n1 0 0\n1 1 0\n0 0 1\n4 0 1 2 3\n3 0 1 3\n",
              "m.off": "OFF\n# a comment\n4 2 0\n\n" + TET_ASCII, "inline.off": "OFF 4 2 0\n" + TET_ASCII,
              "no-edges.off": "OFF\n4 2\n" + TET_ASCII,  # the edge count is optional (it took a vertex line)
+             "colours.off": "OFF\n4 2 0\n" + TET_ASCII.replace("3 0 2 1", "3 0 2 1 255 0 0"),  # after the indices
+             "flagged.ply": _ascii_ply(4, 2).replace("property list", "property uchar flag\nproperty list")
+             + TET_ASCII.replace("3 0 2 1", "9 3 0 2 1").replace("3 0 1 3", "9 3 0 1 3"),  # the list comes second
              "m.obj": "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1/1 2/0 3\nf -4 -3 -1\n"}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    assert [len(load_mesh(tmp_path / n).faces) for n in files] == [3, 2, 2, 2, 2]
+    assert [len(load_mesh(tmp_path / n).faces) for n in files] == [3, 2, 2, 2, 2, 2, 2]
     binary = trimesh.creation.box().export(file_type="ply", encoding="binary")  # "format ascii" in a comment only
     (tmp_path / "b.ply").write_bytes(binary.replace(b"end_header", b"comment made from format ascii\nend_header"))
     assert len(load_mesh(tmp_path / "b.ply").faces) == 12
