@@ -433,6 +433,18 @@ def main(argv: Optional[list] = None) -> None:
             interrupts.release()
 
 
+def _command_path(argv: Optional[list]) -> str:
+    """The command the words name, as `implicit-gon fit images`: click's parser errors (a flag missing its value)
+    carry no context to say it."""
+    cmd, path = typer.main.get_command(app), ["implicit-gon"]
+    for word in sys.argv[1:] if argv is None else argv:
+        cmd = getattr(cmd, "commands", {}).get(word)
+        if cmd is None:
+            break
+        path.append(word)
+    return " ".join(path)
+
+
 def _main(argv: Optional[list]) -> None:
     from implicit_gon.errors import GONError, Interrupted, UsageError, one_line
     usage, abort = _click_errors()
@@ -452,7 +464,7 @@ def _main(argv: Optional[list]) -> None:
         _exit_stopped(e.__cause__ if isinstance(e.__cause__, KeyboardInterrupt) else e)
     except usage as e:  # click's own (an unknown flag, a missing argument): one line like ours, and where to look
         ctx = getattr(e, "ctx", None)
-        see = ctx.command_path if ctx is not None else "implicit-gon"
+        see = ctx.command_path if ctx is not None else _command_path(argv)
         print(f"error: {one_line(e.format_message()).rstrip('.')} (see {see} -h)", file=sys.stderr)
         sys.exit(e.exit_code)
     except OSError as e:
