@@ -135,7 +135,10 @@ class GON:
         latents of its windows (every eighth of a window, as render encodes them); SDF: a mesh file, or index= a
         training shape, (1, K). A signals Batch gives its latents on its own coordinates."""
         if hasattr(inputs, "coords"):
-            return self.encode_batch(inputs).cpu().numpy()
+            from .verbs import check_finite
+            z = self.encode_batch(inputs).cpu().numpy()
+            check_finite("GON.encode", z)
+            return z
         return self.run_verb("encode", out, inputs=inputs, batch_size=batch_size, **options)
 
     def encode_images(self, images, batch_size: int = 64) -> np.ndarray:

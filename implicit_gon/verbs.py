@@ -170,7 +170,18 @@ def run_verb(gon, verb_name: str, opts: VerbOptions, flag: Callable[[str], str] 
     output = getattr(adapter, verb_name)(gon, opts)
     if verb_name == "eval":
         check_scores(output.value)
+    else:
+        check_finite(verb_name, output.value)
     return output
+
+
+def check_finite(verb_name: str, value: Any) -> None:
+    """A verb's array of numbers (latents, a waveform, distances) holds no NaN or infinity: finite weights so large
+    that F or its gradient overflows gave `encode` NaN latents, written with exit 0."""
+    import numpy as np
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fc" and not np.isfinite(value).all():
+        raise GONError(f"{verb_name}: the result holds NaN or infinity: the model's outputs or their gradient "
+                       f"overflow (its weights are finite but too large to evaluate)")
 
 
 def check_scores(scores: Any, key: str = "") -> None:

@@ -142,6 +142,14 @@ def test_finite_weights_too_large_to_evaluate_are_one_line_not_nan_scores(digits
         code, _, err = run_cli(args, capsys)
         assert code == 1 and err.count("\n") == 1 and "outputs hold NaN or infinity" in err, err
     assert not (tmp_path / "x.png").exists()
+    # encode wrote NaN latents with exit 0
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(tmp_path / "digit.png")
+    code, _, err = run_cli(["encode", run, tmp_path / "digit.png", "--out", tmp_path / "z.npy"], capsys)
+    assert code == 1 and err == ("error: encode: the result holds NaN or infinity: the model's outputs or their "
+                                 "gradient overflow (its weights are finite but too large to evaluate)\n"), err
+    assert not (tmp_path / "z.npy").exists()
+    with pytest.raises(GONError, match="^GON.encode: the result holds NaN or infinity"):
+        gon.encode(ImageSignal(np.full((1, 8, 8, 1), 0.5, np.float32), "x").full(torch.tensor([0]), "cpu"))
 
 
 def test_overwrite_replaces_a_run_whole_and_nothing_else(tmp_path):
