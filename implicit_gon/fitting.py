@@ -109,8 +109,9 @@ def _fit_adapter(kind: str, dataset, paths, val, options: dict | None):
 
 
 def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool, sets, dist):
-    """(the resumed GON or None, its optimizer state, the run's config): resume loads the run in out and layers the
-    command line on its config; a new run resolves its config and refuses settings it would not read."""
+    """(the resumed GON or None, its optimizer state, the run's config, what the resume changed): resume loads the
+    run in out and layers the command line on its config; a new run resolves its config and refuses settings it
+    would not read."""
     from . import GON, distributed, rundir
     from .checkpoint import CKPT
     from .config import check_given_keys, given_keys, resolve
@@ -124,8 +125,8 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
         if gon.meta.get("signal") != kind:  # before its config meets this command's data settings
             raise UsageError(f"{out}: holds a run of {gon.meta.get('signal')}, not {kind}: continue it with "
                              f"fit {gon.meta.get('signal')} --resume")
-        rundir.resume(gon, opt_state, out, config, flags, sets or (), log=dist.main)
-        return gon, opt_state, gon.cfg
+        changed = rundir.resume(gon, opt_state, out, config, flags, sets or ())
+        return gon, opt_state, gon.cfg, changed
     if (out / CKPT).is_file():
         raise UsageError(f"{out}: already holds a run (pass --resume to continue it, or choose another --out)")
     cfg = resolve(kind, name, config, flags, sets or ())
@@ -134,15 +135,15 @@ def _open_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool
         cfg.data.data_dir = absolute(cfg.data.data_dir)
     if signal_adapter(kind).fit_data == "files":
         hold_out(cfg)
-    return None, None, cfg
+    return None, None, cfg, {}
 
 
 def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bool, progress: bool, sets,
                 dist) -> None:
-    from . import distributed, limits
+    from . import distributed, limits, rundir
     from .train import fit, train
 
-    gon, opt_state, cfg = _open_run(kind, name, config, flags, out, resume, sets, dist)
+    gon, opt_state, cfg, changed = _open_run(kind, name, config, flags, out, resume, sets, dist)
     if gon is not None and gon.step >= cfg.train.steps:  # finished: its last step is logged once, not again
         if dist.main:
             say(f"{out}: already trained to step {gon.step} (train.steps {cfg.train.steps}): nothing to do; "
@@ -163,6 +164,8 @@ def _fit_in_run(kind: str, name: str, config, flags: dict, out: Path, resume: bo
         gon = fit(train_sig, cfg, out, val_sig, progress, dist=dist)
         final = gon.last_validation
     else:
+        if dist.main:
+            rundir.log_resume(out, gon.step, changed)
         final = train(gon, train_sig, out, val_sig, opt_state, progress, dist=dist)
     distributed.shutdown(dist)
     if dist.main:

@@ -230,8 +230,8 @@ def session(run: str | os.PathLike, step: int | None = None) -> Iterator[Path]:
         with locked(run) as run:
             before = _own_files(run)
             try:
+                clean_temps(run)  # a resume with nothing to do, too: a killed writer's files go when the run is used
                 if step is not None:
-                    clean_temps(run)
                     repair_metrics(run, step)
                 yield run
             except KeyboardInterrupt as e:
@@ -277,16 +277,11 @@ def training(train_fn):
 
 
 
-def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, flags: dict, sets=(),
-           log: bool = True) -> dict:
+def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, flags: dict, sets=()) -> dict:
     """Apply a `fit --resume`'s flags, --config files and --set to a loaded run (config.resume_config decides what
-    may change), scale the stored Adam learning rates to a new --lr, and log what changed as a metrics.jsonl row
-    (unless log is False: the ranks other than 0 under torchrun). A checkpoint without optimiser state cannot
-    continue the same run and is refused."""
-    import time
-
+    may change) and return what changed (log_resume records it once the run trains on). A checkpoint without
+    optimiser state cannot continue the same run and is refused."""
     from .config import resume_config
-    from .fsio import append_jsonl
     if opt_state is None:
         raise GONError(f"{run}: the checkpoint holds no optimiser state, so the run cannot be resumed exactly "
                        f"(start a new run with another --out)")
@@ -295,10 +290,18 @@ def resume(gon, opt_state: dict | None, run: str | os.PathLike, config_files, fl
     if cfg.train.steps < gon.step:
         raise UsageError(f"--steps {cfg.train.steps}: the run is already at step {gon.step}")
     gon.cfg = cfg  # train() sets every group's rate from this config each step (a new --lr included)
-    if changed and log:
-        repair_metrics(run, gon.step)  # first, so the row never lands after a torn line
-        append_jsonl(Path(run) / METRICS, {"step": gon.step, "event": "resume", "changed": changed, "time": time.time()})
     return changed
+
+
+def log_resume(run: str | os.PathLike, step: int, changed: dict) -> None:
+    """What a `fit --resume` changed, as a metrics.jsonl row: written when the resumed run is about to train, so a
+    resume with nothing to do (already at its --steps), or refused, records no change it never applied."""
+    import time
+
+    from .fsio import append_jsonl
+    if changed:
+        repair_metrics(run, step)  # first, so the row never lands after a torn line
+        append_jsonl(Path(run) / METRICS, {"step": step, "event": "resume", "changed": changed, "time": time.time()})
 
 
 def _check_optimizer(gon, opt_state: dict, run) -> None:

@@ -214,6 +214,18 @@ def test_a_stopped_or_killed_writer_leaves_no_temp_file(tmp_path, what, sig):
     assert _temps(folder) == []
 
 
+def test_a_cache_folder_is_swept_when_a_cache_is_read_not_only_built(tmp_path, monkeypatch):
+    """A killed builder's temporary file stayed while later runs only read their caches from the folder."""
+    from implicit_gon import fsio
+    from signals.datasets.cache import cached_array
+    cached_array(tmp_path, "digits-train", "k", (2, 8, 8, 1), lambda a: a.fill(0))
+    dead = tmp_path / ".mnist-train-j.npy.999999999.abcd1234.tmp.npy"  # beyond pid_max: no such process
+    dead.write_bytes(b"partial")
+    monkeypatch.setattr(fsio, "_SWEPT", set())  # a later process: each sweeps a folder once
+    cached_array(tmp_path, "digits-train", "k", (2, 8, 8, 1), lambda a: pytest.fail("the cache was rebuilt"))
+    assert not dead.exists()
+
+
 def test_a_live_writers_temp_file_is_left_alone(tmp_path):
     from implicit_gon.fsio import sweep_stale
     mine = tmp_path / f".x.png.{os.getpid()}.abcd1234.tmp.png"

@@ -275,6 +275,17 @@ def test_resume_applies_lr_batch_size_points_and_logs_them(run, capsys):
     assert event[0]["changed"]["train.points"] == [1.0, 0.5]
 
 
+def test_a_resume_with_nothing_to_do_logs_no_change_and_sweeps_the_run(run, capsys):
+    """Already at its --steps, a resume applies nothing: it logged the flags' changes as applied (and a later real
+    resume logged them again), and left a killed writer's temporary file, swept only once it trained."""
+    dead = run / f".{checkpoint.CKPT}.999999999.abcd1234.tmp.safetensors"  # beyond pid_max: its writer is dead
+    dead.write_bytes(b"partial")
+    before = (run / rundir.METRICS).read_bytes()
+    code, _, err = run_cli(["fit", "images", "--out", run, "--resume", "--steps", "2", "--lr", "0.002"], capsys)
+    assert code == 0 and "nothing to do" in err, err
+    assert (run / rundir.METRICS).read_bytes() == before and not dead.exists()
+
+
 @pytest.mark.parametrize("flags,needle", [(["--hidden", "32"], "model.hidden"), (["--seed", "3"], "train.seed"),
                                           (["--dataset", "mnist"], "data.dataset"), (["--variational"], "variational"),
                                           (["--set", "gon.step_size=0.5"], "gon.step_size"), (["--lr", "-1"], "lr"),

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from implicit_gon.errors import DataError
-from implicit_gon.fsio import atomic_path
+from implicit_gon.fsio import atomic_path, sweep_stale
 
 HEADER_SLACK = 1 << 16  # the .npy header, and a little room
 Builder = Callable[[np.ndarray], None]  # fills a (n, H, W, C) uint8 array in place
@@ -51,8 +51,10 @@ def cache_key(sources: Iterable[Path], settings: dict) -> str:
 
 
 def cached_array(cache_dir: Path, stem: str, key: str, shape: tuple[int, ...], build: Builder) -> np.ndarray:
-    """Memory-map cache_dir/{stem}-{key}.npy, building it first (atomically) if it is not there."""
+    """Memory-map cache_dir/{stem}-{key}.npy, building it first (atomically) if it is not there. The folder's
+    temporary files from killed builders go whenever it is used, not only when a cache is built into it."""
     path = cache_dir / f"{stem}-{key}.npy"
+    sweep_stale(cache_dir)
     if path.is_file():
         try:
             arr = np.load(path, mmap_mode="r")
