@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from .errors import GONError
+from .errors import GONError, Interrupted
 
 TIMEOUT = datetime.timedelta(minutes=10)
 """How long a rank waits for the others at a collective before it gives up (a peer that hangs, not one that dies:
@@ -99,9 +100,14 @@ def _end_quietly_on_sigterm(rank: int) -> None:
 @contextlib.contextmanager
 def collective(d: Dist):
     """A collective whose peer died (gloo: connection closed) becomes one line, not a traceback."""
+    from . import interrupts
     try:
         yield
     except RuntimeError as e:
+        signum = interrupts.pending() or interrupts.raised()
+        if signum is not None:  # torchrun stopped every rank, and a peer left first: a stop, not a failure
+            raise Interrupted(f"rank {d.rank}: interrupted by {signal.Signals(signum).name} (another rank stopped "
+                              f"first); the last checkpoint is intact", 128 + signum) from None
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise GONError(f"rank {d.rank}: stopped because another rank failed ({reason}); the last checkpoint is "
                        f"intact") from None

@@ -7,7 +7,9 @@ exit with 128 + the signal's number (130, 143, 129)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Iterator
@@ -18,8 +20,9 @@ REPEAT_GRACE = 3.0
 of the terminal's group, and a wrapper (torchrun, timeout, make) may forward it again a few milliseconds later;
 cut short by that echo, a run lost the step's checkpoint (or, before its first, everything). A signal after this
 stops at once: the user insists, and the last checkpoint on disk is whole (every write is renamed into place)."""
-_state = {"defer": 0, "pending": None, "since": 0.0, "raised": None, "raised_at": 0.0}
-# depth of deferred() blocks; the signal that arrived inside one and when; the last signal raised as Stop
+_state = {"defer": 0, "pending": None, "since": 0.0, "raised": None, "raised_at": 0.0, "redeliver": False}
+# depth of deferred() blocks; the signal that arrived inside one and when; the last signal raised as Stop; whether
+# a signal that came during an import waits to be delivered again
 
 
 class Stop(KeyboardInterrupt):
@@ -56,8 +59,39 @@ def _handler(signum, frame) -> None:
         return  # the same stop, delivered twice
     if _state["raised"] is not None and time.monotonic() - _state["raised_at"] < REPEAT_GRACE:
         return  # the same stop again while the first unwinds (raised there, it cut its handling short)
+    if _importing(frame):
+        _after_import(signum)
+        return
     _state["raised"], _state["raised_at"] = signum, time.monotonic()
     raise Stop(signum)
+
+
+def _importing(frame) -> bool:
+    """Whether the frame runs inside an import. torch registers its operators as its modules import, and its C++
+    side clears an exception raised there: a stop raised inside it was swallowed, the run went on with a module
+    half made (torchrun's ranks then failed with "torch.Generator() cannot be called before the opaque metaclass
+    is set" and the like, each with a traceback)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _after_import(signum: int) -> None:
+    """Deliver the signal again once the main thread has left its imports (polled every 20 ms by a thread:
+    Python runs handlers, and so raises, in the main thread only)."""
+    if _state["redeliver"]:
+        return  # already on its way
+    _state["redeliver"] = True
+    main = threading.main_thread().ident
+
+    def watch():
+        while _importing(sys._current_frames().get(main)):
+            time.sleep(0.02)
+        _state["redeliver"] = False
+        os.kill(os.getpid(), signum)
+    threading.Thread(target=watch, name="stop-after-import", daemon=True).start()
 
 
 def raised() -> int | None:

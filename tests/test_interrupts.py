@@ -362,3 +362,36 @@ def test_the_stop_line_names_the_command_that_continues(tmp_path):
     fit(image_signal(), small_cfg(steps=2), run, progress=False)
     line = str(rundir.interrupted(run, signal.SIGTERM))
     assert f"continue with `implicit-gon fit images --out '{run}' --resume`" in line and "(step 2)" in line
+
+
+def test_a_stop_during_an_import_waits_for_the_import_to_finish(tmp_path):
+    """torch registers its operators as its modules import, and clears an exception raised there: a stop raised
+    inside was swallowed and the run went on with a module half made (torchrun's ranks then failed with
+    tracebacks). The stop now lands once the import is done, whole."""
+    (tmp_path / "slow_module.py").write_text("import time\ntime.sleep(1.0)\ndone = True\n")
+    code = ("import os, signal, sys, threading, time\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+            "try:\n    import slow_module\n    time.sleep(30)\n"
+            "except KeyboardInterrupt as e:\n"
+            "    print(type(e).__name__, getattr(sys.modules.get('slow_module'), 'done', False))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "Stop True", (p.stdout, p.stderr)
+
+
+def test_a_collective_that_a_stop_broke_is_that_stop(monkeypatch):
+    """torchrun stops every rank; a rank whose peer had left first said "stopped because another rank failed"
+    and exited 1."""
+    from implicit_gon import distributed, interrupts
+    from implicit_gon.errors import GONError, Interrupted
+    d = distributed.Dist(rank=0, world=2)
+    monkeypatch.setitem(interrupts._state, "pending", signal.SIGTERM)  # it came during the step's collective
+    with pytest.raises(Interrupted, match=r"^rank 0: interrupted by SIGTERM \(another rank stopped first\)") as e:
+        with distributed.collective(d):
+            raise RuntimeError("Connection closed by peer")
+    assert e.value.code == 143
+    monkeypatch.setitem(interrupts._state, "pending", None)
+    monkeypatch.setitem(interrupts._state, "raised", None)
+    with pytest.raises(GONError, match=r"^rank 0: stopped because another rank failed \(Connection closed"):
+        with distributed.collective(d):
+            raise RuntimeError("Connection closed by peer")
