@@ -63,10 +63,11 @@ def load_mesh(path: Path):
     suffix = Path(path).suffix.lower()
     if suffix == ".glb":
         _check_glb(path)
-    if suffix in (".glb", ".gltf"):
-        _check_uris(path)
-    try:
-        mesh = trimesh.load(str(path), force="mesh", process=False)  # processing drops non-finite vertices silently
+    gltf = suffix in (".glb", ".gltf")
+    if gltf:
+        _check_gltf(path)
+    try:  # processing drops non-finite vertices silently
+        mesh = trimesh.load(str(path), force="mesh", process=False, resolver=_gltf_resolver(path) if gltf else None)
     except Exception as e:  # trimesh raises many types for unparsable input
         raise DataError(f"{path}: not a readable mesh ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if not isinstance(mesh, trimesh.Trimesh):
@@ -216,19 +217,42 @@ def _check_obj(path: Path, n_vertices: int, n_faces: int) -> None:
 MAX_GLTF_JSON = 64 << 20  # bytes of a glTF's JSON (a real one is kilobytes; its arrays live in buffers)
 
 
-def _check_uris(path: Path) -> None:
-    """The files a glTF's buffers and images name must lie beside it, in its folder or below, and exist: trimesh
-    refuses the others with advice for programmers (`pass FilePathResolver(path, allow_anywhere=True)`)."""
-    from urllib.parse import unquote
+def _check_gltf(path: Path) -> None:
+    """A glTF's JSON parses, the files it names lie beside it, and its declared spans lie within their buffers."""
     try:
         doc = json.loads(_gltf_json(path))
     except (ValueError, UnicodeDecodeError) as e:  # trimesh's own message named a file not found
         raise DataError(f"{path}: not a glTF (its JSON does not parse: {str(e).splitlines()[0][:120]})") from None
-    folder = Path(path).resolve().parent
+    doc = doc if isinstance(doc, dict) else {}
+    sizes = _check_uris(path, doc)
+    if Path(path).suffix.lower() == ".glb" and _items(doc, "buffers") and "uri" not in _items(doc, "buffers")[0]:
+        sizes[0] = _glb_bin_length(path)  # a GLB's first buffer is its BIN chunk
+    _check_spans(path, doc, sizes)
+
+
+def _glb_bin_length(path: Path) -> int:
+    """The length of a GLB's BIN chunk, which follows its JSON chunk (0 if it has none)."""
+    with open(path, "rb") as f:
+        f.seek(12)
+        f.seek(20 + int.from_bytes(f.read(4), "little"))
+        head = f.read(8)
+    return int.from_bytes(head[:4], "little") if len(head) == 8 and head[4:] == b"BIN\0" else 0
+
+
+def _items(doc: dict, kind: str) -> list:
+    items = doc.get(kind)
+    return [item if isinstance(item, dict) else {} for item in items] if isinstance(items, list) else []
+
+
+def _check_uris(path: Path, doc: dict) -> dict[int, int]:
+    """The files a glTF's buffers and images name must lie beside it, in its folder or below, and exist: trimesh
+    refuses the others with advice for programmers (`pass FilePathResolver(path, allow_anywhere=True)`). Returns
+    the size in bytes of each buffer read from a file."""
+    from urllib.parse import unquote
+    folder, sizes = Path(path).resolve().parent, {}
     for kind in ("buffers", "images"):
-        items = doc.get(kind) if isinstance(doc, dict) else None
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            uri = item.get("uri") if isinstance(item, dict) else None
+        for i, item in enumerate(_items(doc, kind)):
+            uri = item.get("uri")
             if not isinstance(uri, str) or uri.startswith("data:"):
                 continue
             target = (folder / unquote(uri)).resolve()
@@ -237,6 +261,58 @@ def _check_uris(path: Path) -> None:
                                 f"read with the files beside it only)")
             if kind == "buffers" and not target.is_file():
                 raise DataError(f"{path}: buffer {i} names {uri!r:.80}, which is not there")
+            if kind == "buffers":
+                sizes[i] = target.stat().st_size
+    return sizes
+
+
+GLTF_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
+GLTF_TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+
+
+def _check_spans(path: Path, doc: dict, sizes: dict[int, int]) -> None:
+    """Each buffer within its file, each view within its buffer, each accessor within its view: trimesh failed on
+    a view past its buffer with a bare AssertionError and on an accessor past its view with a reshape error."""
+    buffers = [_whole(path, f"buffer {i}", b, "byteLength") for i, b in enumerate(_items(doc, "buffers"))]
+    for i, size in sizes.items():
+        if buffers[i] > size:
+            raise DataError(f"{path}: buffer {i} declares {buffers[i]:,} bytes; its data holds {size:,}")
+    views = []
+    for i, view in enumerate(_items(doc, "bufferViews")):
+        start, length, b = (_whole(path, f"bufferView {i}", view, k) for k in ("byteOffset", "byteLength", "buffer"))
+        if b >= len(buffers) or start + length > buffers[b]:
+            raise DataError(f"{path}: bufferView {i} spans bytes {start:,}-{start + length:,} of buffer {b}, "
+                            f"which {'is not there' if b >= len(buffers) else f'declares {buffers[b]:,}'}")
+        views.append((length, _whole(path, f"bufferView {i}", view, "byteStride")))
+    for i, acc in enumerate(_items(doc, "accessors")):
+        if "bufferView" not in acc:
+            continue  # all zeros (or sparse): no bytes to read
+        v, count, start = (_whole(path, f"accessor {i}", acc, k) for k in ("bufferView", "count", "byteOffset"))
+        item = GLTF_COMPONENT_BYTES.get(acc.get("componentType"), 1) * GLTF_TYPE_COMPONENTS.get(acc.get("type"), 1)
+        end = start + (count - 1) * max(views[v][1], item) + item if v < len(views) and count else start
+        if v >= len(views) or end > views[v][0]:
+            raise DataError(f"{path}: accessor {i} reads {count:,} items from bufferView {v}, which "
+                            f"{'is not there' if v >= len(views) else f'holds {views[v][0]:,} bytes'}")
+
+
+def _whole(path: Path, where: str, item: dict, key: str) -> int:
+    value = item.get(key, 0)
+    if type(value) is not int or value < 0:
+        raise DataError(f"{path}: {where}'s {key} is {value!r:.40}, not a whole number of at least 0")
+    return value
+
+
+def _gltf_resolver(path: Path):
+    """trimesh looks a glTF's file names up as written, but the glTF spec percent-encodes them: 'my%20mesh.bin'
+    names 'my mesh.bin' (trimesh said FileNotFoundError)."""
+    from urllib.parse import unquote
+    resolvers = _trimesh().resolvers
+
+    class Unquoting(resolvers.FilePathResolver):
+        def get(self, name: str):
+            return super().get(unquote(name))
+
+    return Unquoting(str(path))
 
 
 def _gltf_json(path: Path) -> bytes:

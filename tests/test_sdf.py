@@ -2,6 +2,7 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,6 +354,66 @@ def test_a_glb_declaring_more_than_it_holds_is_refused_before_reading(tmp_path):
         load_mesh(bad)
     trimesh.creation.icosphere(1).export(tmp_path / "ok.glb")
     assert len(load_mesh(tmp_path / "ok.glb").faces) == 80
+
+
+def _gltf_box(folder: Path) -> tuple[Path, dict]:
+    """trimesh's box as a .gltf with its two buffer files, in `folder`; returns its path and parsed JSON."""
+    folder.mkdir()
+    for name, data in trimesh.creation.box().export(file_type="gltf").items():
+        (folder / name).write_bytes(data)
+    return folder / "model.gltf", json.loads((folder / "model.gltf").read_text())
+
+
+def test_a_gltf_names_its_files_percent_encoded(tmp_path):
+    """The glTF spec percent-encodes URIs: 'my%20buffer.bin' is the file 'my buffer.bin' (trimesh looked up the
+    name as written: FileNotFoundError)."""
+    from signals.sdf import load_mesh
+    p, doc = _gltf_box(tmp_path / "m")
+    (p.parent / doc["buffers"][0]["uri"]).rename(p.parent / "my buffer.bin")
+    doc["buffers"][0]["uri"] = "my%20buffer.bin"
+    p.write_text(json.dumps(doc))
+    assert len(load_mesh(p).faces) == 12
+
+
+@pytest.mark.parametrize("kind,i,field,value,needle", [
+    ("buffers", 0, "byteLength", 4_000_000_000, "buffer 0 declares 4,000,000,000 bytes; its data holds 144"),
+    ("bufferViews", 0, "byteOffset", 4_000_000_000,
+     "bufferView 0 spans bytes 4,000,000,000-4,000,000,144 of buffer 0, which declares 144"),
+    ("bufferViews", 1, "buffer", 7, "bufferView 1 spans bytes 0-96 of buffer 7, which is not there"),
+    ("accessors", 0, "count", 1_000_000_000, "accessor 0 reads 1,000,000,000 items from bufferView 0, which holds 144"),
+    ("accessors", 1, "bufferView", 9, "accessor 1 reads 8 items from bufferView 9, which is not there"),
+    ("accessors", 0, "byteOffset", -4, "accessor 0's byteOffset is -4, not a whole number of at least 0"),
+    ("accessors", 0, "count", 2.5, "accessor 0's count is 2.5, not a whole number of at least 0")])
+def test_a_gltf_declaring_spans_past_its_data_is_refused(kind, i, field, value, needle, tmp_path):
+    """A view past its buffer was trimesh's bare AssertionError, an accessor past its view a reshape error."""
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    p, doc = _gltf_box(tmp_path / "m")
+    doc[kind][i][field] = value
+    p.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(f"{p}: {needle}")):
+        load_mesh(p)
+
+
+def test_a_glb_buffer_longer_than_its_bin_chunk_is_refused(tmp_path):
+    import struct
+
+    from implicit_gon.errors import DataError
+    from signals.sdf import load_mesh
+    trimesh.creation.box().export(tmp_path / "ok.glb")
+    raw = (tmp_path / "ok.glb").read_bytes()
+    n = struct.unpack("<I", raw[12:16])[0]
+    doc = json.loads(raw[20:20 + n])
+    held = doc["buffers"][0]["byteLength"]
+    doc["buffers"][0]["byteLength"] = held + 100
+    text = json.dumps(doc).encode()
+    text += b" " * (-len(text) % 4)
+    body = struct.pack("<I", len(text)) + b"JSON" + text + raw[20 + n:]
+    bad = tmp_path / "bad.glb"
+    bad.write_bytes(b"glTF" + struct.pack("<II", 2, 12 + len(body)) + body)
+    assert len(load_mesh(tmp_path / "ok.glb").faces) == 12
+    with pytest.raises(DataError, match=re.escape(f"{bad}: buffer 0 declares {held + 100:,} bytes; its data holds")):
+        load_mesh(bad)
 
 
 def test_a_face_listed_many_times_is_one_face(tmp_path):
