@@ -445,10 +445,39 @@ def _command_path(argv: Optional[list]) -> str:
     return " ".join(path)
 
 
+def _repeated_flag(argv: Optional[list]) -> Optional[str]:
+    """What is wrong if a flag is given twice: click keeps the last value and ignores the first, so `--lr 1e-3 ...
+    --lr 1e-4` trained at 1e-4 without a word. Flags that take many values (`--set`, `--config`) may repeat."""
+    cmd, words = typer.main.get_command(app), list(sys.argv[1:] if argv is None else argv)
+    while words and words[0] in getattr(cmd, "commands", {}):
+        cmd = cmd.commands[words.pop(0)]
+    opts = {name: p for p in getattr(cmd, "params", []) if getattr(p, "param_type_name", "") == "option"
+            for name in p.opts + p.secondary_opts}
+    seen, value_next = {}, False
+    for word in words:
+        if word == "--":
+            break
+        param = None if value_next else opts.get(word.split("=", 1)[0])
+        value_next = param is not None and not param.is_flag and "=" not in word
+        if param is None or param.multiple or param.count:
+            continue
+        flag = word.split("=", 1)[0]
+        if param.name in seen:
+            first = seen[param.name]
+            return f"{flag} is given twice" if flag == first else f"{first} and {flag} are both given"
+        seen[param.name] = flag
+    return None
+
+
 def _main(argv: Optional[list]) -> None:
     from implicit_gon.errors import GONError, Interrupted, UsageError, one_line
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
+    repeated = _repeated_flag(argv)
+    if repeated is not None:
+        print(f"error: {repeated} (the last would silently win): give it once (see {_command_path(argv)} -h)",
+              file=sys.stderr)
+        sys.exit(2)
     try:
         try:
             rc = typer.main.get_command(app).main(args=argv, prog_name="implicit-gon", standalone_mode=False)

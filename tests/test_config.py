@@ -202,6 +202,25 @@ def test_usage_errors_exit_2_in_one_line(args, see):
     assert p.stderr.endswith(f"(see {see} -h)\n"), p.stderr
 
 
+@pytest.mark.parametrize("args,says", [
+    (["fit", "images", "--lr", "1e-3", "--steps", "3", "--lr=1e-4"], "--lr is given twice"),
+    (["fit", "images", "--variational", "--no-variational"], "--variational and --no-variational are both given"),
+    (["render", "RUN", "--res", "8", "--out", "x.png", "--res", "16"], "--res is given twice")])
+def test_a_flag_given_twice_is_refused(args, says):
+    """click kept the last value and ignored the first without a word."""
+    p = _cli(*args)
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {says} ") and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_flags_of_many_values_may_repeat(tmp_path):
+    """--set and --config take many values; a value that spells a flag is a value, not the flag again."""
+    p = _cli("fit", "images", "--set", "train.lr=1e-3", "--set", "train.steps=2", "--out", str(tmp_path / "r"),
+             "--steps", "1", "--dataset", "nope")
+    assert p.returncode == 2 and "unknown dataset 'nope'" in p.stderr, p.stderr
+    p = _cli("fit", "images", "--out", "--steps", "--steps", "1", "--dataset", "nope")
+    assert p.returncode == 2 and "twice" not in p.stderr, p.stderr
+
+
 def test_help_alias_and_version():
     h = _cli("-h")
     assert h.returncode == 0 and "Usage: implicit-gon" in h.stdout and "Traceback" not in h.stderr
