@@ -35,6 +35,8 @@ from .step import gon_latents
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
 DECODE_BUDGET = 1 << 23
 # the CLI's flags whose keyword is not the flag's own name (`from` is a Python keyword)
+# how to refit a run's latent Gaussian, for messages read from the CLI and from Python alike
+REFIT = "`implicit-gon sample RUN --refit` (in Python, gon.refit_gaussian())"
 CLI_NAMES = {"data": ("--data", "paths"), "input": ("--input", "inputs"), "from": ("--from", "from_")}
 
 
@@ -300,16 +302,16 @@ class GON:
         if self.samples_prior:
             return eps  # a variational GON's decode() feeds z through head.mu; a VAE decodes it as it is
         if self.gaussian is None:
-            raise GONError("this run has no fitted latent Gaussian: run `implicit-gon sample RUN --refit`")
+            raise GONError(f"this run has no fitted latent Gaussian: refit it with {REFIT}")
         mean, cov = (t.double() for t in self.gaussian)
         if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
-            raise GONError("this run's latent Gaussian is not finite (NaN or inf latents): refit it with "
-                           "`implicit-gon sample RUN --refit`, or retrain")
+            raise GONError(f"this run's latent Gaussian is not finite (NaN or inf latents): refit it with {REFIT}, "
+                           "or retrain")
         try:
             L = torch.linalg.cholesky(cov + 1e-8 * torch.eye(K, dtype=cov.dtype))  # jitter: a rank-deficient fit
         except torch.linalg.LinAlgError:
             raise GONError("this run's latent Gaussian has no valid covariance (not positive definite): refit it "
-                           "with `implicit-gon sample RUN --refit`") from None
+                           f"with {REFIT}") from None
         return (mean + eps.double() @ L.T).float()
 
     def decode_prior(self, eps: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -340,7 +342,7 @@ class GON:
         """The checkpoint refit_gaussian writes: the one this GON was loaded from, if it is the last or the best
         (the last weights saved as best.safetensors replaced the real best, or made one that was never scored)."""
         if self.samples_prior:
-            raise UsageError(f"sample --refit: {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
+            raise UsageError(f"sample --refit (refit_gaussian): {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
         if self.run is None:
             raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
         if which is not None:

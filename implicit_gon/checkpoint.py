@@ -183,7 +183,7 @@ def load(run: str | Path, name: str = CKPT) -> tuple[dict[str, Any], dict[str, t
     path = run / name if run.is_dir() else run
     if name == BEST and run.is_dir() and (run / CKPT).is_file() and not path.is_file():
         raise UsageError(f"{run}: no {BEST} (it is kept only when the run was validated during training: "
-                         f"fit --val-every N); use --checkpoint last")
+                         f"fit --val-every N); use --checkpoint last (in Python, GON.load(run))")
     if not path.is_file():  # a folder without one is named as the folder, as a missing one is
         raise GONError(f"{run}: no checkpoint here (expected a run directory written by `implicit-gon fit`)")
     metadata, tensors = _read(path)

@@ -208,6 +208,17 @@ def test_which_checkpoint_is_last_or_best(digits_run):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_messages_say_what_to_do_in_python_too(digits_run):
+    """The engine's advice named only CLI flags (`use --checkpoint last`) to a notebook's user."""
+    run, _ = digits_run
+    with pytest.raises(UsageError, match=re.escape("use --checkpoint last (in Python, GON.load(run))")):
+        GON.load(run, which="best")
+    gon = GON.load(run, "cpu")
+    gon.gaussian = None
+    with pytest.raises(GONError, match=re.escape("(in Python, gon.refit_gaussian())")):
+        gon.sample_latents(2, torch.Generator().manual_seed(0))
+
+
 def test_refit_writes_back_to_the_checkpoint_it_was_loaded_from(tmp_path):
     """Loaded from the last checkpoint, refit(which="best") saved the last weights as best.safetensors, losing
     the real best; each checkpoint's refit now touches that checkpoint only, and keeps its weights and step."""
