@@ -222,6 +222,7 @@ def load_array(path, member: str, what: str = "array"):
     .npy header) are checked against the file's size and the memory budget before its data is read, so a 1 KB file
     declaring (10^9, 32), or an .npz expanding to gigabytes, is one line. Raises DataError."""
     import os
+    import tokenize
     import zipfile
 
     from .errors import DataError
@@ -237,6 +238,8 @@ def load_array(path, member: str, what: str = "array"):
         raise
     except GONError:
         raise
+    except (SyntaxError, tokenize.TokenError):  # numpy tokenizes the header's dict: a malformed one raises these
+        raise DataError(f"{path}: not a readable .npy/.npz {what} (its header does not parse)") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError) as e:
         raise DataError(f"{path}: not a readable .npy/.npz {what} ({str(e).splitlines()[0][:120]})") from None
 
@@ -267,6 +270,8 @@ def _read_npy(f, name: str, size: int, what: str):
     shape, fortran, dtype = reader(f)
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataError(f"{name}: {what} of dtype {dtype} (expected numbers)")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{name}: its header declares shape {tuple(shape)}, with a negative size")
     count = 1
     for d in shape:
         count *= d

@@ -273,6 +273,19 @@ def test_npy_declaring_more_than_it_holds_is_one_line(tiny_run, tmp_path, capsys
     one_line_error(code, err, "more than the file holds")
 
 
+@pytest.mark.parametrize("header,says", [
+    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3}", "its header does not parse"),  # a TokenError
+    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 32), }", "declares shape (-2, 32), with a negative")])
+def test_npy_with_a_malformed_header_is_one_line(header, says, tiny_run, tmp_path, capsys):
+    """numpy's TokenError was a traceback; a negative size was 'read length must be non-negative or -1'."""
+    import struct
+    header += b" " * (64 - (10 + len(header) + 1) % 64) + b"\n"
+    (tmp_path / "z.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\0" * 256)
+    code, _, err = run_cli(["decode", tiny_run, tmp_path / "z.npy", "--out", tmp_path / "d.png"], capsys)
+    one_line_error(code, err, "z.npy: ")
+    assert says in err and not (tmp_path / "d.png").exists(), err
+
+
 def test_npz_expanding_to_gigabytes_is_refused_before_loading(tiny_run, tmp_path):
     import zipfile
     with zipfile.ZipFile(tmp_path / "z.npz", "w", zipfile.ZIP_DEFLATED) as zf:
