@@ -455,7 +455,7 @@ def _repeated_flag(argv: Optional[list]) -> Optional[str]:
             for name in p.opts + p.secondary_opts}
     seen, value_next = {}, False
     for word in words:
-        if word == "--":
+        if word == "--" and not value_next:  # the end of the flags (after a flag that takes a value, its value)
             break
         param = None if value_next else opts.get(word.split("=", 1)[0])
         value_next = param is not None and not param.is_flag and "=" not in word

@@ -1,6 +1,7 @@
 """The typed config: every value checked in one place, whichever layer it came from; layering; packaging."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import yaml
 
 from conftest import REPO, run_cli
 from implicit_gon.config import Config, check_rules, resolve, signal_keys, to_yaml
-from implicit_gon.errors import GONError
+from implicit_gon.errors import GONError, UsageError
 
 
 def _one_line(code, err, *needles, status=1):
@@ -205,11 +206,25 @@ def test_usage_errors_exit_2_in_one_line(args, see):
 @pytest.mark.parametrize("args,says", [
     (["fit", "images", "--lr", "1e-3", "--steps", "3", "--lr=1e-4"], "--lr is given twice"),
     (["fit", "images", "--variational", "--no-variational"], "--variational and --no-variational are both given"),
-    (["render", "RUN", "--res", "8", "--out", "x.png", "--res", "16"], "--res is given twice")])
+    (["render", "RUN", "--res", "8", "--out", "x.png", "--res", "16"], "--res is given twice"),
+    (["fit", "images", "--out", "--", "--steps", "3", "--steps", "4"], "--steps is given twice")])  # `--`: --out's
 def test_a_flag_given_twice_is_refused(args, says):
     """click kept the last value and ignored the first without a word."""
     p = _cli(*args)
     assert p.returncode == 2 and p.stderr.startswith(f"error: {says} ") and p.stderr.count("\n") == 1, p.stderr
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--set", "train.steps=3", "--set", "train.steps=4"], "--set train.steps is given twice: give it once"),
+    (["--steps", "3", "--set", "train.steps=4"], "--set train.steps: train.steps is given by its flag too")])
+def test_a_setting_given_twice_is_refused(args, says, tmp_path):
+    """--set after --set, or after the field's own flag, silently won (YAML refuses a repeated key for this)."""
+    p = _cli("fit", "images", "--dataset", "digits", "--out", str(tmp_path / "r"), *args)
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {says}") and p.stderr.count("\n") == 1, p.stderr
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(UsageError, match=re.escape(says)):
+        resolve("images", "digits", flags={"train.steps": 3} if "flag" in says else None,
+                sets=[a for a in args if "=" in a])
 
 
 def test_flags_of_many_values_may_repeat(tmp_path):
