@@ -124,7 +124,7 @@ class GON:
     def encode_signal(self, signal, idx=None, batch_size: int = 64) -> torch.Tensor:
         """Latents of samples idx (default: all) of a Signal on their full coordinate sets: (n, K)."""
         from . import options
-        batch_size = options.check("encode", batch_size=batch_size).get("batch_size", 64)  # as GON.encode's
+        batch_size = options.check("encode", "GON.encode_signal", batch_size=batch_size).get("batch_size", 64)
         idx = torch.arange(len(signal)) if idx is None else torch.as_tensor(idx)
         out = [self.encode_batch(signal.full(idx[i:i + batch_size], self.device))
                for i in range(0, len(idx), batch_size)]
@@ -222,7 +222,7 @@ class GON:
                 raise UsageError(f"{method} paths = []: give at least one file, or leave paths out for the run's own")
         refuse_unused(adapter, name, given, lambda key: f"{key}=", label=method)  # before checking its value
         own = {"res"} if name == "decode" else set()  # decode checks its res itself (`render res = ...`)
-        given.update(checks.check({"export": "export-mesh"}.get(name, name),  # typed as the CLI's options
+        given.update(checks.check({"export": "export-mesh"}.get(name, name), method,  # typed as the CLI's options
                                   **{k: v for k, v in given.items() if k in checks.RULES and k not in own}))
         if "batch_size" in given:
             given["batch_size"] = limits.encode_batch(self, given["batch_size"])
@@ -240,6 +240,9 @@ class GON:
         finite (a NaN latent renders a NaN picture silently; decode leaves that to its caller, which reports NaN
         scores). (B, K) float32."""
         K = self.cfg.model.latent_dim
+        dtype = getattr(z, "dtype", None)  # a complex array lost its imaginary parts with only torch's warning
+        if getattr(dtype, "is_complex", False) or getattr(dtype, "kind", "f") not in "biuf":
+            raise GONError(f"latents of dtype {dtype}: expected real numbers")
         try:
             z = torch.as_tensor(z, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as e:

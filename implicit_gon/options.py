@@ -56,10 +56,11 @@ def option_type(name: str) -> typing.Any:
     return typing.get_type_hints(VerbOptions)[name]
 
 
-def check(verb: str, **values) -> dict[str, typing.Any]:
+def check(verb: str, api: str | None = None, **values) -> dict[str, typing.Any]:
     """Check the given options of `verb` (None: not given), each by its type (option_type) and range; the first
-    bad one is a one-line UsageError. Returns the values given, normalised (an integral float or a numpy integer
-    becomes an int: the Python API takes them as the CLI's typed options would)."""
+    bad one is a one-line UsageError, naming the flag (`sample --n 0`), or the keyword of the Python method `api`
+    (`GON.sample n=0`). Returns the values given, normalised (an integral float or a numpy integer becomes an int:
+    the Python API takes them as the CLI's typed options would)."""
     out = {}
     for name, val in values.items():
         if val is None:
@@ -68,6 +69,8 @@ def check(verb: str, **values) -> dict[str, typing.Any]:
         try:
             out[name] = check_value(val, tp, rule)
         except ValueError as e:
+            if api is not None:
+                raise UsageError(f"{api} {name}={val!r:.60}: {e}") from None
             quoted = isinstance(val, str) and str not in (tp, *typing.get_args(tp))  # '8' where 8 is wanted
             raise UsageError(f"{verb} --{name.replace('_', '-')} {repr(val) if quoted else val}: {e}") from None
     return out

@@ -84,7 +84,7 @@ def test_encode_batch_size_is_checked_by_its_field(digits_run, batch_size, why):
     pics = np.zeros((2, 8, 8, 1), np.uint8)
     for call in (lambda: gon.encode(pics, batch_size=batch_size), lambda: gon.encode_images(pics, batch_size),
                  lambda: gon.encode_signal(image_signal(gon.cfg.data, "test"), batch_size=batch_size)):
-        with pytest.raises(GONError, match=f"encode --batch-size .*{why}"):
+        with pytest.raises(GONError, match=rf"GON\.encode\w* batch_size=.*{why}"):  # the keyword, not the flag
             call()
     assert gon.encode(pics, batch_size=np.int64(1)).shape == gon.encode(pics, batch_size=2.0).shape == (2, 32)
 
@@ -208,6 +208,16 @@ def test_which_checkpoint_is_last_or_best(digits_run):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_complex_latents_are_refused_not_cast(digits_run):
+    """torch dropped the imaginary parts with a warning and rendered; the CLI's decode refused them."""
+    gon = GON.load(digits_run[0], "cpu")
+    K = gon.cfg.model.latent_dim
+    for z in (np.zeros((1, K), np.complex64), torch.zeros(1, K, dtype=torch.complex64)):
+        with pytest.raises(GONError, match="latents of dtype .*complex64: expected real numbers"):
+            gon.render(z, res=8)
+    assert gon.render(np.zeros((1, K), np.float64), res=8).shape[:2] == (1, 8)
+
+
 def test_messages_say_what_to_do_in_python_too(digits_run):
     """The engine's advice named only CLI flags (`use --checkpoint last`) to a notebook's user."""
     run, _ = digits_run
@@ -217,6 +227,8 @@ def test_messages_say_what_to_do_in_python_too(digits_run):
     gon.gaussian = None
     with pytest.raises(GONError, match=re.escape("(in Python, gon.refit_gaussian())")):
         gon.sample_latents(2, torch.Generator().manual_seed(0))
+    with pytest.raises(UsageError, match=re.escape("GON.sample n=0: must be at least 1")):  # was `sample --n 0`
+        gon.sample(0)
 
 
 def test_refit_writes_back_to_the_checkpoint_it_was_loaded_from(tmp_path):
