@@ -288,7 +288,8 @@ def test_compare_end_to_end_at_toy_size(tmp_path, shared_data, capsys):
     code, _, err = run_cli(args + ["--resume", "--lr", "0.003"], capsys)  # finished runs of another comparison
     assert code == 2 and err.count("\n") == 1 and "gon-s0 was trained with train.lr = 0.0001" in err
     assert (out / "table.md").read_text() == before
-    code, _, err = run_cli(args + ["--resume", "--held-out", "8"], capsys)  # scored on 16: not reusable
+    held = args.index("--held-out") + 1  # scored on 16: not reusable
+    code, _, err = run_cli(args[:held] + ["8"] + args[held + 1:] + ["--resume"], capsys)
     assert code == 2 and err.count("\n") == 1 and "held_out 16" in err and "--held-out" in err
     t2 = ["compare", "--data-dir", shared_data / "mnist", "--variational", "--steps", "2", "--seeds", "2",
           "--val-every", "1", "--batch-size", "8", "--train-limit", "16", "--held-out", "16", "--out", out]
@@ -417,8 +418,9 @@ def test_compare_refuses_in_one_line(extra, needle, tmp_path, shared_data, capsy
     (tmp_path / "FILE").write_text("keep")
     extra = [tmp_path / a if a in ("FILE", "MISSING") else a for a in extra]
     extra = ["--set", "model.hidden=64"] if extra == ["--hidden-flag-via-set"] else extra
-    code, _, err = run_cli(["compare", "--data-dir", shared_data / "mnist", "--steps", "2", "--out",
-                            tmp_path / "c", *extra], capsys)
+    base = {"--data-dir": shared_data / "mnist", "--steps": "2", "--out": tmp_path / "c"}
+    base = [w for flag, value in base.items() if flag not in extra for w in (flag, value)]  # extra's own value
+    code, _, err = run_cli(["compare", *base, *extra], capsys)
     # the dataset's own note ("only test files found") is printed once per process, so it may precede the error
     lines = [ln for ln in err.splitlines() if not ln.startswith("note:")]
     assert code == (1 if needle == "MISSING" else 2)  # a missing data folder is a file problem, the rest usage
