@@ -73,6 +73,8 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
         if not isinstance(value, bool):  # "no" was taken as true
             raise UsageError(f"fit_run {key} = {value!r:.40}: True or False")
     out, flags = rundir.check_out(out), dict(flags or {})
+    _refuse_given_twice(flags, sets, {key: name for name, value in (options or {}).items()
+                                      for key in adapter.fit_flags({name: value})})
     name = data_flags(kind, flags, resume, dataset, paths, val)
     flags.update(adapter.fit_flags(options or {}))
     dist = distributed.from_env(flags.get("train.device") or "auto")  # one process unless launched by torchrun
@@ -84,6 +86,25 @@ def fit_run(kind: str, out, *, dataset: str | None = None, paths=None, val=None,
         with rundir.session(rundir.check_out(out)):
             _fit_in_run(kind, name, config, flags, out, resume, progress, sets, dist)
     distributed.leave(dist)  # rank 0 after its lock is released
+
+
+DATA_KEYS = ("data.signal", "data.dataset", "data.paths", "data.val_paths")
+"""Settings the fit command makes from the data it is given (fit KIND, --dataset, --data, --val)."""
+
+
+def _refuse_given_twice(flags: dict, sets, own: dict[str, str]) -> None:
+    """The data's settings come from the data given, a fit option's from that option: given again as a setting
+    (`--set data.dataset=...`, flags={"data.paths": ...}), one silently won (fit_run trained on digits, its
+    default, with flags={"data.dataset": "fashion-mnist"})."""
+    from .config import parse_sets
+    given = [k for k, v in flags.items() if v is not None] + list(parse_sets(sets or ()))
+    for key in given:
+        if key in DATA_KEYS:
+            raise UsageError(f"{key}: set by the data the run is given (the command's signal, --dataset, --data, "
+                             f"--val; in Python kind, dataset=, paths=, val=), not as a setting")
+        if key in own:  # own: {setting: the fit option that makes it}
+            raise UsageError(f"{key}: given by the fit option {own[key]} (--{own[key].replace('_', '-')}; in Python "
+                             f"options=) and again as a setting: give it once")
 
 
 def _fit_adapter(kind: str, dataset, paths, val, options: dict | None):

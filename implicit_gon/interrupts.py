@@ -174,6 +174,19 @@ def deferred() -> Iterator[None]:
         raise Stop(signum)
 
 
+@contextlib.contextmanager
+def unswallowed() -> Iterator[None]:
+    """A stop raised inside the block is raised again when the block ends, even if code inside caught it (trimesh
+    reads a mesh's assets inside `except BaseException`), and not lost behind an error it caused there. Unlike
+    deferred(), the stop is raised at once where the code lets it through: a long computation is cut short."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        if _state["raised"] is not None and _state["raised_at"] >= start:
+            raise Stop(_state["raised"])
+
+
 def clear() -> None:
     """Forget a pending signal (the code inside deferred() has acted on it)."""
     _state["pending"] = None

@@ -31,22 +31,15 @@ def depth(text: str | bytes) -> int:
         return 0
     quote = raw == ord('"')
     if quote.any():  # a quote escaped by an odd run of backslashes does not open or close a string
-        idx = np.flatnonzero(quote)
-        escaped = np.array([_odd_backslashes(raw, i) for i in idx]) if len(idx) < 100_000 else \
-            np.zeros(len(idx), bool)
-        quote[idx[escaped]] = False
+        pos = np.arange(raw.size)
+        last_other = np.maximum.accumulate(np.where(raw != ord("\\"), pos, -1))  # the last non-backslash up to i
+        run = pos - 1 - np.concatenate(([-1], last_other[:-1]))  # backslashes just before i
+        quote &= run % 2 == 0
     inside = np.cumsum(quote) % 2 == 1  # True from an opening quote up to (not including) its closing one
     step = np.where(raw == ord("["), 1, 0) + np.where(raw == ord("{"), 1, 0) \
         - np.where(raw == ord("]"), 1, 0) - np.where(raw == ord("}"), 1, 0)
     step[inside | quote] = 0
     return int(np.cumsum(step, dtype=np.int64).max(initial=0))
-
-
-def _odd_backslashes(raw, i: int) -> bool:
-    n = 0
-    while i - n - 1 >= 0 and raw[i - n - 1] == ord("\\"):
-        n += 1
-    return n % 2 == 1
 
 
 def loads(text: str | bytes, what: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:

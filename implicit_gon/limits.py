@@ -270,8 +270,8 @@ def _read_npy(f, name: str, size: int, what: str):
     shape, fortran, dtype = reader(f)
     if dtype.hasobject or dtype.kind not in "biuf":
         raise DataError(f"{name}: {what} of dtype {dtype} (expected numbers)")
-    if any(d < 0 for d in shape):
-        raise DataError(f"{name}: its header declares shape {tuple(shape)}, with a negative size")
+    if any(type(d) is not int or d < 0 for d in shape):  # (True, 32) passed numpy's reader, then broke reshape
+        raise DataError(f"{name}: its header declares shape {tuple(shape)}, not sizes of 0 or more")
     count = 1
     for d in shape:
         count *= d

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from urllib.parse import unquote
@@ -20,6 +21,7 @@ from implicit_gon.errors import DataError
 MAX_JSON = 64 << 20  # bytes of a glTF's JSON (a real one is kilobytes; its arrays live in buffers)
 MAX_DEPTH = 32  # JSON nesting (a glTF's is about 6 deep): 100,000 `{` was a RecursionError
 MAX_PLACEMENTS = 100_000  # meshes placed by the nodes, counted as they are walked (a cycle never ends)
+MAX_NODE_DEPTH = 64  # nodes within nodes (a character's skeleton is a few dozen deep)
 BYTES_PER_VALUE = 48  # memory trimesh holds per accessor value it reads (measured: ~38 for an icosphere placed 200x)
 COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
@@ -36,6 +38,8 @@ def check(path: Path) -> None:
         raise DataError(f"{path}: not a glTF (its JSON is nested more than {MAX_DEPTH} deep)")
     try:
         doc = json.loads(text)
+    except RecursionError:  # nesting that depth() could not see (its count of escaped quotes is bounded)
+        raise DataError(f"{path}: not a glTF (its JSON is nested more than {MAX_DEPTH} deep)") from None
     except (ValueError, UnicodeDecodeError) as e:  # trimesh's own message named a file not found
         raise DataError(f"{path}: not a glTF (its JSON does not parse: {str(e).splitlines()[0][:120]})") from None
     doc = doc if isinstance(doc, dict) else {}
@@ -101,12 +105,15 @@ def _buffer_sizes(path: Path, doc: dict) -> dict[int, int]:
     for kind in ("buffers", "images"):
         for i, item in enumerate(_items(doc, kind)):
             uri = item.get("uri")
+            if kind == "buffers" and uri is None and (i or path.suffix.lower() != ".glb"):
+                raise DataError(f"{path}: buffer {i} names no data (only a GLB's first buffer, its BIN chunk, "
+                                f"may have no uri)")
             if not isinstance(uri, str):
                 continue
             if "base64," in uri:  # trimesh decodes any URI holding this as data
                 payload = uri[uri.index("base64,") + 7:]
-                if kind == "buffers":
-                    sizes[i] = len(payload) * 3 // 4 - (len(payload) - len(payload.rstrip("=")))
+                if kind == "buffers":  # b64decode drops what is not in the alphabet: spaces, line breaks, '='
+                    sizes[i] = len(re.sub(r"[^A-Za-z0-9+/]", "", payload)) * 3 // 4
                 continue
             target = (folder / unquote(uri)).resolve()
             if not target.is_relative_to(folder):
@@ -134,7 +141,10 @@ def _check_spans(path: Path, doc: dict, sizes: dict[int, int]) -> list[int]:
         if b >= len(buffers) or start + length > buffers[b]:
             raise DataError(f"{path}: bufferView {i} spans bytes {start:,}-{start + length:,} of buffer {b}, "
                             f"which {'is not there' if b >= len(buffers) else f'declares {buffers[b]:,}'}")
-        views.append((length, _whole(path, f"bufferView {i}", view, "byteStride")))
+        stride = _whole(path, f"bufferView {i}", view, "byteStride")
+        if "byteStride" in view and not 4 <= stride <= 252:
+            raise DataError(f"{path}: bufferView {i}'s byteStride is {stride}, outside glTF's 4-252")
+        views.append((length, stride))
     return [_check_accessor(path, i, acc, views) for i, acc in enumerate(_items(doc, "accessors"))]
 
 
@@ -161,16 +171,42 @@ def _check_accessor(path: Path, i: int, acc: dict, views: list[tuple[int, int]])
 def _check_placements(path: Path, doc: dict, values: list[int]) -> None:
     """The meshes the nodes place, each placement read anew by trimesh: one primitive listed 200 times took 2.9 GB
     from a 10 KB file. Every reference must exist; the values read in all must fit in memory."""
+    _check_references(path, doc)
     meshes = [_mesh_values(path, i, mesh, values) for i, mesh in enumerate(_items(doc, "meshes"))]
     placed = sum(meshes[m] for m in _placed_meshes(path, doc, len(meshes)))
     total = sum(values) + sum(meshes) + placed
     limits.check(f"{path}: its accessors and the meshes its nodes place ({total:,} values)", total * BYTES_PER_VALUE)
 
 
+REFERENCES = (("images", "bufferView", "bufferViews"), ("textures", "source", "images"),
+              ("textures", "sampler", "samplers"))
+"""(kind, key, the kind its value indexes) that trimesh follows outside the checks below (an IndexError)."""
+
+
+def _check_references(path: Path, doc: dict) -> None:
+    for kind, key, target in REFERENCES:
+        for i, item in enumerate(_items(doc, kind)):
+            _check_index(path, f"{kind[:-1]} {i}", item.get(key), target, len(_items(doc, target)))
+    for i, mesh in enumerate(_items(doc, "meshes")):
+        for j, prim in enumerate(_list(path, f"mesh {i}'s primitives", mesh.get("primitives"))):
+            if isinstance(prim, dict):
+                _check_index(path, f"mesh {i} primitive {j}", prim.get("material"), "materials",
+                             len(_items(doc, "materials")))
+    if "scene" in doc:
+        _check_index(path, "the file", doc["scene"], "scenes", len(_items(doc, "scenes")), required=True)
+
+
+def _check_index(path: Path, where: str, value, kind: str, n: int, required: bool = False) -> None:
+    """value, if given (or required), indexes one of the n items of `kind` (a plural: "meshes")."""
+    if (value is not None or required) and (type(value) is not int or not 0 <= value < n):
+        noun = kind[:-2] if kind.endswith("hes") else kind[:-1]
+        verb = "places" if kind == "meshes" else "names"
+        raise DataError(f"{path}: {where} {verb} {noun} {value!r:.40}, which is not there")
+
+
 def _mesh_values(path: Path, i: int, mesh: dict, values: list[int]) -> int:
-    primitives = mesh.get("primitives")
     total = 0
-    for j, prim in enumerate(primitives if isinstance(primitives, list) else []):
+    for j, prim in enumerate(_list(path, f"mesh {i}'s primitives", mesh.get("primitives"))):
         prim = prim if isinstance(prim, dict) else {}
         refs = list(prim["attributes"].values()) if isinstance(prim.get("attributes"), dict) else []
         for ref in refs + ([prim["indices"]] if "indices" in prim else []):
@@ -181,29 +217,35 @@ def _mesh_values(path: Path, i: int, mesh: dict, values: list[int]) -> int:
 
 
 def _placed_meshes(path: Path, doc: dict, n_meshes: int) -> list[int]:
-    """The mesh of every node reached from the scenes' roots (every node if there are no scenes), once per path."""
+    """The mesh of every node reached from the scenes' roots (without scenes, from the nodes no node names as a
+    child), once per path. trimesh's time grows with the cube of a chain's depth (400 nodes deep: 6 s)."""
     nodes = _items(doc, "nodes")
-    roots = [n for scene in _items(doc, "scenes") for n in _list(scene.get("nodes"))] or list(range(len(nodes)))
-    stack, placed, visits = list(roots), [], 0
+    children = [_list(path, f"node {n}'s children", node.get("children")) for n, node in enumerate(nodes)]
+    roots = [n for k, scene in enumerate(_items(doc, "scenes")) for n in _list(path, f"scene {k}'s nodes",
+                                                                                 scene.get("nodes"))]
+    if not _items(doc, "scenes"):
+        named = {c for kids in children for c in kids if type(c) is int}
+        roots = [n for n in range(len(nodes)) if n not in named]
+    stack, placed, visits = [(n, 1) for n in roots], [], 0
     while stack:
-        n = stack.pop()
-        if type(n) is not int or not 0 <= n < len(nodes):
-            raise DataError(f"{path}: a scene or node names node {n!r:.40}, which is not there")
+        n, depth = stack.pop()
+        _check_index(path, "a scene or node", n, "nodes", len(nodes), required=True)
         visits += 1
-        if visits > MAX_PLACEMENTS:
-            raise DataError(f"{path}: its nodes are reached more than {MAX_PLACEMENTS:,} times (a node that is "
-                            f"its own descendant, or a subtree shared many times)")
-        mesh = nodes[n].get("mesh")
-        if mesh is not None:
-            if type(mesh) is not int or not 0 <= mesh < n_meshes:
-                raise DataError(f"{path}: node {n} places mesh {mesh!r:.40}, which is not there")
-            placed.append(mesh)
-        stack.extend(_list(nodes[n].get("children")))
+        if visits > MAX_PLACEMENTS or depth > MAX_NODE_DEPTH:
+            raise DataError(f"{path}: its nodes are reached more than {MAX_PLACEMENTS:,} times or nest more than "
+                            f"{MAX_NODE_DEPTH} deep (a node that is its own descendant, or a subtree shared many "
+                            f"times)")
+        if nodes[n].get("mesh") is not None:
+            _check_index(path, f"node {n}", nodes[n]["mesh"], "meshes", n_meshes)
+            placed.append(nodes[n]["mesh"])
+        stack.extend((c, depth + 1) for c in children[n])
     return placed
 
 
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
+def _list(path: Path, what: str, value) -> list:
+    if value is not None and not isinstance(value, list):
+        raise DataError(f"{path}: {what} is {value!r:.40}, not a list")
+    return value or []
 
 
 def _whole(path: Path, where: str, item: dict, key: str) -> int:

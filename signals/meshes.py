@@ -56,18 +56,32 @@ def load_mesh(path: Path):
     return mesh
 
 
+MAX_TEXTURE_PIXELS = 1 << 24  # an image a mesh names is decoded only up to this (a 419 KB PNG of 12,000 x 12,000
+# took 3 GB): textures are not used, and a larger one is skipped as an unreadable one is
+
+
 def _read(path: Path):
-    """trimesh.load of one mesh, unprocessed (processing drops non-finite vertices silently), with stop signals
-    held: trimesh reads an OBJ's materials and a glTF's images inside `except BaseException`, so a SIGTERM there was
-    swallowed and the fit trained on to exit 0. Files it names are read through _resolver."""
-    from implicit_gon.interrupts import deferred
+    """trimesh.load of one mesh, unprocessed (processing drops non-finite vertices silently), its materials left
+    out (an SDF needs none) and its images bounded. trimesh reads a glTF's images inside `except BaseException`, so
+    a SIGTERM there was swallowed and the fit trained on to exit 0: a stop in the load is raised when it ends
+    (interrupts.unswallowed). Files it names are read through _resolver."""
+    import warnings
+
+    from PIL import Image
+
+    from implicit_gon.interrupts import unswallowed
     trimesh = _trimesh()
+    bound = Image.MAX_IMAGE_PIXELS
     try:
-        with deferred():
-            mesh = trimesh.load(str(path), force="mesh", process=False, resolver=_resolver(path))
+        with unswallowed(), warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # raised, so trimesh skips the image
+            Image.MAX_IMAGE_PIXELS = MAX_TEXTURE_PIXELS
+            mesh = trimesh.load(str(path), force="mesh", process=False, resolver=_resolver(path), skip_materials=True)
     except Exception as e:  # trimesh raises many types for unparsable input
         why = str(e).splitlines()[0] if str(e) else ""
         raise DataError(f"{path}: not a readable mesh ({type(e).__name__}: {why})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bound
     if not isinstance(mesh, trimesh.Trimesh):
         raise DataError(f"{path}: not a triangle mesh")
     return mesh
@@ -201,11 +215,17 @@ def _check_stl(path: Path, n_vertices: int, n_faces: int) -> None:
 
 
 OBJ_VERTEX_ZERO = re.compile(rb"(?m)^f[ \t][^\n]*?(?<=[ \t])[+-]?0+(?=[/ \t\r\n]|$)")  # 0, 00, +0, -0
+OBJ_CONTINUED = re.compile(rb"(?m)^[ \t]*(?:v|vt|vn|f)[ \t][^\n]*\\\r?$")  # an element line ending in a backslash
 
 
 def _check_obj(path: Path, n_vertices: int, n_faces: int) -> None:
-    if OBJ_VERTEX_ZERO.search(Path(path).read_bytes()):
+    text = Path(path).read_bytes()
+    if OBJ_VERTEX_ZERO.search(text):
         raise DataError(f"{path}: a face refers to vertex 0 (OBJ numbers vertices from 1)")
+    continued = OBJ_CONTINUED.search(text)
+    if continued:  # trimesh reads each line alone: the face `f 1 \` + `2 3` became garbage, silently
+        line = text.count(b"\n", 0, continued.start()) + 1
+        raise DataError(f"{path}: line {line} goes on to the next (it ends in a backslash), which is not read")
 
 
 def _check_faces(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -317,3 +317,16 @@ def test_fit_run_takes_one_path_as_a_str(tmp_path):
     assert GON.load(tmp_path / "run", "cpu").cfg.data.paths == [str(tmp_path / "s.ply")]
     with pytest.raises(GONError, match="paths = 5: give a path or a list of paths"):
         fit_run("sdf", tmp_path / "r2", paths=5, flags=flags, progress=False)
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"flags": {"data.dataset": "fashion-mnist"}}, "data.dataset: set by the data the run is given"),
+    ({"sets": ["data.signal=audio"]}, "data.signal: set by the data the run is given"),
+    ({"options": {"source": "gray"}, "flags": {"data.source": "low-res:8"}},
+     "data.source: given by the fit option source (--source; in Python options=) and again as a setting")])
+def test_fit_run_refuses_a_setting_its_data_or_options_make(kw, needle, tmp_path):
+    """flags={"data.dataset": "fashion-mnist"} trained on digits, the default, and options= overwrote flags=:
+    the setting given last silently won."""
+    with pytest.raises(UsageError, match=re.escape(needle)):
+        fit_run("images", tmp_path / "r", progress=False, **kw)
+    assert not (tmp_path / "r").exists()

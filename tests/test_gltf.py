@@ -109,6 +109,12 @@ def _append_accessor(doc: dict) -> None:
     doc["accessors"].append({"componentType": 5126, "type": "VEC3", "count": 10**9})  # zeros: no bufferView
 
 
+def _chain(doc: dict) -> None:
+    """The box's node at the end of a chain of 100 (trimesh's time grows with the cube of the depth: minutes)."""
+    doc["nodes"] = [{"children": [i + 1]} for i in range(100)] + doc["nodes"]
+    doc["scenes"] = [{"nodes": [0]}]
+
+
 @pytest.mark.parametrize("change,needle", [
     (lambda d: d["accessors"][1].update(sparse={"count": 1}), "accessor 1 is sparse, which is not supported"),
     (lambda d: d["bufferViews"][d["accessors"][1]["bufferView"]].update(byteStride=4),
@@ -120,11 +126,21 @@ def _append_accessor(doc: dict) -> None:
      "buffer 0 declares 144 bytes; its data holds 3"),
     (_append_accessor, "its accessors and the meshes its nodes place (3,000,000,"),
     (lambda d: d["meshes"][0].update(primitives=d["meshes"][0]["primitives"] * 20_000),
-     "its accessors and the meshes its nodes place (")])
+     "its accessors and the meshes its nodes place ("),
+    (_chain, "its nodes are reached more than 100,000 times or nest more than 64 deep"),
+    (lambda d: d.update(scene=5), "the file names scene 5, which is not there"),
+    (lambda d: d["nodes"][0].update(children=3), "node 0's children is 3, not a list"),
+    (lambda d: d["meshes"][0]["primitives"][0].update(material=7), "mesh 0 primitive 0 names material 7, which is"),
+    (lambda d: d["buffers"][0].pop("uri"), "buffer 0 names no data (only a GLB's first buffer"),
+    (lambda d: d["bufferViews"][0].update(byteStride=0), "bufferView 0's byteStride is 0, outside glTF's 4-252"),
+    (lambda d: d["buffers"][0].update(uri="data:application/octet-stream;base64," + "AAAA " * 20 + " " * 400),
+     "buffer 0 declares 144 bytes; its data holds 60")])
 def test_a_gltf_whose_references_or_placements_are_wrong_is_refused(change, needle, tmp_path, monkeypatch):
     """trimesh ignored a sparse accessor (the wrong shape, silently), read a stride shorter than an item as
     overlapping garbage, walked a node cycle, said 'the mesh is empty' for a node placing no mesh, and read a
-    primitive listed 200 times 200 times over (2.9 GB from a 10 KB file), and made 10^9 items of zeros."""
+    primitive listed 200 times 200 times over (2.9 GB from a 10 KB file), and made 10^9 items of zeros; an index
+    past the list or a non-list where a list belongs was an IndexError or TypeError; base64's spaces, which decoding
+    drops, counted as data."""
     monkeypatch.setenv("IMPLICIT_GON_MEMORY", "100M")  # the same budget on every machine
     p, doc = _gltf_box(tmp_path / "m")
     change(doc)
@@ -153,3 +169,26 @@ def test_a_gltf_is_read_beside_its_real_file_and_only_from_regular_files(tmp_pat
     needle = "image 0 names 'tex.png', which is not a regular file"
     with pytest.raises(DataError, match=re.escape(f"{_write(p, doc)}: {needle}")):
         load_mesh(p)
+
+
+def test_a_huge_texture_is_skipped_not_decoded(tmp_path):
+    """An image a glTF names is not needed for a shape: one declaring 10,000 x 10,000 pixels (a 419 KB PNG of
+    12,000 x 12,000 took 3 GB) is skipped as an unreadable one is, without PIL's warning on stderr."""
+    import struct
+    import warnings
+    import zlib
+
+    from PIL import Image
+    p, doc = _gltf_box(tmp_path / "m")
+    ihdr = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    (p.parent / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+                                       + struct.pack(">I", zlib.crc32(chunk)))
+    doc["images"] = [{"uri": "big.png"}]
+    doc["textures"] = [{"source": 0}]
+    bound = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert len(load_mesh(_write(p, doc)).faces) == 12
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert Image.MAX_IMAGE_PIXELS == bound

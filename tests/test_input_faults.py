@@ -275,7 +275,8 @@ def test_npy_declaring_more_than_it_holds_is_one_line(tiny_run, tmp_path, capsys
 
 @pytest.mark.parametrize("header,says", [
     (b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3}", "its header does not parse"),  # a TokenError
-    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 32), }", "declares shape (-2, 32), with a negative")])
+    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 32), }", "declares shape (-2, 32), not sizes of 0"),
+    (b"{'descr': '<f4', 'fortran_order': False, 'shape': (True, 32), }", "declares shape (True, 32), not sizes")])
 def test_npy_with_a_malformed_header_is_one_line(header, says, tiny_run, tmp_path, capsys):
     """numpy's TokenError was a traceback; a negative size was 'read length must be non-negative or -1'."""
     import struct

@@ -263,6 +263,26 @@ def test_a_stop_delivered_twice_is_one_stop_and_a_later_one_stops_at_once():
     assert p.stdout.split("\n")[:3] == ["step ended", "False SIGINT", "True SIGINT"]  # the first signal's stop
 
 
+def test_a_stop_swallowed_inside_unswallowed_is_raised_when_it_ends():
+    """trimesh reads a mesh's assets inside `except BaseException`: a SIGTERM there was swallowed (the fit trained
+    on to exit 0). Held instead (deferred), a stop waited out minutes of trimesh's work, or was lost behind the
+    error the load then raised. unswallowed() lets it through at once and raises it again if it was caught."""
+    code = ("import os, signal\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
+            "for swallow in (True, False):\n"
+            "    try:\n"
+            "        with interrupts.unswallowed():\n"
+            "            try:\n                os.kill(os.getpid(), signal.SIGTERM)\n"
+            "            except BaseException:\n"
+            "                if not swallow:\n                    raise\n"
+            "                print('swallowed', flush=True)\n"
+            "            print('went on', flush=True)\n"
+            "    except interrupts.Stop as e:\n        print(swallow, e.name, flush=True)\n"
+            "    interrupts._state['raised'] = None  # the next round's stop is a new one\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stdout.split("\n")[:4] == ["swallowed", "went on", "True SIGTERM", "False SIGTERM"], p.stdout
+
+
 def test_a_second_stop_while_the_first_unwinds_is_the_same_stop():
     """Outside a step (a stop during the imports, say) the first signal raises at once; a second within
     REPEAT_GRACE must not raise again inside the first one's handling (once in twenty tries it printed a traceback

@@ -140,3 +140,11 @@ def test_an_obj_whose_material_is_a_fifo_loads_without_waiting(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 0 and r.stdout.strip() == "12", r.stderr
+
+
+def test_an_obj_line_that_goes_on_to_the_next_is_refused(tmp_path):
+    """trimesh reads each line alone: `f 1 \\` then `2 3` trained on garbage faces without a word."""
+    p = tmp_path / "m.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\nf 1 \\\n3 4\nf 2 3 4\n# ends \\\n")
+    with pytest.raises(DataError, match=re.escape(f"{p}: line 7 goes on to the next (it ends in a backslash)")):
+        load_mesh(p)
