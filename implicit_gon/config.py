@@ -798,7 +798,7 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not eq or key.count(".") != 1 or not all(key.split(".")):
             raise UsageError(f"--set {item}: expected section.key=value (e.g. train.log_every=5)")
         if key in out:  # the last would silently win, as a YAML file's repeated key would (refused there too)
-            raise UsageError(f"--set {key} is given twice: give it once")
+            raise UsageError(f"--set {key} is given twice (in Python, twice in sets=): give it once")
         out[key] = parse_yaml(text, f"--set {item}")
     return out
 
@@ -872,7 +872,8 @@ def _command_line(flags: dict[str, Any] | None, sets) -> dict[str, dict[str, Any
     for dotted, val in parse_sets(sets).items():
         section, key = dotted.split(".")
         if cli.get(section, {}).get(key) is not None:  # --set would silently win over the flag
-            raise UsageError(f"--set {dotted}: {dotted} is given by its flag too: give it once")
+            raise UsageError(f"--set {dotted}: {dotted} is given by its flag too (in Python, in flags= and in sets=): "
+                             f"give it once")
         cli.setdefault(section, {})[key] = val
     return cli
 

@@ -98,9 +98,10 @@ def _items(doc: dict, kind: str) -> list[dict]:
 
 
 def _buffer_sizes(path: Path, doc: dict) -> dict[int, int]:
-    """The files a glTF's buffers and images name must lie beside it, in its folder or below, and be regular files
-    (trimesh refused the others with advice for programmers, `pass FilePathResolver(path, allow_anywhere=True)`,
-    and a FIFO blocked the read forever). Returns the bytes each buffer holds, from its file or its data: URI."""
+    """The files a glTF's buffers name must lie beside it, in its folder or below, and be regular files (trimesh
+    refused the others with advice for programmers, `pass FilePathResolver(path, allow_anywhere=True)`, and a FIFO
+    blocked the read forever); so must its images that are there (one outside is not read, as a missing one is
+    not: a shape needs no texture). Returns the bytes each buffer holds, from its file or its data: URI."""
     folder, sizes = Path(path).resolve().parent, {}
     for kind in ("buffers", "images"):
         for i, item in enumerate(_items(doc, kind)):
@@ -116,10 +117,12 @@ def _buffer_sizes(path: Path, doc: dict) -> dict[int, int]:
                     sizes[i] = len(re.sub(r"[^A-Za-z0-9+/]", "", payload)) * 3 // 4
                 continue
             target = (folder / unquote(uri)).resolve()
+            if kind == "images" and not (target.is_relative_to(folder) and target.exists()):
+                continue  # not read (resolver: files beside the mesh only), and a shape needs no texture
             if not target.is_relative_to(folder):
                 raise DataError(f"{path}: {kind[:-1]} {i} names {uri!r:.80}, outside the file's folder (a glTF is "
                                 f"read with the files beside it only)")
-            if not target.is_file() and (kind == "buffers" or target.exists()):
+            if not target.is_file():
                 raise DataError(f"{path}: {kind[:-1]} {i} names {uri!r:.80}, which is "
                                 f"{'not a regular file' if target.exists() else 'not there'}")
             if kind == "buffers":

@@ -164,6 +164,9 @@ def test_a_gltf_is_read_beside_its_real_file_and_only_from_regular_files(tmp_pat
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "link.gltf").symlink_to(p)
     assert len(load_mesh(tmp_path / "elsewhere" / "link.gltf").faces) == 12
+    (tmp_path / "outside.png").write_bytes(b"not read")
+    doc["images"] = [{"uri": "../outside.png"}]  # a texture is not needed: one outside the folder is not read
+    assert len(load_mesh(_write(p, doc)).faces) == 12
     os.mkfifo(p.parent / "tex.png")
     doc["images"] = [{"uri": "tex.png"}]
     needle = "image 0 names 'tex.png', which is not a regular file"
