@@ -462,7 +462,7 @@ def _repeated_flag(argv: Optional[list]) -> Optional[str]:
         if param is None or param.multiple or param.count:
             continue
         flag = word.split("=", 1)[0]
-        if param.name in seen:
+        if param.name in seen and not (param.is_flag and flag == seen[param.name]):  # --quiet twice says one thing
             first = seen[param.name]
             return f"{flag} is given twice" if flag == first else f"{first} and {flag} are both given"
         seen[param.name] = flag
@@ -474,7 +474,7 @@ def _main(argv: Optional[list]) -> None:
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     repeated = _repeated_flag(argv)
-    if repeated is not None:
+    if repeated is not None and not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):  # help wins
         print(f"error: {repeated} (the last would silently win): give it once (see {_command_path(argv)} -h)",
               file=sys.stderr)
         sys.exit(2)

@@ -234,6 +234,10 @@ def test_flags_of_many_values_may_repeat(tmp_path):
     assert p.returncode == 2 and "unknown dataset 'nope'" in p.stderr, p.stderr
     p = _cli("fit", "images", "--out", "--steps", "--steps", "1", "--dataset", "nope")
     assert p.returncode == 2 and "twice" not in p.stderr, p.stderr
+    p = _cli("fit", "images", "--quiet", "--quiet", "--out", str(tmp_path / "r"), "--dataset", "nope")
+    assert p.returncode == 2 and "unknown dataset 'nope'" in p.stderr, p.stderr  # the same switch twice says one thing
+    p = _cli("fit", "images", "--steps", "3", "--steps", "4", "-h")  # help is what was asked for
+    assert p.returncode == 0 and "Usage: implicit-gon fit images" in p.stdout, p.stderr
 
 
 def test_help_alias_and_version():
