@@ -18,11 +18,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if re.fullmatch(r"cuda(:\d+)?", name):
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+            raise UsageError(f"device {name!r}: CUDA is not available on this machine (use cpu or auto)")
         if ":" in name and int(name[5:]) >= torch.cuda.device_count():
-            raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UsageError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return torch.device(name)
-    raise UsageError(f"--device {name!r}: unknown device (choose auto, cpu or cuda)")
+    raise UsageError(f"device {name!r}: unknown device (choose auto, cpu or cuda)")
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
