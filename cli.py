@@ -449,6 +449,8 @@ def _repeated_flag(argv: Optional[list]) -> Optional[str]:
     """What is wrong if a flag is given twice: click keeps the last value and ignores the first, so `--lr 1e-3 ...
     --lr 1e-4` trained at 1e-4 without a word. Flags that take many values (`--set`, `--config`) may repeat."""
     cmd, words = typer.main.get_command(app), list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(words):
+        return None  # help is what was asked for
     while words and words[0] in getattr(cmd, "commands", {}):
         cmd = cmd.commands[words.pop(0)]
     opts = {name: p for p in getattr(cmd, "params", []) if getattr(p, "param_type_name", "") == "option"
@@ -474,7 +476,7 @@ def _main(argv: Optional[list]) -> None:
     usage, abort = _click_errors()
     interrupts.install()  # SIGTERM and SIGHUP unwind like Ctrl-C: temporary files go, a fit checkpoints
     repeated = _repeated_flag(argv)
-    if repeated is not None and not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):  # help wins
+    if repeated is not None:
         print(f"error: {repeated} (the last would silently win): give it once (see {_command_path(argv)} -h)",
               file=sys.stderr)
         sys.exit(2)

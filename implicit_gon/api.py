@@ -34,9 +34,9 @@ from .step import gon_latents
 
 # hidden activations of one decode chunk stay near this many floats (B * points * hidden)
 DECODE_BUDGET = 1 << 23
-# the CLI's flags whose keyword is not the flag's own name (`from` is a Python keyword)
 # how to refit a run's latent Gaussian, for messages read from the CLI and from Python alike
 REFIT = "`implicit-gon sample RUN --refit` (in Python, gon.refit_gaussian())"
+# the CLI's flags whose keyword is not the flag's own name (`from` is a Python keyword)
 CLI_NAMES = {"data": ("--data", "paths"), "input": ("--input", "inputs"), "from": ("--from", "from_")}
 
 
@@ -345,7 +345,8 @@ class GON:
         """The checkpoint refit_gaussian writes: the one this GON was loaded from, if it is the last or the best
         (the last weights saved as best.safetensors replaced the real best, or made one that was never scored)."""
         if self.samples_prior:
-            raise UsageError(f"sample --refit (refit_gaussian): {self.run} samples from its prior N(0, I), not from a fitted Gaussian")
+            raise UsageError(f"sample --refit (refit_gaussian): {self.run} samples from its prior N(0, I), not from a "
+                             f"fitted Gaussian")
         if self.run is None:
             raise GONError("refit_gaussian: this GON was not loaded from a run (GON.load)")
         if which is not None:

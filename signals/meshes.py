@@ -22,7 +22,7 @@ def find_meshes(paths) -> list[Path]:
     return find_files(paths, EXTENSIONS, "meshes")
 
 
-def _trimesh():
+def import_trimesh():
     """trimesh, imported with stop signals held (interrupts.deferred): its optional imports catch BaseException,
     so a Ctrl-C or SIGTERM raised inside them was swallowed and the run trained on to exit 0 (a hostile check,
     1.4-1.9 s into `fit sdf`). A signal that came during the import is raised once it ends."""
@@ -70,7 +70,7 @@ def _read(path: Path):
     from PIL import Image
 
     from implicit_gon.interrupts import unswallowed
-    trimesh = _trimesh()
+    trimesh = import_trimesh()
     bound = Image.MAX_IMAGE_PIXELS
     try:
         with unswallowed(), warnings.catch_warnings():
@@ -93,7 +93,7 @@ def _resolver(path: Path):
     beside its target and read beside the link), within the memory budget, and a glTF's names percent-decoded as
     its spec writes them ('my%20buffer.bin' names 'my buffer.bin': trimesh said FileNotFoundError)."""
     from urllib.parse import unquote
-    resolvers = _trimesh().resolvers
+    resolvers = import_trimesh().resolvers
     decode = unquote if path.suffix.lower() in (".glb", ".gltf") else str
 
     class Beside(resolvers.FilePathResolver):

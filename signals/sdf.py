@@ -31,7 +31,7 @@ from implicit_gon.verbs import Output, save_npy, verb
 
 from .base import Batch, SignalAdapter
 from .images import save_png
-from .meshes import EXTENSIONS, _trimesh, find_meshes, load_mesh
+from .meshes import EXTENSIONS, find_meshes, import_trimesh, load_mesh
 
 
 RADIUS = 0.9
@@ -54,7 +54,7 @@ def normalise(mesh) -> tuple[Any, np.ndarray, float]:
 def _o3d():
     from implicit_gon.interrupts import deferred
     try:
-        with deferred():  # as _trimesh: a third party's import is not where a stop is raised
+        with deferred():  # as import_trimesh: a third party's import is not where a stop is raised
             import open3d as o3d
     except ImportError as e:
         raise DataError(f"open3d could not be imported ({e}); on Debian/Ubuntu: apt-get install libusb-1.0-0") from None
@@ -89,7 +89,7 @@ class Distance:
 def sample_sdf(mesh, n: int, near_std: list[float], uniform_frac: float, seed: int = 0) -> np.ndarray:
     """(n, 4) float32 rows (x, y, z, sdf), shuffled: surface samples plus Gaussian offsets at each scale in
     near_std, and uniform points in the cube; the shape is already normalised."""
-    trimesh = _trimesh()
+    trimesh = import_trimesh()
     rng = np.random.default_rng(seed)
     n_uniform = int(round(n * uniform_frac))
     per = (n - n_uniform) // len(near_std)
@@ -228,7 +228,7 @@ def volume(field, res: int) -> np.ndarray:
 
 def marching_cubes(vol: np.ndarray):
     """Zero level set of a volume over [-1, 1]^3 as a trimesh.Trimesh."""
-    trimesh = _trimesh()
+    trimesh = import_trimesh()
     from skimage import measure
     if not (vol.min() < 0 < vol.max()):
         raise DataError("the field has no zero crossing on the grid: no surface to extract")
@@ -315,7 +315,7 @@ def iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:
 
 
 def surface_points(mesh, n: int = 30000, seed: int = 0) -> np.ndarray:
-    trimesh = _trimesh()
+    trimesh = import_trimesh()
     return trimesh.sample.sample_surface(mesh, n, seed=seed)[0]
 
 

@@ -215,7 +215,8 @@ def test_a_flag_given_twice_is_refused(args, says):
 
 
 @pytest.mark.parametrize("args,says", [
-    (["--set", "train.steps=3", "--set", "train.steps=4"], "--set train.steps is given twice (in Python, twice in sets=)"),
+    (["--set", "train.steps=3", "--set", "train.steps=4"],
+     "--set train.steps is given twice (in Python, twice in sets=)"),
     (["--steps", "3", "--set", "train.steps=4"], "--set train.steps: train.steps is given by its flag too")])
 def test_a_setting_given_twice_is_refused(args, says, tmp_path):
     """--set after --set, or after the field's own flag, silently won (YAML refuses a repeated key for this)."""

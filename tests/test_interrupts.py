@@ -235,13 +235,18 @@ def test_a_live_writers_temp_file_is_left_alone(tmp_path):
     assert sweep_stale(tmp_path) == [dead] and mine.exists()
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """A child Python running `code` in the repository, its output captured."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
 def test_a_stop_after_the_command_ended_is_recorded_not_raised():
     """torchrun sends SIGTERM to a rank that is already reporting "another rank failed": once main has its
     command's result (or error), a stop signal must not raise again and print a traceback over the line."""
     code = ("import os, signal\nfrom implicit_gon import interrupts\ninterrupts.install()\n"
             "interrupts.settle()\nos.kill(os.getpid(), signal.SIGTERM)\nos.kill(os.getpid(), signal.SIGINT)\n"
             "print('reported', interrupts.pending() == signal.SIGTERM)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = _python(code)
     assert p.returncode == 0 and p.stdout.strip() == "reported True" and "Traceback" not in p.stderr, p.stderr
 
 
@@ -258,7 +263,7 @@ def test_a_stop_delivered_twice_is_one_stop_and_a_later_one_stops_at_once():
             "for pause in (0.0, interrupts.REPEAT_GRACE + 0.2):\n"
             "    try:\n        step(pause)\n"
             "    except interrupts.Stop as e:\n        print(pause > 0, e.name, flush=True)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = _python(code)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     assert p.stdout.split("\n")[:3] == ["step ended", "False SIGINT", "True SIGINT"]  # the first signal's stop
 
@@ -278,7 +283,7 @@ def test_a_stop_swallowed_inside_unswallowed_is_raised_when_it_ends():
             "            print('went on', flush=True)\n"
             "    except interrupts.Stop as e:\n        print(swallow, e.name, flush=True)\n"
             "    interrupts._state['raised'] = None  # the next round's stop is a new one\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = _python(code)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
     assert p.stdout.split("\n")[:4] == ["swallowed", "went on", "True SIGTERM", "False SIGTERM"], p.stdout
 
@@ -395,7 +400,7 @@ def test_a_stop_during_an_import_waits_for_the_import_to_finish(tmp_path):
             "try:\n    import slow_module\n    time.sleep(30)\n"
             "except KeyboardInterrupt as e:\n"
             "    print(type(e).__name__, getattr(sys.modules.get('slow_module'), 'done', False))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    p = _python(code)
     assert p.returncode == 0 and p.stdout.strip() == "Stop True", (p.stdout, p.stderr)
 
 

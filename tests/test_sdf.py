@@ -263,7 +263,7 @@ def test_a_stop_during_trimeshs_import_is_not_swallowed(tmp_path):
                                          "    time.sleep(0.1)\nexcept BaseException:\n    pass\n")
     code = (f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nfrom implicit_gon import interrupts\n"
             "from signals import sdf\ninterrupts.install()\n"
-            "try:\n    sdf._trimesh()\n    print('swallowed')\nexcept interrupts.Stop as e:\n    print('stopped', e.name)\n")
+            "try:\n    sdf.import_trimesh()\n    print('swallowed')\nexcept interrupts.Stop as e:\n    print('stopped', e.name)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert p.stdout.strip() == "stopped SIGTERM", (p.stdout, p.stderr)
 
